@@ -1,0 +1,282 @@
+//! Where requests go and with what identity: bucket, region, endpoint, credentials, retry policy.
+
+use std::time::Duration;
+
+use crate::credentials::Credentials;
+use crate::error::{Error, InvalidInput};
+use crate::retry::RetryPolicy;
+
+/// A validated bucket name, `<name>-<appid>` (e.g. `examplebucket-1250000000`).
+///
+/// ```
+/// assert!(cos_core::Bucket::new("examplebucket-1250000000").is_ok());
+/// assert!(cos_core::Bucket::new("Example-1250000000").is_err());
+/// assert!(cos_core::Bucket::new("examplebucket").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Bucket(String);
+
+impl Bucket {
+    /// Validates a full bucket name: lower-case letters, digits and `-`, not starting or ending with `-`,
+    /// followed by `-<appid>` (digits).
+    pub fn new(bucket: impl Into<String>) -> Result<Bucket, InvalidInput> {
+        let bucket = bucket.into();
+        let bad = |reason| InvalidInput::Bucket {
+            bucket: bucket.clone(),
+            reason,
+        };
+        let Some((name, appid)) = bucket.rsplit_once('-') else {
+            return Err(bad("expected <name>-<appid>, e.g. examplebucket-1250000000"));
+        };
+        if appid.is_empty() || !appid.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("the appid after the last '-' must be digits"));
+        }
+        if name.is_empty() {
+            return Err(bad("the name before -<appid> is empty"));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(bad("the name may hold only lower-case letters, digits and '-'"));
+        }
+        if name.starts_with('-') || name.ends_with('-') {
+            return Err(bad("the name may not start or end with '-'"));
+        }
+        // `<bucket>.cos.<region>.myqcloud.com` must stay within 60 characters; the longest common region is
+        // about 16 characters, so the bucket itself is bounded here and the host again in `Config::new`.
+        if bucket.len() > 50 {
+            return Err(bad("too long: the host name must stay within 60 characters"));
+        }
+        Ok(Bucket(bucket))
+    }
+
+    /// The full name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The appid suffix.
+    pub fn appid(&self) -> &str {
+        self.0.rsplit_once('-').map(|(_, a)| a).unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated region such as `ap-guangzhou`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Region(String);
+
+impl Region {
+    /// Validates a region: non-empty, lower-case letters, digits and `-`.
+    pub fn new(region: impl Into<String>) -> Result<Region, InvalidInput> {
+        let region = region.into();
+        let ok = !region.is_empty()
+            && region.len() <= 40
+            && !region.starts_with('-')
+            && !region.ends_with('-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Region(region))
+        } else {
+            Err(InvalidInput::Region(region))
+        }
+    }
+
+    /// The region name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where requests are sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `https://<bucket>.cos.<region>.myqcloud.com` (the default).
+    Default,
+    /// `https://<bucket>.cos.<region>.tencentcos.cn`.
+    TencentCos,
+    /// Global acceleration: `https://<bucket>.cos.accelerate.myqcloud.com`.
+    Accelerate,
+    /// A custom domain or a local server, e.g. `http://127.0.0.1:9000`: requests go there as they are, with
+    /// no bucket in host or path.
+    Custom {
+        /// `http` or `https`.
+        scheme: String,
+        /// `host[:port]`, sent as `Host`.
+        authority: String,
+    },
+}
+
+impl Endpoint {
+    /// Parses a custom endpoint URL (`http(s)://host[:port]`, an optional trailing `/`).
+    pub fn custom(url: &str) -> Result<Endpoint, InvalidInput> {
+        let bad = || InvalidInput::Endpoint(url.to_string());
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        if scheme != "http" && scheme != "https" {
+            return Err(bad());
+        }
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') || authority.contains('@') {
+            return Err(bad());
+        }
+        authority.parse::<http::uri::Authority>().map_err(|_| bad())?;
+        Ok(Endpoint::Custom {
+            scheme: scheme.to_string(),
+            authority: authority.to_string(),
+        })
+    }
+}
+
+/// Everything a request needs besides the operation itself.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Signing identity.
+    pub credentials: Credentials,
+    /// The bucket.
+    pub bucket: Bucket,
+    /// The region.
+    pub region: Region,
+    /// Where requests go.
+    pub endpoint: Endpoint,
+    /// Retries and backoff.
+    pub retry: RetryPolicy,
+    /// How long a signature stays valid (q-key-time window end minus now).
+    pub signature_validity: Duration,
+    /// Seconds to add to the local clock when signing, learned from `RequestTimeTooSkewed`.
+    pub clock_offset_secs: i64,
+    /// Sent as `User-Agent`.
+    pub user_agent: String,
+}
+
+impl Config {
+    /// A configuration with the default endpoint, retry policy and a one-hour signature validity.
+    ///
+    /// ```
+    /// let c = cos_core::Config::new("examplebucket-1250000000", "ap-guangzhou",
+    ///     cos_core::Credentials::new("AKID", "KEY")).unwrap();
+    /// assert_eq!(c.host(), "examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com");
+    /// ```
+    pub fn new(bucket: &str, region: &str, credentials: Credentials) -> Result<Config, Error> {
+        let bucket = Bucket::new(bucket)?;
+        let region = Region::new(region)?;
+        if !credentials.is_complete() {
+            return Err(InvalidInput::MissingCredentials.into());
+        }
+        let config = Config {
+            credentials,
+            bucket,
+            region,
+            endpoint: Endpoint::Default,
+            retry: RetryPolicy::default(),
+            signature_validity: Duration::from_secs(3600),
+            clock_offset_secs: 0,
+            user_agent: concat!("cos-rs/", env!("CARGO_PKG_VERSION")).to_string(),
+        };
+        config.check_host()?;
+        Ok(config)
+    }
+
+    /// Replaces the endpoint.
+    pub fn with_endpoint(mut self, endpoint: Endpoint) -> Result<Config, Error> {
+        self.endpoint = endpoint;
+        self.check_host()?;
+        Ok(self)
+    }
+
+    fn check_host(&self) -> Result<(), Error> {
+        if matches!(self.endpoint, Endpoint::Custom { .. }) {
+            return Ok(());
+        }
+        let host = self.host();
+        if host.len() > 60 && !matches!(self.endpoint, Endpoint::Accelerate) {
+            return Err(InvalidInput::Bucket {
+                bucket: self.bucket.to_string(),
+                reason: "with this region the host name exceeds 60 characters",
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        match &self.endpoint {
+            Endpoint::Custom { scheme, .. } => scheme,
+            _ => "https",
+        }
+    }
+
+    /// The `Host` header value (with the port for a custom endpoint that has one).
+    pub fn host(&self) -> String {
+        let (b, r) = (self.bucket.as_str(), self.region.as_str());
+        match &self.endpoint {
+            Endpoint::Default => format!("{b}.cos.{r}.myqcloud.com"),
+            Endpoint::TencentCos => format!("{b}.cos.{r}.tencentcos.cn"),
+            Endpoint::Accelerate => format!("{b}.cos.accelerate.myqcloud.com"),
+            Endpoint::Custom { authority, .. } => authority.clone(),
+        }
+    }
+
+    /// `scheme://host/<encoded key>[?query]`. The query pairs are raw; they are encoded here.
+    pub fn uri(&self, key: &str, query: &[(&str, String)]) -> Result<http::Uri, Error> {
+        let mut s = format!("{}://{}/{}", self.scheme(), self.host(), crate::auth::encode_path(key));
+        for (i, (k, v)) in query.iter().enumerate() {
+            s.push(if i == 0 { '?' } else { '&' });
+            s.push_str(&crate::auth::encode(k));
+            if !v.is_empty() {
+                s.push('=');
+                s.push_str(&crate::auth::encode(v));
+            }
+        }
+        s.parse()
+            .map_err(|_| Error::InvalidInput(InvalidInput::Uri(s)))
+    }
+}
+
+/// Checks an object key: 1..=850 bytes of UTF-8, no leading `/`, no ASCII control characters.
+///
+/// ```
+/// assert!(cos_core::config::validate_key("photos/2026/a b.jpg").is_ok());
+/// assert!(cos_core::config::validate_key("").is_err());
+/// assert!(cos_core::config::validate_key("/abs").is_err());
+/// ```
+pub fn validate_key(key: &str) -> Result<(), InvalidInput> {
+    let bad = |reason| InvalidInput::Key {
+        key: key.chars().take(100).collect(),
+        reason,
+    };
+    if key.is_empty() {
+        return Err(bad("is empty"));
+    }
+    if key.len() > 850 {
+        return Err(bad("is longer than 850 bytes"));
+    }
+    if key.starts_with('/') {
+        return Err(bad("starts with '/': COS keys are relative to the bucket root"));
+    }
+    if key.chars().any(|c| c.is_ascii_control()) {
+        return Err(bad("contains an ASCII control character"));
+    }
+    Ok(())
+}
+
+/// Like [`validate_key`], and also refuses a key ending in `/` (a folder marker), where a file is uploaded.
+pub fn validate_file_key(key: &str) -> Result<(), InvalidInput> {
+    validate_key(key)?;
+    if key.ends_with('/') {
+        return Err(InvalidInput::Key {
+            key: key.chars().take(100).collect(),
+            reason: "ends with '/', which names a folder, not a file",
+        });
+    }
+    Ok(())
+}

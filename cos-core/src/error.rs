@@ -1,0 +1,323 @@
+//! One error type for every operation and transfer, and the one place that decides what is worth retrying.
+
+use std::fmt;
+
+/// Everything that can go wrong in cos-rs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input was rejected before any request was built: nothing was sent.
+    InvalidInput(InvalidInput),
+    /// COS answered with an error document (or an error status with a COS request id).
+    Service(Box<ServiceError>),
+    /// The response is not what the operation expects (an HTML page from a proxy, a truncated XML body…).
+    UnexpectedResponse(Box<UnexpectedResponse>),
+    /// The request did not complete: connect, TLS, reset, timeout or I/O failure in the driver.
+    Transport(TransportError),
+    /// Bytes arrived, but not the bytes sent: an ETag or CRC-64 does not match what was computed locally.
+    Integrity(IntegrityError),
+    /// The local source (file, reader, stream) failed or changed while it was being uploaded.
+    Source(String),
+    /// The task was cancelled by its owner.
+    Cancelled,
+}
+
+impl Error {
+    /// Whether sending the same request again may succeed: transport failures, 5xx, `SlowDown`,
+    /// `RequestTimeout`, and unreadable 2xx bodies. Never other 4xx (clock skew is handled separately).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport(_) => true,
+            Error::Service(e) => {
+                e.status >= 500
+                    || matches!(
+                        e.code.as_str(),
+                        "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"
+                    )
+            }
+            Error::UnexpectedResponse(e) => e.status >= 500 || (200..300).contains(&e.status) || e.status == 429,
+            _ => false,
+        }
+    }
+
+    /// The COS error code, when COS sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Service(e) => Some(&e.code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the response that caused the error, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Service(e) => Some(e.status),
+            Error::UnexpectedResponse(e) => Some(e.status),
+            _ => None,
+        }
+    }
+
+    /// The COS request id, where the server gave one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Service(e) => e.request_id.as_deref(),
+            Error::UnexpectedResponse(e) => e.request_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidInput(e) => write!(f, "invalid input (nothing was sent): {e}"),
+            Error::Service(e) => write!(f, "{e}"),
+            Error::UnexpectedResponse(e) => write!(f, "{e}"),
+            Error::Transport(e) => write!(f, "{e}"),
+            Error::Integrity(e) => write!(f, "integrity check failed: {e}"),
+            Error::Source(e) => write!(f, "upload source failed: {e}"),
+            Error::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<InvalidInput> for Error {
+    fn from(e: InvalidInput) -> Self {
+        Error::InvalidInput(e)
+    }
+}
+
+/// Why input was rejected before sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// The bucket is not `<name>-<appid>` with a valid name, or the host name would be too long.
+    Bucket {
+        /// The bucket as given.
+        bucket: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The region is empty or has characters other than lower-case letters, digits and `-`.
+    Region(String),
+    /// The object key is empty, too long, or otherwise unusable.
+    Key {
+        /// The key as given (cut to 100 characters).
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A part number outside `1..=10000`.
+    PartNumber(u64),
+    /// A part or object size outside what COS accepts.
+    Size {
+        /// What was measured (part, object, append…).
+        what: &'static str,
+        /// The size in bytes.
+        size: u64,
+        /// The accepted limit, described.
+        limit: &'static str,
+    },
+    /// A traffic limit outside `819200..=838860800` bit/s.
+    TrafficLimit(u64),
+    /// The `x-cos-meta-*` headers together exceed 2 KB.
+    MetadataTooLarge(usize),
+    /// A metadata name is not a valid header name.
+    MetadataName(String),
+    /// A header value contains characters HTTP headers cannot carry.
+    HeaderValue(String),
+    /// A parameter is outside its range (max-uploads, max-parts, position…).
+    Parameter {
+        /// The parameter.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The SecretId or SecretKey is empty.
+    MissingCredentials,
+    /// The endpoint is not an `http://` or `https://` URL with a host.
+    Endpoint(String),
+    /// A request URI could not be formed or read.
+    Uri(String),
+    /// The multipart upload has no parts to complete.
+    NoParts,
+    /// A checkpoint cannot be used for this upload.
+    Checkpoint(String),
+}
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidInput::Bucket { bucket, reason } => write!(f, "bucket {bucket:?}: {reason}"),
+            InvalidInput::Region(r) => write!(
+                f,
+                "region {r:?}: expected lower-case letters, digits and '-', e.g. ap-guangzhou"
+            ),
+            InvalidInput::Key { key, reason } => write!(f, "object key {key:?}: {reason}"),
+            InvalidInput::PartNumber(n) => write!(f, "part number {n}: must be in 1..=10000"),
+            InvalidInput::Size { what, size, limit } => write!(f, "{what} size {size}: {limit}"),
+            InvalidInput::TrafficLimit(v) => write!(
+                f,
+                "traffic limit {v} bit/s: must be in 819200..=838860800"
+            ),
+            InvalidInput::MetadataTooLarge(n) => {
+                write!(f, "user metadata is {n} bytes: COS accepts at most 2048")
+            }
+            InvalidInput::MetadataName(n) => write!(f, "metadata name {n:?} is not a valid header name"),
+            InvalidInput::HeaderValue(h) => write!(f, "header {h}: value has characters HTTP cannot carry"),
+            InvalidInput::Parameter { name, reason } => write!(f, "{name}: {reason}"),
+            InvalidInput::MissingCredentials => f.write_str("SecretId and SecretKey must both be set"),
+            InvalidInput::Endpoint(e) => write!(f, "endpoint {e:?}: expected http(s)://host[:port]"),
+            InvalidInput::Uri(u) => write!(f, "cannot form a request URI from {u:?}"),
+            InvalidInput::NoParts => f.write_str("a multipart upload needs at least one part"),
+            InvalidInput::Checkpoint(e) => write!(f, "checkpoint: {e}"),
+        }
+    }
+}
+
+/// An error answered by COS.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceError {
+    /// HTTP status (a 200 for a Complete whose body is `<Error>`).
+    pub status: u16,
+    /// COS `Code`, e.g. `NoSuchUpload`; the status text when the body had none.
+    pub code: String,
+    /// COS `Message`.
+    pub message: String,
+    /// `RequestId` (body) or `x-cos-request-id` (header).
+    pub request_id: Option<String>,
+    /// `TraceId` (body) or `x-cos-trace-id` (header).
+    pub trace_id: Option<String>,
+    /// `Resource`.
+    pub resource: Option<String>,
+    /// The server's `StringToSign`, sent with `SignatureDoesNotMatch`.
+    pub string_to_sign: Option<String>,
+    /// The server's `FormatString` (HttpString), sent with `SignatureDoesNotMatch`.
+    pub format_string: Option<String>,
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "COS error {} {}: {}", self.status, self.code, self.message)?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        if let Some(s) = &self.format_string {
+            write!(f, "; server FormatString {s:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A response the operation cannot interpret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnexpectedResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// What was expected and what was wrong.
+    pub reason: String,
+    /// The first bytes of the body, lossily decoded.
+    pub excerpt: String,
+    /// `x-cos-request-id`, if present.
+    pub request_id: Option<String>,
+}
+
+impl fmt::Display for UnexpectedResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unexpected response {}: {}", self.status, self.reason)?;
+        if !self.excerpt.is_empty() {
+            write!(f, "; body starts {:?}", self.excerpt)?;
+        }
+        Ok(())
+    }
+}
+
+/// A transport failure reported by the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportError {
+    /// What kind of failure.
+    pub kind: TransportErrorKind,
+    /// The driver's description.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A transport error of a kind with a message.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "transport error ({:?}): {}", self.kind, self.message)
+    }
+}
+
+/// Kinds of transport failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// Could not connect (refused, DNS, unreachable).
+    Connect,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// A connect or read timeout elapsed.
+    Timeout,
+    /// The connection was closed or reset mid-exchange.
+    Reset,
+    /// Reading the request body from its source failed.
+    Body,
+    /// Anything else.
+    Other,
+}
+
+/// A local check against what the server reported failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IntegrityError {
+    /// The ETag the server returned is not the MD5 of the bytes sent.
+    Etag {
+        /// Part number, or `None` for a single PUT or append.
+        part: Option<u32>,
+        /// MD5 hex of what was sent.
+        expected: String,
+        /// ETag returned.
+        actual: String,
+    },
+    /// The server's CRC-64 is not the CRC-64 of the bytes sent.
+    Crc64 {
+        /// Part number, or `None` for the whole object.
+        part: Option<u32>,
+        /// CRC-64 computed locally.
+        expected: u64,
+        /// CRC-64 returned.
+        actual: u64,
+    },
+}
+
+impl fmt::Display for IntegrityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = |p: &Option<u32>| match p {
+            Some(n) => format!("part {n}"),
+            None => "object".to_string(),
+        };
+        match self {
+            IntegrityError::Etag { part, expected, actual } => write!(
+                f,
+                "{} ETag {actual} is not the MD5 {expected} of the bytes sent",
+                what(part)
+            ),
+            IntegrityError::Crc64 { part, expected, actual } => write!(
+                f,
+                "{} CRC-64 {actual} from COS differs from {expected} computed locally",
+                what(part)
+            ),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! # cos-core: the sans-IO core of cos-rs
+//!
+//! `cos-core` builds signed [`http::Request`]s for every Tencent Cloud COS upload operation and interprets
+//! the [`http::Response`]s. It opens no sockets, reads no files, reads no clock, starts no threads and needs
+//! no async runtime: time ([`task::Now`]) and bytes are passed in. The drivers `cos-blocking` (ureq) and
+//! `cos-async` (hyper + tokio) do the I/O; every decision (what to send next, whether to retry, when a part
+//! is done) is made here, once.
+//!
+//! ## The loop contract
+//!
+//! Every operation and transfer is a [`task::Task`]. A driver runs it like this:
+//!
+//! 1. Call [`task::Task::poll_output`] with the current [`task::Now`] until it returns
+//!    [`task::Output::Wait`] or [`task::Output::Done`]:
+//!    - [`task::Output::Transmit`]: send the signed request exactly as given. A
+//!      [`task::RequestBody::Source`] body is a range of the task's source: stream it, computing a
+//!      [`checksum::BodyDigest`] on the way.
+//!    - [`task::Output::Event`]: report it (progress, retries, clock skew…).
+//! 2. On `Wait { until }`, block until a response arrives or `until` passes.
+//! 3. Feed each response (body read whole) or transport failure with [`task::Task::handle_input`], then go
+//!    back to 1.
+//! 4. `Done(result)` ends the task.
+//!
+//! Requests are signed when they are emitted, so a retried request carries a fresh signature.
+//!
+//! ```
+//! use std::time::{Instant, SystemTime};
+//! use cos_core::{ops::PutObject, task::{Input, Now, OneShot, Output, Task}, Config, Credentials};
+//!
+//! let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
+//! let mut task = OneShot::new(PutObject::new("hello.txt").with_bytes("hello"), config)?;
+//! let now = Now { instant: Instant::now(), system: SystemTime::now() };
+//! let result = loop {
+//!     match task.poll_output(now) {
+//!         Output::Transmit(t) => {
+//!             // A real driver sends `t.request`; here the answer is made up.
+//!             let response = http::Response::builder()
+//!                 .status(200)
+//!                 .header("etag", "\"5d41402abc4b2a76b9719d911017c592\"")
+//!                 .body(bytes::Bytes::new())?;
+//!             task.handle_input(now, Input::Response { id: t.id, response, sent: None });
+//!         }
+//!         Output::Event(_) => {}
+//!         Output::Wait { .. } => unreachable!("an answer was fed for every request"),
+//!         Output::Done(result) => break result,
+//!     }
+//! };
+//! assert_eq!(result?.etag, "\"5d41402abc4b2a76b9719d911017c592\"");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod checksum;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod ops;
+pub mod retry;
+pub mod task;
+
+pub use config::{Bucket, Config, Endpoint, Region};
+pub use credentials::Credentials;
+pub use error::{Error, InvalidInput};

@@ -1,0 +1,560 @@
+//! One request builder and one response parser per COS operation.
+//!
+//! Each operation is a plain value implementing [`Operation`]: `to_request` validates the input and builds the
+//! unsigned [`http::Request`]; `parse_response` turns the answer into a typed output or an [`Error`].
+//! [`crate::task::OneShot`] adds signing, retries and clock-skew correction to any of them.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use crate::checksum::SentDigest;
+use crate::config::Config;
+use crate::error::{Error, InvalidInput, ServiceError, UnexpectedResponse};
+use crate::task::RequestBody;
+
+mod put;
+pub use put::{PutObject, PutObjectOutput};
+
+/// One COS request/response exchange.
+pub trait Operation {
+    /// The typed result.
+    type Output;
+    /// The operation's name, as in COS documentation (`PutObject`, `UploadPart`…).
+    const NAME: &'static str;
+    /// Validates the input and builds the unsigned request (with `Host` and, where a body may be sent,
+    /// `Content-Length`). An error here means nothing was sent.
+    fn to_request(&self, config: &Config) -> Result<http::Request<RequestBody>, Error>;
+    /// Interprets the response. `sent` is the digest of a [`RequestBody::Source`] body as the driver sent it.
+    fn parse_response(
+        &self,
+        response: &http::Response<Bytes>,
+        sent: Option<&SentDigest>,
+    ) -> Result<Self::Output, Error>;
+}
+
+/// Starts a request with `Host`, `User-Agent` and the body's `Content-Length` (for methods with bodies).
+pub(crate) fn request(
+    config: &Config,
+    method: http::Method,
+    key: &str,
+    query: &[(&str, String)],
+    body: RequestBody,
+) -> Result<http::Request<RequestBody>, Error> {
+    let uri = config.uri(key, query)?;
+    let mut req = http::Request::builder().method(method.clone()).uri(uri);
+    let headers = req.headers_mut().expect("builder is valid");
+    headers.insert(http::header::HOST, header_value("host", &config.host())?);
+    headers.insert(http::header::USER_AGENT, header_value("user-agent", &config.user_agent)?);
+    if method == http::Method::PUT || method == http::Method::POST {
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    req.body(body)
+        .map_err(|e| Error::InvalidInput(InvalidInput::Uri(e.to_string())))
+}
+
+pub(crate) fn header_value(name: &str, value: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(value).map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue(name.to_string())))
+}
+
+/// Reads a response header as a string.
+pub fn header(response: &http::Response<Bytes>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The `x-cos-request-id` of a response.
+pub fn request_id(response: &http::Response<Bytes>) -> Option<String> {
+    header(response, "x-cos-request-id")
+}
+
+/// Reads `x-cos-hash-crc64ecma` as a number.
+pub fn crc64_header(response: &http::Response<Bytes>) -> Option<u64> {
+    header(response, "x-cos-hash-crc64ecma").and_then(|v| v.trim().parse().ok())
+}
+
+/// `x-cos-version-id`, with `null` (unversioned) as `None`.
+pub fn version_id(response: &http::Response<Bytes>) -> Option<String> {
+    header(response, "x-cos-version-id").filter(|v| v != "null" && !v.is_empty())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ErrorXml {
+    #[serde(rename = "Code")]
+    code: String,
+    #[serde(rename = "Message")]
+    message: String,
+    #[serde(rename = "Resource")]
+    resource: Option<String>,
+    #[serde(rename = "RequestId")]
+    request_id: Option<String>,
+    #[serde(rename = "TraceId")]
+    trace_id: Option<String>,
+    #[serde(rename = "StringToSign")]
+    string_to_sign: Option<String>,
+    #[serde(rename = "FormatString")]
+    format_string: Option<String>,
+}
+
+/// Short, lossy excerpt of a body for error messages.
+pub fn excerpt(body: &[u8]) -> String {
+    let cut = &body[..body.len().min(256)];
+    String::from_utf8_lossy(cut).trim().to_string()
+}
+
+/// Parses an `<Error>` document, if the body is one.
+pub fn parse_error_body(response: &http::Response<Bytes>) -> Option<ServiceError> {
+    let text = std::str::from_utf8(response.body()).ok()?.trim();
+    if !text.contains("<Error") {
+        return None;
+    }
+    let x: ErrorXml = quick_xml::de::from_str(text).ok()?;
+    if x.code.is_empty() {
+        return None;
+    }
+    Some(ServiceError {
+        status: response.status().as_u16(),
+        code: x.code,
+        message: x.message,
+        request_id: x.request_id.filter(|s| !s.is_empty()).or_else(|| request_id(response)),
+        trace_id: x.trace_id.filter(|s| !s.is_empty()).or_else(|| header(response, "x-cos-trace-id")),
+        resource: x.resource,
+        string_to_sign: x.string_to_sign,
+        format_string: x.format_string,
+    })
+}
+
+/// The error a failed response stands for: a COS error document, a body-less COS error (HEAD), or an
+/// unexpected response (a proxy's HTML page, an empty 502).
+pub fn error_from_response(response: &http::Response<Bytes>) -> Error {
+    if let Some(e) = parse_error_body(response) {
+        return Error::Service(Box::new(e));
+    }
+    let status = response.status();
+    if response.body().is_empty() && request_id(response).is_some() && status.as_u16() >= 400 {
+        let code = match status.as_u16() {
+            404 => "NoSuchKey",
+            403 => "AccessDenied",
+            412 => "PreconditionFailed",
+            _ => status.canonical_reason().unwrap_or("Unknown"),
+        };
+        return Error::Service(Box::new(ServiceError {
+            status: status.as_u16(),
+            code: code.replace(' ', ""),
+            message: "no error body (HEAD or empty answer)".into(),
+            request_id: request_id(response),
+            trace_id: header(response, "x-cos-trace-id"),
+            ..Default::default()
+        }));
+    }
+    unexpected(response, "not a COS error document")
+}
+
+/// An [`Error::UnexpectedResponse`] for this response.
+pub fn unexpected(response: &http::Response<Bytes>, reason: &str) -> Error {
+    Error::UnexpectedResponse(Box::new(UnexpectedResponse {
+        status: response.status().as_u16(),
+        reason: reason.to_string(),
+        excerpt: excerpt(response.body()),
+        request_id: request_id(response),
+    }))
+}
+
+/// Succeeds for a 2xx status; otherwise returns the error the response stands for.
+pub fn expect_success(response: &http::Response<Bytes>) -> Result<(), Error> {
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(error_from_response(response))
+    }
+}
+
+/// Parses an XML body of a 2xx response into `T`; an `<Error>` body (COS can send one with 200) is an error.
+pub fn parse_xml<T: serde::de::DeserializeOwned>(
+    response: &http::Response<Bytes>,
+    root: &str,
+) -> Result<T, Error> {
+    expect_success(response)?;
+    if let Some(e) = parse_error_body(response) {
+        return Err(Error::Service(Box::new(e)));
+    }
+    let text = std::str::from_utf8(response.body())
+        .map_err(|_| unexpected(response, "body is not UTF-8"))?
+        .trim();
+    if !text.contains(&format!("<{root}")) {
+        return Err(unexpected(response, &format!("expected an XML <{root}> document")));
+    }
+    quick_xml::de::from_str(text).map_err(|e| unexpected(response, &format!("malformed <{root}>: {e}")))
+}
+
+/// Access control list values for `x-cos-acl`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Acl {
+    /// Inherit the bucket's ACL.
+    Default,
+    /// Owner only.
+    Private,
+    /// Anyone may read.
+    PublicRead,
+}
+
+impl Acl {
+    /// The header value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Acl::Default => "default",
+            Acl::Private => "private",
+            Acl::PublicRead => "public-read",
+        }
+    }
+}
+
+/// Storage classes for `x-cos-storage-class`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageClass {
+    /// `STANDARD`.
+    Standard,
+    /// `STANDARD_IA`.
+    StandardIa,
+    /// `ARCHIVE`.
+    Archive,
+    /// `DEEP_ARCHIVE`.
+    DeepArchive,
+    /// `INTELLIGENT_TIERING`.
+    IntelligentTiering,
+    /// `MAZ_STANDARD`.
+    MazStandard,
+    /// `MAZ_STANDARD_IA`.
+    MazStandardIa,
+    /// `MAZ_INTELLIGENT_TIERING`.
+    MazIntelligentTiering,
+    /// Any other class COS may add.
+    Other(String),
+}
+
+impl StorageClass {
+    /// The header value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::StandardIa => "STANDARD_IA",
+            StorageClass::Archive => "ARCHIVE",
+            StorageClass::DeepArchive => "DEEP_ARCHIVE",
+            StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+            StorageClass::MazStandard => "MAZ_STANDARD",
+            StorageClass::MazStandardIa => "MAZ_STANDARD_IA",
+            StorageClass::MazIntelligentTiering => "MAZ_INTELLIGENT_TIERING",
+            StorageClass::Other(s) => s,
+        }
+    }
+
+    /// Parses a header value (unknown values become [`StorageClass::Other`]).
+    pub fn parse(s: &str) -> StorageClass {
+        match s {
+            "STANDARD" => StorageClass::Standard,
+            "STANDARD_IA" => StorageClass::StandardIa,
+            "ARCHIVE" => StorageClass::Archive,
+            "DEEP_ARCHIVE" => StorageClass::DeepArchive,
+            "INTELLIGENT_TIERING" => StorageClass::IntelligentTiering,
+            "MAZ_STANDARD" => StorageClass::MazStandard,
+            "MAZ_STANDARD_IA" => StorageClass::MazStandardIa,
+            "MAZ_INTELLIGENT_TIERING" => StorageClass::MazIntelligentTiering,
+            other => StorageClass::Other(other.to_string()),
+        }
+    }
+}
+
+/// Server-side encryption for `x-cos-server-side-encryption`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerSideEncryption {
+    /// `AES256` (SSE-COS).
+    Aes256,
+    /// `cos/kms`, optionally with a KMS key id.
+    Kms {
+        /// `x-cos-server-side-encryption-cos-kms-key-id`.
+        key_id: Option<String>,
+    },
+}
+
+/// The lowest and highest traffic limit COS accepts, in bit/s.
+pub const TRAFFIC_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 819_200..=838_860_800;
+
+/// Largest total size of `x-cos-meta-*` names and values.
+pub const MAX_METADATA_BYTES: usize = 2048;
+
+/// Optional headers shared by PUT Object, Append Object and Initiate Multipart Upload (and part of them by
+/// Upload Part). Set them through the operations' builder methods.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectOptions {
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// `Content-Encoding`.
+    pub content_encoding: Option<String>,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Expires`.
+    pub expires: Option<String>,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// `x-cos-acl`.
+    pub acl: Option<Acl>,
+    /// `x-cos-grant-read`.
+    pub grant_read: Option<String>,
+    /// `x-cos-grant-read-acp`.
+    pub grant_read_acp: Option<String>,
+    /// `x-cos-grant-write-acp`.
+    pub grant_write_acp: Option<String>,
+    /// `x-cos-grant-full-control`.
+    pub grant_full_control: Option<String>,
+    /// `x-cos-storage-class`.
+    pub storage_class: Option<StorageClass>,
+    /// `x-cos-meta-<name>: <value>`; names without the prefix.
+    pub metadata: Vec<(String, String)>,
+    /// `x-cos-traffic-limit`, bit/s.
+    pub traffic_limit: Option<u64>,
+    /// `x-cos-server-side-encryption`.
+    pub server_side_encryption: Option<ServerSideEncryption>,
+    /// `x-cos-forbid-overwrite: true`.
+    pub forbid_overwrite: bool,
+    /// `x-cos-tagging`.
+    pub tagging: Option<String>,
+    /// `Content-MD5` (base64).
+    pub content_md5: Option<String>,
+    /// Any other header (e.g. `x-cos-meta-md5` set by UploadAddMetaMd5, or a new COS header).
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl ObjectOptions {
+    /// Validates the options and writes them as headers.
+    pub fn apply(&self, headers: &mut HeaderMap) -> Result<(), Error> {
+        let mut set = |name: &str, value: &str| -> Result<(), Error> {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue(name.to_string())))?;
+            headers.insert(n, header_value(name, value)?);
+            Ok(())
+        };
+        let opt = [
+            ("cache-control", &self.cache_control),
+            ("content-disposition", &self.content_disposition),
+            ("content-encoding", &self.content_encoding),
+            ("content-type", &self.content_type),
+            ("expires", &self.expires),
+            ("x-cos-grant-read", &self.grant_read),
+            ("x-cos-grant-read-acp", &self.grant_read_acp),
+            ("x-cos-grant-write-acp", &self.grant_write_acp),
+            ("x-cos-grant-full-control", &self.grant_full_control),
+            ("x-cos-tagging", &self.tagging),
+            ("content-md5", &self.content_md5),
+        ];
+        for (name, value) in opt {
+            if let Some(v) = value {
+                set(name, v)?;
+            }
+        }
+        if self.expect_continue {
+            set("expect", "100-continue")?;
+        }
+        if let Some(acl) = &self.acl {
+            set("x-cos-acl", acl.as_str())?;
+        }
+        if let Some(class) = &self.storage_class {
+            set("x-cos-storage-class", class.as_str())?;
+        }
+        if let Some(limit) = self.traffic_limit {
+            validate_traffic_limit(limit)?;
+            set("x-cos-traffic-limit", &limit.to_string())?;
+        }
+        match &self.server_side_encryption {
+            Some(ServerSideEncryption::Aes256) => set("x-cos-server-side-encryption", "AES256")?,
+            Some(ServerSideEncryption::Kms { key_id }) => {
+                set("x-cos-server-side-encryption", "cos/kms")?;
+                if let Some(id) = key_id {
+                    set("x-cos-server-side-encryption-cos-kms-key-id", id)?;
+                }
+            }
+            None => {}
+        }
+        if self.forbid_overwrite {
+            set("x-cos-forbid-overwrite", "true")?;
+        }
+        let mut meta_bytes = 0;
+        for (name, value) in &self.metadata {
+            let name = name.strip_prefix("x-cos-meta-").unwrap_or(name);
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(InvalidInput::MetadataName(name.to_string()).into());
+            }
+            meta_bytes += "x-cos-meta-".len() + name.len() + value.len();
+            set(&format!("x-cos-meta-{}", name.to_ascii_lowercase()), value)?;
+        }
+        if meta_bytes > MAX_METADATA_BYTES {
+            return Err(InvalidInput::MetadataTooLarge(meta_bytes).into());
+        }
+        for (name, value) in &self.extra_headers {
+            set(name, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a traffic limit against [`TRAFFIC_LIMIT_RANGE`].
+pub fn validate_traffic_limit(limit: u64) -> Result<(), Error> {
+    if TRAFFIC_LIMIT_RANGE.contains(&limit) {
+        Ok(())
+    } else {
+        Err(InvalidInput::TrafficLimit(limit).into())
+    }
+}
+
+/// Generates the [`ObjectOptions`] builder methods on an operation with an `options` field.
+macro_rules! object_options {
+    ($ty:ty) => {
+        impl $ty {
+            /// Sets all optional headers at once.
+            pub fn options(mut self, options: $crate::ops::ObjectOptions) -> Self {
+                self.options = options;
+                self
+            }
+            /// `Content-Type`.
+            pub fn content_type(mut self, v: impl Into<String>) -> Self {
+                self.options.content_type = Some(v.into());
+                self
+            }
+            /// `Cache-Control`.
+            pub fn cache_control(mut self, v: impl Into<String>) -> Self {
+                self.options.cache_control = Some(v.into());
+                self
+            }
+            /// `Content-Disposition`.
+            pub fn content_disposition(mut self, v: impl Into<String>) -> Self {
+                self.options.content_disposition = Some(v.into());
+                self
+            }
+            /// `Content-Encoding`.
+            pub fn content_encoding(mut self, v: impl Into<String>) -> Self {
+                self.options.content_encoding = Some(v.into());
+                self
+            }
+            /// `Expires`.
+            pub fn expires(mut self, v: impl Into<String>) -> Self {
+                self.options.expires = Some(v.into());
+                self
+            }
+            /// `Expect: 100-continue`.
+            pub fn expect_continue(mut self) -> Self {
+                self.options.expect_continue = true;
+                self
+            }
+            /// `x-cos-acl`.
+            pub fn acl(mut self, v: $crate::ops::Acl) -> Self {
+                self.options.acl = Some(v);
+                self
+            }
+            /// `x-cos-grant-read`, e.g. `id="qcs::cam::uin/100000000001:uin/100000000011"`.
+            pub fn grant_read(mut self, v: impl Into<String>) -> Self {
+                self.options.grant_read = Some(v.into());
+                self
+            }
+            /// `x-cos-grant-read-acp`.
+            pub fn grant_read_acp(mut self, v: impl Into<String>) -> Self {
+                self.options.grant_read_acp = Some(v.into());
+                self
+            }
+            /// `x-cos-grant-write-acp`.
+            pub fn grant_write_acp(mut self, v: impl Into<String>) -> Self {
+                self.options.grant_write_acp = Some(v.into());
+                self
+            }
+            /// `x-cos-grant-full-control`.
+            pub fn grant_full_control(mut self, v: impl Into<String>) -> Self {
+                self.options.grant_full_control = Some(v.into());
+                self
+            }
+            /// `x-cos-storage-class`.
+            pub fn storage_class(mut self, v: $crate::ops::StorageClass) -> Self {
+                self.options.storage_class = Some(v);
+                self
+            }
+            /// Adds `x-cos-meta-<name>: <value>` (all metadata together at most 2 KB).
+            pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+                self.options.metadata.push((name.into(), value.into()));
+                self
+            }
+            /// `x-cos-traffic-limit` in bit/s (819200..=838860800).
+            pub fn traffic_limit(mut self, bits_per_second: u64) -> Self {
+                self.options.traffic_limit = Some(bits_per_second);
+                self
+            }
+            /// `x-cos-server-side-encryption`.
+            pub fn server_side_encryption(mut self, v: $crate::ops::ServerSideEncryption) -> Self {
+                self.options.server_side_encryption = Some(v);
+                self
+            }
+            /// `x-cos-forbid-overwrite: true`: fail rather than replace an existing object.
+            pub fn forbid_overwrite(mut self) -> Self {
+                self.options.forbid_overwrite = true;
+                self
+            }
+            /// `x-cos-tagging`, e.g. `a=1&b=2`.
+            pub fn tagging(mut self, v: impl Into<String>) -> Self {
+                self.options.tagging = Some(v.into());
+                self
+            }
+            /// `Content-MD5` (base64 of the body's MD5); COS rejects a body that does not match.
+            pub fn content_md5(mut self, v: impl Into<String>) -> Self {
+                self.options.content_md5 = Some(v.into());
+                self
+            }
+            /// Any other header.
+            pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+                self.options.extra_headers.push((name.into(), value.into()));
+                self
+            }
+        }
+    };
+}
+pub(crate) use object_options;
+
+/// Checks a response ETag against the MD5 of what was sent (skipped for KMS-encrypted objects, whose ETag
+/// is not an MD5, and for ETags that are not 32 hex digits).
+pub fn check_etag(
+    part: Option<u32>,
+    etag: &str,
+    sent: Option<&SentDigest>,
+) -> Result<(), Error> {
+    let Some(sent) = sent else { return Ok(()) };
+    let bare = etag.trim_matches('"');
+    if bare.len() != 32 || !bare.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(());
+    }
+    let expected = sent.md5_hex();
+    if bare.eq_ignore_ascii_case(&expected) {
+        Ok(())
+    } else {
+        Err(Error::Integrity(crate::error::IntegrityError::Etag {
+            part,
+            expected,
+            actual: etag.to_string(),
+        }))
+    }
+}
+
+/// Checks a response CRC-64 against what was sent, when both are known.
+pub fn check_crc64(part: Option<u32>, actual: Option<u64>, expected: Option<u64>) -> Result<(), Error> {
+    match (actual, expected) {
+        (Some(a), Some(e)) if a != e => Err(Error::Integrity(crate::error::IntegrityError::Crc64 {
+            part,
+            expected: e,
+            actual: a,
+        })),
+        _ => Ok(()),
+    }
+}

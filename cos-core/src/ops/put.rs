@@ -1,0 +1,140 @@
+//! PUT Object: `PUT /<key>` with the whole body (up to 5 GB).
+
+use bytes::Bytes;
+
+use super::{check_crc64, check_etag, crc64_header, header, object_options, request, version_id, ObjectOptions, Operation};
+use crate::checksum::{BodyDigest, SentDigest};
+use crate::config::{validate_key, Config};
+use crate::error::{Error, InvalidInput};
+use crate::task::RequestBody;
+
+/// Largest single PUT (5 GB).
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// PUT Object.
+///
+/// ```
+/// let put = cos_core::ops::PutObject::new("docs/a.txt").with_bytes("hello").content_type("text/plain");
+/// ```
+#[derive(Clone, Debug)]
+pub struct PutObject {
+    key: String,
+    body: RequestBody,
+    bytes_digest: Option<SentDigest>,
+    options: ObjectOptions,
+    add_meta_md5: bool,
+}
+
+object_options!(PutObject);
+
+impl PutObject {
+    /// A PUT of `key` with an empty body.
+    pub fn new(key: impl Into<String>) -> Self {
+        PutObject {
+            key: key.into(),
+            body: RequestBody::Empty,
+            bytes_digest: None,
+            options: ObjectOptions::default(),
+            add_meta_md5: false,
+        }
+    }
+
+    /// The body: these bytes (their MD5 and CRC-64 are checked against the response).
+    pub fn with_bytes(mut self, bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        self.bytes_digest = Some(BodyDigest::of(&bytes));
+        self.body = RequestBody::Bytes(bytes);
+        self
+    }
+
+    /// The body: `len` bytes the driver streams from its source (a file, a reader).
+    pub fn with_source(mut self, len: u64) -> Self {
+        self.bytes_digest = None;
+        self.body = RequestBody::Source { offset: 0, len };
+        self
+    }
+
+    /// Sends the body's MD5 as `Content-MD5` so that COS verifies it (bytes bodies only; for a streamed body
+    /// give it with [`PutObject::content_md5`]).
+    pub fn send_content_md5(mut self) -> Self {
+        if let Some(d) = &self.bytes_digest {
+            self.options.content_md5 = Some(d.md5_base64());
+        }
+        self
+    }
+
+    /// UploadAddMetaMd5: stores the body's hex MD5 as `x-cos-meta-md5` (bytes bodies; for streamed bodies
+    /// add the metadata yourself).
+    pub fn add_meta_md5(mut self) -> Self {
+        self.add_meta_md5 = true;
+        self
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The body.
+    pub fn body(&self) -> &RequestBody {
+        &self.body
+    }
+}
+
+/// What PUT Object returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutObjectOutput {
+    /// `ETag`, quoted as COS sends it.
+    pub etag: String,
+    /// `x-cos-hash-crc64ecma`.
+    pub crc64: Option<u64>,
+    /// `x-cos-version-id`, when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// `x-cos-request-id`.
+    pub request_id: Option<String>,
+}
+
+impl Operation for PutObject {
+    type Output = PutObjectOutput;
+    const NAME: &'static str = "PutObject";
+
+    fn to_request(&self, config: &Config) -> Result<http::Request<RequestBody>, Error> {
+        validate_key(&self.key)?;
+        if self.body.len() > MAX_PUT_SIZE {
+            return Err(InvalidInput::Size {
+                what: "PUT Object body",
+                size: self.body.len(),
+                limit: "a single PUT takes at most 5 GB; use a multipart upload",
+            }
+            .into());
+        }
+        let mut req = request(config, http::Method::PUT, &self.key, &[], self.body.clone())?;
+        self.options.apply(req.headers_mut())?;
+        if self.add_meta_md5 {
+            if let Some(d) = &self.bytes_digest {
+                req.headers_mut()
+                    .insert("x-cos-meta-md5", super::header_value("x-cos-meta-md5", &d.md5_hex())?);
+            }
+        }
+        Ok(req)
+    }
+
+    fn parse_response(
+        &self,
+        response: &http::Response<Bytes>,
+        sent: Option<&SentDigest>,
+    ) -> Result<PutObjectOutput, Error> {
+        super::expect_success(response)?;
+        let etag = header(response, "etag").unwrap_or_default();
+        let sent = sent.or(self.bytes_digest.as_ref());
+        check_etag(None, &etag, sent)?;
+        let crc64 = crc64_header(response);
+        check_crc64(None, crc64, sent.map(|d| d.crc64))?;
+        Ok(PutObjectOutput {
+            etag,
+            crc64,
+            version_id: version_id(response),
+            request_id: super::request_id(response),
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! Retry policy: which failures are retried, how long to wait, and the seeded jitter source.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Bounded exponential backoff with jitter.
+///
+/// Attempt `n` (1-based, the first retry is attempt 2) waits a random duration in `[d/2, d]` where
+/// `d = min(max_backoff, initial_backoff * 2^(n-2))`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included (1 disables retries).
+    pub max_attempts: u32,
+    /// Backoff before the first retry (before jitter).
+    pub initial_backoff: Duration,
+    /// Largest backoff.
+    pub max_backoff: Duration,
+    /// Seed of the jitter generator, so runs are reproducible.
+    pub seed: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(20),
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Send again after this delay.
+    RetryAfter(Duration),
+    /// Stop and report the error.
+    GiveUp,
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The delay before attempt `next_attempt` (2 for the first retry).
+    pub fn backoff(&self, next_attempt: u32, rng: &mut Rng) -> Duration {
+        let exp = next_attempt.saturating_sub(2).min(30);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        let half = base / 2;
+        let extra = base.saturating_sub(half);
+        let nanos = extra.as_nanos() as u64;
+        half + Duration::from_nanos(if nanos == 0 { 0 } else { rng.next() % (nanos + 1) })
+    }
+
+    /// Decides whether `error`, after `attempt` attempts, is retried.
+    pub fn decide(&self, error: &Error, attempt: u32, rng: &mut Rng) -> RetryDecision {
+        if error.is_retryable() && attempt < self.max_attempts {
+            RetryDecision::RetryAfter(self.backoff(attempt + 1, rng))
+        } else {
+            RetryDecision::GiveUp
+        }
+    }
+}
+
+/// A small deterministic generator (splitmix64) for jitter; the core has no other randomness.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{TransportError, TransportErrorKind};
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let p = RetryPolicy::default();
+        let mut rng = Rng::new(1);
+        for attempt in 2..40 {
+            let d = p.backoff(attempt, &mut rng);
+            let base = p.initial_backoff.saturating_mul(1 << (attempt - 2).min(30)).min(p.max_backoff);
+            assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d:?} vs {base:?}");
+        }
+    }
+
+    #[test]
+    fn decide_limits_attempts() {
+        let p = RetryPolicy::default();
+        let mut rng = Rng::new(1);
+        let e = Error::Transport(TransportError::new(TransportErrorKind::Reset, "reset"));
+        assert!(matches!(p.decide(&e, 1, &mut rng), RetryDecision::RetryAfter(_)));
+        assert_eq!(p.decide(&e, 4, &mut rng), RetryDecision::GiveUp);
+        assert_eq!(p.decide(&Error::Cancelled, 1, &mut rng), RetryDecision::GiveUp);
+    }
+}
