@@ -26,7 +26,10 @@ pub struct KeyTime {
 impl KeyTime {
     /// A window from `now` minus a minute (tolerating small clock differences) to `now + valid`.
     pub fn around(now: SystemTime, valid: Duration) -> KeyTime {
-        let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         KeyTime {
             start: secs.saturating_sub(60),
             end: secs + valid.as_secs().max(1),
@@ -44,7 +47,10 @@ impl KeyTime {
 
     /// True when `now` lies within the window.
     pub fn contains(&self, now: SystemTime) -> bool {
-        let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.start <= secs && secs <= self.end
     }
 }
@@ -115,7 +121,8 @@ fn encode_keep(s: &str, keep: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || keep.contains(&b) {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || keep.contains(&b)
+        {
             out.push(b as char);
         } else {
             out.push('%');
@@ -207,7 +214,11 @@ fn join(pairs: &[(String, String)]) -> (String, String) {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    let names = pairs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
+    let names = pairs
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
     (kv, names)
 }
 
@@ -279,7 +290,8 @@ pub struct SignableParts {
 pub fn signable_parts<B>(req: &http::Request<B>) -> Result<SignableParts, Error> {
     let bad = |what: &str| Error::InvalidInput(InvalidInput::Uri(what.to_string()));
     let raw_path = req.uri().path();
-    let key = decode(raw_path.strip_prefix('/').unwrap_or(raw_path)).ok_or_else(|| bad(raw_path))?;
+    let key =
+        decode(raw_path.strip_prefix('/').unwrap_or(raw_path)).ok_or_else(|| bad(raw_path))?;
     let query = parse_query(req.uri().query().unwrap_or("")).ok_or_else(|| bad("query"))?;
     let mut headers: Vec<(String, String)> = Vec::new();
     for (name, value) in req.headers() {
@@ -297,7 +309,11 @@ pub fn signable_parts<B>(req: &http::Request<B>) -> Result<SignableParts, Error>
             headers.push(("host".into(), auth.as_str().to_string()));
         }
     }
-    Ok(SignableParts { key, query, headers })
+    Ok(SignableParts {
+        key,
+        query,
+        headers,
+    })
 }
 
 /// Splits and decodes a query string; a parameter without `=` has an empty value.
@@ -323,8 +339,9 @@ pub fn sign_request<B>(
         return Err(Error::InvalidInput(InvalidInput::MissingCredentials));
     }
     if let Some(token) = creds.security_token() {
-        let v = http::HeaderValue::from_str(token)
-            .map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue("x-cos-security-token".into())))?;
+        let v = http::HeaderValue::from_str(token).map_err(|_| {
+            Error::InvalidInput(InvalidInput::HeaderValue("x-cos-security-token".into()))
+        })?;
         req.headers_mut().insert("x-cos-security-token", v);
     }
     let parts = signable_parts(req)?;
@@ -372,7 +389,12 @@ impl AuthorizationFields {
 
     /// Collects the fields from decoded pairs (header form or presigned-URL query form).
     pub fn from_pairs(pairs: &[(String, String)]) -> Option<AuthorizationFields> {
-        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
         let split = |v: Option<String>| {
             v.unwrap_or_default()
                 .split(';')
@@ -404,7 +426,11 @@ impl AuthorizationFields {
 /// let url = presign(&req, &creds, KeyTime { start: 1, end: 3601 }).unwrap();
 /// assert!(url.to_string().contains("q-sign-algorithm=sha1&q-ak=AKIDEXAMPLE&q-sign-time=1%3B3601"));
 /// ```
-pub fn presign<B>(req: &http::Request<B>, creds: &Credentials, key_time: KeyTime) -> Result<http::Uri, Error> {
+pub fn presign<B>(
+    req: &http::Request<B>,
+    creds: &Credentials,
+    key_time: KeyTime,
+) -> Result<http::Uri, Error> {
     if !creds.is_complete() {
         return Err(Error::InvalidInput(InvalidInput::MissingCredentials));
     }
@@ -464,7 +490,14 @@ mod tests {
 
     #[test]
     fn header_choice() {
-        for h in ["Host", "content-type", "Content-Length", "x-cos-meta-a", "If-Match", "Range"] {
+        for h in [
+            "Host",
+            "content-type",
+            "Content-Length",
+            "x-cos-meta-a",
+            "If-Match",
+            "Range",
+        ] {
             assert!(should_sign_header(h), "{h}");
         }
         for h in ["user-agent", "accept", "authorization", "connection"] {

@@ -26,7 +26,9 @@ impl Bucket {
             reason,
         };
         let Some((name, appid)) = bucket.rsplit_once('-') else {
-            return Err(bad("expected <name>-<appid>, e.g. examplebucket-1250000000"));
+            return Err(bad(
+                "expected <name>-<appid>, e.g. examplebucket-1250000000",
+            ));
         };
         if appid.is_empty() || !appid.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("the appid after the last '-' must be digits"));
@@ -38,7 +40,9 @@ impl Bucket {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return Err(bad("the name may hold only lower-case letters, digits and '-'"));
+            return Err(bad(
+                "the name may hold only lower-case letters, digits and '-'",
+            ));
         }
         if name.starts_with('-') || name.ends_with('-') {
             return Err(bad("the name may not start or end with '-'"));
@@ -46,7 +50,9 @@ impl Bucket {
         // `<bucket>.cos.<region>.myqcloud.com` must stay within 60 characters; the longest common region is
         // about 16 characters, so the bucket itself is bounded here and the host again in `Config::new`.
         if bucket.len() > 50 {
-            return Err(bad("too long: the host name must stay within 60 characters"));
+            return Err(bad(
+                "too long: the host name must stay within 60 characters",
+            ));
         }
         Ok(Bucket(bucket))
     }
@@ -128,7 +134,9 @@ impl Endpoint {
         if authority.is_empty() || authority.contains('/') || authority.contains('@') {
             return Err(bad());
         }
-        authority.parse::<http::uri::Authority>().map_err(|_| bad())?;
+        authority
+            .parse::<http::uri::Authority>()
+            .map_err(|_| bad())?;
         Ok(Endpoint::Custom {
             scheme: scheme.to_string(),
             authority: authority.to_string(),
@@ -228,7 +236,12 @@ impl Config {
 
     /// `scheme://host/<encoded key>[?query]`. The query pairs are raw; they are encoded here.
     pub fn uri(&self, key: &str, query: &[(&str, String)]) -> Result<http::Uri, Error> {
-        let mut s = format!("{}://{}/{}", self.scheme(), self.host(), crate::auth::encode_path(key));
+        let mut s = format!(
+            "{}://{}/{}",
+            self.scheme(),
+            self.host(),
+            crate::auth::encode_path(key)
+        );
         for (i, (k, v)) in query.iter().enumerate() {
             s.push(if i == 0 { '?' } else { '&' });
             s.push_str(&crate::auth::encode(k));
@@ -261,7 +274,9 @@ pub fn validate_key(key: &str) -> Result<(), InvalidInput> {
         return Err(bad("is longer than 850 bytes"));
     }
     if key.starts_with('/') {
-        return Err(bad("starts with '/': COS keys are relative to the bucket root"));
+        return Err(bad(
+            "starts with '/': COS keys are relative to the bucket root",
+        ));
     }
     if key.chars().any(|c| c.is_ascii_control()) {
         return Err(bad("contains an ASCII control character"));

@@ -35,7 +35,9 @@ impl Error {
                         "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"
                     )
             }
-            Error::UnexpectedResponse(e) => e.status >= 500 || (200..300).contains(&e.status) || e.status == 429,
+            Error::UnexpectedResponse(e) => {
+                e.status >= 500 || (200..300).contains(&e.status) || e.status == 429
+            }
             _ => false,
         }
     }
@@ -158,18 +160,25 @@ impl fmt::Display for InvalidInput {
             InvalidInput::Key { key, reason } => write!(f, "object key {key:?}: {reason}"),
             InvalidInput::PartNumber(n) => write!(f, "part number {n}: must be in 1..=10000"),
             InvalidInput::Size { what, size, limit } => write!(f, "{what} size {size}: {limit}"),
-            InvalidInput::TrafficLimit(v) => write!(
-                f,
-                "traffic limit {v} bit/s: must be in 819200..=838860800"
-            ),
+            InvalidInput::TrafficLimit(v) => {
+                write!(f, "traffic limit {v} bit/s: must be in 819200..=838860800")
+            }
             InvalidInput::MetadataTooLarge(n) => {
                 write!(f, "user metadata is {n} bytes: COS accepts at most 2048")
             }
-            InvalidInput::MetadataName(n) => write!(f, "metadata name {n:?} is not a valid header name"),
-            InvalidInput::HeaderValue(h) => write!(f, "header {h}: value has characters HTTP cannot carry"),
+            InvalidInput::MetadataName(n) => {
+                write!(f, "metadata name {n:?} is not a valid header name")
+            }
+            InvalidInput::HeaderValue(h) => {
+                write!(f, "header {h}: value has characters HTTP cannot carry")
+            }
             InvalidInput::Parameter { name, reason } => write!(f, "{name}: {reason}"),
-            InvalidInput::MissingCredentials => f.write_str("SecretId and SecretKey must both be set"),
-            InvalidInput::Endpoint(e) => write!(f, "endpoint {e:?}: expected http(s)://host[:port]"),
+            InvalidInput::MissingCredentials => {
+                f.write_str("SecretId and SecretKey must both be set")
+            }
+            InvalidInput::Endpoint(e) => {
+                write!(f, "endpoint {e:?}: expected http(s)://host[:port]")
+            }
             InvalidInput::Uri(u) => write!(f, "cannot form a request URI from {u:?}"),
             InvalidInput::NoParts => f.write_str("a multipart upload needs at least one part"),
             InvalidInput::Checkpoint(e) => write!(f, "checkpoint: {e}"),
@@ -200,7 +209,11 @@ pub struct ServiceError {
 
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "COS error {} {}: {}", self.status, self.code, self.message)?;
+        write!(
+            f,
+            "COS error {} {}: {}",
+            self.status, self.code, self.message
+        )?;
         if let Some(id) = &self.request_id {
             write!(f, " (request id {id})")?;
         }
@@ -308,12 +321,20 @@ impl fmt::Display for IntegrityError {
             None => "object".to_string(),
         };
         match self {
-            IntegrityError::Etag { part, expected, actual } => write!(
+            IntegrityError::Etag {
+                part,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "{} ETag {actual} is not the MD5 {expected} of the bytes sent",
                 what(part)
             ),
-            IntegrityError::Crc64 { part, expected, actual } => write!(
+            IntegrityError::Crc64 {
+                part,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "{} CRC-64 {actual} from COS differs from {expected} computed locally",
                 what(part)

@@ -56,6 +56,7 @@ pub mod checksum;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod fixture;
 pub mod ops;
 pub mod retry;
 pub mod task;

@@ -59,7 +59,11 @@ impl RetryPolicy {
         let half = base / 2;
         let extra = base.saturating_sub(half);
         let nanos = extra.as_nanos() as u64;
-        half + Duration::from_nanos(if nanos == 0 { 0 } else { rng.next() % (nanos + 1) })
+        half + Duration::from_nanos(if nanos == 0 {
+            0
+        } else {
+            rng.next() % (nanos + 1)
+        })
     }
 
     /// Decides whether `error`, after `attempt` attempts, is retried.
@@ -104,8 +108,14 @@ mod tests {
         let mut rng = Rng::new(1);
         for attempt in 2..40 {
             let d = p.backoff(attempt, &mut rng);
-            let base = p.initial_backoff.saturating_mul(1 << (attempt - 2).min(30)).min(p.max_backoff);
-            assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d:?} vs {base:?}");
+            let base = p
+                .initial_backoff
+                .saturating_mul(1 << (attempt - 2).min(30))
+                .min(p.max_backoff);
+            assert!(
+                d >= base / 2 && d <= base,
+                "attempt {attempt}: {d:?} vs {base:?}"
+            );
         }
     }
 
@@ -114,8 +124,14 @@ mod tests {
         let p = RetryPolicy::default();
         let mut rng = Rng::new(1);
         let e = Error::Transport(TransportError::new(TransportErrorKind::Reset, "reset"));
-        assert!(matches!(p.decide(&e, 1, &mut rng), RetryDecision::RetryAfter(_)));
+        assert!(matches!(
+            p.decide(&e, 1, &mut rng),
+            RetryDecision::RetryAfter(_)
+        ));
         assert_eq!(p.decide(&e, 4, &mut rng), RetryDecision::GiveUp);
-        assert_eq!(p.decide(&Error::Cancelled, 1, &mut rng), RetryDecision::GiveUp);
+        assert_eq!(
+            p.decide(&Error::Cancelled, 1, &mut rng),
+            RetryDecision::GiveUp
+        );
     }
 }

@@ -204,7 +204,11 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
     let mut hms = parts[4].split(':').map(|x| x.parse::<u64>());
     let (h, mi, se) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
     // Days from civil (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y / 400;
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + day - 1;
@@ -237,10 +241,7 @@ pub fn format_http_date(secs: u64) -> String {
 /// The clock offset a `RequestTimeTooSkewed` answer implies: server `Date` minus local time, in seconds.
 pub fn skew_offset(response_date: Option<&str>, local: SystemTime) -> Option<i64> {
     let server = parse_http_date(response_date?)? as i64;
-    let local = local
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
+    let local = local.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
     Some(server - local)
 }
 
@@ -259,7 +260,10 @@ pub fn sign(
     request: &mut http::Request<RequestBody>,
     now: SystemTime,
 ) -> Result<(), Error> {
-    let key_time = KeyTime::around(corrected(now, config.clock_offset_secs), config.signature_validity);
+    let key_time = KeyTime::around(
+        corrected(now, config.clock_offset_secs),
+        config.signature_validity,
+    );
     sign_request(request, &config.credentials, key_time).map(|_| ())
 }
 
@@ -454,7 +458,9 @@ impl<O: Operation> Task for OneShot<O> {
         ) {
             AfterFailure::SkewRetry(offset) => {
                 self.config.clock_offset_secs = offset;
-                self.events.push_back(Event::ClockSkewAdjusted { offset_secs: offset });
+                self.events.push_back(Event::ClockSkewAdjusted {
+                    offset_secs: offset,
+                });
             }
             AfterFailure::Backoff(delay) => {
                 self.not_before = Some(now.instant + delay);

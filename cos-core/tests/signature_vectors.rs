@@ -9,13 +9,18 @@ fn vectors_path() -> std::path::PathBuf {
         return p.into();
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for candidate in ["../shared/vectors/signatures.json", "shared/vectors/signatures.json"] {
+    for candidate in [
+        "../shared/vectors/signatures.json",
+        "shared/vectors/signatures.json",
+    ] {
         let p = root.join(candidate);
         if p.exists() {
             return p;
         }
     }
-    panic!("signature vectors not found: set COS_SIGNATURE_VECTORS or put shared/ beside the checkout");
+    panic!(
+        "signature vectors not found: set COS_SIGNATURE_VECTORS or put shared/ beside the checkout"
+    );
 }
 
 fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
@@ -38,7 +43,12 @@ fn official_sdk_signatures_match_byte_for_byte() {
     let mut failures = Vec::new();
     for case in cases {
         let name = case["name"].as_str().unwrap_or("?");
-        let s = |k: &str| case[k].as_str().unwrap_or_else(|| panic!("{name}: {k}")).to_string();
+        let s = |k: &str| {
+            case[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: {k}"))
+                .to_string()
+        };
         let creds = Credentials::new(s("secret_id"), s("secret_key"));
         let key_time = KeyTime::parse(&s("key_time")).expect("key_time");
         let query = pairs(&case["query"]);
@@ -47,7 +57,13 @@ fn official_sdk_signatures_match_byte_for_byte() {
         let key = s("key");
         let sig = get_authorization(
             &creds,
-            &SignInput { method: &method, key: &key, query: &query, headers: &headers, key_time },
+            &SignInput {
+                method: &method,
+                key: &key,
+                query: &query,
+                headers: &headers,
+                key_time,
+            },
         );
         let expected = &case["expected"];
         for (field, got) in [
@@ -63,6 +79,12 @@ fn official_sdk_signatures_match_byte_for_byte() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     eprintln!("{} signature cases match", cases.len());
 }

@@ -1,1 +1,2 @@
-//! placeholder
+//! cos-testkit: a local COS-compatible server, fault injection, and recorded-exchange replay.
+pub mod replay;

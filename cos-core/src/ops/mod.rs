@@ -45,7 +45,10 @@ pub(crate) fn request(
     let mut req = http::Request::builder().method(method.clone()).uri(uri);
     let headers = req.headers_mut().expect("builder is valid");
     headers.insert(http::header::HOST, header_value("host", &config.host())?);
-    headers.insert(http::header::USER_AGENT, header_value("user-agent", &config.user_agent)?);
+    headers.insert(
+        http::header::USER_AGENT,
+        header_value("user-agent", &config.user_agent)?,
+    );
     if method == http::Method::PUT || method == http::Method::POST {
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
@@ -54,7 +57,8 @@ pub(crate) fn request(
 }
 
 pub(crate) fn header_value(name: &str, value: &str) -> Result<HeaderValue, Error> {
-    HeaderValue::from_str(value).map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue(name.to_string())))
+    HeaderValue::from_str(value)
+        .map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue(name.to_string())))
 }
 
 /// Reads a response header as a string.
@@ -120,8 +124,14 @@ pub fn parse_error_body(response: &http::Response<Bytes>) -> Option<ServiceError
         status: response.status().as_u16(),
         code: x.code,
         message: x.message,
-        request_id: x.request_id.filter(|s| !s.is_empty()).or_else(|| request_id(response)),
-        trace_id: x.trace_id.filter(|s| !s.is_empty()).or_else(|| header(response, "x-cos-trace-id")),
+        request_id: x
+            .request_id
+            .filter(|s| !s.is_empty())
+            .or_else(|| request_id(response)),
+        trace_id: x
+            .trace_id
+            .filter(|s| !s.is_empty())
+            .or_else(|| header(response, "x-cos-trace-id")),
         resource: x.resource,
         string_to_sign: x.string_to_sign,
         format_string: x.format_string,
@@ -186,9 +196,13 @@ pub fn parse_xml<T: serde::de::DeserializeOwned>(
         .map_err(|_| unexpected(response, "body is not UTF-8"))?
         .trim();
     if !text.contains(&format!("<{root}")) {
-        return Err(unexpected(response, &format!("expected an XML <{root}> document")));
+        return Err(unexpected(
+            response,
+            &format!("expected an XML <{root}> document"),
+        ));
     }
-    quick_xml::de::from_str(text).map_err(|e| unexpected(response, &format!("malformed <{root}>: {e}")))
+    quick_xml::de::from_str(text)
+        .map_err(|e| unexpected(response, &format!("malformed <{root}>: {e}")))
 }
 
 /// Access control list values for `x-cos-acl`.
@@ -389,7 +403,11 @@ impl ObjectOptions {
         let mut meta_bytes = 0;
         for (name, value) in &self.metadata {
             let name = name.strip_prefix("x-cos-meta-").unwrap_or(name);
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(InvalidInput::MetadataName(name.to_string()).into());
             }
             meta_bytes += "x-cos-meta-".len() + name.len() + value.len();
@@ -525,11 +543,7 @@ pub(crate) use object_options;
 
 /// Checks a response ETag against the MD5 of what was sent (skipped for KMS-encrypted objects, whose ETag
 /// is not an MD5, and for ETags that are not 32 hex digits).
-pub fn check_etag(
-    part: Option<u32>,
-    etag: &str,
-    sent: Option<&SentDigest>,
-) -> Result<(), Error> {
+pub fn check_etag(part: Option<u32>, etag: &str, sent: Option<&SentDigest>) -> Result<(), Error> {
     let Some(sent) = sent else { return Ok(()) };
     let bare = etag.trim_matches('"');
     if bare.len() != 32 || !bare.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -548,13 +562,19 @@ pub fn check_etag(
 }
 
 /// Checks a response CRC-64 against what was sent, when both are known.
-pub fn check_crc64(part: Option<u32>, actual: Option<u64>, expected: Option<u64>) -> Result<(), Error> {
+pub fn check_crc64(
+    part: Option<u32>,
+    actual: Option<u64>,
+    expected: Option<u64>,
+) -> Result<(), Error> {
     match (actual, expected) {
-        (Some(a), Some(e)) if a != e => Err(Error::Integrity(crate::error::IntegrityError::Crc64 {
-            part,
-            expected: e,
-            actual: a,
-        })),
+        (Some(a), Some(e)) if a != e => {
+            Err(Error::Integrity(crate::error::IntegrityError::Crc64 {
+                part,
+                expected: e,
+                actual: a,
+            }))
+        }
         _ => Ok(()),
     }
 }

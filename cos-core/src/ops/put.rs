@@ -2,7 +2,10 @@
 
 use bytes::Bytes;
 
-use super::{check_crc64, check_etag, crc64_header, header, object_options, request, version_id, ObjectOptions, Operation};
+use super::{
+    check_crc64, check_etag, crc64_header, header, object_options, request, version_id,
+    ObjectOptions, Operation,
+};
 use crate::checksum::{BodyDigest, SentDigest};
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
@@ -112,8 +115,10 @@ impl Operation for PutObject {
         self.options.apply(req.headers_mut())?;
         if self.add_meta_md5 {
             if let Some(d) = &self.bytes_digest {
-                req.headers_mut()
-                    .insert("x-cos-meta-md5", super::header_value("x-cos-meta-md5", &d.md5_hex())?);
+                req.headers_mut().insert(
+                    "x-cos-meta-md5",
+                    super::header_value("x-cos-meta-md5", &d.md5_hex())?,
+                );
             }
         }
         Ok(req)
