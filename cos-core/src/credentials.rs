@@ -326,15 +326,23 @@ mod tests {
     #[test]
     fn static_and_plain() {
         let c = Credentials::new("id", "key");
-        assert_eq!(StaticCredentials::new(c.clone()).credentials(t(0)).unwrap(), c);
+        assert_eq!(
+            StaticCredentials::new(c.clone()).credentials(t(0)).unwrap(),
+            c
+        );
         assert_eq!(c.credentials(t(0)).unwrap(), c);
         let boxed: Box<dyn ProvideCredentials> = Box::new(c.clone());
         assert_eq!(Arc::new(boxed).credentials(t(0)).unwrap(), c);
     }
 
     fn env(vars: &[(&str, &str)]) -> EnvCredentials {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        EnvCredentials::with_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        EnvCredentials::with_lookup(move |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
@@ -346,10 +354,17 @@ mod tests {
         ])
         .credentials(t(0))
         .unwrap();
-        assert_eq!((c.secret_id(), c.secret_key(), c.security_token()), ("id", "key", Some("tok")));
-        let c = env(&[("COS_SECRET_ID", "id"), ("COS_SECRET_KEY", "key"), ("COS_SECURITY_TOKEN", "")])
-            .credentials(t(0))
-            .unwrap();
+        assert_eq!(
+            (c.secret_id(), c.secret_key(), c.security_token()),
+            ("id", "key", Some("tok"))
+        );
+        let c = env(&[
+            ("COS_SECRET_ID", "id"),
+            ("COS_SECRET_KEY", "key"),
+            ("COS_SECURITY_TOKEN", ""),
+        ])
+        .credentials(t(0))
+        .unwrap();
         assert_eq!(c.security_token(), None);
         for vars in [
             &[("COS_SECRET_ID", "id")][..],
@@ -383,7 +398,8 @@ mod tests {
                     return Err(Error::Source("sts down".into()));
                 }
                 let n = s.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                let c = Credentials::new(format!("id{n}"), "secret-key").with_security_token("secret-token");
+                let c = Credentials::new(format!("id{n}"), "secret-key")
+                    .with_security_token("secret-token");
                 Ok(match ttl {
                     Some(ttl) => c.with_expiry(now + Duration::from_secs(ttl)),
                     None => c,
@@ -433,7 +449,10 @@ mod tests {
         // In the refresh window but not expired: the old credentials still serve.
         assert_eq!(p.credentials(t(950)).unwrap().secret_id(), "id1");
         // Expired: the error comes through.
-        assert_eq!(p.credentials(t(1000)), Err(Error::Source("sts down".into())));
+        assert_eq!(
+            p.credentials(t(1000)),
+            Err(Error::Source("sts down".into()))
+        );
         sts.fail.store(false, Ordering::SeqCst);
         assert_eq!(p.credentials(t(1001)).unwrap().secret_id(), "id2");
     }
@@ -473,6 +492,9 @@ mod tests {
         p.credentials(t(0)).unwrap();
         let shown = format!("{p:?}");
         assert!(shown.contains("id1"), "{shown}");
-        assert!(!shown.contains("secret-key") && !shown.contains("secret-token"), "{shown}");
+        assert!(
+            !shown.contains("secret-key") && !shown.contains("secret-token"),
+            "{shown}"
+        );
     }
 }

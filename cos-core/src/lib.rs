@@ -58,6 +58,7 @@ pub mod credentials;
 pub mod error;
 pub mod fixture;
 pub mod ops;
+pub mod post_policy;
 pub mod presign;
 pub mod retry;
 pub mod task;

@@ -59,11 +59,17 @@ pub fn presigned_url(
         start,
         end: start.saturating_add(expires_in.as_secs()),
     };
-    let query: Vec<(&str, String)> = params.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let query: Vec<(&str, String)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     let uri = config.uri(key, &query)?;
     let mut req = http::Request::builder().method(method).uri(uri);
     let h = req.headers_mut().expect("builder is valid");
-    h.insert(http::header::HOST, crate::ops::header_value("host", &config.host())?);
+    h.insert(
+        http::header::HOST,
+        crate::ops::header_value("host", &config.host())?,
+    );
     for (name, value) in headers {
         let n = http::header::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue(name.clone())))?;
@@ -90,7 +96,12 @@ mod tests {
     }
 
     /// Verifies a presigned URL the way a server does: recompute the signature from what the URL carries.
-    fn verify(url: &http::Uri, method: &str, secret_key: &str, headers: &[(String, String)]) -> bool {
+    fn verify(
+        url: &http::Uri,
+        method: &str,
+        secret_key: &str,
+        headers: &[(String, String)],
+    ) -> bool {
         let pairs = parse_query(url.query().unwrap()).unwrap();
         let f = AuthorizationFields::from_pairs(&pairs).unwrap();
         let signed: Vec<(String, String)> = pairs
@@ -118,13 +129,19 @@ mod tests {
     }
 
     fn host() -> (String, String) {
-        ("host".into(), "examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com".into())
+        (
+            "host".into(),
+            "examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com".into(),
+        )
     }
 
     #[test]
     fn url_verifies_and_window_is_now_plus_expiry() {
         let c = config(Credentials::new("AKIDEXAMPLE", "sk"));
-        let params = vec![("response-content-type".to_string(), "text/plain".to_string())];
+        let params = vec![(
+            "response-content-type".to_string(),
+            "text/plain".to_string(),
+        )];
         let headers = vec![("x-cos-traffic-limit".to_string(), "819200".to_string())];
         let url = presigned_url(
             &c,
@@ -149,7 +166,10 @@ mod tests {
         assert!(!verify(&url, "get", "other", &all));
         assert!(!verify(&url, "put", "sk", &all));
         // The same request with a different signed header value does not verify.
-        let changed = vec![("x-cos-traffic-limit".to_string(), "1000000".to_string()), host()];
+        let changed = vec![
+            ("x-cos-traffic-limit".to_string(), "1000000".to_string()),
+            host(),
+        ];
         assert!(!verify(&url, "get", "sk", &changed));
     }
 
@@ -168,7 +188,10 @@ mod tests {
             )
             .unwrap();
             let pairs = parse_query(url.query().unwrap()).unwrap();
-            (url.clone(), AuthorizationFields::from_pairs(&pairs).unwrap().signature)
+            (
+                url.clone(),
+                AuthorizationFields::from_pairs(&pairs).unwrap().signature,
+            )
         };
         let (url_a, a) = sign("text/plain");
         let (_, b) = sign("text/html");
@@ -187,7 +210,16 @@ mod tests {
     fn security_token_and_clock_offset() {
         let mut c = config(Credentials::new("AKID", "sk").with_security_token("tok/+="));
         c.clock_offset_secs = -100;
-        let url = presigned_url(&c, http::Method::PUT, "a", t(1000), Duration::from_secs(10), &[], &[]).unwrap();
+        let url = presigned_url(
+            &c,
+            http::Method::PUT,
+            "a",
+            t(1000),
+            Duration::from_secs(10),
+            &[],
+            &[],
+        )
+        .unwrap();
         let pairs = parse_query(url.query().unwrap()).unwrap();
         assert!(pairs.contains(&("x-cos-security-token".into(), "tok/+=".into())));
         let f = AuthorizationFields::from_pairs(&pairs).unwrap();
@@ -200,20 +232,53 @@ mod tests {
         let c = config(Credentials::new("AKID", "sk"))
             .with_endpoint(crate::Endpoint::custom("http://127.0.0.1:9000").unwrap())
             .unwrap();
-        let url = presigned_url(&c, http::Method::GET, "k", t(5), Duration::from_secs(5), &[], &[]).unwrap();
-        assert!(url.to_string().starts_with("http://127.0.0.1:9000/k?q-sign-algorithm=sha1&"));
-        assert!(verify(&url, "get", "sk", &[("host".into(), "127.0.0.1:9000".into())]));
+        let url = presigned_url(
+            &c,
+            http::Method::GET,
+            "k",
+            t(5),
+            Duration::from_secs(5),
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert!(url
+            .to_string()
+            .starts_with("http://127.0.0.1:9000/k?q-sign-algorithm=sha1&"));
+        assert!(verify(
+            &url,
+            "get",
+            "sk",
+            &[("host".into(), "127.0.0.1:9000".into())]
+        ));
     }
 
     #[test]
     fn bad_input() {
         let c = config(Credentials::new("AKID", "sk"));
         let p = |key: &str, exp: u64, headers: &[(String, String)]| {
-            presigned_url(&c, http::Method::GET, key, t(5), Duration::from_secs(exp), &[], headers)
+            presigned_url(
+                &c,
+                http::Method::GET,
+                key,
+                t(5),
+                Duration::from_secs(exp),
+                &[],
+                headers,
+            )
         };
-        assert!(matches!(p("", 5, &[]), Err(Error::InvalidInput(InvalidInput::Key { .. }))));
-        assert!(matches!(p("/abs", 5, &[]), Err(Error::InvalidInput(InvalidInput::Key { .. }))));
-        assert!(matches!(p("a", 0, &[]), Err(Error::InvalidInput(InvalidInput::Parameter { .. }))));
+        assert!(matches!(
+            p("", 5, &[]),
+            Err(Error::InvalidInput(InvalidInput::Key { .. }))
+        ));
+        assert!(matches!(
+            p("/abs", 5, &[]),
+            Err(Error::InvalidInput(InvalidInput::Key { .. }))
+        ));
+        assert!(matches!(
+            p("a", 0, &[]),
+            Err(Error::InvalidInput(InvalidInput::Parameter { .. }))
+        ));
         assert!(matches!(
             p("a", 5, &[("bad name".into(), "v".into())]),
             Err(Error::InvalidInput(InvalidInput::HeaderValue(_)))
@@ -225,7 +290,15 @@ mod tests {
         let mut incomplete = c.clone();
         incomplete.credentials = Credentials::new("AKID", "");
         assert_eq!(
-            presigned_url(&incomplete, http::Method::GET, "a", t(5), Duration::from_secs(5), &[], &[]),
+            presigned_url(
+                &incomplete,
+                http::Method::GET,
+                "a",
+                t(5),
+                Duration::from_secs(5),
+                &[],
+                &[]
+            ),
             Err(Error::InvalidInput(InvalidInput::MissingCredentials))
         );
     }

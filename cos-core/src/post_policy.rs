@@ -1,0 +1,2102 @@
+//! POST Object: browser form uploads authorised by a signed policy.
+//!
+//! A server that holds the credentials builds a [`PostPolicy`] (what may be uploaded, until when) and signs
+//! it into a [`PostForm`]: the action URL and the form fields, in order. The form can be handed to a browser
+//! (it is [`serde::Serialize`]) or sent by a driver with [`PostObject`], which frames the fields and the
+//! file as `multipart/form-data` so that the file can be streamed between a head and a tail of known
+//! length.
+//!
+//! The other side of the protocol lives here too, so that the SDK and the local test server share one
+//! reading of the rules: [`verify_form`] checks a received form (signature, key time, expiration and every
+//! condition) and returns typed [`PolicyViolation`]s; [`parse_policy_json`], [`ParsedPolicy::check_conditions`]
+//! and [`parse_multipart`] are its pure building blocks.
+//!
+//! # Signing
+//! `KeyTime = "<start>;<end>"`, `SignKey = hex(HMAC-SHA1(SecretKey, KeyTime))` ([`crate::auth::sign_key`]),
+//! `q-signature = hex(HMAC-SHA1(SignKey, hex(SHA1(policy JSON text))))` ([`sign_policy`]). The `policy`
+//! field is the standard base64 of the exact JSON text that was hashed.
+//!
+//! # Example
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use cos_core::post_policy::{PostObject, PostPolicy};
+//! use cos_core::{Config, Credentials};
+//!
+//! let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKIDEXAMPLE", "KEY"))?;
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let form = PostPolicy::new(now + Duration::from_secs(3600))
+//!     .key_starts_with("uploads/alice/")
+//!     .content_length_range(1, 10 << 20)
+//!     .content_type("image/png")
+//!     .success_action_status(201)
+//!     .sign(&config, now)?;
+//! assert_eq!(form.url(), "https://examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com/");
+//! assert_eq!(form.field("key"), Some("uploads/alice/${filename}"));
+//! assert!(form.policy_json().starts_with(r#"{"expiration":"2023-11-14T23:13:20.000Z","conditions":[{"q-sign-algorithm":"sha1"}"#));
+//!
+//! // A driver streams the file between `head()` and `tail()`.
+//! let post = PostObject::new(form, "cos-rs-boundary-1", "cat.png", "image/png")?;
+//! let request = post.request(5)?;
+//! assert_eq!(request.headers()["content-length"], (post.head().len() + 5 + post.tail().len()).to_string());
+//! # Ok::<(), cos_core::Error>(())
+//! ```
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use bytes::{BufMut as _, Bytes, BytesMut};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha1::{Digest as _, Sha1};
+
+use crate::auth::{self, sign_key, KeyTime};
+use crate::checksum::{hex, SentDigest};
+use crate::config::{validate_file_key, validate_key, Config};
+use crate::credentials::Credentials;
+use crate::error::{Error, InvalidInput};
+use crate::ops::{self, Acl, StorageClass, MAX_METADATA_BYTES};
+use crate::task::corrected;
+
+/// Longest object key, in bytes.
+const MAX_KEY_BYTES: usize = 850;
+
+/// Largest file a POST Object accepts (5 GB).
+pub const MAX_POST_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// How a form field is constrained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// The field must equal this value; the signed form carries it.
+    Eq(String),
+    /// The field must start with this prefix; the uploader fills in the value (see [`PostForm::set`]).
+    StartsWith(String),
+}
+
+/// One policy condition, as written in the policy JSON and as [`parse_policy_json`] reads it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Condition {
+    /// `{"field": "value"}` (or, when parsed, `["eq", "$field", "value"]`).
+    Eq {
+        /// Field name without `$`.
+        field: String,
+        /// Required value.
+        value: String,
+    },
+    /// `["starts-with", "$field", "prefix"]`; an empty prefix admits any value, or no field at all.
+    StartsWith {
+        /// Field name without `$`.
+        field: String,
+        /// Required prefix.
+        prefix: String,
+    },
+    /// `["content-length-range", min, max]`: the file length in bytes, both ends inclusive.
+    ContentLengthRange {
+        /// Smallest length.
+        min: u64,
+        /// Largest length.
+        max: u64,
+    },
+}
+
+impl Condition {
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Condition::Eq { field, value } => {
+                out.push('{');
+                write_json_string(out, field);
+                out.push(':');
+                write_json_string(out, value);
+                out.push('}');
+            }
+            Condition::StartsWith { field, prefix } => {
+                out.push_str("[\"starts-with\",");
+                write_json_string(out, &format!("${field}"));
+                out.push(',');
+                write_json_string(out, prefix);
+                out.push(']');
+            }
+            Condition::ContentLengthRange { min, max } => {
+                out.push_str(&format!("[\"content-length-range\",{min},{max}]"));
+            }
+        }
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        self.write_json(&mut s);
+        f.write_str(&s)
+    }
+}
+
+/// A POST Object policy under construction: what a form may upload, and until when.
+///
+/// [`PostPolicy::sign`] always pins `q-sign-algorithm`, `q-ak`, `q-sign-time` (the key time) and the
+/// config's bucket, and requires a key condition ([`PostPolicy::key`] or [`PostPolicy::key_starts_with`]).
+/// Conditions appear in the policy in this order: the three pins, `bucket`, `key`, `content-length-range`,
+/// `Content-Type`, `success_action_status`, `success_action_redirect`, `x-cos-meta-*`,
+/// `x-cos-storage-class`, `acl`, then [`PostPolicy::field`]s in the order given.
+#[derive(Clone, Debug)]
+pub struct PostPolicy {
+    expiration: SystemTime,
+    key: Option<Match>,
+    content_length_range: Option<(u64, u64)>,
+    content_type: Option<Match>,
+    success_action_status: Option<u16>,
+    success_action_redirect: Option<String>,
+    metadata: Vec<(String, Match)>,
+    storage_class: Option<StorageClass>,
+    acl: Option<Acl>,
+    fields: Vec<(String, Match)>,
+}
+
+/// Field names with a dedicated [`PostPolicy`] method (or set by signing), refused by [`PostPolicy::field`].
+const RESERVED_FIELDS: &[&str] = &[
+    "key",
+    "policy",
+    "file",
+    "bucket",
+    "q-sign-algorithm",
+    "q-ak",
+    "q-key-time",
+    "q-sign-time",
+    "q-signature",
+    "x-cos-security-token",
+    "content-type",
+    "success_action_status",
+    "success_action_redirect",
+    "acl",
+    "x-cos-storage-class",
+    "content-length-range",
+];
+
+impl PostPolicy {
+    /// A policy that expires at `expiration` (rendered `YYYY-MM-DDTHH:MM:SS.000Z`, whole seconds).
+    pub fn new(expiration: SystemTime) -> Self {
+        PostPolicy {
+            expiration,
+            key: None,
+            content_length_range: None,
+            content_type: None,
+            success_action_status: None,
+            success_action_redirect: None,
+            metadata: Vec::new(),
+            storage_class: None,
+            acl: None,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Only this exact key may be uploaded; the form's `key` field is set to it.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(Match::Eq(key.into()));
+        self
+    }
+
+    /// Any key starting with `prefix` may be uploaded (an empty prefix: any key). The form's `key` field is
+    /// `<prefix>${filename}`, which COS replaces with the uploaded file's name; change it with
+    /// [`PostForm::set`].
+    pub fn key_starts_with(mut self, prefix: impl Into<String>) -> Self {
+        self.key = Some(Match::StartsWith(prefix.into()));
+        self
+    }
+
+    /// The file must be `min..=max` bytes long.
+    pub fn content_length_range(mut self, min: u64, max: u64) -> Self {
+        self.content_length_range = Some((min, max));
+        self
+    }
+
+    /// The object's `Content-Type` is exactly this (the form carries it; COS ignores the browser's type).
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(Match::Eq(content_type.into()));
+        self
+    }
+
+    /// The `Content-Type` field must start with `prefix` (e.g. `image/`); the uploader sets the field.
+    pub fn content_type_starts_with(mut self, prefix: impl Into<String>) -> Self {
+        self.content_type = Some(Match::StartsWith(prefix.into()));
+        self
+    }
+
+    /// The status COS answers a successful upload with: 200, 201 (with an XML `PostResponse`) or 204
+    /// (COS's default).
+    pub fn success_action_status(mut self, status: u16) -> Self {
+        self.success_action_status = Some(status);
+        self
+    }
+
+    /// After a successful upload COS answers 303 with `Location: <url>?bucket=…&key=…&etag=…`.
+    pub fn success_action_redirect(mut self, url: impl Into<String>) -> Self {
+        self.success_action_redirect = Some(url.into());
+        self
+    }
+
+    /// `x-cos-meta-<name>` must equal `value` (the form carries it). All metadata together ≤ 2 KB.
+    pub fn metadata(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((name.into(), Match::Eq(value.into())));
+        self
+    }
+
+    /// `x-cos-meta-<name>` must start with `prefix`; the uploader sets the field.
+    pub fn metadata_starts_with(
+        mut self,
+        name: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> Self {
+        self.metadata
+            .push((name.into(), Match::StartsWith(prefix.into())));
+        self
+    }
+
+    /// `x-cos-storage-class`.
+    pub fn storage_class(mut self, class: StorageClass) -> Self {
+        self.storage_class = Some(class);
+        self
+    }
+
+    /// `acl` (the object ACL).
+    pub fn acl(mut self, acl: Acl) -> Self {
+        self.acl = Some(acl);
+        self
+    }
+
+    /// Any other form field COS accepts, exactly this value: `Cache-Control`, `Content-Disposition`,
+    /// `Content-Encoding`, `Expires`, `x-cos-server-side-encryption`, `x-cos-tagging`…
+    pub fn field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.fields.push((name.into(), Match::Eq(value.into())));
+        self
+    }
+
+    /// Any other form field, starting with `prefix`; the uploader sets it.
+    pub fn field_starts_with(mut self, name: impl Into<String>, prefix: impl Into<String>) -> Self {
+        self.fields
+            .push((name.into(), Match::StartsWith(prefix.into())));
+        self
+    }
+
+    /// Signs the policy with the config's credentials. See [`PostPolicy::sign_with`].
+    pub fn sign(&self, config: &Config, now: SystemTime) -> Result<PostForm, Error> {
+        self.sign_with(config, &config.credentials, now)
+    }
+
+    /// Signs the policy with `credentials` (e.g. from a [`crate::credentials::ProvideCredentials`]) for the
+    /// config's bucket and endpoint.
+    ///
+    /// The key time runs from `now` (shifted by [`Config::clock_offset_secs`]) minus 60 s, tolerating a
+    /// server clock slightly behind ours, to the expiration.
+    ///
+    /// Errors ([`Error::InvalidInput`], nothing signed): incomplete credentials; no key condition; an
+    /// expiration not after `now`; `content-length-range` with min > max; a success status other than 200,
+    /// 201, 204; a redirect that is not an `http(s)://` URL; a bad key, prefix, metadata or field name;
+    /// metadata over 2 KB.
+    pub fn sign_with(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        now: SystemTime,
+    ) -> Result<PostForm, Error> {
+        if !credentials.is_complete() {
+            return Err(InvalidInput::MissingCredentials.into());
+        }
+        let exp = unix_secs(self.expiration);
+        let now_secs = unix_secs(now);
+        if exp <= now_secs {
+            return Err(param(
+                "expiration",
+                format!(
+                    "{} is not after now ({})",
+                    format_iso8601(exp),
+                    format_iso8601(now_secs)
+                ),
+            ));
+        }
+        let start = unix_secs(corrected(now, config.clock_offset_secs)).saturating_sub(60);
+        if start >= exp {
+            return Err(param(
+                "expiration",
+                format!(
+                    "{} is not after the server's time (clock offset {} s)",
+                    format_iso8601(exp),
+                    config.clock_offset_secs
+                ),
+            ));
+        }
+        let key_time = KeyTime { start, end: exp };
+        let plan = self.plan()?;
+
+        let mut conditions = vec![
+            eq("q-sign-algorithm", "sha1"),
+            eq("q-ak", credentials.secret_id()),
+            eq("q-sign-time", &key_time.to_string()),
+            eq("bucket", config.bucket.as_str()),
+        ];
+        conditions.extend(plan.conditions);
+        let expiration = format_iso8601(exp);
+        let mut json = String::with_capacity(256);
+        json.push_str("{\"expiration\":");
+        write_json_string(&mut json, &expiration);
+        json.push_str(",\"conditions\":[");
+        for (i, c) in conditions.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            c.write_json(&mut json);
+        }
+        json.push_str("]}");
+
+        let signature = sign_policy(credentials.secret_key(), &key_time, &json);
+        let mut fields = vec![
+            ("key".to_string(), plan.key_field),
+            (
+                "policy".to_string(),
+                base64::engine::general_purpose::STANDARD.encode(json.as_bytes()),
+            ),
+            ("q-sign-algorithm".to_string(), "sha1".to_string()),
+            ("q-ak".to_string(), credentials.secret_id().to_string()),
+            ("q-key-time".to_string(), key_time.to_string()),
+            ("q-signature".to_string(), signature),
+        ];
+        if let Some(token) = credentials.security_token() {
+            fields.push(("x-cos-security-token".to_string(), token.to_string()));
+        }
+        fields.extend(plan.fields);
+        Ok(PostForm {
+            url: format!("{}://{}/", config.scheme(), config.host()),
+            fields,
+            starts_with: plan.starts_with,
+            expiration,
+            content_length_range: self.content_length_range,
+            policy_json: json,
+        })
+    }
+
+    /// Validates the optional conditions and turns them into policy conditions and form fields.
+    fn plan(&self) -> Result<Plan, Error> {
+        let mut plan = Plan::default();
+        let key_field = match &self.key {
+            None => {
+                return Err(param(
+                    "key",
+                    "a POST policy needs a key condition (key or key_starts_with)".into(),
+                ))
+            }
+            Some(Match::Eq(key)) => {
+                validate_file_key(key)?;
+                if key.contains("${filename}") {
+                    return Err(InvalidInput::Key {
+                        key: key.chars().take(100).collect(),
+                        reason:
+                            "COS replaces ${filename} before checking the policy, so an exact key \
+                                 condition cannot contain it: use key_starts_with",
+                    }
+                    .into());
+                }
+                key.clone()
+            }
+            Some(Match::StartsWith(prefix)) => {
+                if !prefix.is_empty() {
+                    validate_key(prefix)?;
+                }
+                format!("{prefix}${{filename}}")
+            }
+        };
+        plan.add("key", self.key.as_ref().expect("checked above"), false);
+        plan.key_field = key_field;
+        if let Some((min, max)) = self.content_length_range {
+            if min > max {
+                return Err(param(
+                    "content-length-range",
+                    format!("min {min} is larger than max {max}"),
+                ));
+            }
+            plan.conditions
+                .push(Condition::ContentLengthRange { min, max });
+        }
+        if let Some(m) = &self.content_type {
+            check_value("Content-Type", m)?;
+            plan.add("Content-Type", m, true);
+        }
+        if let Some(status) = self.success_action_status {
+            if !matches!(status, 200 | 201 | 204) {
+                return Err(param(
+                    "success_action_status",
+                    format!("{status}: COS accepts 200, 201 or 204"),
+                ));
+            }
+            plan.add(
+                "success_action_status",
+                &Match::Eq(status.to_string()),
+                true,
+            );
+        }
+        if let Some(url) = &self.success_action_redirect {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.parse::<http::Uri>().is_ok();
+            if !ok {
+                return Err(param(
+                    "success_action_redirect",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+            plan.add("success_action_redirect", &Match::Eq(url.clone()), true);
+        }
+        let mut meta_bytes = 0;
+        let mut seen: Vec<String> = Vec::new();
+        for (name, m) in &self.metadata {
+            let bare = name.strip_prefix("x-cos-meta-").unwrap_or(name);
+            if bare.is_empty()
+                || !bare
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(InvalidInput::MetadataName(bare.to_string()).into());
+            }
+            let full = format!("x-cos-meta-{}", bare.to_ascii_lowercase());
+            if seen.contains(&full) {
+                return Err(param("metadata", format!("{full} is given twice")));
+            }
+            check_value(&full, m)?;
+            let value = match m {
+                Match::Eq(v) | Match::StartsWith(v) => v,
+            };
+            meta_bytes += full.len() + value.len();
+            plan.add(&full, m, true);
+            seen.push(full);
+        }
+        if meta_bytes > MAX_METADATA_BYTES {
+            return Err(InvalidInput::MetadataTooLarge(meta_bytes).into());
+        }
+        if let Some(class) = &self.storage_class {
+            plan.add(
+                "x-cos-storage-class",
+                &Match::Eq(class.as_str().to_string()),
+                true,
+            );
+        }
+        if let Some(acl) = &self.acl {
+            plan.add("acl", &Match::Eq(acl.as_str().to_string()), true);
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for (name, m) in &self.fields {
+            let lower = name.to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'$' | b'\\'));
+            if !valid {
+                return Err(param(
+                    "field",
+                    format!("{name:?} is not a valid form field name"),
+                ));
+            }
+            if RESERVED_FIELDS.contains(&lower.as_str()) || lower.starts_with("x-cos-meta-") {
+                return Err(param(
+                    "field",
+                    format!("{name} has its own PostPolicy method or is set by signing"),
+                ));
+            }
+            if seen.contains(&lower) {
+                return Err(param("field", format!("{name} is given twice")));
+            }
+            check_value(name, m)?;
+            plan.add(name, m, true);
+            seen.push(lower);
+        }
+        Ok(plan)
+    }
+}
+
+#[derive(Default)]
+struct Plan {
+    conditions: Vec<Condition>,
+    fields: Vec<(String, String)>,
+    starts_with: Vec<(String, String)>,
+    key_field: String,
+}
+
+impl Plan {
+    fn add(&mut self, name: &str, m: &Match, as_field: bool) {
+        match m {
+            Match::Eq(v) => {
+                self.conditions.push(eq(name, v));
+                if as_field {
+                    self.fields.push((name.to_string(), v.clone()));
+                }
+            }
+            Match::StartsWith(p) => {
+                self.conditions.push(Condition::StartsWith {
+                    field: name.to_string(),
+                    prefix: p.clone(),
+                });
+                if as_field {
+                    self.starts_with.push((name.to_string(), p.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn eq(field: &str, value: &str) -> Condition {
+    Condition::Eq {
+        field: field.to_string(),
+        value: value.to_string(),
+    }
+}
+
+fn param(name: &'static str, reason: String) -> Error {
+    InvalidInput::Parameter { name, reason }.into()
+}
+
+fn check_value(name: &str, m: &Match) -> Result<(), Error> {
+    let v = match m {
+        Match::Eq(v) | Match::StartsWith(v) => v,
+    };
+    if v.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(InvalidInput::HeaderValue(name.to_string()).into());
+    }
+    Ok(())
+}
+
+/// `q-signature` of a policy: `hex(HMAC-SHA1(SignKey, hex(SHA1(policy_json))))` with
+/// `SignKey = hex(HMAC-SHA1(secret_key, key_time))`.
+///
+/// ```
+/// use cos_core::{auth::KeyTime, post_policy::sign_policy};
+/// let sig = sign_policy("secret", &KeyTime { start: 1, end: 2 }, r#"{"expiration":"1970-01-01T00:00:02.000Z","conditions":[]}"#);
+/// assert_eq!(sig.len(), 40);
+/// ```
+pub fn sign_policy(secret_key: &str, key_time: &KeyTime, policy_json: &str) -> String {
+    let string_to_sign = hex(&Sha1::digest(policy_json.as_bytes()));
+    let key = sign_key(secret_key, key_time);
+    let mut mac =
+        Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(string_to_sign.as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+/// A signed POST form: the action URL and the fields, in the order they are sent.
+///
+/// Field order: `key`, `policy`, `q-sign-algorithm`, `q-ak`, `q-key-time`, `q-signature`,
+/// `x-cos-security-token` (temporary credentials only), then the exact-match fields in the policy's order
+/// (`Content-Type`, `success_action_status`, `success_action_redirect`, `x-cos-meta-*`,
+/// `x-cos-storage-class`, `acl`, other fields). The `file` field is not among them: it must come last, after
+/// any field set with [`PostForm::set`].
+///
+/// Serialised (serde) as
+/// `{"url": "...", "fields": [["key", "..."], ["policy", "..."], ...], "starts_with": [["Content-Type", "image/"]],
+/// "expiration": "2026-01-01T00:00:00.000Z", "content_length_range": [min, max]}`:
+/// `fields` is an ordered list of `[name, value]` pairs (append them to a `FormData` in this order, then
+/// the file); `starts_with` lists the fields the uploader must add, each with the prefix its value must
+/// start with; `content_length_range` is absent when the policy has none. The serialised form contains the
+/// signature and, for temporary credentials, the security token: hand it only to the intended uploader.
+/// `Debug` redacts both.
+#[derive(Clone, Serialize)]
+pub struct PostForm {
+    url: String,
+    fields: Vec<(String, String)>,
+    starts_with: Vec<(String, String)>,
+    expiration: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_length_range: Option<(u64, u64)>,
+    #[serde(skip)]
+    policy_json: String,
+}
+
+impl PostForm {
+    /// The form's action URL: `scheme://host/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The fields, in order, without the file.
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+
+    /// A field's value (names compare case-insensitively).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets a field: replaces its value in place, or appends it. Use it for the `starts-with` fields
+    /// ([`PostForm::starts_with`]) and to choose the key under a key prefix. Changing a field the policy
+    /// pins exactly makes COS refuse the upload.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        let (name, value) = (name.into(), value.into());
+        match self
+            .fields
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+        {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((name, value)),
+        }
+        self
+    }
+
+    /// Fields the uploader must set, each with the prefix its value must start with.
+    pub fn starts_with(&self) -> &[(String, String)] {
+        &self.starts_with
+    }
+
+    /// The policy's expiration, `YYYY-MM-DDTHH:MM:SS.000Z`.
+    pub fn expiration(&self) -> &str {
+        &self.expiration
+    }
+
+    /// The policy's `content-length-range`, if any.
+    pub fn content_length_range(&self) -> Option<(u64, u64)> {
+        self.content_length_range
+    }
+
+    /// The policy JSON text that was signed (the `policy` field is its base64).
+    pub fn policy_json(&self) -> &str {
+        &self.policy_json
+    }
+
+    /// A multipart boundary derived from a seed (the core has no randomness of its own: pass a random
+    /// number). The boundary must not occur in the file; 128 random bits make that vanishingly unlikely.
+    pub fn boundary(seed: u128) -> String {
+        format!("----cos-rs-{seed:032x}")
+    }
+
+    /// The `Content-Type` header of a body framed with `boundary`.
+    pub fn multipart_content_type(boundary: &str) -> String {
+        format!("multipart/form-data; boundary={boundary}")
+    }
+
+    /// The bytes before the file content: every field as a part, then the `file` part's header
+    /// (`Content-Disposition: form-data; name="file"; filename="…"`, `Content-Type: …`, blank line).
+    ///
+    /// In the file name `"`, CR and LF are written `%22`, `%0D`, `%0A` (as browsers do). Errors: an invalid
+    /// boundary (1..=70 characters of `A-Z a-z 0-9 '()+_,-./:=?`), an empty file name, a content type with
+    /// control characters, a field name with `"` or control characters, or a value containing the
+    /// boundary.
+    pub fn multipart_head(
+        &self,
+        boundary: &str,
+        filename: &str,
+        content_type: &str,
+    ) -> Result<Bytes, Error> {
+        validate_boundary(boundary)?;
+        if filename.is_empty() {
+            return Err(param("filename", "the file part needs a file name".into()));
+        }
+        if content_type.is_empty() || content_type.chars().any(|c| c.is_control()) {
+            return Err(InvalidInput::HeaderValue("file Content-Type".into()).into());
+        }
+        let delimiter = format!("--{boundary}");
+        let mut out = BytesMut::with_capacity(512);
+        for (name, value) in &self.fields {
+            if name.is_empty() || name.chars().any(|c| c.is_control() || c == '"') {
+                return Err(param(
+                    "field",
+                    format!("{name:?} is not a valid form field name"),
+                ));
+            }
+            if value.contains(&delimiter) {
+                return Err(param(
+                    "boundary",
+                    format!("the boundary occurs in field {name}"),
+                ));
+            }
+            out.put_slice(delimiter.as_bytes());
+            out.put_slice(b"\r\nContent-Disposition: form-data; name=\"");
+            out.put_slice(name.as_bytes());
+            out.put_slice(b"\"\r\n\r\n");
+            out.put_slice(value.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        let filename = filename
+            .replace('"', "%22")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A");
+        if filename.contains(&delimiter) {
+            return Err(param(
+                "boundary",
+                "the boundary occurs in the file name".into(),
+            ));
+        }
+        out.put_slice(delimiter.as_bytes());
+        out.put_slice(b"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"");
+        out.put_slice(filename.as_bytes());
+        out.put_slice(b"\"\r\nContent-Type: ");
+        out.put_slice(content_type.as_bytes());
+        out.put_slice(b"\r\n\r\n");
+        Ok(out.freeze())
+    }
+
+    /// The bytes after the file content: `\r\n--<boundary>--\r\n`.
+    pub fn multipart_tail(&self, boundary: &str) -> Bytes {
+        Bytes::from(format!("\r\n--{boundary}--\r\n"))
+    }
+}
+
+impl fmt::Debug for PostForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields: Vec<(&str, &str)> = self
+            .fields
+            .iter()
+            .map(|(n, v)| {
+                let secret = n.eq_ignore_ascii_case("q-signature")
+                    || n.eq_ignore_ascii_case("x-cos-security-token");
+                (n.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("PostForm")
+            .field("url", &self.url)
+            .field("fields", &fields)
+            .field("starts_with", &self.starts_with)
+            .field("expiration", &self.expiration)
+            .field("content_length_range", &self.content_length_range)
+            .finish()
+    }
+}
+
+fn validate_boundary(b: &str) -> Result<(), Error> {
+    let ok = (1..=70).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"'()+_,-./:=?".contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(param(
+            "boundary",
+            format!("{b:?}: 1..=70 characters of A-Z a-z 0-9 '()+_,-./:=?"),
+        ))
+    }
+}
+
+/// A POST Object upload of one file with a signed [`PostForm`]: the request head, the multipart framing
+/// around the file, and the response parser.
+///
+/// The driver sends [`PostObject::request`]'s head with the body `head() ++ file ++ tail()`, feeding the
+/// file bytes (only) to a [`crate::checksum::BodyDigest`], and hands the response and digest to
+/// [`PostObject::parse_response`]. POST Object carries its authorisation in the form: the request is not
+/// signed again.
+#[derive(Clone, Debug)]
+pub struct PostObject {
+    form: PostForm,
+    boundary: String,
+    head: Bytes,
+}
+
+impl PostObject {
+    /// Frames `form` and the file part (`filename`, `content_type`) with `boundary`.
+    ///
+    /// Besides [`PostForm::multipart_head`]'s errors: every [`PostForm::starts_with`] field must have been
+    /// set with a value that starts with its prefix, and a `key` with `${filename}` needs a file name.
+    pub fn new(
+        form: PostForm,
+        boundary: impl Into<String>,
+        filename: &str,
+        content_type: &str,
+    ) -> Result<PostObject, Error> {
+        let boundary = boundary.into();
+        for (name, prefix) in &form.starts_with {
+            match form.field(name) {
+                Some(v) if v.starts_with(prefix.as_str()) => {}
+                Some(v) => {
+                    return Err(param(
+                        "form field",
+                        format!("{name} is {v:?}, which does not start with {prefix:?} as the policy requires"),
+                    ))
+                }
+                None if prefix.is_empty() => {}
+                None => {
+                    return Err(param(
+                        "form field",
+                        format!("{name} must be set (starting with {prefix:?}) with PostForm::set"),
+                    ))
+                }
+            }
+        }
+        let head = form.multipart_head(&boundary, filename, content_type)?;
+        Ok(PostObject {
+            form,
+            boundary,
+            head,
+        })
+    }
+
+    /// The signed form.
+    pub fn form(&self) -> &PostForm {
+        &self.form
+    }
+
+    /// The multipart boundary.
+    pub fn boundary(&self) -> &str {
+        &self.boundary
+    }
+
+    /// The body bytes before the file.
+    pub fn head(&self) -> &Bytes {
+        &self.head
+    }
+
+    /// The body bytes after the file.
+    pub fn tail(&self) -> Bytes {
+        self.form.multipart_tail(&self.boundary)
+    }
+
+    /// The whole body's length for a file of `file_len` bytes.
+    pub fn content_length(&self, file_len: u64) -> u64 {
+        self.head.len() as u64 + file_len + self.tail().len() as u64
+    }
+
+    /// The request head: `POST <form url>` with `Host`, `Content-Type: multipart/form-data; boundary=…` and
+    /// `Content-Length`. Errors when `file_len` exceeds 5 GB or the policy's `content-length-range`.
+    pub fn request(&self, file_len: u64) -> Result<http::Request<()>, Error> {
+        self.request_with(file_len, ())
+    }
+
+    /// The whole request with the file given as bytes (small files, tests, servers replaying a form).
+    pub fn request_with_bytes(&self, file: &[u8]) -> Result<http::Request<Bytes>, Error> {
+        let mut body = BytesMut::with_capacity(self.content_length(file.len() as u64) as usize);
+        body.put_slice(&self.head);
+        body.put_slice(file);
+        body.put_slice(&self.tail());
+        self.request_with(file.len() as u64, body.freeze())
+    }
+
+    fn request_with<B>(&self, file_len: u64, body: B) -> Result<http::Request<B>, Error> {
+        if file_len > MAX_POST_SIZE {
+            return Err(InvalidInput::Size {
+                what: "POST Object file",
+                size: file_len,
+                limit: "a POST Object takes at most 5 GB; use a multipart upload",
+            }
+            .into());
+        }
+        if let Some((min, max)) = self.form.content_length_range {
+            if !(min..=max).contains(&file_len) {
+                return Err(InvalidInput::Size {
+                    what: "POST Object file",
+                    size: file_len,
+                    limit: "outside the policy's content-length-range",
+                }
+                .into());
+            }
+        }
+        let uri: http::Uri = self
+            .form
+            .url
+            .parse()
+            .map_err(|_| Error::InvalidInput(InvalidInput::Uri(self.form.url.clone())))?;
+        let host = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        http::Request::builder()
+            .method(http::Method::POST)
+            .uri(uri)
+            .header(http::header::HOST, ops::header_value("host", &host)?)
+            .header(
+                http::header::CONTENT_TYPE,
+                ops::header_value(
+                    "content-type",
+                    &PostForm::multipart_content_type(&self.boundary),
+                )?,
+            )
+            .header(http::header::CONTENT_LENGTH, self.content_length(file_len))
+            .body(body)
+            .map_err(|e| Error::InvalidInput(InvalidInput::Uri(e.to_string())))
+    }
+
+    /// Interprets COS's answer: 204 or 200 (empty body, `ETag` and `Location` headers), 201 (an XML
+    /// `PostResponse` {Location, Bucket, Key, ETag}), or, when the form has `success_action_redirect`, a
+    /// 3xx whose `Location` carries `bucket`, `key` and `etag` parameters. Anything else is the error it
+    /// stands for ([`ops::error_from_response`]); an `<Error>` body is an error whatever the status.
+    ///
+    /// `sent` is the digest of the file bytes: the ETag (when it is an MD5) and `x-cos-hash-crc64ecma`
+    /// are checked against it.
+    pub fn parse_response(
+        &self,
+        response: &http::Response<Bytes>,
+        sent: Option<&SentDigest>,
+    ) -> Result<PostObjectOutput, Error> {
+        let status = response.status().as_u16();
+        let mut out = PostObjectOutput {
+            status,
+            etag: ops::header(response, "etag"),
+            location: ops::header(response, "location"),
+            bucket: None,
+            key: None,
+            crc64: ops::crc64_header(response),
+            version_id: ops::version_id(response),
+            request_id: ops::request_id(response),
+        };
+        if response.status().is_redirection()
+            && self.form.field("success_action_redirect").is_some()
+        {
+            let loc = out
+                .location
+                .clone()
+                .ok_or_else(|| ops::unexpected(response, "a redirect without Location"))?;
+            let query = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
+            for (k, v) in auth::parse_query(query).unwrap_or_default() {
+                match k.as_str() {
+                    "bucket" => out.bucket = Some(v),
+                    "key" => out.key = Some(v),
+                    "etag" => out.etag = Some(v),
+                    _ => {}
+                }
+            }
+        } else if response.body().iter().all(u8::is_ascii_whitespace) {
+            ops::expect_success(response)?;
+        } else {
+            let x: PostResponseXml = ops::parse_xml(response, "PostResponse")?;
+            out.location = x.location.or(out.location);
+            out.bucket = x.bucket;
+            out.key = x.key;
+            out.etag = x.etag.or(out.etag);
+        }
+        if let Some(etag) = &out.etag {
+            ops::check_etag(None, etag, sent)?;
+        }
+        ops::check_crc64(None, out.crc64, sent.map(|d| d.crc64))?;
+        Ok(out)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PostResponseXml {
+    #[serde(rename = "Location")]
+    location: Option<String>,
+    #[serde(rename = "Bucket")]
+    bucket: Option<String>,
+    #[serde(rename = "Key")]
+    key: Option<String>,
+    #[serde(rename = "ETag")]
+    etag: Option<String>,
+}
+
+/// What a successful POST Object returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostObjectOutput {
+    /// The status COS answered with (200, 201, 204, or 3xx for a redirect).
+    pub status: u16,
+    /// `ETag` (header, `PostResponse` or redirect parameter), quoted as COS sends it.
+    pub etag: Option<String>,
+    /// `Location`: the object's URL, or the redirect target.
+    pub location: Option<String>,
+    /// The bucket, from a `PostResponse` or redirect.
+    pub bucket: Option<String>,
+    /// The key the object was stored under (after `${filename}`), from a `PostResponse` or redirect.
+    pub key: Option<String>,
+    /// `x-cos-hash-crc64ecma`.
+    pub crc64: Option<u64>,
+    /// `x-cos-version-id`, when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// `x-cos-request-id`.
+    pub request_id: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The server side: parse and verify a received form.
+// ---------------------------------------------------------------------------------------------------------
+
+/// Why a POST form is refused. [`PolicyViolation::status`] and [`PolicyViolation::code`] give the answer a
+/// COS-compatible server sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyViolation {
+    /// The body is not a well-formed `multipart/form-data` body (or has no `file` part).
+    MalformedForm(String),
+    /// A required form field is absent: `key`, `policy`, `q-sign-algorithm`, `q-ak`, `q-key-time` or
+    /// `q-signature`.
+    MissingField(&'static str),
+    /// A field appears more than once (names compare case-insensitively).
+    DuplicateField(String),
+    /// `q-sign-algorithm` is not `sha1`.
+    UnsupportedAlgorithm(String),
+    /// `q-key-time` is not `<start>;<end>` with `start <= end`.
+    MalformedKeyTime(String),
+    /// The `policy` field is not base64 of UTF-8 text.
+    PolicyNotBase64,
+    /// The policy text is not a policy document (not JSON, no `expiration`, an unknown operator…).
+    MalformedPolicy(String),
+    /// The policy does not pin a required field exactly: `q-sign-algorithm`, `q-ak` or `q-sign-time`.
+    MissingCondition(&'static str),
+    /// `q-ak` names no known credentials.
+    UnknownSecretId(String),
+    /// The credentials of `q-ak` are temporary and `x-cos-security-token` is missing or different.
+    InvalidSecurityToken,
+    /// `q-signature` is not the signature of the policy with the key time and the secret of `q-ak`.
+    SignatureMismatch {
+        /// What the server signed: `hex(SHA1(policy JSON text))`.
+        string_to_sign: String,
+    },
+    /// The request time is outside `q-key-time`.
+    KeyTimeNotValid {
+        /// `q-key-time` as sent.
+        key_time: String,
+    },
+    /// The policy's expiration has passed.
+    Expired {
+        /// The policy's `expiration`.
+        expiration: String,
+    },
+    /// A form field fails a policy condition.
+    ConditionFailed {
+        /// The field (as named in the condition).
+        field: String,
+        /// The condition, as policy JSON.
+        condition: String,
+        /// The value received, `None` when the field is absent.
+        actual: Option<String>,
+    },
+    /// The file length is outside the policy's `content-length-range`.
+    ContentLength {
+        /// The file length.
+        len: u64,
+        /// Smallest length allowed.
+        min: u64,
+        /// Largest length allowed.
+        max: u64,
+    },
+    /// `success_action_status` is not 200, 201 or 204.
+    InvalidSuccessActionStatus(String),
+    /// The key, after `${filename}` is replaced, is longer than 850 bytes.
+    KeyTooLong(usize),
+    /// The key, after `${filename}` is replaced, is not a usable key.
+    InvalidKey {
+        /// The key (cut to 100 characters).
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+impl PolicyViolation {
+    /// The HTTP status a COS-compatible server answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            PolicyViolation::UnknownSecretId(_)
+            | PolicyViolation::InvalidSecurityToken
+            | PolicyViolation::SignatureMismatch { .. }
+            | PolicyViolation::KeyTimeNotValid { .. }
+            | PolicyViolation::Expired { .. }
+            | PolicyViolation::ConditionFailed { .. } => 403,
+            _ => 400,
+        }
+    }
+
+    /// The COS error code a COS-compatible server answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PolicyViolation::MalformedForm(_) => "MalformedPOSTRequest",
+            PolicyViolation::MissingField(_)
+            | PolicyViolation::DuplicateField(_)
+            | PolicyViolation::UnsupportedAlgorithm(_)
+            | PolicyViolation::MalformedKeyTime(_)
+            | PolicyViolation::InvalidSuccessActionStatus(_) => "InvalidArgument",
+            PolicyViolation::PolicyNotBase64
+            | PolicyViolation::MalformedPolicy(_)
+            | PolicyViolation::MissingCondition(_) => "InvalidPolicyDocument",
+            PolicyViolation::UnknownSecretId(_) => "InvalidAccessKeyId",
+            PolicyViolation::SignatureMismatch { .. } => "SignatureDoesNotMatch",
+            PolicyViolation::InvalidSecurityToken
+            | PolicyViolation::KeyTimeNotValid { .. }
+            | PolicyViolation::Expired { .. }
+            | PolicyViolation::ConditionFailed { .. } => "AccessDenied",
+            PolicyViolation::ContentLength { len, max, .. } if len > max => "EntityTooLarge",
+            PolicyViolation::ContentLength { .. } => "EntityTooSmall",
+            PolicyViolation::KeyTooLong(_) => "KeyTooLong",
+            PolicyViolation::InvalidKey { .. } => "InvalidArgument",
+        }
+    }
+}
+
+impl fmt::Display for PolicyViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyViolation::MalformedForm(r) => {
+                write!(f, "malformed multipart/form-data body: {r}")
+            }
+            PolicyViolation::MissingField(n) => write!(f, "form field {n} is required"),
+            PolicyViolation::DuplicateField(n) => {
+                write!(f, "form field {n} appears more than once")
+            }
+            PolicyViolation::UnsupportedAlgorithm(a) => {
+                write!(f, "q-sign-algorithm {a:?}: only sha1 is supported")
+            }
+            PolicyViolation::MalformedKeyTime(k) => {
+                write!(f, "q-key-time {k:?}: expected <start>;<end>")
+            }
+            PolicyViolation::PolicyNotBase64 => {
+                f.write_str("the policy field is not base64 of UTF-8 text")
+            }
+            PolicyViolation::MalformedPolicy(r) => write!(f, "invalid policy document: {r}"),
+            PolicyViolation::MissingCondition(n) => {
+                write!(f, "the policy must pin {n} with an exact condition")
+            }
+            PolicyViolation::UnknownSecretId(id) => write!(f, "unknown SecretId {id:?}"),
+            PolicyViolation::InvalidSecurityToken => f.write_str(
+                "x-cos-security-token is missing or does not match the temporary credentials",
+            ),
+            PolicyViolation::SignatureMismatch { string_to_sign } => write!(
+                f,
+                "q-signature does not match the policy (StringToSign {string_to_sign})"
+            ),
+            PolicyViolation::KeyTimeNotValid { key_time } => {
+                write!(f, "request time is outside q-key-time {key_time}")
+            }
+            PolicyViolation::Expired { expiration } => write!(f, "policy expired at {expiration}"),
+            PolicyViolation::ConditionFailed {
+                field,
+                condition,
+                actual,
+            } => match actual {
+                Some(v) => write!(
+                    f,
+                    "form field {field} = {v:?} fails policy condition {condition}"
+                ),
+                None => write!(
+                    f,
+                    "form field {field} is absent but policy condition {condition} needs it"
+                ),
+            },
+            PolicyViolation::ContentLength { len, min, max } => {
+                write!(
+                    f,
+                    "file length {len} is outside content-length-range {min}..={max}"
+                )
+            }
+            PolicyViolation::InvalidSuccessActionStatus(s) => {
+                write!(f, "success_action_status {s:?}: expected 200, 201 or 204")
+            }
+            PolicyViolation::KeyTooLong(n) => {
+                write!(f, "key is {n} bytes: COS accepts at most 850")
+            }
+            PolicyViolation::InvalidKey { key, reason } => write!(f, "key {key:?}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for PolicyViolation {}
+
+/// A parsed policy document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedPolicy {
+    /// `expiration` as written.
+    pub expiration: String,
+    /// `expiration` in milliseconds since the Unix epoch.
+    pub expiration_ms: u64,
+    /// The conditions, in order.
+    pub conditions: Vec<Condition>,
+}
+
+/// Parses policy JSON text: an object with `expiration` (ISO-8601 UTC, `YYYY-MM-DDTHH:MM:SS[.fff]Z`) and
+/// `conditions`, an array of `{"field": "value", …}` objects (each member an exact match),
+/// `["eq", "$field", "value"]`, `["starts-with", "$field", "prefix"]` and
+/// `["content-length-range", min, max]`. Operators compare case-insensitively, the `$` is optional,
+/// numbers are accepted where strings are (and numeric strings in `content-length-range`); other
+/// top-level members are ignored.
+///
+/// ```
+/// use cos_core::post_policy::{parse_policy_json, Condition};
+/// let p = parse_policy_json(r#"{"expiration": "2030-01-01T00:00:00.000Z",
+///     "conditions": [{"bucket": "b-1"}, ["starts-with", "$key", "a/"], ["content-length-range", 0, 10]]}"#)?;
+/// assert_eq!(p.expiration_ms, 1_893_456_000_000);
+/// assert_eq!(p.conditions[2], Condition::ContentLengthRange { min: 0, max: 10 });
+/// # Ok::<(), cos_core::post_policy::PolicyViolation>(())
+/// ```
+pub fn parse_policy_json(text: &str) -> Result<ParsedPolicy, PolicyViolation> {
+    let bad = |r: &str| PolicyViolation::MalformedPolicy(r.to_string());
+    let doc = json::parse(text)
+        .map_err(|e| PolicyViolation::MalformedPolicy(format!("not JSON: {e}")))?;
+    let json::Value::Object(members) = doc else {
+        return Err(bad("the policy is not a JSON object"));
+    };
+    let get = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let expiration = match get("expiration") {
+        Some(json::Value::String(s)) => s.clone(),
+        Some(_) => return Err(bad("expiration is not a string")),
+        None => return Err(bad("expiration is missing")),
+    };
+    let expiration_ms = parse_iso8601(&expiration).ok_or_else(|| {
+        PolicyViolation::MalformedPolicy(format!("expiration {expiration:?} is not ISO-8601 UTC"))
+    })?;
+    let items = match get("conditions") {
+        Some(json::Value::Array(items)) => items,
+        Some(_) => return Err(bad("conditions is not an array")),
+        None => return Err(bad("conditions is missing")),
+    };
+    let mut conditions = Vec::new();
+    for item in items {
+        match item {
+            json::Value::Object(m) => {
+                for (field, v) in m {
+                    let value = v.as_text().ok_or_else(|| {
+                        PolicyViolation::MalformedPolicy(format!(
+                            "condition {field}: value is not a string"
+                        ))
+                    })?;
+                    conditions.push(Condition::Eq {
+                        field: field.trim_start_matches('$').to_string(),
+                        value,
+                    });
+                }
+            }
+            json::Value::Array(a) => {
+                let op = match a.first() {
+                    Some(json::Value::String(s)) => s.to_ascii_lowercase(),
+                    _ => return Err(bad("a condition array must start with an operator")),
+                };
+                if a.len() != 3 {
+                    return Err(PolicyViolation::MalformedPolicy(format!(
+                        "condition {op}: expected 3 elements"
+                    )));
+                }
+                match op.as_str() {
+                    "eq" | "starts-with" => {
+                        let field = match &a[1] {
+                            json::Value::String(s) => s.trim_start_matches('$').to_string(),
+                            _ => {
+                                return Err(PolicyViolation::MalformedPolicy(format!(
+                                    "condition {op}: field is not a string"
+                                )))
+                            }
+                        };
+                        let value = a[2].as_text().ok_or_else(|| {
+                            PolicyViolation::MalformedPolicy(format!(
+                                "condition {op} {field}: value is not a string"
+                            ))
+                        })?;
+                        conditions.push(if op == "eq" {
+                            Condition::Eq { field, value }
+                        } else {
+                            Condition::StartsWith {
+                                field,
+                                prefix: value,
+                            }
+                        });
+                    }
+                    "content-length-range" => {
+                        let num = |v: &json::Value| {
+                            v.as_text().and_then(|t| t.trim().parse::<u64>().ok())
+                        };
+                        let (Some(min), Some(max)) = (num(&a[1]), num(&a[2])) else {
+                            return Err(bad(
+                                "content-length-range bounds must be non-negative integers",
+                            ));
+                        };
+                        if min > max {
+                            return Err(bad("content-length-range min is larger than max"));
+                        }
+                        conditions.push(Condition::ContentLengthRange { min, max });
+                    }
+                    other => {
+                        return Err(PolicyViolation::MalformedPolicy(format!(
+                            "unsupported condition operator {other:?}"
+                        )))
+                    }
+                }
+            }
+            _ => return Err(bad("a condition must be an object or an array")),
+        }
+    }
+    Ok(ParsedPolicy {
+        expiration,
+        expiration_ms,
+        conditions,
+    })
+}
+
+/// A received POST form, as a server sees it after parsing the body.
+#[derive(Clone, Copy, Debug)]
+pub struct FormSubmission<'a> {
+    /// The non-file fields, in the order received, names as sent.
+    pub fields: &'a [(String, String)],
+    /// The `filename` of the file part (replaces `${filename}` in the key).
+    pub filename: &'a str,
+    /// The file length in bytes.
+    pub file_len: u64,
+    /// The bucket the request is addressed to (checked against the `bucket` condition).
+    pub bucket: &'a str,
+}
+
+impl FormSubmission<'_> {
+    /// A field's value, names compared case-insensitively (the first, if repeated).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl ParsedPolicy {
+    /// True when the policy has expired at `now` (after its expiration instant).
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        let now_ms = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        now_ms > u128::from(self.expiration_ms)
+    }
+
+    /// Checks every condition against the form, with `key` the object key after `${filename}` is
+    /// replaced; also that `q-sign-algorithm`, `q-ak` and `q-sign-time` are pinned exactly.
+    ///
+    /// Field names compare case-insensitively. `bucket` is checked against [`FormSubmission::bucket`],
+    /// `key` against `key`, `q-sign-time` against the form's `q-sign-time` or, when absent, `q-key-time`;
+    /// every other field against the form field of that name. An exact condition needs the field present
+    /// and equal; a `starts-with` needs it present and prefixed (an empty prefix also admits an absent
+    /// field). Form fields without a condition are accepted, as COS does.
+    pub fn check_conditions(
+        &self,
+        form: &FormSubmission<'_>,
+        key: &str,
+    ) -> Result<(), PolicyViolation> {
+        for pinned in ["q-sign-algorithm", "q-ak", "q-sign-time"] {
+            let present = self.conditions.iter().any(
+                |c| matches!(c, Condition::Eq { field, .. } if field.eq_ignore_ascii_case(pinned)),
+            );
+            if !present {
+                return Err(PolicyViolation::MissingCondition(pinned));
+            }
+        }
+        let value_of = |field: &str| -> Option<String> {
+            let lower = field.to_ascii_lowercase();
+            match lower.as_str() {
+                "bucket" => Some(form.bucket.to_string()),
+                "key" => Some(key.to_string()),
+                "q-sign-time" => form
+                    .field("q-sign-time")
+                    .or_else(|| form.field("q-key-time"))
+                    .map(str::to_string),
+                _ => form.field(field).map(str::to_string),
+            }
+        };
+        for c in &self.conditions {
+            let ok = match c {
+                Condition::ContentLengthRange { min, max } => {
+                    if !(*min..=*max).contains(&form.file_len) {
+                        return Err(PolicyViolation::ContentLength {
+                            len: form.file_len,
+                            min: *min,
+                            max: *max,
+                        });
+                    }
+                    continue;
+                }
+                Condition::Eq { field, value } => {
+                    value_of(field).as_deref() == Some(value.as_str())
+                }
+                Condition::StartsWith { field, prefix } => {
+                    prefix.is_empty()
+                        || value_of(field).is_some_and(|v| v.starts_with(prefix.as_str()))
+                }
+            };
+            if !ok {
+                let field = match c {
+                    Condition::Eq { field, .. } | Condition::StartsWith { field, .. } => {
+                        field.clone()
+                    }
+                    Condition::ContentLengthRange { .. } => unreachable!("handled above"),
+                };
+                return Err(PolicyViolation::ConditionFailed {
+                    actual: value_of(&field),
+                    field,
+                    condition: c.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A form that passed [`verify_form`]: what the server needs to store the object and answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedPost {
+    /// The object key, with `${filename}` replaced by the file name.
+    pub key: String,
+    /// `q-ak`.
+    pub secret_id: String,
+    /// The policy.
+    pub policy: ParsedPolicy,
+    /// The status to answer with: `success_action_status`, 204 by default.
+    pub success_action_status: u16,
+    /// `success_action_redirect`, if given: answer 303 with [`redirect_location`].
+    pub success_action_redirect: Option<String>,
+    /// The object headers the form sets, names lower-cased: `cache-control`, `content-type`,
+    /// `content-disposition`, `content-encoding`, `expires`, every `x-cos-*` field except
+    /// `x-cos-security-token`, and `acl` as `x-cos-acl`.
+    pub object_headers: Vec<(String, String)>,
+}
+
+/// Verifies a received POST form at `now`; `lookup` maps a SecretId (`q-ak`) to its credentials.
+///
+/// Order of checks (the first failure is returned): no duplicate fields; required fields (`key`, `policy`,
+/// `q-sign-algorithm`, `q-ak`, `q-key-time`, `q-signature`); algorithm `sha1`; key time syntax; policy
+/// base64 and JSON; known SecretId; security token (when the credentials have one); signature; `now` within
+/// `q-key-time`; expiration; `success_action_status`; the key (after `${filename}`); then
+/// [`ParsedPolicy::check_conditions`].
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use cos_core::post_policy::{verify_form, FormSubmission, PostPolicy};
+/// use cos_core::{Config, Credentials};
+/// let creds = Credentials::new("AKID", "KEY");
+/// let config = Config::new("examplebucket-1250000000", "ap-guangzhou", creds.clone())?;
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let form = PostPolicy::new(now + Duration::from_secs(60)).key_starts_with("in/").sign(&config, now)?;
+/// let ok = verify_form(
+///     &FormSubmission { fields: form.fields(), filename: "a.txt", file_len: 3, bucket: "examplebucket-1250000000" },
+///     now + Duration::from_secs(5),
+///     |id| (id == "AKID").then(|| creds.clone()),
+/// ).unwrap();
+/// assert_eq!((ok.key.as_str(), ok.success_action_status), ("in/a.txt", 204));
+/// # Ok::<(), cos_core::Error>(())
+/// ```
+pub fn verify_form(
+    form: &FormSubmission<'_>,
+    now: SystemTime,
+    lookup: impl FnOnce(&str) -> Option<Credentials>,
+) -> Result<VerifiedPost, PolicyViolation> {
+    for (i, (name, _)) in form.fields.iter().enumerate() {
+        if form.fields[..i]
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Err(PolicyViolation::DuplicateField(name.clone()));
+        }
+    }
+    let required = |name: &'static str| form.field(name).ok_or(PolicyViolation::MissingField(name));
+    let key_template = required("key")?;
+    let policy_b64 = required("policy")?;
+    let algorithm = required("q-sign-algorithm")?;
+    let secret_id = required("q-ak")?;
+    let key_time_text = required("q-key-time")?;
+    let signature = required("q-signature")?;
+    if !algorithm.eq_ignore_ascii_case("sha1") {
+        return Err(PolicyViolation::UnsupportedAlgorithm(algorithm.to_string()));
+    }
+    let key_time = KeyTime::parse(key_time_text)
+        .filter(|k| k.start <= k.end)
+        .ok_or_else(|| PolicyViolation::MalformedKeyTime(key_time_text.to_string()))?;
+    let compact: String = policy_b64
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let policy_text = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(PolicyViolation::PolicyNotBase64)?;
+    let policy = parse_policy_json(&policy_text)?;
+    let creds =
+        lookup(secret_id).ok_or_else(|| PolicyViolation::UnknownSecretId(secret_id.to_string()))?;
+    if let Some(token) = creds.security_token() {
+        if form.field("x-cos-security-token") != Some(token) {
+            return Err(PolicyViolation::InvalidSecurityToken);
+        }
+    }
+    let expected = sign_policy(creds.secret_key(), &key_time, &policy_text);
+    if !constant_time_eq(
+        expected.as_bytes(),
+        signature.to_ascii_lowercase().as_bytes(),
+    ) {
+        return Err(PolicyViolation::SignatureMismatch {
+            string_to_sign: hex(&Sha1::digest(policy_text.as_bytes())),
+        });
+    }
+    if !key_time.contains(now) {
+        return Err(PolicyViolation::KeyTimeNotValid {
+            key_time: key_time_text.to_string(),
+        });
+    }
+    if policy.is_expired(now) {
+        return Err(PolicyViolation::Expired {
+            expiration: policy.expiration.clone(),
+        });
+    }
+    let success_action_status = match form.field("success_action_status") {
+        None => 204,
+        Some(s) => match s.trim().parse::<u16>() {
+            Ok(n @ (200 | 201 | 204)) => n,
+            _ => return Err(PolicyViolation::InvalidSuccessActionStatus(s.to_string())),
+        },
+    };
+    let key = key_template.replace("${filename}", form.filename);
+    if key.len() > MAX_KEY_BYTES {
+        return Err(PolicyViolation::KeyTooLong(key.len()));
+    }
+    validate_key(&key).map_err(|e| PolicyViolation::InvalidKey {
+        key: key.chars().take(100).collect(),
+        reason: match e {
+            InvalidInput::Key { reason, .. } => reason,
+            _ => "is not a valid key",
+        },
+    })?;
+    policy.check_conditions(form, &key)?;
+    let object_headers = form
+        .fields
+        .iter()
+        .filter_map(|(n, v)| {
+            let n = n.to_ascii_lowercase();
+            let keep = matches!(
+                n.as_str(),
+                "cache-control"
+                    | "content-type"
+                    | "content-disposition"
+                    | "content-encoding"
+                    | "expires"
+            ) || (n.starts_with("x-cos-") && n != "x-cos-security-token");
+            if n == "acl" {
+                Some(("x-cos-acl".to_string(), v.clone()))
+            } else {
+                keep.then(|| (n, v.clone()))
+            }
+        })
+        .collect();
+    Ok(VerifiedPost {
+        key,
+        secret_id: secret_id.to_string(),
+        policy,
+        success_action_status,
+        success_action_redirect: form.field("success_action_redirect").map(str::to_string),
+        object_headers,
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The `Location` of a 303 answer to a form with `success_action_redirect`: the URL with `bucket`, `key`
+/// and `etag` query parameters appended (percent-encoded).
+///
+/// ```
+/// let loc = cos_core::post_policy::redirect_location("https://a.example/done?x=1", "b-1", "k 1", "\"e\"");
+/// assert_eq!(loc, "https://a.example/done?x=1&bucket=b-1&key=k%201&etag=%22e%22");
+/// ```
+pub fn redirect_location(redirect: &str, bucket: &str, key: &str, etag: &str) -> String {
+    let sep = if redirect.contains('?') { '&' } else { '?' };
+    format!(
+        "{redirect}{sep}bucket={}&key={}&etag={}",
+        auth::encode(bucket),
+        auth::encode(key),
+        auth::encode(etag)
+    )
+}
+
+/// The XML body of a 201 answer: `<PostResponse>` with `Location`, `Bucket`, `Key` and `ETag`.
+pub fn post_response_xml(location: &str, bucket: &str, key: &str, etag: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>{}</Location><Bucket>{}</Bucket>\
+         <Key>{}</Key><ETag>{}</ETag></PostResponse>",
+        xml_escape(location),
+        xml_escape(bucket),
+        xml_escape(key),
+        xml_escape(etag)
+    )
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartPart {
+    /// The `name` parameter of `Content-Disposition`.
+    pub name: String,
+    /// The `filename` parameter, for file parts.
+    pub filename: Option<String>,
+    /// The part's `Content-Type`, if given.
+    pub content_type: Option<String>,
+    /// The part's content.
+    pub data: Bytes,
+}
+
+/// Splits a `multipart/form-data` body (`content_type` is the request's `Content-Type` header, which
+/// carries the boundary). Parts keep their order; the data of each is a slice of `body`.
+///
+/// ```
+/// use cos_core::post_policy::parse_multipart;
+/// let body = bytes::Bytes::from_static(b"--XY\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\na.txt\r\n--XY\r\n\
+///     Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n--XY--\r\n");
+/// let parts = parse_multipart("multipart/form-data; boundary=XY", &body)?;
+/// assert_eq!((parts[0].name.as_str(), &parts[0].data[..]), ("key", &b"a.txt"[..]));
+/// assert_eq!((parts[1].filename.as_deref(), &parts[1].data[..]), (Some("a.txt"), &b"hi"[..]));
+/// # Ok::<(), cos_core::post_policy::PolicyViolation>(())
+/// ```
+pub fn parse_multipart(
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Vec<MultipartPart>, PolicyViolation> {
+    let bad = |r: &str| PolicyViolation::MalformedForm(r.to_string());
+    let (mime, params) = content_type.split_once(';').unwrap_or((content_type, ""));
+    if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return Err(bad("Content-Type is not multipart/form-data"));
+    }
+    let boundary = header_params(params)
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| bad("no boundary in Content-Type"))?;
+    let delimiter = format!("--{boundary}");
+    let next_delimiter = format!("\r\n--{boundary}");
+    let b = &body[..];
+    let mut pos = find(b, delimiter.as_bytes(), 0).ok_or_else(|| bad("no opening boundary"))?
+        + delimiter.len();
+    let mut parts = Vec::new();
+    loop {
+        if b[pos..].starts_with(b"--") {
+            return Ok(parts);
+        }
+        // Transport padding, then CRLF.
+        while matches!(b.get(pos), Some(b' ' | b'\t')) {
+            pos += 1;
+        }
+        if !b[pos..].starts_with(b"\r\n") {
+            return Err(bad("boundary not followed by CRLF"));
+        }
+        pos += 2;
+        let headers_end =
+            find(b, b"\r\n\r\n", pos).ok_or_else(|| bad("part headers do not end"))?;
+        let headers = std::str::from_utf8(&b[pos..headers_end])
+            .map_err(|_| bad("part headers are not UTF-8"))?;
+        let (mut name, mut filename, mut part_type) = (None, None, None);
+        for line in headers.split("\r\n").filter(|l| !l.is_empty()) {
+            let (h, v) = line
+                .split_once(':')
+                .ok_or_else(|| bad("part header without ':'"))?;
+            if h.trim().eq_ignore_ascii_case("content-disposition") {
+                let (kind, params) = v.split_once(';').unwrap_or((v, ""));
+                if !kind.trim().eq_ignore_ascii_case("form-data") {
+                    return Err(bad("part is not form-data"));
+                }
+                for (k, v) in header_params(params) {
+                    if k.eq_ignore_ascii_case("name") {
+                        name = Some(v);
+                    } else if k.eq_ignore_ascii_case("filename") {
+                        filename = Some(v);
+                    }
+                }
+            } else if h.trim().eq_ignore_ascii_case("content-type") {
+                part_type = Some(v.trim().to_string());
+            }
+        }
+        let data_start = headers_end + 4;
+        let data_end = find(b, next_delimiter.as_bytes(), data_start)
+            .ok_or_else(|| bad("part does not end"))?;
+        parts.push(MultipartPart {
+            name: name.ok_or_else(|| bad("part without a name"))?,
+            filename,
+            content_type: part_type,
+            data: body.slice(data_start..data_end),
+        });
+        pos = data_end + next_delimiter.len();
+    }
+}
+
+/// `; a=b; c="d"` → `[(a, b), (c, d)]`.
+fn header_params(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start_matches([';', ' ', '\t']);
+        let Some(eq) = rest.find('=') else { break };
+        let key = rest[..eq].trim().to_string();
+        rest = &rest[eq + 1..];
+        let value;
+        if let Some(r) = rest.strip_prefix('"') {
+            let end = r.find('"').unwrap_or(r.len());
+            value = r[..end].to_string();
+            rest = r.get(end + 1..).unwrap_or("");
+        } else {
+            let end = rest.find(';').unwrap_or(rest.len());
+            value = rest[..end].trim().to_string();
+            rest = &rest[end..];
+        }
+        out.push((key, value));
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if from > haystack.len() || needle.is_empty() {
+        return None;
+    }
+    haystack[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Time and JSON helpers.
+// ---------------------------------------------------------------------------------------------------------
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SS.000Z`.
+///
+/// ```
+/// assert_eq!(cos_core::post_policy::format_iso8601(1_567_157_892), "2019-08-30T09:38:12.000Z");
+/// ```
+pub fn format_iso8601(secs: u64) -> String {
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into milliseconds since the Unix epoch.
+///
+/// ```
+/// assert_eq!(cos_core::post_policy::parse_iso8601("2019-08-30T09:38:12.414Z"), Some(1_567_157_892_414));
+/// assert_eq!(cos_core::post_policy::parse_iso8601("2019-08-30 09:38:12"), None);
+/// ```
+pub fn parse_iso8601(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 || y < 1970
+    {
+        return None;
+    }
+    let rest = &s[19..];
+    let frac = match rest.strip_suffix('Z')? {
+        "" => 0,
+        f => {
+            let digits = f.strip_prefix('.')?;
+            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let ms: String = digits.chars().chain("000".chars()).take(3).collect();
+            ms.parse::<u64>().ok()?
+        }
+    };
+    let days = days_from_civil(y, mo, d);
+    Some((days * 86_400 + h * 3600 + mi * 60 + se) * 1000 + frac)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm), `y >= 1970`.
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + u64::from(m <= 2), m, d)
+}
+
+/// Writes `s` as a JSON string literal: `"` and `\` escaped, control characters as `\n`, `\r`, `\t` or
+/// `\u00XX`, everything else (including non-ASCII) as is.
+fn write_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A small JSON reader, enough for policy documents (cos-core does not depend on serde_json).
+mod json {
+    /// A JSON value. Numbers keep their text.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Number(String),
+        String(String),
+        Array(Vec<Value>),
+        Object(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        /// A string's value, or a number's text.
+        pub fn as_text(&self) -> Option<String> {
+            match self {
+                Value::String(s) | Value::Number(s) => Some(s.clone()),
+                _ => None,
+            }
+        }
+    }
+
+    const MAX_DEPTH: usize = 32;
+
+    pub fn parse(text: &str) -> Result<Value, String> {
+        let mut p = Parser {
+            b: text.as_bytes(),
+            pos: 0,
+        };
+        let v = p.value(0)?;
+        p.ws();
+        if p.pos != p.b.len() {
+            return Err(format!("trailing characters at byte {}", p.pos));
+        }
+        Ok(v)
+    }
+
+    struct Parser<'a> {
+        b: &'a [u8],
+        pos: usize,
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while matches!(self.b.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                self.pos += 1;
+            }
+        }
+
+        fn err<T>(&self, what: &str) -> Result<T, String> {
+            Err(format!("{what} at byte {}", self.pos))
+        }
+
+        fn eat(&mut self, c: u8) -> Result<(), String> {
+            self.ws();
+            if self.b.get(self.pos) == Some(&c) {
+                self.pos += 1;
+                Ok(())
+            } else {
+                self.err(&format!("expected '{}'", c as char))
+            }
+        }
+
+        fn value(&mut self, depth: usize) -> Result<Value, String> {
+            if depth > MAX_DEPTH {
+                return self.err("nested too deeply");
+            }
+            self.ws();
+            match self.b.get(self.pos) {
+                Some(b'{') => {
+                    self.pos += 1;
+                    let mut members = Vec::new();
+                    self.ws();
+                    if self.b.get(self.pos) == Some(&b'}') {
+                        self.pos += 1;
+                        return Ok(Value::Object(members));
+                    }
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        self.eat(b':')?;
+                        let v = self.value(depth + 1)?;
+                        members.push((k, v));
+                        self.ws();
+                        match self.b.get(self.pos) {
+                            Some(b',') => self.pos += 1,
+                            Some(b'}') => {
+                                self.pos += 1;
+                                return Ok(Value::Object(members));
+                            }
+                            _ => return self.err("expected ',' or '}'"),
+                        }
+                    }
+                }
+                Some(b'[') => {
+                    self.pos += 1;
+                    let mut items = Vec::new();
+                    self.ws();
+                    if self.b.get(self.pos) == Some(&b']') {
+                        self.pos += 1;
+                        return Ok(Value::Array(items));
+                    }
+                    loop {
+                        items.push(self.value(depth + 1)?);
+                        self.ws();
+                        match self.b.get(self.pos) {
+                            Some(b',') => self.pos += 1,
+                            Some(b']') => {
+                                self.pos += 1;
+                                return Ok(Value::Array(items));
+                            }
+                            _ => return self.err("expected ',' or ']'"),
+                        }
+                    }
+                }
+                Some(b'"') => Ok(Value::String(self.string()?)),
+                Some(b't') => self.word("true", Value::Bool(true)),
+                Some(b'f') => self.word("false", Value::Bool(false)),
+                Some(b'n') => self.word("null", Value::Null),
+                Some(b'-' | b'0'..=b'9') => self.number(),
+                _ => self.err("expected a value"),
+            }
+        }
+
+        fn word(&mut self, w: &str, v: Value) -> Result<Value, String> {
+            if self.b[self.pos..].starts_with(w.as_bytes()) {
+                self.pos += w.len();
+                Ok(v)
+            } else {
+                self.err("invalid literal")
+            }
+        }
+
+        fn number(&mut self) -> Result<Value, String> {
+            let start = self.pos;
+            if self.b.get(self.pos) == Some(&b'-') {
+                self.pos += 1;
+            }
+            let digits = |p: &mut Self| {
+                let s = p.pos;
+                while matches!(p.b.get(p.pos), Some(b'0'..=b'9')) {
+                    p.pos += 1;
+                }
+                p.pos > s
+            };
+            if !digits(self) {
+                return self.err("invalid number");
+            }
+            if self.b.get(self.pos) == Some(&b'.') {
+                self.pos += 1;
+                if !digits(self) {
+                    return self.err("invalid number");
+                }
+            }
+            if matches!(self.b.get(self.pos), Some(b'e' | b'E')) {
+                self.pos += 1;
+                if matches!(self.b.get(self.pos), Some(b'+' | b'-')) {
+                    self.pos += 1;
+                }
+                if !digits(self) {
+                    return self.err("invalid number");
+                }
+            }
+            let text = std::str::from_utf8(&self.b[start..self.pos]).expect("ASCII");
+            Ok(Value::Number(text.to_string()))
+        }
+
+        fn hex4(&mut self) -> Result<u32, String> {
+            let h = self
+                .b
+                .get(self.pos..self.pos + 4)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u32::from_str_radix(h, 16).ok());
+            match h {
+                Some(v) => {
+                    self.pos += 4;
+                    Ok(v)
+                }
+                None => self.err("invalid \\u escape"),
+            }
+        }
+
+        fn string(&mut self) -> Result<String, String> {
+            if self.b.get(self.pos) != Some(&b'"') {
+                return self.err("expected a string");
+            }
+            self.pos += 1;
+            let mut out = Vec::new();
+            loop {
+                let Some(&c) = self.b.get(self.pos) else {
+                    return self.err("unterminated string");
+                };
+                self.pos += 1;
+                match c {
+                    b'"' => break,
+                    b'\\' => {
+                        let Some(&e) = self.b.get(self.pos) else {
+                            return self.err("unterminated escape");
+                        };
+                        self.pos += 1;
+                        let ch = match e {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => {
+                                let hi = self.hex4()?;
+                                let code = if (0xD800..0xDC00).contains(&hi) {
+                                    if !self.b[self.pos..].starts_with(b"\\u") {
+                                        return self.err("lone surrogate");
+                                    }
+                                    self.pos += 2;
+                                    let lo = self.hex4()?;
+                                    if !(0xDC00..0xE000).contains(&lo) {
+                                        return self.err("invalid surrogate pair");
+                                    }
+                                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                                } else {
+                                    hi
+                                };
+                                match char::from_u32(code) {
+                                    Some(ch) => ch,
+                                    None => return self.err("invalid \\u escape"),
+                                }
+                            }
+                            _ => return self.err("invalid escape"),
+                        };
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    }
+                    c if c < 0x20 => return self.err("control character in string"),
+                    c => out.push(c),
+                }
+            }
+            String::from_utf8(out).map_err(|_| format!("invalid UTF-8 before byte {}", self.pos))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
