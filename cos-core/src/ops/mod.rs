@@ -13,7 +13,22 @@ use crate::config::Config;
 use crate::error::{Error, InvalidInput, ServiceError, UnexpectedResponse};
 use crate::task::RequestBody;
 
+mod append;
+mod get;
+mod head;
+mod list_uploads;
+mod multipart;
 mod put;
+pub use append::{AppendObject, AppendObjectOutput, MAX_APPEND_OBJECT_SIZE};
+pub use get::{GetObject, GetObjectOutput};
+pub use head::{HeadObject, ObjectInfo, ObjectType};
+pub use list_uploads::{ListMultipartUploads, ListMultipartUploadsOutput, UploadInfo};
+pub use multipart::{
+    AbortMultipartUpload, AbortMultipartUploadOutput, CompleteMultipartUpload,
+    CompleteMultipartUploadOutput, CompletedPart, InitiateMultipartUpload,
+    InitiateMultipartUploadOutput, ListParts, ListPartsOutput, Owner, PartInfo, UploadPart,
+    UploadPartOutput, MAX_PART_NUMBER, MAX_PART_SIZE,
+};
 pub use put::{PutObject, PutObjectOutput};
 
 /// One COS request/response exchange.
@@ -577,4 +592,130 @@ pub fn check_crc64(
         }
         _ => Ok(()),
     }
+}
+
+/// An empty string as `None`.
+pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+/// Parses an optional numeric XML field; a present but malformed value is an unexpected response.
+pub(crate) fn parse_number<T: std::str::FromStr>(
+    response: &http::Response<Bytes>,
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<T>, Error> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| unexpected(response, &format!("{field} {v:?} is not a number"))),
+    }
+}
+
+/// Parses an XML boolean (`true`/`false`, any case); absent or empty is `false`.
+pub(crate) fn parse_bool(
+    response: &http::Response<Bytes>,
+    field: &str,
+    value: Option<&str>,
+) -> Result<bool, Error> {
+    match value.map(str::trim).unwrap_or("") {
+        "" => Ok(false),
+        v if v.eq_ignore_ascii_case("true") => Ok(true),
+        v if v.eq_ignore_ascii_case("false") => Ok(false),
+        v => Err(unexpected(
+            response,
+            &format!("{field} {v:?} is not a boolean"),
+        )),
+    }
+}
+
+/// Undoes `encoding-type=url` on one field when `encoded` (a broken escape is an unexpected response).
+pub(crate) fn url_decoded(
+    response: &http::Response<Bytes>,
+    encoded: bool,
+    value: String,
+) -> Result<String, Error> {
+    if !encoded {
+        return Ok(value);
+    }
+    crate::auth::decode(&value)
+        .ok_or_else(|| unexpected(response, &format!("cannot url-decode {value:?}")))
+}
+
+/// Checks a `max-*` parameter against `1..=1000`.
+pub(crate) fn validate_max(name: &'static str, value: u32) -> Result<(), Error> {
+    if (1..=1000).contains(&value) {
+        Ok(())
+    } else {
+        Err(InvalidInput::Parameter {
+            name,
+            reason: format!("{value} is outside 1..=1000"),
+        }
+        .into())
+    }
+}
+
+/// Checks that an upload id is usable in a query.
+pub(crate) fn validate_upload_id(upload_id: &str) -> Result<(), Error> {
+    if upload_id.is_empty() || upload_id.chars().any(|c| c.is_control()) {
+        Err(InvalidInput::Parameter {
+            name: "uploadId",
+            reason: "must be a non-empty upload id without control characters".into(),
+        }
+        .into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Inserts a header after validating its name and value.
+pub(crate) fn set_header(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), Error> {
+    let n = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue(name.to_string())))?;
+    headers.insert(n, header_value(name, value)?);
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Shared fixtures for the operations' unit tests.
+    use bytes::Bytes;
+
+    use crate::auth::AuthorizationFields;
+    use crate::config::Config;
+    use crate::credentials::Credentials;
+    use crate::task::RequestBody;
+
+    pub fn config() -> Config {
+        Config::new(
+            "examplebucket-1250000000",
+            "ap-guangzhou",
+            Credentials::new("AKIDEXAMPLE", "secret"),
+        )
+        .unwrap()
+    }
+
+    pub fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response<Bytes> {
+        let mut b = http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Bytes::from(body.to_string())).unwrap()
+    }
+
+    pub fn header<'a>(req: &'a http::Request<RequestBody>, name: &str) -> Option<&'a str> {
+        req.headers().get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Signs the request and returns the parsed `Authorization` fields.
+    pub fn signed(mut req: http::Request<RequestBody>) -> AuthorizationFields {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        crate::task::sign(&config(), &mut req, now).unwrap();
+        AuthorizationFields::parse(req.headers()["authorization"].to_str().unwrap()).unwrap()
+    }
+
+    pub const HTML_502: &str =
+        "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>";
 }
