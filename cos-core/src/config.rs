@@ -137,6 +137,14 @@ impl Endpoint {
         authority
             .parse::<http::uri::Authority>()
             .map_err(|_| bad())?;
+        // `Authority` takes any text after the last ':' (`host:port`, `host:99999`); a port must be a number
+        // in 1..=65535. An IPv6 host is bracketed, so look for the port after the ']'.
+        let host_end = authority.rfind(']').map_or(0, |i| i + 1);
+        if let Some((_, port)) = authority[host_end..].rsplit_once(':') {
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(bad());
+            }
+        }
         Ok(Endpoint::Custom {
             scheme: scheme.to_string(),
             authority: authority.to_string(),
