@@ -62,6 +62,7 @@ pub mod post_policy;
 pub mod presign;
 pub mod retry;
 pub mod task;
+pub mod upload;
 
 pub use config::{Bucket, Config, Endpoint, Region};
 pub use credentials::Credentials;
