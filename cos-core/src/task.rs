@@ -158,6 +158,31 @@ pub enum Event {
     Paused,
     /// The checkpoint changed (a part finished, an upload was initiated): persist it if you keep one.
     CheckpointChanged,
+    /// An existing multipart upload (from a checkpoint, or found unfinished) was checked and is continued.
+    Resumed {
+        /// Its id.
+        upload_id: String,
+        /// Parts kept so far (in find-unfinished mode, more may be kept once their digests arrive).
+        parts_done: u32,
+    },
+    /// A multipart upload is started over: the previous upload is stale or gone.
+    Restarted {
+        /// The upload id given up (aborted when the source changed).
+        previous_upload_id: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The driver must compute the [`crate::checksum::BodyDigest`] of this range of the source and report it
+    /// (`MultipartUpload::part_digest`): an unfinished upload has a part of this size, and its ETag is
+    /// compared with the local MD5 before the part is kept.
+    PartDigestNeeded {
+        /// Part number.
+        part: u32,
+        /// Offset in the source.
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
 }
 
 /// What a task wants next.

@@ -2,9 +2,13 @@
 //! task list. Everything here is sans-IO, like the rest of the crate.
 
 pub mod checkpoint;
+pub mod multipart;
 pub mod plan;
 pub mod queue;
 
 pub use checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
+pub use multipart::{
+    MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
+};
 pub use plan::{choose_upload, PartPlan, PartRange, UploadMethod};
 pub use queue::{QueueOutput, TaskId, TaskState, UploadQueue};

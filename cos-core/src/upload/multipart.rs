@@ -1,0 +1,1520 @@
+//! [`MultipartUpload`]: a whole multipart upload as one sans-IO [`Task`].
+//!
+//! # What it does
+//!
+//! 1. **Initiate** (`POST ?uploads`), with the object's headers and `x-cos-forbid-overwrite` when asked.
+//! 2. **Upload the parts**: at most `max_in_flight` `UploadPart` requests at a time, lowest pending part
+//!    first, each a [`RequestBody::Source`](crate::task::RequestBody::Source) range the driver streams while computing its [`SentDigest`]. The
+//!    UploadPart operation checks the ETag against the MD5 the driver measured; the task records each part's
+//!    CRC-64. A failed part is retried with backoff (the [`RetryPolicy`](crate::retry::RetryPolicy) of the
+//!    config, seeded jitter), one clock-skew retry included; retry timers are ordered by `Instant` and the
+//!    task answers `Wait { until: next timer }`.
+//! 3. **Complete** with the parts sorted and their ETags quoted (`x-cos-forbid-overwrite` again when asked).
+//!    The CRC-64s of the parts, combined with [`Crc64::combine`], must equal the whole object's
+//!    `x-cos-hash-crc64ecma`, else the task fails with [`Error::Integrity`]. A *retried* Complete that gets
+//!    `NoSuchUpload` (the first one succeeded but its answer was lost) is confirmed with a HEAD: the object is
+//!    accepted if its ETag ends with `-<part count>` and its CRC-64 matches.
+//!
+//! # Failure and resumption
+//!
+//! * A part that still fails after the retry limit **fails the task with its cause, and the upload is not
+//!   aborted**: [`MultipartUpload::checkpoint`] stays valid, and [`MultipartUpload::resume`] continues later.
+//! * [`MultipartUpload::resume`] starts from a [`Checkpoint`]: it lists the upload's parts (List Parts) and
+//!   keeps only those whose ETag and size match the checkpoint; the others are sent again. If the source's
+//!   fingerprint changed, it aborts the stale upload id first and starts a new upload
+//!   ([`Event::Restarted`]); if the upload no longer exists, it starts a new one too.
+//! * [`MultipartUpload::find_unfinished`] does what the official SDKs do without a checkpoint: List Multipart
+//!   Uploads with `prefix=key`, take the newest upload of exactly this key, list its parts, and keep the parts
+//!   whose size matches the plan **and whose MD5 matches the local bytes**. The core cannot read the source,
+//!   so for each such part it emits [`Event::PartDigestNeeded`]; the driver hashes that range (with
+//!   [`BodyDigest`](crate::checksum::BodyDigest)) and answers with [`MultipartUpload::part_digest`]. Parts
+//!   that need no digest are uploaded meanwhile; Complete waits for every answer. A driver that cannot hash
+//!   answers `None`, and the part is sent again.
+//!
+//! # Commands
+//!
+//! [`pause`](MultipartUpload::pause) stops new requests and emits [`Event::Paused`] once nothing is in flight
+//! (the checkpoint is then final for this run: drop the task and resume it later, or call
+//! [`resume_sending`](MultipartUpload::resume_sending)). [`cancel`](MultipartUpload::cancel) drops pending
+//! parts, aborts the upload and ends with [`Error::Cancelled`]; a cancel that arrives once Complete was sent
+//! waits for its answer, and a successful Complete then wins. [`set_credentials`](MultipartUpload::set_credentials)
+//! swaps (STS) credentials for the following requests.
+//!
+//! # Streams of unknown length
+//!
+//! [`MultipartUpload::stream`] uploads bytes the driver pushes part by part ([`push_part`](MultipartUpload::push_part),
+//! [`finish_stream`](MultipartUpload::finish_stream)) as [`RequestBody::Bytes`](crate::task::RequestBody::Bytes). The task keeps at most
+//! `max_in_flight + 1` parts in memory; [`wants_part`](MultipartUpload::wants_part) says when the driver may push
+//! the next one (check it whenever the task returns `Wait`). A stream that ends before its first part is full
+//! is sent with a single PUT Object. The 10,001st part fails the task with [`InvalidInput`] and aborts the
+//! upload; so does a source failure reported with [`fail_source`](MultipartUpload::fail_source), ending with
+//! [`Error::Source`]. Streams have no checkpoint (their bytes cannot be read again).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
+use super::plan::{PartPlan, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+use crate::checksum::{BodyDigest, Crc64, SentDigest};
+use crate::config::{validate_file_key, Config};
+use crate::credentials::Credentials;
+use crate::error::{Error, InvalidInput};
+use crate::ops::{
+    AbortMultipartUpload, CompleteMultipartUpload, CompletedPart, HeadObject,
+    InitiateMultipartUpload, ListMultipartUploads, ListParts, ObjectOptions, Operation, PutObject,
+    UploadPart,
+};
+use crate::retry::Rng;
+use crate::task::{
+    sign, AfterFailure, Attempts, Event, Input, Now, Output, RequestId, Task, Transmit,
+};
+
+/// The default number of parts in flight at once (as the official SDKs' `ChunkParallelLimit`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 3;
+
+/// How a multipart upload is run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// Part size; `None` picks it with [`PartPlan::auto`] (for streams: [`DEFAULT_PART_SIZE`], which limits
+    /// a stream to 10,000 MiB; set a larger size for larger streams).
+    pub part_size: Option<u64>,
+    /// Parts in flight at once (at least 1; default 3).
+    pub max_in_flight: usize,
+    /// Headers of the object, sent with Initiate (Upload Part takes only the traffic limit from them).
+    pub options: ObjectOptions,
+    /// Fail rather than replace an existing object: `x-cos-forbid-overwrite: true` on Initiate *and*
+    /// Complete.
+    pub forbid_overwrite: bool,
+    /// Check the whole object's CRC-64 against the parts' (default true).
+    pub verify_crc64: bool,
+    /// UploadAddMetaMd5: the hex MD5 of the whole source, stored as `x-cos-meta-md5`. The driver computes it
+    /// (it costs a read of the source before the upload).
+    pub meta_md5: Option<String>,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            part_size: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            options: ObjectOptions::default(),
+            forbid_overwrite: false,
+            verify_crc64: true,
+            meta_md5: None,
+        }
+    }
+}
+
+/// What a finished upload reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadOutcome {
+    /// The bucket.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
+    /// The multipart upload id (`None` when a stream was sent with a single PUT).
+    pub upload_id: Option<String>,
+    /// The object's ETag, quoted (`"<hex>-<parts>"` for a multipart object).
+    pub etag: String,
+    /// The whole object's CRC-64 as COS reported it.
+    pub crc64: Option<u64>,
+    /// `Location` from Complete.
+    pub location: Option<String>,
+    /// `x-cos-version-id`, when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// Number of parts (0 for a single PUT).
+    pub parts: u32,
+    /// Object length in bytes.
+    pub total_len: u64,
+    /// `x-cos-request-id` of the last request.
+    pub request_id: Option<String>,
+    /// True when a lost Complete answer was confirmed with HEAD Object.
+    pub confirmed_by_head: bool,
+}
+
+/// Bytes confirmed so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadProgress {
+    /// Bytes in confirmed parts.
+    pub loaded: u64,
+    /// Total bytes (`None` for a stream that has not ended).
+    pub total: Option<u64>,
+    /// Confirmed parts.
+    pub parts_done: u32,
+    /// All parts (`None` for a stream that has not ended).
+    pub parts_total: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+enum PartState {
+    Pending,
+    InFlight,
+    Backoff(Instant),
+    /// Listed on the server with the planned size; waiting for the driver's digest to compare ETags.
+    NeedDigest {
+        etag: String,
+    },
+    Done {
+        etag: String,
+        crc64: Option<u64>,
+    },
+}
+
+#[derive(Debug)]
+struct Part {
+    offset: u64,
+    len: u64,
+    state: PartState,
+    attempts: Attempts,
+    /// Stream mode: the part's bytes and their digest, until the part is done.
+    bytes: Option<(Bytes, SentDigest)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    /// Stream mode: waiting for a full first part (or the end of the stream).
+    AwaitFirstPart,
+    /// Abort a checkpoint's upload whose source changed, then initiate.
+    AbortStale {
+        upload_id: String,
+    },
+    Initiate,
+    /// List Multipart Uploads, looking for the newest upload of the key.
+    FindUploads {
+        key_marker: Option<String>,
+        upload_id_marker: Option<String>,
+        best: Option<(String, String)>,
+    },
+    /// List Parts of `upload_id`; `from_checkpoint` selects the comparison.
+    ListParts {
+        marker: Option<u32>,
+        from_checkpoint: bool,
+    },
+    Upload,
+    Complete,
+    Head {
+        complete_error: Box<Error>,
+    },
+    /// Stream mode: the whole stream in one PUT.
+    SinglePut,
+    /// Abort after a cancel, a stream failure or a stream that grew too long; then end with `reason`.
+    Abort {
+        reason: Box<Error>,
+    },
+    Finished,
+}
+
+#[derive(Debug, Default)]
+struct Control {
+    in_flight: Option<RequestId>,
+    not_before: Option<Instant>,
+    attempts: Attempts,
+}
+
+#[derive(Debug)]
+struct StreamState {
+    ended: bool,
+    /// The last pushed part was short: no more parts may follow.
+    short_tail: bool,
+    total: u64,
+}
+
+/// A multipart upload as a [`Task`]; see the [module docs](self).
+#[derive(Debug)]
+pub struct MultipartUpload {
+    config: Config,
+    key: String,
+    upload: UploadConfig,
+    part_size: u64,
+    plan: Option<PartPlan>,
+    stream: Option<StreamState>,
+    source: SourceFingerprint,
+    upload_id: Option<String>,
+    parts: Vec<Part>,
+    pending: BTreeSet<u32>,
+    timers: BTreeSet<(Instant, u32)>,
+    in_flight: HashMap<RequestId, u32>,
+    /// Parts listed by the server while verifying: number → (etag, size).
+    listed: BTreeMap<u32, (String, u64)>,
+    /// The checkpoint's parts, while they are being verified.
+    claimed: Vec<FinishedPart>,
+    step: Step,
+    control: Control,
+    rng: Rng,
+    next_id: u64,
+    events: VecDeque<Event>,
+    done: Option<Result<UploadOutcome, Error>>,
+    finished: bool,
+    paused: bool,
+    paused_announced: bool,
+    /// Set by cancel, a source failure or a too-long stream: the error the task will end with once the
+    /// upload is aborted.
+    stopping: Option<Error>,
+    complete_sent: u32,
+}
+
+fn bare(etag: &str) -> &str {
+    etag.trim().trim_matches('"')
+}
+
+fn same_etag(a: &str, b: &str) -> bool {
+    bare(a).eq_ignore_ascii_case(bare(b))
+}
+
+fn quoted(etag: &str) -> String {
+    format!("\"{}\"", bare(etag))
+}
+
+fn response_date(response: &http::Response<Bytes>) -> Option<String> {
+    crate::ops::header(response, "date")
+}
+
+impl MultipartUpload {
+    fn base(
+        config: Config,
+        key: String,
+        upload: UploadConfig,
+        part_size: u64,
+        source: SourceFingerprint,
+    ) -> Self {
+        let rng = Rng::new(config.retry.seed ^ 0x6d75_6c74_6970_6172);
+        MultipartUpload {
+            config,
+            key,
+            upload,
+            part_size,
+            plan: None,
+            stream: None,
+            source,
+            upload_id: None,
+            parts: Vec::new(),
+            pending: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            in_flight: HashMap::new(),
+            listed: BTreeMap::new(),
+            claimed: Vec::new(),
+            step: Step::Initiate,
+            control: Control::default(),
+            rng,
+            next_id: 0,
+            events: VecDeque::new(),
+            done: None,
+            finished: false,
+            paused: false,
+            paused_announced: false,
+            stopping: None,
+            complete_sent: 0,
+        }
+    }
+
+    fn check_inputs(config: &Config, key: &str, upload: &UploadConfig) -> Result<(), Error> {
+        validate_file_key(key)?;
+        if let Some(md5) = &upload.meta_md5 {
+            if md5.len() != 32 || !md5.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(InvalidInput::Parameter {
+                    name: "meta_md5",
+                    reason: "expected 32 hex digits".into(),
+                }
+                .into());
+            }
+        }
+        // Build the Initiate request once so that bad headers fail before anything is sent.
+        Self::initiate_op(key, upload).to_request(config)?;
+        Ok(())
+    }
+
+    fn with_plan(mut self, plan: PartPlan) -> Self {
+        self.parts = plan
+            .parts()
+            .map(|r| Part {
+                offset: r.offset,
+                len: r.len,
+                state: PartState::Pending,
+                attempts: Attempts::default(),
+                bytes: None,
+            })
+            .collect();
+        self.pending = (1..=plan.part_count()).collect();
+        self.plan = Some(plan);
+        self
+    }
+
+    /// A new upload of `total_len` bytes of the driver's source to `key`. Invalid input (key, part size,
+    /// headers) fails here, before anything is sent.
+    ///
+    /// ```
+    /// use std::time::{Instant, SystemTime};
+    /// use cos_core::task::{Now, Output, Task};
+    /// use cos_core::upload::{MultipartUpload, UploadConfig};
+    /// use cos_core::{Config, Credentials};
+    /// let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
+    /// let mut task = MultipartUpload::new(config, "big.bin", 5 << 20, UploadConfig::default())?;
+    /// assert_eq!(task.plan().unwrap().part_count(), 5);
+    /// let now = Now { instant: Instant::now(), system: SystemTime::now() };
+    /// let Output::Transmit(t) = task.poll_output(now) else { panic!() };
+    /// assert_eq!(t.operation, "InitiateMultipartUpload");
+    /// # Ok::<(), cos_core::Error>(())
+    /// ```
+    pub fn new(
+        config: Config,
+        key: impl Into<String>,
+        total_len: u64,
+        upload: UploadConfig,
+    ) -> Result<Self, Error> {
+        let key = key.into();
+        Self::check_inputs(&config, &key, &upload)?;
+        let plan = PartPlan::with_part_size(total_len, upload.part_size)?;
+        let source = SourceFingerprint {
+            size: total_len,
+            mtime_nanos: None,
+        };
+        Ok(Self::base(config, key, upload, plan.part_size(), source).with_plan(plan))
+    }
+
+    /// Records the source's fingerprint in the checkpoints this task writes (by default only the length is
+    /// recorded). The size must equal the upload's length.
+    pub fn source_fingerprint(mut self, source: SourceFingerprint) -> Result<Self, Error> {
+        if Some(source.size) != self.plan.map(|p| p.total_len()) {
+            return Err(InvalidInput::Checkpoint(format!(
+                "the source is {} bytes, the upload {:?}",
+                source.size,
+                self.plan.map(|p| p.total_len())
+            ))
+            .into());
+        }
+        self.source = source;
+        Ok(self)
+    }
+
+    /// Continues the upload of a [`Checkpoint`]; `current` is the source's fingerprint now.
+    ///
+    /// The checkpoint's parts are verified with List Parts: a part whose ETag or size differs on the server,
+    /// or that is missing there, is sent again. If `current` does not match the checkpoint, the stale upload
+    /// is aborted and a new one started (emitting [`Event::Restarted`]); so too if the upload no longer
+    /// exists. `upload` gives the headers used if a new upload has to be initiated; its part size is ignored
+    /// unless the upload starts over.
+    pub fn resume(
+        config: Config,
+        checkpoint: Checkpoint,
+        current: SourceFingerprint,
+        upload: UploadConfig,
+    ) -> Result<Self, Error> {
+        let plan = checkpoint.validate()?;
+        if checkpoint.bucket != config.bucket.as_str() {
+            return Err(InvalidInput::Checkpoint(format!(
+                "it belongs to bucket {}, not {}",
+                checkpoint.bucket, config.bucket
+            ))
+            .into());
+        }
+        Self::check_inputs(&config, &checkpoint.key, &upload)?;
+        if !checkpoint.matches(&current) {
+            let plan = PartPlan::with_part_size(current.size, upload.part_size)?;
+            let mut task = Self::base(config, checkpoint.key, upload, plan.part_size(), current)
+                .with_plan(plan);
+            task.step = Step::AbortStale {
+                upload_id: checkpoint.upload_id.clone(),
+            };
+            task.events.push_back(Event::Restarted {
+                previous_upload_id: checkpoint.upload_id,
+                reason: "the source changed since the checkpoint was written",
+            });
+            return Ok(task);
+        }
+        let mut task =
+            Self::base(config, checkpoint.key, upload, plan.part_size(), current).with_plan(plan);
+        task.upload_id = Some(checkpoint.upload_id);
+        task.claimed = checkpoint.parts;
+        task.step = Step::ListParts {
+            marker: None,
+            from_checkpoint: true,
+        };
+        Ok(task)
+    }
+
+    /// Continues the newest unfinished upload of exactly `key`, found with List Multipart Uploads, as the
+    /// official SDKs do; starts a new upload when there is none. Listed parts of the planned size are kept
+    /// only once the driver confirmed their MD5 (see [`Event::PartDigestNeeded`] and
+    /// [`MultipartUpload::part_digest`]). The plan must be the one the unfinished upload was started with,
+    /// so give the same part size.
+    pub fn find_unfinished(
+        config: Config,
+        key: impl Into<String>,
+        total_len: u64,
+        upload: UploadConfig,
+    ) -> Result<Self, Error> {
+        let mut task = Self::new(config, key, total_len, upload)?;
+        task.step = Step::FindUploads {
+            key_marker: None,
+            upload_id_marker: None,
+            best: None,
+        };
+        Ok(task)
+    }
+
+    /// An upload of a stream of unknown length whose bytes the driver pushes part by part (see the
+    /// [module docs](self#streams-of-unknown-length)).
+    pub fn stream(
+        config: Config,
+        key: impl Into<String>,
+        upload: UploadConfig,
+    ) -> Result<Self, Error> {
+        let key = key.into();
+        Self::check_inputs(&config, &key, &upload)?;
+        let part_size = upload.part_size.unwrap_or(DEFAULT_PART_SIZE);
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+            return Err(InvalidInput::Size {
+                what: "part",
+                size: part_size,
+                limit: "a part size must be in 1 MiB..=5 GiB",
+            }
+            .into());
+        }
+        let source = SourceFingerprint {
+            size: 0,
+            mtime_nanos: None,
+        };
+        let mut task = Self::base(config, key, upload, part_size, source);
+        task.stream = Some(StreamState {
+            ended: false,
+            short_tail: false,
+            total: 0,
+        });
+        task.step = Step::AwaitFirstPart;
+        Ok(task)
+    }
+
+    // ---- getters ----
+
+    /// The plan (`None` for a stream).
+    pub fn plan(&self) -> Option<PartPlan> {
+        self.plan
+    }
+
+    /// The object key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The upload id, once initiated (or taken from a checkpoint).
+    pub fn upload_id(&self) -> Option<&str> {
+        self.upload_id.as_deref()
+    }
+
+    /// The config, with any clock offset learned so far.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes and parts confirmed so far.
+    pub fn progress(&self) -> UploadProgress {
+        let (mut loaded, mut done) = (0, 0);
+        for p in &self.parts {
+            if matches!(p.state, PartState::Done { .. }) {
+                loaded += p.len;
+                done += 1;
+            }
+        }
+        let known = self.stream.as_ref().map_or(true, |s| s.ended);
+        UploadProgress {
+            loaded,
+            total: known.then(|| self.total_len()),
+            parts_done: done,
+            parts_total: known.then_some(self.parts.len() as u32),
+        }
+    }
+
+    fn total_len(&self) -> u64 {
+        match (&self.plan, &self.stream) {
+            (Some(p), _) => p.total_len(),
+            (None, Some(s)) => s.total,
+            (None, None) => 0,
+        }
+    }
+
+    /// The resumable state, once the upload has an id (`None` before, and always for streams). It stays
+    /// available after the task failed or was paused.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        let plan = self.plan?;
+        let upload_id = self.upload_id.clone()?;
+        if matches!(self.step, Step::AbortStale { .. }) {
+            return None;
+        }
+        let mut parts: Vec<FinishedPart> = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match &p.state {
+                PartState::Done { etag, crc64 } => Some(FinishedPart {
+                    number: i as u32 + 1,
+                    etag: etag.clone(),
+                    crc64: *crc64,
+                    len: p.len,
+                }),
+                _ => None,
+            })
+            .collect();
+        if matches!(
+            self.step,
+            Step::ListParts {
+                from_checkpoint: true,
+                ..
+            }
+        ) {
+            // Still verifying: the checkpoint's parts are not confirmed yet, but not refuted either.
+            parts = self.claimed.clone();
+        }
+        Some(Checkpoint {
+            version: CHECKPOINT_VERSION,
+            bucket: self.config.bucket.to_string(),
+            key: self.key.clone(),
+            upload_id,
+            part_size: plan.part_size(),
+            total_len: plan.total_len(),
+            source: self.source,
+            parts,
+        })
+    }
+
+    // ---- commands ----
+
+    /// Stops sending new requests. Once nothing is in flight the task emits [`Event::Paused`]; its
+    /// checkpoint is then final until [`resume_sending`](Self::resume_sending).
+    pub fn pause(&mut self) {
+        if !self.paused {
+            self.paused = true;
+            self.paused_announced = false;
+        }
+    }
+
+    /// Starts sending again after [`pause`](Self::pause).
+    pub fn resume_sending(&mut self) {
+        self.paused = false;
+        self.paused_announced = false;
+    }
+
+    /// Whether the task is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Drops pending parts, aborts the upload and ends with [`Error::Cancelled`] (see the module docs for a
+    /// cancel during Complete).
+    pub fn cancel(&mut self) {
+        self.stop_with(Error::Cancelled);
+    }
+
+    /// Uses these credentials for every request signed from now on (e.g. refreshed STS credentials).
+    pub fn set_credentials(&mut self, credentials: Credentials) {
+        self.config.credentials = credentials;
+    }
+
+    /// Find-unfinished mode: the digest of part `part`'s bytes, as asked by [`Event::PartDigestNeeded`]
+    /// (`None` if the driver cannot compute it: the part is then sent again). A part whose MD5 differs from
+    /// the ETag on the server is sent again.
+    pub fn part_digest(&mut self, part: u32, digest: Option<SentDigest>) {
+        let Some(p) = part
+            .checked_sub(1)
+            .and_then(|i| self.parts.get_mut(i as usize))
+        else {
+            return;
+        };
+        let PartState::NeedDigest { etag } = &p.state else {
+            return;
+        };
+        let etag = quoted(etag);
+        match digest {
+            Some(d) if d.len == p.len && same_etag(&etag, &d.md5_hex()) => {
+                p.state = PartState::Done {
+                    etag: etag.clone(),
+                    crc64: Some(d.crc64),
+                };
+                let len = p.len;
+                self.part_done_events(part, etag, len);
+            }
+            _ => {
+                p.state = PartState::Pending;
+                self.pending.insert(part);
+            }
+        }
+    }
+
+    /// Stream mode: whether the task can take the next part now (the stream has not ended and fewer than
+    /// `max_in_flight + 1` parts are held).
+    pub fn wants_part(&self) -> bool {
+        let Some(s) = &self.stream else { return false };
+        !s.ended
+            && !s.short_tail
+            && self.done.is_none()
+            && !self.finished
+            && self.buffered() <= self.max_in_flight()
+    }
+
+    fn buffered(&self) -> usize {
+        self.parts.iter().filter(|p| p.bytes.is_some()).count()
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.upload.max_in_flight.max(1)
+    }
+
+    /// Stream mode: the bytes of the next part: exactly the part size, except the last part, which may be
+    /// shorter (no part may follow a short one). Refused without effect when [`wants_part`](Self::wants_part)
+    /// is false; the 10,001st part fails the task (and aborts the upload).
+    pub fn push_part(&mut self, bytes: impl Into<Bytes>) -> Result<(), Error> {
+        let bytes = bytes.into();
+        let part_size = self.part_size;
+        let Some(s) = &self.stream else {
+            return Err(InvalidInput::Parameter {
+                name: "push_part",
+                reason: "the upload is not a stream".into(),
+            }
+            .into());
+        };
+        let refuse = |reason: &str| -> Result<(), Error> {
+            Err(InvalidInput::Parameter {
+                name: "push_part",
+                reason: reason.into(),
+            }
+            .into())
+        };
+        if s.ended || self.finished || self.done.is_some() {
+            return refuse("the stream has ended");
+        }
+        if s.short_tail {
+            return refuse("a part shorter than the part size was the last one");
+        }
+        if bytes.is_empty() || bytes.len() as u64 > part_size {
+            return Err(InvalidInput::Size {
+                what: "stream part",
+                size: bytes.len() as u64,
+                limit: "a pushed part must hold 1..=part size bytes",
+            }
+            .into());
+        }
+        if self.buffered() > self.max_in_flight() {
+            return refuse("too many parts held: wait until wants_part() is true");
+        }
+        if self.parts.len() >= MAX_PARTS as usize {
+            let e = Error::InvalidInput(InvalidInput::Size {
+                what: "stream",
+                size: self.total_len() + bytes.len() as u64,
+                limit: "a multipart upload has at most 10,000 parts: use a larger part size for this stream",
+            });
+            self.stop_with(e.clone());
+            return Err(e);
+        }
+        let len = bytes.len() as u64;
+        let digest = BodyDigest::of(&bytes);
+        let offset = self.total_len();
+        let s = self.stream.as_mut().expect("stream");
+        s.total += len;
+        s.short_tail = len < part_size;
+        self.parts.push(Part {
+            offset,
+            len,
+            state: PartState::Pending,
+            attempts: Attempts::default(),
+            bytes: Some((bytes, digest)),
+        });
+        self.pending.insert(self.parts.len() as u32);
+        if self.step == Step::AwaitFirstPart && len == part_size {
+            self.set_step(Step::Initiate);
+        }
+        Ok(())
+    }
+
+    /// Stream mode: the stream ended after the parts pushed so far.
+    pub fn finish_stream(&mut self) {
+        let Some(s) = self.stream.as_mut() else {
+            return;
+        };
+        if s.ended {
+            return;
+        }
+        s.ended = true;
+        if self.step == Step::AwaitFirstPart && self.stopping.is_none() {
+            self.set_step(Step::SinglePut);
+        }
+    }
+
+    /// The source could not be read: abort the upload (if one was initiated) and end with [`Error::Source`].
+    pub fn fail_source(&mut self, message: impl Into<String>) {
+        self.stop_with(Error::Source(message.into()));
+    }
+
+    // ---- internals ----
+
+    fn set_step(&mut self, step: Step) {
+        self.step = step;
+        self.control = Control::default();
+    }
+
+    /// Ends the task with `reason` after aborting the upload, if there is one. Parts in flight are
+    /// forgotten (their answers are ignored).
+    fn stop_with(&mut self, reason: Error) {
+        if self.finished || self.done.is_some() || self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(reason.clone());
+        self.pending.clear();
+        self.timers.clear();
+        self.in_flight.clear();
+        for p in &mut self.parts {
+            if !matches!(p.state, PartState::Done { .. }) {
+                p.state = PartState::Pending;
+            }
+            p.bytes = None;
+        }
+        match &self.step {
+            // Wait for the answer: an Initiate's id must be aborted; a Complete or PUT may have won; a stale
+            // upload is being aborted anyway.
+            Step::Initiate | Step::Complete | Step::SinglePut | Step::AbortStale { .. }
+                if self.control.in_flight.is_some() => {}
+            // The object is being confirmed after Complete: nothing left to abort.
+            Step::Head { .. } | Step::Finished | Step::Abort { .. } => {}
+            _ => self.abort_or_finish(reason),
+        }
+    }
+
+    /// Aborts the upload (when it has an id) and then ends with `reason`; ends at once otherwise.
+    fn abort_or_finish(&mut self, reason: Error) {
+        if self.upload_id.is_some() {
+            self.set_step(Step::Abort {
+                reason: Box::new(reason),
+            })
+        } else {
+            self.fail(reason)
+        }
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.set_step(Step::Finished);
+        self.in_flight.clear();
+        self.timers.clear();
+        self.done = Some(Err(error));
+    }
+
+    fn succeed(&mut self, outcome: UploadOutcome) {
+        self.set_step(Step::Finished);
+        self.in_flight.clear();
+        self.done = Some(Ok(outcome));
+    }
+
+    fn initiate_op(key: &str, upload: &UploadConfig) -> InitiateMultipartUpload {
+        let mut options = upload.options.clone();
+        if upload.forbid_overwrite {
+            options.forbid_overwrite = true;
+        }
+        if let Some(md5) = &upload.meta_md5 {
+            options
+                .extra_headers
+                .push(("x-cos-meta-md5".into(), md5.to_ascii_lowercase()));
+        }
+        InitiateMultipartUpload::new(key).options(options)
+    }
+
+    fn forbid_overwrite(&self) -> bool {
+        self.upload.forbid_overwrite || self.upload.options.forbid_overwrite
+    }
+
+    fn complete_op(&self) -> CompleteMultipartUpload {
+        let parts = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match &p.state {
+                PartState::Done { etag, .. } => Some(CompletedPart {
+                    part_number: i as u32 + 1,
+                    etag: quoted(etag),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut op = CompleteMultipartUpload::new(
+            &self.key,
+            self.upload_id.clone().unwrap_or_default(),
+            parts,
+        );
+        if self.forbid_overwrite() {
+            op = op.forbid_overwrite();
+        }
+        match self.combined_crc64() {
+            Some(crc) if self.upload.verify_crc64 => op.expected_crc64(crc),
+            _ => op,
+        }
+    }
+
+    fn part_op(&self, number: u32) -> UploadPart {
+        let p = &self.parts[number as usize - 1];
+        let op = UploadPart::new(
+            &self.key,
+            self.upload_id.clone().unwrap_or_default(),
+            number,
+        );
+        let op = match &p.bytes {
+            Some((bytes, _)) => op.with_bytes(bytes.clone()),
+            None => op.with_source(p.offset, p.len),
+        };
+        match self.upload.options.traffic_limit {
+            Some(limit) => op.traffic_limit(limit),
+            None => op,
+        }
+    }
+
+    fn single_put_op(&self) -> PutObject {
+        let bytes = self
+            .parts
+            .first()
+            .and_then(|p| p.bytes.as_ref())
+            .map(|(b, _)| b.clone())
+            .unwrap_or_default();
+        let mut options = self.upload.options.clone();
+        if self.upload.forbid_overwrite {
+            options.forbid_overwrite = true;
+        }
+        let put = PutObject::new(&self.key).with_bytes(bytes).options(options);
+        if self.upload.meta_md5.is_some() {
+            put.add_meta_md5()
+        } else {
+            put
+        }
+    }
+
+    fn transmit<O: Operation>(
+        &mut self,
+        now: Now,
+        op: &O,
+        attempt: u32,
+    ) -> Result<Transmit, Error> {
+        let mut request = op.to_request(&self.config)?;
+        sign(&self.config, &mut request, now.system)?;
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        Ok(Transmit {
+            id,
+            operation: O::NAME,
+            attempt,
+            request,
+        })
+    }
+
+    /// The control request the current step needs, if any.
+    fn control_transmit(&mut self, now: Now) -> Option<Result<Transmit, Error>> {
+        if matches!(
+            self.step,
+            Step::AwaitFirstPart | Step::Upload | Step::Finished
+        ) {
+            return None;
+        }
+        self.control.attempts.attempt += 1;
+        let attempt = self.control.attempts.attempt;
+        let t = match self.step.clone() {
+            Step::AbortStale { upload_id } => self.transmit(
+                now,
+                &AbortMultipartUpload::new(&self.key, upload_id),
+                attempt,
+            ),
+            Step::Initiate => {
+                let op = Self::initiate_op(&self.key, &self.upload);
+                self.transmit(now, &op, attempt)
+            }
+            Step::FindUploads {
+                key_marker,
+                upload_id_marker,
+                ..
+            } => {
+                let mut op = ListMultipartUploads::new().prefix(&self.key);
+                if let Some(k) = key_marker {
+                    op = op.key_marker(k);
+                }
+                if let Some(u) = upload_id_marker {
+                    op = op.upload_id_marker(u);
+                }
+                self.transmit(now, &op, attempt)
+            }
+            Step::ListParts { marker, .. } => {
+                let mut op = ListParts::new(&self.key, self.upload_id.clone().unwrap_or_default());
+                if let Some(m) = marker {
+                    op = op.part_number_marker(m);
+                }
+                self.transmit(now, &op, attempt)
+            }
+            Step::Complete => {
+                self.complete_sent += 1;
+                let op = self.complete_op();
+                self.transmit(now, &op, attempt)
+            }
+            Step::Head { .. } => self.transmit(now, &HeadObject::new(&self.key), attempt),
+            Step::SinglePut => {
+                let op = self.single_put_op();
+                self.transmit(now, &op, attempt)
+            }
+            Step::Abort { .. } => {
+                let op = AbortMultipartUpload::new(
+                    &self.key,
+                    self.upload_id.clone().unwrap_or_default(),
+                );
+                self.transmit(now, &op, attempt)
+            }
+            Step::AwaitFirstPart | Step::Upload | Step::Finished => return None,
+        };
+        if let Ok(t) = &t {
+            self.control.in_flight = Some(t.id);
+        }
+        Some(t)
+    }
+
+    fn all_parts_done(&self) -> bool {
+        let ended = self.stream.as_ref().map_or(true, |s| s.ended);
+        ended
+            && self
+                .parts
+                .iter()
+                .all(|p| matches!(p.state, PartState::Done { .. }))
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let part = self.timers.first().map(|(t, _)| *t);
+        match (part, self.control.not_before) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn nothing_in_flight(&self) -> bool {
+        self.in_flight.is_empty() && self.control.in_flight.is_none()
+    }
+
+    fn part_done_events(&mut self, part: u32, etag: String, len: u64) {
+        self.events
+            .push_back(Event::PartCompleted { part, etag, len });
+        let p = self.progress();
+        self.events.push_back(Event::Progress {
+            loaded: p.loaded,
+            total: p.total,
+        });
+        self.events.push_back(Event::CheckpointChanged);
+    }
+
+    /// The combined CRC-64 of all parts, if every part's is known.
+    fn combined_crc64(&self) -> Option<u64> {
+        let mut crc: Option<u64> = None;
+        for p in &self.parts {
+            let PartState::Done { crc64: Some(c), .. } = p.state else {
+                return None;
+            };
+            crc = Some(match crc {
+                None => c,
+                Some(acc) => Crc64::combine(acc, c, p.len),
+            });
+        }
+        crc.or(Some(0))
+    }
+
+    fn outcome(&self) -> UploadOutcome {
+        UploadOutcome {
+            bucket: self.config.bucket.to_string(),
+            key: self.key.clone(),
+            upload_id: self.upload_id.clone(),
+            etag: String::new(),
+            crc64: None,
+            location: None,
+            version_id: None,
+            parts: self.parts.len() as u32,
+            total_len: self.total_len(),
+            request_id: None,
+            confirmed_by_head: false,
+        }
+    }
+
+    /// Applies the shared retry decision to a failed control request.
+    fn control_failed(
+        &mut self,
+        now: Now,
+        operation: &'static str,
+        error: Error,
+        date: Option<&str>,
+    ) {
+        match self.control.attempts.after_failure(
+            &self.config,
+            &error,
+            date,
+            now.system,
+            true,
+            &mut self.rng,
+        ) {
+            AfterFailure::SkewRetry(offset) => {
+                self.config.clock_offset_secs = offset;
+                self.events.push_back(Event::ClockSkewAdjusted {
+                    offset_secs: offset,
+                });
+            }
+            AfterFailure::Backoff(delay) => {
+                self.control.not_before = Some(now.instant + delay);
+                self.events.push_back(Event::RetryScheduled {
+                    operation,
+                    part: None,
+                    attempt: self.control.attempts.attempt + 1,
+                    delay,
+                    error,
+                });
+            }
+            AfterFailure::Fail => match self.step.clone() {
+                // The stale upload could not be aborted: it is left to the bucket's lifecycle rules, and the
+                // new upload does not depend on it.
+                Step::AbortStale { .. } => self.set_step(Step::Initiate),
+                Step::Abort { reason } => self.fail(*reason),
+                Step::Head { complete_error } => self.fail(*complete_error),
+                _ => self.fail(error),
+            },
+        }
+    }
+
+    fn handle_control(&mut self, now: Now, input: Input) {
+        self.control.in_flight = None;
+        let (response, sent) = match input {
+            Input::Response { response, sent, .. } => (response, sent),
+            Input::Failed { error, .. } => {
+                let name = self.step_operation();
+                let error = Error::Transport(error);
+                if let Some(reason) = self.stopping.clone() {
+                    if matches!(self.step, Step::Initiate | Step::Complete | Step::SinglePut) {
+                        // The answer is lost: abort what is known and stop.
+                        self.abort_or_finish(reason);
+                        return;
+                    }
+                }
+                self.control_failed(now, name, error, None);
+                return;
+            }
+        };
+        let date = response_date(&response);
+        let date = date.as_deref();
+        match self.step.clone() {
+            Step::AbortStale { upload_id } => {
+                let op = AbortMultipartUpload::new(&self.key, upload_id);
+                match op.parse_response(&response, None) {
+                    Err(e) if e.code() != Some("NoSuchUpload") => {
+                        self.control_failed(now, AbortMultipartUpload::NAME, e, date)
+                    }
+                    _ => match self.stopping.clone() {
+                        Some(reason) => self.fail(reason),
+                        None => self.set_step(Step::Initiate),
+                    },
+                }
+            }
+            Step::Initiate => {
+                let op = Self::initiate_op(&self.key, &self.upload);
+                match op.parse_response(&response, None) {
+                    Ok(out) => {
+                        self.upload_id = Some(out.upload_id.clone());
+                        self.events.push_back(Event::Initiated {
+                            upload_id: out.upload_id,
+                        });
+                        if let Some(reason) = self.stopping.clone() {
+                            self.abort_or_finish(reason);
+                        } else {
+                            self.events.push_back(Event::CheckpointChanged);
+                            self.set_step(Step::Upload);
+                        }
+                    }
+                    Err(e) => match self.stopping.clone() {
+                        Some(reason) => self.fail(reason),
+                        None => self.control_failed(now, InitiateMultipartUpload::NAME, e, date),
+                    },
+                }
+            }
+            Step::FindUploads { mut best, .. } => {
+                let op = ListMultipartUploads::new().prefix(&self.key);
+                match op.parse_response(&response, None) {
+                    Ok(out) => {
+                        for u in out.uploads.iter().filter(|u| u.key == self.key) {
+                            // `Initiated` is ISO 8601 in one format, so text order is time order; the later
+                            // of two uploads listed with the same time wins.
+                            let initiated = u.initiated.clone().unwrap_or_default();
+                            let newer = best.as_ref().map_or(true, |(t, _)| initiated >= *t);
+                            if newer {
+                                best = Some((initiated, u.upload_id.clone()));
+                            }
+                        }
+                        let more = out.is_truncated
+                            && (out.next_key_marker.is_some()
+                                || out.next_upload_id_marker.is_some());
+                        if more {
+                            self.set_step(Step::FindUploads {
+                                key_marker: out.next_key_marker,
+                                upload_id_marker: out.next_upload_id_marker,
+                                best,
+                            });
+                        } else if let Some((_, upload_id)) = best {
+                            self.upload_id = Some(upload_id);
+                            self.set_step(Step::ListParts {
+                                marker: None,
+                                from_checkpoint: false,
+                            });
+                        } else {
+                            self.set_step(Step::Initiate);
+                        }
+                    }
+                    Err(e) => self.control_failed(now, ListMultipartUploads::NAME, e, date),
+                }
+            }
+            Step::ListParts {
+                from_checkpoint, ..
+            } => {
+                let op = ListParts::new(&self.key, self.upload_id.clone().unwrap_or_default());
+                match op.parse_response(&response, None) {
+                    Ok(out) => {
+                        for p in out.parts {
+                            self.listed.insert(p.part_number, (p.etag, p.size));
+                        }
+                        match (out.is_truncated, out.next_part_number_marker) {
+                            (true, Some(m)) => self.set_step(Step::ListParts {
+                                marker: Some(m),
+                                from_checkpoint,
+                            }),
+                            _ => self.adopt_listed_parts(from_checkpoint),
+                        }
+                    }
+                    Err(e) if e.code() == Some("NoSuchUpload") => {
+                        let previous = self.upload_id.take().unwrap_or_default();
+                        self.events.push_back(Event::Restarted {
+                            previous_upload_id: previous,
+                            reason: "the upload no longer exists",
+                        });
+                        self.claimed.clear();
+                        self.listed.clear();
+                        self.set_step(Step::Initiate);
+                    }
+                    Err(e) => self.control_failed(now, ListParts::NAME, e, date),
+                }
+            }
+            Step::Complete => {
+                let op = self.complete_op();
+                match op.parse_response(&response, None) {
+                    Ok(out) => {
+                        // The op has checked the object's CRC-64 against the parts' (see `complete_op`).
+                        let mut outcome = self.outcome();
+                        outcome.etag = out.etag;
+                        outcome.crc64 = out.crc64;
+                        outcome.location = Some(out.location).filter(|l| !l.is_empty());
+                        outcome.version_id = out.version_id;
+                        outcome.request_id = out.request_id;
+                        self.succeed(outcome);
+                    }
+                    Err(e) if e.code() == Some("NoSuchUpload") && self.complete_sent > 1 => {
+                        self.set_step(Step::Head {
+                            complete_error: Box::new(e),
+                        });
+                    }
+                    Err(e) => match self.stopping.clone() {
+                        Some(reason) => self.abort_or_finish(reason),
+                        None => self.control_failed(now, CompleteMultipartUpload::NAME, e, date),
+                    },
+                }
+            }
+            Step::Head { complete_error } => {
+                match HeadObject::new(&self.key).parse_response(&response, None) {
+                    Ok(info) => {
+                        let count = self.parts.len();
+                        let etag = info.etag.clone().unwrap_or_default();
+                        let etag_ok = bare(&etag).ends_with(&format!("-{count}"));
+                        let len_ok = info.content_length == self.total_len();
+                        let crc_ok = match (self.combined_crc64(), info.crc64) {
+                            (Some(a), Some(b)) => a == b,
+                            _ => !self.upload.verify_crc64 || info.crc64.is_none(),
+                        };
+                        if etag_ok && len_ok && crc_ok {
+                            let mut outcome = self.outcome();
+                            outcome.etag = etag;
+                            outcome.crc64 = info.crc64;
+                            outcome.version_id = info.version_id;
+                            outcome.request_id = info.request_id;
+                            outcome.confirmed_by_head = true;
+                            self.succeed(outcome);
+                        } else {
+                            self.fail(*complete_error);
+                        }
+                    }
+                    Err(e) if e.status() == Some(404) => self.fail(*complete_error),
+                    Err(e) => self.control_failed(now, HeadObject::NAME, e, date),
+                }
+            }
+            Step::SinglePut => {
+                let op = self.single_put_op();
+                match op.parse_response(&response, sent.as_ref()) {
+                    Ok(out) => {
+                        let mut outcome = self.outcome();
+                        outcome.parts = 0;
+                        outcome.etag = out.etag;
+                        outcome.crc64 = out.crc64;
+                        outcome.version_id = out.version_id;
+                        outcome.request_id = out.request_id;
+                        if let Some(p) = self.parts.first_mut() {
+                            p.bytes = None;
+                        }
+                        self.succeed(outcome);
+                    }
+                    Err(e) => match self.stopping.clone() {
+                        Some(reason) => self.fail(reason),
+                        None => self.control_failed(now, PutObject::NAME, e, date),
+                    },
+                }
+            }
+            Step::Abort { reason } => {
+                let op = AbortMultipartUpload::new(
+                    &self.key,
+                    self.upload_id.clone().unwrap_or_default(),
+                );
+                match op.parse_response(&response, None) {
+                    Ok(_) => self.fail(*reason),
+                    Err(e) if e.code() == Some("NoSuchUpload") => self.fail(*reason),
+                    Err(e) => self.control_failed(now, AbortMultipartUpload::NAME, e, date),
+                }
+            }
+            Step::AwaitFirstPart | Step::Upload | Step::Finished => {}
+        }
+    }
+
+    fn step_operation(&self) -> &'static str {
+        match &self.step {
+            Step::AbortStale { .. } | Step::Abort { .. } => AbortMultipartUpload::NAME,
+            Step::Initiate => InitiateMultipartUpload::NAME,
+            Step::FindUploads { .. } => ListMultipartUploads::NAME,
+            Step::ListParts { .. } => ListParts::NAME,
+            Step::Complete => CompleteMultipartUpload::NAME,
+            Step::Head { .. } => HeadObject::NAME,
+            Step::SinglePut => PutObject::NAME,
+            Step::AwaitFirstPart | Step::Upload | Step::Finished => "",
+        }
+    }
+
+    /// After List Parts: keep the parts that match, mark the others pending.
+    fn adopt_listed_parts(&mut self, from_checkpoint: bool) {
+        let listed = std::mem::take(&mut self.listed);
+        if from_checkpoint {
+            for c in std::mem::take(&mut self.claimed) {
+                let Some(p) = self.parts.get_mut(c.number as usize - 1) else {
+                    continue;
+                };
+                match listed.get(&c.number) {
+                    Some((etag, size))
+                        if same_etag(etag, &c.etag) && *size == p.len && c.len == p.len =>
+                    {
+                        p.state = PartState::Done {
+                            etag: quoted(&c.etag),
+                            crc64: c.crc64,
+                        };
+                        self.pending.remove(&c.number);
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            for (number, (etag, size)) in listed {
+                let Some(p) = number
+                    .checked_sub(1)
+                    .and_then(|i| self.parts.get_mut(i as usize))
+                else {
+                    continue;
+                };
+                if size == p.len {
+                    p.state = PartState::NeedDigest { etag: etag.clone() };
+                    self.pending.remove(&number);
+                    self.events.push_back(Event::PartDigestNeeded {
+                        part: number,
+                        offset: p.offset,
+                        len: p.len,
+                    });
+                }
+            }
+        }
+        let progress = self.progress();
+        self.events.push_back(Event::Resumed {
+            upload_id: self.upload_id.clone().unwrap_or_default(),
+            parts_done: progress.parts_done,
+        });
+        self.events.push_back(Event::Progress {
+            loaded: progress.loaded,
+            total: progress.total,
+        });
+        self.events.push_back(Event::CheckpointChanged);
+        self.set_step(Step::Upload);
+    }
+
+    fn handle_part(&mut self, now: Now, number: u32, input: Input) {
+        let idx = number as usize - 1;
+        let (error, date) = match input {
+            Input::Response { response, sent, .. } => {
+                let op = self.part_op(number);
+                let local = self.parts[idx].bytes.as_ref().map(|(_, d)| *d);
+                let sent = sent.or(local);
+                let len = self.parts[idx].len;
+                if let Some(s) = &sent {
+                    if s.len != len {
+                        self.fail(Error::Source(format!(
+                            "part {number}: the driver sent {} bytes, the plan says {len}: the source changed or \
+                             is shorter than announced",
+                            s.len
+                        )));
+                        return;
+                    }
+                }
+                match op.parse_response(&response, sent.as_ref()) {
+                    Ok(out) => {
+                        // The op checked the ETag against the MD5 and the CRC-64 against the bytes sent.
+                        let crc64 = out.sent.map(|d| d.crc64).or(out.crc64);
+                        let etag = quoted(&out.etag);
+                        let p = &mut self.parts[idx];
+                        p.state = PartState::Done {
+                            etag: etag.clone(),
+                            crc64,
+                        };
+                        p.bytes = None;
+                        self.part_done_events(number, etag, len);
+                        return;
+                    }
+                    Err(e) => (e, response_date(&response)),
+                }
+            }
+            Input::Failed { error, .. } => (Error::Transport(error), None),
+        };
+        let p = &mut self.parts[idx];
+        match p.attempts.after_failure(
+            &self.config,
+            &error,
+            date.as_deref(),
+            now.system,
+            true,
+            &mut self.rng,
+        ) {
+            AfterFailure::SkewRetry(offset) => {
+                self.config.clock_offset_secs = offset;
+                p.state = PartState::Pending;
+                self.pending.insert(number);
+                self.events.push_back(Event::ClockSkewAdjusted {
+                    offset_secs: offset,
+                });
+            }
+            AfterFailure::Backoff(delay) => {
+                let at = now.instant + delay;
+                p.state = PartState::Backoff(at);
+                let attempt = p.attempts.attempt + 1;
+                self.timers.insert((at, number));
+                self.events.push_back(Event::RetryScheduled {
+                    operation: UploadPart::NAME,
+                    part: Some(number),
+                    attempt,
+                    delay,
+                    error,
+                });
+            }
+            AfterFailure::Fail => {
+                p.state = PartState::Pending;
+                if self.stream.is_some() {
+                    // A stream cannot be resumed: do not leave its parts behind.
+                    self.stop_with(error);
+                } else {
+                    self.fail(error);
+                }
+            }
+        }
+    }
+}
+
+impl Task for MultipartUpload {
+    type Output = UploadOutcome;
+
+    fn poll_output(&mut self, now: Now) -> Output<UploadOutcome> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Output::Event(e);
+            }
+            if let Some(done) = self.done.take() {
+                self.finished = true;
+                return Output::Done(done);
+            }
+            if self.finished {
+                return Output::Wait { until: None };
+            }
+            // Due retry timers: back to pending.
+            while let Some(&(at, number)) = self.timers.first() {
+                if at > now.instant {
+                    break;
+                }
+                self.timers.pop_first();
+                if let Some(p) = self.parts.get_mut(number as usize - 1) {
+                    if matches!(p.state, PartState::Backoff(t) if t == at) {
+                        p.state = PartState::Pending;
+                        self.pending.insert(number);
+                    }
+                }
+            }
+            let aborting = matches!(self.step, Step::Abort { .. });
+            // Pause holds every request back, except the abort that follows a cancel.
+            let may_send = !self.paused || aborting;
+            // A control request (initiate, list, complete, abort…): one at a time, none during the parts.
+            let due = self.control.not_before.map_or(true, |t| t <= now.instant);
+            if may_send && due && self.control.in_flight.is_none() {
+                self.control.not_before = None;
+                match self.control_transmit(now) {
+                    Some(Ok(t)) => return Output::Transmit(t),
+                    Some(Err(e)) => {
+                        self.fail(e);
+                        continue;
+                    }
+                    None => {}
+                }
+            }
+            if self.step == Step::Upload {
+                if self.all_parts_done() {
+                    if self.nothing_in_flight() {
+                        self.set_step(Step::Complete);
+                        continue;
+                    }
+                } else if may_send && self.in_flight.len() < self.max_in_flight() {
+                    if let Some(number) = self.pending.pop_first() {
+                        let p = &mut self.parts[number as usize - 1];
+                        p.attempts.attempt += 1;
+                        let attempt = p.attempts.attempt;
+                        let op = self.part_op(number);
+                        match self.transmit(now, &op, attempt) {
+                            Ok(t) => {
+                                self.parts[number as usize - 1].state = PartState::InFlight;
+                                self.in_flight.insert(t.id, number);
+                                return Output::Transmit(t);
+                            }
+                            Err(e) => {
+                                self.fail(e);
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+            if self.paused && !aborting && self.nothing_in_flight() && !self.paused_announced {
+                self.paused_announced = true;
+                return Output::Event(Event::Paused);
+            }
+            return Output::Wait {
+                until: self.next_timer(),
+            };
+        }
+    }
+
+    fn handle_input(&mut self, now: Now, input: Input) {
+        if self.finished || self.done.is_some() {
+            return;
+        }
+        let id = input.id();
+        if self.control.in_flight == Some(id) {
+            self.handle_control(now, input);
+        } else if let Some(number) = self.in_flight.remove(&id) {
+            self.handle_part(now, number, input);
+        }
+        // Anything else answers a request this task no longer waits for (e.g. a part sent before a cancel).
+    }
+}
