@@ -12,3 +12,6 @@ pub use multipart::{
 };
 pub use plan::{choose_upload, PartPlan, PartRange, UploadMethod};
 pub use queue::{QueueOutput, TaskId, TaskState, UploadQueue};
+
+#[cfg(test)]
+mod tests;

@@ -68,7 +68,7 @@ use crate::ops::{
 };
 use crate::retry::Rng;
 use crate::task::{
-    sign, AfterFailure, Attempts, Event, Input, Now, Output, RequestId, Task, Transmit,
+    sign, AfterFailure, Attempts, Event, Input, Now, Output, RequestBody, RequestId, Task, Transmit,
 };
 
 /// The default number of parts in flight at once (as the official SDKs' `ChunkParallelLimit`).
@@ -194,8 +194,11 @@ enum Step {
     },
     Upload,
     Complete,
+    /// HEAD the object to see whether a Complete went through after all. When it did not: fail with
+    /// `complete_error`, or (resuming a checkpoint) start the upload over.
     Head {
         complete_error: Box<Error>,
+        restart: bool,
     },
     /// Stream mode: the whole stream in one PUT.
     SinglePut,
@@ -253,6 +256,8 @@ pub struct MultipartUpload {
     /// upload is aborted.
     stopping: Option<Error>,
     complete_sent: u32,
+    /// [`MAX_PARTS`]; lowered by tests of the stream limit.
+    max_parts: u32,
 }
 
 fn bare(etag: &str) -> &str {
@@ -305,6 +310,7 @@ impl MultipartUpload {
             paused: false,
             paused_announced: false,
             stopping: None,
+            max_parts: MAX_PARTS,
             complete_sent: 0,
         }
     }
@@ -649,6 +655,7 @@ impl MultipartUpload {
             && !s.short_tail
             && self.done.is_none()
             && !self.finished
+            && self.stopping.is_none()
             && self.buffered() <= self.max_in_flight()
     }
 
@@ -680,8 +687,8 @@ impl MultipartUpload {
             }
             .into())
         };
-        if s.ended || self.finished || self.done.is_some() {
-            return refuse("the stream has ended");
+        if s.ended || self.finished || self.done.is_some() || self.stopping.is_some() {
+            return refuse("the stream has ended or the upload is stopping");
         }
         if s.short_tail {
             return refuse("a part shorter than the part size was the last one");
@@ -697,7 +704,7 @@ impl MultipartUpload {
         if self.buffered() > self.max_in_flight() {
             return refuse("too many parts held: wait until wants_part() is true");
         }
-        if self.parts.len() >= MAX_PARTS as usize {
+        if self.parts.len() >= self.max_parts as usize {
             let e = Error::InvalidInput(InvalidInput::Size {
                 what: "stream",
                 size: self.total_len() + bytes.len() as u64,
@@ -743,6 +750,17 @@ impl MultipartUpload {
     /// The source could not be read: abort the upload (if one was initiated) and end with [`Error::Source`].
     pub fn fail_source(&mut self, message: impl Into<String>) {
         self.stop_with(Error::Source(message.into()));
+    }
+
+    /// Stream mode: parts whose bytes are held.
+    #[cfg(test)]
+    pub(super) fn held_parts(&self) -> usize {
+        self.buffered()
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_max_parts(&mut self, n: u32) {
+        self.max_parts = n;
     }
 
     // ---- internals ----
@@ -854,10 +872,10 @@ impl MultipartUpload {
             self.upload_id.clone().unwrap_or_default(),
             number,
         );
-        let op = match &p.bytes {
-            Some((bytes, _)) => op.with_bytes(bytes.clone()),
-            None => op.with_source(p.offset, p.len),
-        };
+        // A stream part is described as a source range too: its request gets the bytes swapped in by
+        // `part_transmit`, and its answer is checked against the digest taken when it was pushed, so that the
+        // bytes are hashed once.
+        let op = op.with_source(p.offset, p.len);
         match self.upload.options.traffic_limit {
             Some(limit) => op.traffic_limit(limit),
             None => op,
@@ -881,6 +899,22 @@ impl MultipartUpload {
         } else {
             put
         }
+    }
+
+    fn part_transmit(&mut self, now: Now, number: u32, attempt: u32) -> Result<Transmit, Error> {
+        let mut request = self.part_op(number).to_request(&self.config)?;
+        if let Some((bytes, _)) = &self.parts[number as usize - 1].bytes {
+            *request.body_mut() = RequestBody::Bytes(bytes.clone());
+        }
+        sign(&self.config, &mut request, now.system)?;
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        Ok(Transmit {
+            id,
+            operation: UploadPart::NAME,
+            attempt,
+            request,
+        })
     }
 
     fn transmit<O: Operation>(
@@ -1067,7 +1101,7 @@ impl MultipartUpload {
                 // new upload does not depend on it.
                 Step::AbortStale { .. } => self.set_step(Step::Initiate),
                 Step::Abort { reason } => self.fail(*reason),
-                Step::Head { complete_error } => self.fail(*complete_error),
+                Step::Head { complete_error, .. } => self.fail(*complete_error),
                 _ => self.fail(error),
             },
         }
@@ -1180,14 +1214,24 @@ impl MultipartUpload {
                         }
                     }
                     Err(e) if e.code() == Some("NoSuchUpload") => {
-                        let previous = self.upload_id.take().unwrap_or_default();
-                        self.events.push_back(Event::Restarted {
-                            previous_upload_id: previous,
-                            reason: "the upload no longer exists",
-                        });
-                        self.claimed.clear();
-                        self.listed.clear();
-                        self.set_step(Step::Initiate);
+                        let all_claimed = from_checkpoint && self.claimed.len() == self.parts.len();
+                        if all_claimed {
+                            // Every part was done: the crash may have come after Complete went through. The
+                            // object decides (HEAD), as after a lost Complete answer.
+                            for c in std::mem::take(&mut self.claimed) {
+                                self.parts[c.number as usize - 1].state = PartState::Done {
+                                    etag: quoted(&c.etag),
+                                    crc64: c.crc64,
+                                };
+                                self.pending.remove(&c.number);
+                            }
+                            self.set_step(Step::Head {
+                                complete_error: Box::new(e),
+                                restart: true,
+                            });
+                        } else {
+                            self.restart_upload();
+                        }
                     }
                     Err(e) => self.control_failed(now, ListParts::NAME, e, date),
                 }
@@ -1208,6 +1252,7 @@ impl MultipartUpload {
                     Err(e) if e.code() == Some("NoSuchUpload") && self.complete_sent > 1 => {
                         self.set_step(Step::Head {
                             complete_error: Box::new(e),
+                            restart: false,
                         });
                     }
                     Err(e) => match self.stopping.clone() {
@@ -1216,33 +1261,37 @@ impl MultipartUpload {
                     },
                 }
             }
-            Step::Head { complete_error } => {
-                match HeadObject::new(&self.key).parse_response(&response, None) {
-                    Ok(info) => {
-                        let count = self.parts.len();
-                        let etag = info.etag.clone().unwrap_or_default();
-                        let etag_ok = bare(&etag).ends_with(&format!("-{count}"));
-                        let len_ok = info.content_length == self.total_len();
-                        let crc_ok = match (self.combined_crc64(), info.crc64) {
-                            (Some(a), Some(b)) => a == b,
-                            _ => !self.upload.verify_crc64 || info.crc64.is_none(),
-                        };
-                        if etag_ok && len_ok && crc_ok {
-                            let mut outcome = self.outcome();
-                            outcome.etag = etag;
-                            outcome.crc64 = info.crc64;
-                            outcome.version_id = info.version_id;
-                            outcome.request_id = info.request_id;
-                            outcome.confirmed_by_head = true;
-                            self.succeed(outcome);
-                        } else {
-                            self.fail(*complete_error);
-                        }
+            Step::Head {
+                complete_error,
+                restart,
+            } => match HeadObject::new(&self.key).parse_response(&response, None) {
+                Ok(info) => {
+                    let count = self.parts.len();
+                    let etag = info.etag.clone().unwrap_or_default();
+                    let etag_ok = bare(&etag).ends_with(&format!("-{count}"));
+                    let len_ok = info.content_length == self.total_len();
+                    let crc_ok = match (self.combined_crc64(), info.crc64) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => !self.upload.verify_crc64 || info.crc64.is_none(),
+                    };
+                    if etag_ok && len_ok && crc_ok {
+                        let mut outcome = self.outcome();
+                        outcome.etag = etag;
+                        outcome.crc64 = info.crc64;
+                        outcome.version_id = info.version_id;
+                        outcome.request_id = info.request_id;
+                        outcome.confirmed_by_head = true;
+                        self.succeed(outcome);
+                    } else if restart {
+                        self.restart_upload();
+                    } else {
+                        self.fail(*complete_error);
                     }
-                    Err(e) if e.status() == Some(404) => self.fail(*complete_error),
-                    Err(e) => self.control_failed(now, HeadObject::NAME, e, date),
                 }
-            }
+                Err(e) if e.status() == Some(404) && restart => self.restart_upload(),
+                Err(e) if e.status() == Some(404) => self.fail(*complete_error),
+                Err(e) => self.control_failed(now, HeadObject::NAME, e, date),
+            },
             Step::SinglePut => {
                 let op = self.single_put_op();
                 match op.parse_response(&response, sent.as_ref()) {
@@ -1290,6 +1339,23 @@ impl MultipartUpload {
             Step::SinglePut => PutObject::NAME,
             Step::AwaitFirstPart | Step::Upload | Step::Finished => "",
         }
+    }
+
+    /// The upload is gone: start a new one and send every part.
+    fn restart_upload(&mut self) {
+        let previous = self.upload_id.take().unwrap_or_default();
+        self.events.push_back(Event::Restarted {
+            previous_upload_id: previous,
+            reason: "the upload no longer exists",
+        });
+        self.claimed.clear();
+        self.listed.clear();
+        for p in &mut self.parts {
+            p.state = PartState::Pending;
+            p.attempts = Attempts::default();
+        }
+        self.pending = (1..=self.parts.len() as u32).collect();
+        self.set_step(Step::Initiate);
     }
 
     /// After List Parts: keep the parts that match, mark the others pending.
@@ -1480,8 +1546,7 @@ impl Task for MultipartUpload {
                         let p = &mut self.parts[number as usize - 1];
                         p.attempts.attempt += 1;
                         let attempt = p.attempts.attempt;
-                        let op = self.part_op(number);
-                        match self.transmit(now, &op, attempt) {
+                        match self.part_transmit(now, number, attempt) {
                             Ok(t) => {
                                 self.parts[number as usize - 1].state = PartState::InFlight;
                                 self.in_flight.insert(t.id, number);

@@ -1,0 +1,1809 @@
+//! Tests of [`MultipartUpload`] against an in-memory fake COS, with virtual time and a transcript.
+//!
+//! The harness plays the driver: it drains `poll_output`, keeps the emitted requests in flight, delivers
+//! them to the fake server one at a time (so that the in-flight limit is actually reached), jumps the clock
+//! to `Wait { until }` when nothing is in flight, and records what happened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::checksum::{hex, BodyDigest, Crc64, SentDigest};
+use crate::error::{Error, IntegrityError, TransportError, TransportErrorKind};
+use crate::task::{Event, Input, Now, Output, RequestBody, Task, Transmit};
+use crate::upload::plan::MIB;
+use crate::{Config, Credentials};
+
+const BUCKET: &str = "examplebucket-1250000000";
+const KEY: &str = "dir/big.bin";
+/// 20 parts of 1 MiB, the last one short.
+const LEN: u64 = 19 * MIB + 12345;
+
+fn source() -> &'static Bytes {
+    static S: OnceLock<Bytes> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut rng = crate::retry::Rng::new(99);
+        let mut v = Vec::with_capacity(LEN as usize);
+        while v.len() < LEN as usize {
+            v.extend_from_slice(&rng.next().to_le_bytes());
+        }
+        v.truncate(LEN as usize);
+        Bytes::from(v)
+    })
+}
+
+/// Digests of source ranges, computed once for all tests.
+fn digest(offset: u64, len: u64) -> SentDigest {
+    static CACHE: OnceLock<Mutex<HashMap<(u64, u64), SentDigest>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(d) = cache.lock().unwrap().get(&(offset, len)) {
+        return *d;
+    }
+    let d = BodyDigest::of(&source()[offset as usize..(offset + len) as usize]);
+    cache.lock().unwrap().insert((offset, len), d);
+    d
+}
+
+fn source_crc() -> u64 {
+    digest(0, LEN).crc64
+}
+
+fn config() -> Config {
+    Config::new(
+        BUCKET,
+        "ap-guangzhou",
+        Credentials::new("AKIDEXAMPLE", "secret"),
+    )
+    .unwrap()
+}
+
+fn fingerprint() -> SourceFingerprint {
+    SourceFingerprint {
+        size: LEN,
+        mtime_nanos: Some(1_700_000_000_000_000_000),
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // the one real clock read: the origin of virtual time
+fn start() -> Now {
+    Now {
+        instant: Instant::now(),
+        system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The fake COS
+
+#[derive(Clone, Debug)]
+struct StoredPart {
+    bytes: Bytes,
+    digest: SentDigest,
+}
+
+#[derive(Clone, Debug)]
+struct StoredUpload {
+    key: String,
+    initiated: String,
+    forbid_overwrite: bool,
+    parts: BTreeMap<u32, StoredPart>,
+}
+
+#[derive(Clone, Debug)]
+struct StoredObject {
+    bytes: Bytes,
+    etag: String,
+    crc64: u64,
+}
+
+/// What the fake does to one request.
+#[derive(Clone, Debug, PartialEq)]
+enum Fault {
+    /// Answer normally.
+    None,
+    /// Fail in the transport before the server sees it.
+    Drop,
+    /// The server applies it, but the answer is lost.
+    LoseAnswer,
+    /// Answer with this status and COS error code, without applying.
+    Error(u16, &'static str),
+    /// Apply it, but report this CRC-64.
+    WrongCrc(u64),
+}
+
+#[derive(Default)]
+struct FakeCos {
+    uploads: BTreeMap<String, StoredUpload>,
+    objects: BTreeMap<String, StoredObject>,
+    next_upload: u32,
+    clock: u64,
+    /// Parts per List Parts page (small, so that pagination is exercised).
+    page: usize,
+}
+
+fn query(req: &http::Request<RequestBody>) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(kv), String::new()),
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The digest of a body, from the cache when it is a slice of the source.
+fn digest_of(body: &Bytes) -> SentDigest {
+    let base = source().as_ptr() as usize;
+    let p = body.as_ptr() as usize;
+    if !body.is_empty() && p >= base && p + body.len() <= base + source().len() {
+        digest((p - base) as u64, body.len() as u64)
+    } else {
+        BodyDigest::of(body)
+    }
+}
+
+fn key_of(req: &http::Request<RequestBody>) -> String {
+    req.uri().path().trim_start_matches('/').to_string()
+}
+
+fn xml(status: u16, body: String) -> http::Response<Bytes> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .header("x-cos-request-id", "req-1")
+        .body(Bytes::from(body))
+        .unwrap()
+}
+
+fn cos_error(status: u16, code: &str) -> http::Response<Bytes> {
+    xml(
+        status,
+        format!("<Error><Code>{code}</Code><Message>fake {code}</Message><RequestId>req-e</RequestId></Error>"),
+    )
+}
+
+impl FakeCos {
+    fn new() -> Self {
+        FakeCos {
+            page: 7,
+            ..Default::default()
+        }
+    }
+
+    fn initiate(&mut self, key: &str) -> String {
+        self.next_upload += 1;
+        self.clock += 1;
+        let id = format!("upload-{:04}", self.next_upload);
+        self.uploads.insert(
+            id.clone(),
+            StoredUpload {
+                key: key.to_string(),
+                initiated: format!("2024-01-01T00:00:{:02}.000Z", self.clock % 60),
+                forbid_overwrite: false,
+                parts: BTreeMap::new(),
+            },
+        );
+        id
+    }
+
+    fn put_part(&mut self, id: &str, n: u32, bytes: Bytes) {
+        let digest = digest_of(&bytes);
+        self.uploads
+            .get_mut(id)
+            .unwrap()
+            .parts
+            .insert(n, StoredPart { bytes, digest });
+    }
+
+    /// Handles one request whose body is `body`; `fault` changes the answer.
+    fn handle(
+        &mut self,
+        req: &http::Request<RequestBody>,
+        body: &Bytes,
+        fault: &Fault,
+    ) -> http::Response<Bytes> {
+        if let Fault::Error(status, code) = fault {
+            return cos_error(*status, code);
+        }
+        let wrong_crc = match fault {
+            Fault::WrongCrc(c) => Some(*c),
+            _ => None,
+        };
+        let q = query(req);
+        let key = key_of(req);
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        match (
+            req.method().as_str(),
+            q.contains_key("uploads"),
+            q.get("uploadId"),
+        ) {
+            ("POST", true, None) => {
+                let id = self.initiate(&key);
+                self.uploads.get_mut(&id).unwrap().forbid_overwrite =
+                    header("x-cos-forbid-overwrite").is_some();
+                xml(
+                    200,
+                    format!(
+                        "<InitiateMultipartUploadResult><Bucket>{BUCKET}</Bucket><Key>{key}</Key>\
+                         <UploadId>{id}</UploadId></InitiateMultipartUploadResult>"
+                    ),
+                )
+            }
+            ("GET", true, None) => {
+                let prefix = q.get("prefix").cloned().unwrap_or_default();
+                let mut s = format!("<ListMultipartUploadsResult><Bucket>{BUCKET}</Bucket><IsTruncated>false</IsTruncated>");
+                for (id, u) in &self.uploads {
+                    if u.key.starts_with(&prefix) {
+                        s += &format!(
+                            "<Upload><Key>{}</Key><UploadId>{id}</UploadId><Initiated>{}</Initiated></Upload>",
+                            u.key, u.initiated
+                        );
+                    }
+                }
+                xml(200, s + "</ListMultipartUploadsResult>")
+            }
+            ("PUT", _, Some(id)) => {
+                let n: u32 = q["partNumber"].parse().unwrap();
+                let Some(u) = self.uploads.get_mut(id) else {
+                    return cos_error(404, "NoSuchUpload");
+                };
+                let digest = digest_of(body);
+                u.parts.insert(
+                    n,
+                    StoredPart {
+                        bytes: body.clone(),
+                        digest,
+                    },
+                );
+                http::Response::builder()
+                    .status(200)
+                    .header("etag", format!("\"{}\"", digest.md5_hex()))
+                    .header(
+                        "x-cos-hash-crc64ecma",
+                        wrong_crc.unwrap_or(digest.crc64).to_string(),
+                    )
+                    .body(Bytes::new())
+                    .unwrap()
+            }
+            ("GET", false, Some(id)) => {
+                let Some(u) = self.uploads.get(id) else {
+                    return cos_error(404, "NoSuchUpload");
+                };
+                let marker: u32 = q
+                    .get("part-number-marker")
+                    .map(|m| m.parse().unwrap())
+                    .unwrap_or(0);
+                let page: Vec<_> = u.parts.range(marker + 1..).take(self.page).collect();
+                let truncated = u.parts.range(marker + 1..).count() > self.page;
+                let mut s = format!(
+                    "<ListPartsResult><Bucket>{BUCKET}</Bucket><Key>{key}</Key><UploadId>{id}</UploadId>\
+                     <PartNumberMarker>{marker}</PartNumberMarker><IsTruncated>{truncated}</IsTruncated>"
+                );
+                if let Some((n, _)) = page.last() {
+                    s += &format!("<NextPartNumberMarker>{n}</NextPartNumberMarker>");
+                }
+                for (n, p) in page {
+                    s += &format!(
+                        "<Part><PartNumber>{n}</PartNumber><ETag>&quot;{}&quot;</ETag><Size>{}</Size></Part>",
+                        p.digest.md5_hex(),
+                        p.bytes.len()
+                    );
+                }
+                xml(200, s + "</ListPartsResult>")
+            }
+            ("POST", false, Some(id)) => {
+                let Some(u) = self.uploads.get(id) else {
+                    return cos_error(404, "NoSuchUpload");
+                };
+                assert_eq!(header("content-type").as_deref(), Some("application/xml"));
+                let text = String::from_utf8(body.to_vec()).unwrap();
+                let mut listed = Vec::new();
+                for chunk in text.split("<Part>").skip(1) {
+                    let n: u32 = between(chunk, "<PartNumber>", "</PartNumber>")
+                        .parse()
+                        .unwrap();
+                    let etag = between(chunk, "<ETag>", "</ETag>").replace("&quot;", "\"");
+                    assert!(
+                        etag.starts_with('"') && etag.ends_with('"'),
+                        "quoted ETag {etag}"
+                    );
+                    listed.push((n, etag));
+                }
+                if !listed.windows(2).all(|w| w[0].0 < w[1].0) {
+                    return cos_error(400, "InvalidPartOrder");
+                }
+                let mut bytes = Vec::new();
+                let mut md5s = Vec::new();
+                for (n, etag) in &listed {
+                    match u.parts.get(n) {
+                        Some(p) if etag.trim_matches('"') == p.digest.md5_hex() => {
+                            bytes.extend_from_slice(&p.bytes);
+                            md5s.extend_from_slice(&p.digest.md5);
+                        }
+                        _ => return cos_error(400, "InvalidPart"),
+                    }
+                }
+                if u.forbid_overwrite != header("x-cos-forbid-overwrite").is_some() {
+                    return cos_error(400, "InvalidRequest");
+                }
+                if u.forbid_overwrite && self.objects.contains_key(&key) {
+                    return cos_error(409, "PathConflict");
+                }
+                let bytes = Bytes::from(bytes);
+                let crc64 = if bytes == *source() {
+                    source_crc()
+                } else {
+                    Crc64::checksum(&bytes)
+                };
+                let etag = format!("\"{}-{}\"", crate::checksum::md5_hex(&md5s), listed.len());
+                self.uploads.remove(id);
+                self.objects.insert(
+                    key.clone(),
+                    StoredObject {
+                        bytes,
+                        etag: etag.clone(),
+                        crc64,
+                    },
+                );
+                let mut r = xml(
+                    200,
+                    format!(
+                        "<CompleteMultipartUploadResult><Location>{BUCKET}.cos.ap-guangzhou.myqcloud.com/{key}</Location>\
+                         <Bucket>{BUCKET}</Bucket><Key>{key}</Key><ETag>{}</ETag></CompleteMultipartUploadResult>",
+                        etag.replace('"', "&quot;")
+                    ),
+                );
+                r.headers_mut().insert(
+                    "x-cos-hash-crc64ecma",
+                    wrong_crc.unwrap_or(crc64).to_string().parse().unwrap(),
+                );
+                r
+            }
+            ("DELETE", false, Some(id)) => {
+                if self.uploads.remove(id).is_none() {
+                    return cos_error(404, "NoSuchUpload");
+                }
+                http::Response::builder()
+                    .status(204)
+                    .body(Bytes::new())
+                    .unwrap()
+            }
+            ("HEAD", false, None) => match self.objects.get(&key) {
+                Some(o) => http::Response::builder()
+                    .status(200)
+                    .header("content-length", o.bytes.len())
+                    .header("etag", &o.etag)
+                    .header(
+                        "x-cos-hash-crc64ecma",
+                        wrong_crc.unwrap_or(o.crc64).to_string(),
+                    )
+                    .body(Bytes::new())
+                    .unwrap(),
+                None => http::Response::builder()
+                    .status(404)
+                    .body(Bytes::new())
+                    .unwrap(),
+            },
+            ("PUT", false, None) => {
+                let d = BodyDigest::of(body);
+                let etag = format!("\"{}\"", d.md5_hex());
+                self.objects.insert(
+                    key,
+                    StoredObject {
+                        bytes: body.clone(),
+                        etag: etag.clone(),
+                        crc64: d.crc64,
+                    },
+                );
+                http::Response::builder()
+                    .status(200)
+                    .header("etag", etag)
+                    .header("x-cos-hash-crc64ecma", d.crc64.to_string())
+                    .body(Bytes::new())
+                    .unwrap()
+            }
+            other => panic!("unexpected request {other:?} {}", req.uri()),
+        }
+    }
+}
+
+fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
+    let start = s.find(a).unwrap() + a.len();
+    let end = start + s[start..].find(b).unwrap();
+    &s[start..end]
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The driver
+
+/// One line of the transcript.
+#[derive(Clone, Debug, PartialEq)]
+enum Line {
+    Send {
+        op: &'static str,
+        part: Option<u32>,
+        attempt: u32,
+        at: Duration,
+    },
+    Event(Event),
+}
+
+struct Harness {
+    now: Now,
+    t0: Instant,
+    server: FakeCos,
+    in_flight: Vec<Transmit>,
+    transcript: Vec<Line>,
+    /// Source ranges sent by UploadPart: (part, offset, len).
+    ranges: Vec<(u32, u64, u64)>,
+    max_parts_in_flight: usize,
+    /// Chooses the fault for the n-th request of an operation (part number given for UploadPart).
+    faults: Box<dyn FnMut(&'static str, Option<u32>, u32) -> Fault>,
+    /// The last checkpoint seen at `CheckpointChanged`, as JSON (what a driver would persist).
+    saved: Option<String>,
+    /// Answer `PartDigestNeeded` (find-unfinished mode).
+    answer_digests: bool,
+    steps: usize,
+}
+
+fn part_number(t: &Transmit) -> Option<u32> {
+    query_part(&t.request)
+}
+
+fn query_part(req: &http::Request<RequestBody>) -> Option<u32> {
+    query(req).get("partNumber").map(|n| n.parse().unwrap())
+}
+
+enum Stop {
+    Done(Result<UploadOutcome, Error>),
+    /// The step budget ran out (the caller injects a crash, pause or cancel there).
+    Step,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let now = start();
+        Harness {
+            now,
+            t0: now.instant,
+            server: FakeCos::new(),
+            in_flight: Vec::new(),
+            transcript: Vec::new(),
+            ranges: Vec::new(),
+            max_parts_in_flight: 0,
+            faults: Box::new(|_, _, _| Fault::None),
+            saved: None,
+            answer_digests: true,
+            steps: 0,
+        }
+    }
+
+    fn sends(&self, op: &str) -> Vec<(Option<u32>, u32, Duration)> {
+        self.transcript
+            .iter()
+            .filter_map(|l| match l {
+                Line::Send {
+                    op: o,
+                    part,
+                    attempt,
+                    at,
+                } if *o == op => Some((*part, *attempt, *at)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.transcript
+            .iter()
+            .filter_map(|l| match l {
+                Line::Event(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Drives `task` until it ends, or until `budget` steps (transmits + deliveries) were taken.
+    fn run(&mut self, task: &mut MultipartUpload, budget: Option<usize>) -> Stop {
+        let mut iterations = 0;
+        loop {
+            iterations += 1;
+            assert!(iterations < 100_000, "the task does not make progress");
+            if budget.is_some_and(|b| self.steps >= b) {
+                return Stop::Step;
+            }
+            match task.poll_output(self.now) {
+                Output::Transmit(t) => {
+                    self.steps += 1;
+                    let part = part_number(&t);
+                    self.transcript.push(Line::Send {
+                        op: t.operation,
+                        part,
+                        attempt: t.attempt,
+                        at: self.now.instant - self.t0,
+                    });
+                    assert!(t.request.headers().contains_key("authorization"), "signed");
+                    if let RequestBody::Source { offset, len } = t.request.body() {
+                        self.ranges.push((part.unwrap(), *offset, *len));
+                    }
+                    self.in_flight.push(t);
+                    let parts = self
+                        .in_flight
+                        .iter()
+                        .filter(|t| t.operation == "UploadPart")
+                        .count();
+                    self.max_parts_in_flight = self.max_parts_in_flight.max(parts);
+                }
+                Output::Event(e) => {
+                    if e == Event::CheckpointChanged {
+                        if let Some(cp) = task.checkpoint() {
+                            self.saved = Some(serde_json::to_string(&cp).unwrap());
+                        }
+                    }
+                    if let Event::PartDigestNeeded { part, offset, len } = e {
+                        if self.answer_digests {
+                            task.part_digest(part, Some(digest(offset, len)));
+                        }
+                    }
+                    self.transcript.push(Line::Event(e));
+                }
+                Output::Done(result) => return Stop::Done(result),
+                Output::Wait { until } => {
+                    if !self.in_flight.is_empty() {
+                        // Answer the oldest request first.
+                        let t = self.in_flight.remove(0);
+                        self.steps += 1;
+                        let input = self.deliver(t);
+                        task.handle_input(self.now, input);
+                    } else if let Some(until) = until {
+                        assert!(until > self.now.instant, "Wait until a past time");
+                        self.now = self.now.advance(until - self.now.instant);
+                    } else {
+                        panic!("waiting forever with nothing in flight");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one request to the fake server (applying the fault plan) and builds the task's input.
+    fn deliver(&mut self, t: Transmit) -> Input {
+        let part = part_number(&t);
+        let fault = (self.faults)(t.operation, part, t.attempt);
+        let (body, sent) = match t.request.body() {
+            RequestBody::Empty => (Bytes::new(), None),
+            RequestBody::Bytes(b) => (b.clone(), None),
+            RequestBody::Source { offset, len } => (
+                source().slice(*offset as usize..(*offset + *len) as usize),
+                Some(digest(*offset, *len)),
+            ),
+        };
+        if fault == Fault::Drop {
+            return Input::Failed {
+                id: t.id,
+                error: TransportError::new(TransportErrorKind::Reset, "connection reset"),
+            };
+        }
+        let response = self.server.handle(&t.request, &body, &fault);
+        if fault == Fault::LoseAnswer {
+            return Input::Failed {
+                id: t.id,
+                error: TransportError::new(TransportErrorKind::Timeout, "read timeout"),
+            };
+        }
+        Input::Response {
+            id: t.id,
+            response,
+            sent,
+        }
+    }
+
+    /// Delivers or drops whatever is in flight when the task is dropped (a crash): even-numbered requests
+    /// reach the server, the others are lost before it.
+    fn crash(&mut self) {
+        for (i, t) in std::mem::take(&mut self.in_flight).into_iter().enumerate() {
+            if i % 2 == 0 {
+                let _ = self.deliver(t);
+            }
+        }
+    }
+
+    fn assert_object_is_source(&self) {
+        let o = self.server.objects.get(KEY).expect("object exists");
+        assert!(
+            o.bytes == *source(),
+            "object content differs from the source"
+        );
+        assert_eq!(o.crc64, source_crc());
+    }
+}
+
+fn upload_config() -> UploadConfig {
+    UploadConfig::default()
+}
+
+fn new_task() -> MultipartUpload {
+    MultipartUpload::new(config(), KEY, LEN, upload_config())
+        .unwrap()
+        .source_fingerprint(fingerprint())
+        .unwrap()
+}
+
+fn done(stop: Stop) -> Result<UploadOutcome, Error> {
+    match stop {
+        Stop::Done(r) => r,
+        Stop::Step => panic!("no budget was given"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn happy_path_sends_every_byte_once_within_the_limit() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    assert_eq!(task.plan().unwrap().part_count(), 20);
+    let out = done(h.run(&mut task, None)).unwrap();
+    h.assert_object_is_source();
+    assert_eq!(out.parts, 20);
+    assert_eq!(out.crc64, Some(source_crc()));
+    assert_eq!(out.total_len, LEN);
+    assert!(out.etag.ends_with("-20\""), "{}", out.etag);
+    assert_eq!(
+        out.location.as_deref(),
+        Some("examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com/dir/big.bin")
+    );
+    assert!(!out.confirmed_by_head);
+    assert_eq!(
+        h.max_parts_in_flight, DEFAULT_MAX_IN_FLIGHT,
+        "the limit is reached and held"
+    );
+    // Every byte exactly once: ranges sorted by offset are contiguous and cover [0, LEN).
+    let mut ranges = h.ranges.clone();
+    ranges.sort_by_key(|r| r.1);
+    let mut next = 0;
+    for (_, offset, len) in &ranges {
+        assert_eq!(*offset, next);
+        next += len;
+    }
+    assert_eq!(next, LEN);
+    assert_eq!(ranges.len(), 20);
+    // Lowest pending part first.
+    let order: Vec<u32> = h.sends("UploadPart").iter().map(|s| s.0.unwrap()).collect();
+    assert_eq!(order, (1..=20).collect::<Vec<_>>());
+    // Transcript shape.
+    let ops: Vec<&str> = h
+        .transcript
+        .iter()
+        .filter_map(|l| match l {
+            Line::Send { op, .. } => Some(*op),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ops.first(), Some(&"InitiateMultipartUpload"));
+    assert_eq!(ops.last(), Some(&"CompleteMultipartUpload"));
+    let events = h.events();
+    assert!(matches!(&events[0], Event::Initiated { upload_id } if upload_id == "upload-0001"));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::PartCompleted { .. }))
+            .count(),
+        20
+    );
+    assert!(events.contains(&Event::Progress {
+        loaded: LEN,
+        total: Some(LEN)
+    }));
+    let p = task.progress();
+    assert_eq!((p.loaded, p.parts_done, p.parts_total), (LEN, 20, Some(20)));
+    // Polling after Done is inert.
+    assert!(matches!(
+        task.poll_output(h.now),
+        Output::Wait { until: None }
+    ));
+}
+
+#[test]
+fn in_flight_limit_is_configurable() {
+    for limit in [1, 2, 5, 8] {
+        let mut h = Harness::new();
+        let cfg = UploadConfig {
+            max_in_flight: limit,
+            ..upload_config()
+        };
+        let mut task = MultipartUpload::new(config(), KEY, LEN, cfg).unwrap();
+        done(h.run(&mut task, None)).unwrap();
+        assert_eq!(h.max_parts_in_flight, limit);
+        h.assert_object_is_source();
+    }
+}
+
+#[test]
+fn forbid_overwrite_is_sent_on_initiate_and_complete() {
+    let mut h = Harness::new();
+    let cfg = UploadConfig {
+        forbid_overwrite: true,
+        ..upload_config()
+    };
+    let mut task = MultipartUpload::new(config(), KEY, LEN, cfg.clone()).unwrap();
+    done(h.run(&mut task, None)).unwrap(); // the fake refuses a Complete whose header differs from Initiate's
+                                           // A second upload of the same key is refused.
+    let mut task = MultipartUpload::new(config(), KEY, LEN, cfg).unwrap();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("PathConflict"));
+}
+
+#[test]
+fn retries_follow_the_backoff() {
+    let mut h = Harness::new();
+    // Part 2 fails twice in the transport, then succeeds; part 5 gets a 503 once.
+    h.faults = Box::new(|op, part, attempt| match (op, part, attempt) {
+        ("UploadPart", Some(2), 1 | 2) => Fault::Drop,
+        ("UploadPart", Some(5), 1) => Fault::Error(503, "SlowDown"),
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    done(h.run(&mut task, None)).unwrap();
+    h.assert_object_is_source();
+    let policy = config().retry;
+    let retries: Vec<(Option<u32>, u32, Duration)> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RetryScheduled {
+                part,
+                attempt,
+                delay,
+                operation,
+                ..
+            } => {
+                assert_eq!(operation, "UploadPart");
+                Some((part, attempt, delay))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut which: Vec<(Option<u32>, u32)> = retries.iter().map(|r| (r.0, r.1)).collect();
+    which.sort();
+    assert_eq!(which, [(Some(2), 2), (Some(2), 3), (Some(5), 2)]);
+    let part2_delays: Vec<Duration> = retries
+        .iter()
+        .filter(|r| r.0 == Some(2))
+        .map(|r| r.2)
+        .collect();
+    for (_, attempt, delay) in &retries {
+        let base = policy.initial_backoff * (1 << (attempt - 2));
+        assert!(
+            *delay >= base / 2 && *delay <= base,
+            "attempt {attempt}: {delay:?}"
+        );
+    }
+    // Each retry is sent exactly when its timer is due: the failure was answered at some time t and the
+    // retry goes out at t + delay, never earlier.
+    let part2 = h
+        .sends("UploadPart")
+        .into_iter()
+        .filter(|s| s.0 == Some(2))
+        .collect::<Vec<_>>();
+    assert_eq!(part2.len(), 3);
+    assert!(part2[1].2 - part2[0].2 >= part2_delays[0]);
+    assert!(part2[2].2 - part2[1].2 >= part2_delays[1]);
+    // The harness answers at once, so the clock only moves to timers: the retry goes out exactly when due.
+    assert_eq!(part2[1].2 - part2[0].2, part2_delays[0]);
+    // Only failed parts were sent twice.
+    assert_eq!(h.sends("UploadPart").len(), 23);
+}
+
+#[test]
+fn retry_timers_are_ordered_and_waits_name_the_next_one() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, part, attempt| match (op, part, attempt) {
+        ("UploadPart", Some(1 | 2 | 3), 1) => Fault::Drop,
+        _ => Fault::None,
+    });
+    let mut task = MultipartUpload::new(
+        config(),
+        KEY,
+        LEN,
+        UploadConfig {
+            max_in_flight: 3,
+            ..upload_config()
+        },
+    )
+    .unwrap();
+    done(h.run(&mut task, None)).unwrap();
+    // Parts 1-3 were retried in the order of their timers, each at (or after) its due time.
+    let due: Vec<(u32, Duration)> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::RetryScheduled {
+                part: Some(p),
+                delay,
+                ..
+            } => Some((*p, *delay)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(due.len(), 3);
+    let resent: Vec<(u32, Duration)> = h
+        .sends("UploadPart")
+        .into_iter()
+        .filter(|s| s.1 == 2)
+        .map(|s| (s.0.unwrap(), s.2))
+        .collect();
+    assert_eq!(resent.len(), 3);
+    assert!(resent.windows(2).all(|w| w[0].1 <= w[1].1));
+}
+
+#[test]
+fn a_part_failing_past_the_limit_fails_without_abort_and_resumes() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, part, _| match (op, part) {
+        ("UploadPart", Some(7)) => Fault::Error(500, "InternalError"),
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("InternalError"));
+    assert_eq!(
+        h.sends("UploadPart")
+            .iter()
+            .filter(|s| s.0 == Some(7))
+            .count(),
+        4,
+        "max_attempts"
+    );
+    assert!(h.sends("AbortMultipartUpload").is_empty(), "not aborted");
+    assert_eq!(h.server.uploads.len(), 1, "the upload stays resumable");
+    let cp = task.checkpoint().unwrap();
+    assert!(cp.parts.iter().all(|p| p.number != 7));
+    // Resume: only the parts missing from the checkpoint are sent.
+    let missing: Vec<u32> = (1..=20)
+        .filter(|n| !cp.parts.iter().any(|p| p.number == *n))
+        .collect();
+    h.faults = Box::new(|_, _, _| Fault::None);
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    done(h.run(&mut task, None)).unwrap();
+    let mut sent: Vec<u32> = h.sends("UploadPart").iter().map(|s| s.0.unwrap()).collect();
+    sent.sort();
+    assert_eq!(sent, missing);
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Resumed { .. })));
+    h.assert_object_is_source();
+}
+
+#[test]
+fn part_crc_mismatch_is_an_integrity_error() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, part, _| match (op, part) {
+        ("UploadPart", Some(4)) => Fault::WrongCrc(12345),
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Integrity(IntegrityError::Crc64 {
+                part: Some(4),
+                actual: 12345,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn object_crc_mismatch_is_an_integrity_error() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, _| match op {
+        "CompleteMultipartUpload" => Fault::WrongCrc(777),
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert!(
+        matches!(err, Error::Integrity(IntegrityError::Crc64 { part: None, expected, actual: 777 }) if expected == source_crc()),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn etag_mismatch_is_an_integrity_error() {
+    // The driver reports a digest that is not of the bytes the server got (a file changing under it).
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let Stop::Step = h.run(&mut task, Some(1)) else {
+        panic!()
+    };
+    // Deliver Initiate, then answer part 1 with a digest of other bytes.
+    let t = h.in_flight.remove(0);
+    let input = h.deliver(t);
+    task.handle_input(h.now, input);
+    let mut part1 = None;
+    while part1.is_none() {
+        match task.poll_output(h.now) {
+            Output::Transmit(t) if part_number(&t) == Some(1) => part1 = Some(t),
+            Output::Transmit(t) => h.in_flight.push(t),
+            Output::Event(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let t = part1.unwrap();
+    let Input::Response { id, response, .. } = h.deliver(t) else {
+        panic!()
+    };
+    let mut other = digest(0, MIB);
+    other.md5 = [0; 16];
+    task.handle_input(
+        h.now,
+        Input::Response {
+            id,
+            response,
+            sent: Some(other),
+        },
+    );
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Integrity(IntegrityError::Etag { part: Some(1), .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn complete_with_lost_answer_is_confirmed_by_head() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
+        ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert!(out.confirmed_by_head);
+    assert!(out.etag.ends_with("-20\""));
+    assert_eq!(out.crc64, Some(source_crc()));
+    assert_eq!(h.sends("CompleteMultipartUpload").len(), 2);
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    h.assert_object_is_source();
+}
+
+#[test]
+fn complete_with_lost_answer_and_a_different_object_fails() {
+    let mut h = Harness::new();
+    // The first Complete is applied but its answer is lost; then someone replaces the object.
+    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
+        ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
+        ("HeadObject", _) => Fault::WrongCrc(1),
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+}
+
+#[test]
+fn a_first_complete_answered_no_such_upload_is_not_confirmed() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, _| match op {
+        "CompleteMultipartUpload" => Fault::Error(404, "NoSuchUpload"),
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+    assert!(h.sends("HeadObject").is_empty());
+}
+
+#[test]
+fn clock_skew_is_corrected_once() {
+    let mut h = Harness::new();
+    let server_date = crate::task::format_http_date(1_700_000_000 + 3600);
+    let mut task = new_task();
+    // Answer Initiate with RequestTimeTooSkewed and a Date one hour ahead.
+    let Stop::Step = h.run(&mut task, Some(1)) else {
+        panic!()
+    };
+    let t = h.in_flight.remove(0);
+    let response = http::Response::builder()
+        .status(403)
+        .header("date", server_date)
+        .body(Bytes::from_static(
+            b"<Error><Code>RequestTimeTooSkewed</Code><Message>skew</Message></Error>",
+        ))
+        .unwrap();
+    task.handle_input(
+        h.now,
+        Input::Response {
+            id: t.id,
+            response,
+            sent: None,
+        },
+    );
+    done(h.run(&mut task, None)).unwrap();
+    assert!(h
+        .events()
+        .contains(&Event::ClockSkewAdjusted { offset_secs: 3600 }));
+    assert_eq!(task.config().clock_offset_secs, 3600);
+    assert_eq!(h.sends("InitiateMultipartUpload").len(), 2);
+}
+
+#[test]
+fn stale_checkpoint_aborts_and_starts_over() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let Stop::Step = h.run(&mut task, Some(12)) else {
+        panic!()
+    };
+    h.crash();
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    let old = cp.upload_id.clone();
+    assert!(h.server.uploads.contains_key(&old));
+    // The file was modified since.
+    let changed = SourceFingerprint {
+        mtime_nanos: Some(1),
+        ..fingerprint()
+    };
+    assert!(!cp.matches(&changed));
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, changed, upload_config()).unwrap();
+    assert!(
+        task.checkpoint().is_none(),
+        "no checkpoint until the new upload exists"
+    );
+    done(h.run(&mut task, None)).unwrap();
+    let sends: Vec<&'static str> = h
+        .transcript
+        .iter()
+        .filter_map(|l| match l {
+            Line::Send { op, .. } => Some(*op),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        &sends[..2],
+        ["AbortMultipartUpload", "InitiateMultipartUpload"]
+    );
+    assert!(
+        matches!(&h.events()[0], Event::Restarted { previous_upload_id, .. } if *previous_upload_id == old)
+    );
+    assert!(
+        !h.server.uploads.contains_key(&old),
+        "the stale upload was aborted"
+    );
+    assert_eq!(h.sends("UploadPart").len(), 20, "every part sent again");
+    h.assert_object_is_source();
+}
+
+#[test]
+fn resume_resends_parts_that_differ_on_the_server() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let Stop::Step = h.run(&mut task, Some(30)) else {
+        panic!()
+    };
+    h.crash();
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    assert!(cp.parts.len() >= 5, "{}", cp.parts.len());
+    // Part 2 was overwritten with other bytes; part 3 vanished.
+    let id = cp.upload_id.clone();
+    h.server
+        .put_part(&id, 2, Bytes::from(vec![0u8; MIB as usize]));
+    h.server.uploads.get_mut(&id).unwrap().parts.remove(&3);
+    let kept: Vec<u32> = cp
+        .parts
+        .iter()
+        .map(|p| p.number)
+        .filter(|n| *n != 2 && *n != 3)
+        .collect();
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    done(h.run(&mut task, None)).unwrap();
+    let mut sent: Vec<u32> = h.sends("UploadPart").iter().map(|s| s.0.unwrap()).collect();
+    sent.sort();
+    let expected: Vec<u32> = (1..=20).filter(|n| !kept.contains(n)).collect();
+    assert_eq!(sent, expected);
+    assert!(h.sends("ListParts").len() >= 2, "paginated");
+    h.assert_object_is_source();
+}
+
+#[test]
+fn resume_of_a_vanished_upload_starts_over() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let Stop::Step = h.run(&mut task, Some(20)) else {
+        panic!()
+    };
+    h.crash();
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    h.server.uploads.clear(); // expired by a lifecycle rule
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    done(h.run(&mut task, None)).unwrap();
+    assert!(h.events().iter().any(
+        |e| matches!(e, Event::Restarted { reason, .. } if reason.contains("no longer exists"))
+    ));
+    assert_eq!(h.sends("UploadPart").len(), 20);
+    h.assert_object_is_source();
+}
+
+#[test]
+fn resume_checks_the_checkpoint() {
+    let mut cp = Checkpoint::new("otherbucket-1250000000", KEY, "u", MIB, fingerprint());
+    assert!(MultipartUpload::resume(config(), cp.clone(), fingerprint(), upload_config()).is_err());
+    cp.bucket = BUCKET.into();
+    cp.version = 9;
+    assert!(MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).is_err());
+}
+
+#[test]
+fn find_unfinished_continues_the_newest_upload_of_the_key() {
+    let mut h = Harness::new();
+    // An older upload of the key, a newer one with 6 parts (part 4 holds other bytes, part 20 is short of
+    // the plan), and a newer upload of a longer key that shares the prefix.
+    let older = h.server.initiate(KEY);
+    h.server
+        .put_part(&older, 1, source().slice(0..MIB as usize));
+    let newer = h.server.initiate(KEY);
+    let plan = PartPlan::auto(LEN).unwrap();
+    for n in [1, 2, 3, 5, 6] {
+        let r = plan.part(n).unwrap();
+        h.server.put_part(
+            &newer,
+            n,
+            source().slice(r.offset as usize..(r.offset + r.len) as usize),
+        );
+    }
+    h.server
+        .put_part(&newer, 4, Bytes::from(vec![1u8; MIB as usize]));
+    h.server.put_part(&newer, 20, Bytes::from_static(b"short"));
+    let other = h.server.initiate("dir/big.bin.bak");
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert_eq!(out.upload_id.as_deref(), Some(newer.as_str()));
+    assert!(h.sends("InitiateMultipartUpload").is_empty());
+    let asked: Vec<u32> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::PartDigestNeeded { part, .. } => Some(*part),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [1, 2, 3, 4, 5, 6], "only parts of the planned size");
+    let mut sent: Vec<u32> = h.sends("UploadPart").iter().map(|s| s.0.unwrap()).collect();
+    sent.sort();
+    let expected: Vec<u32> = [4].into_iter().chain(7..=20).collect();
+    assert_eq!(sent, expected, "part 4 (MD5 differs) and the missing ones");
+    h.assert_object_is_source();
+    assert!(h.server.uploads.contains_key(&older) && h.server.uploads.contains_key(&other));
+}
+
+#[test]
+fn find_unfinished_without_digests_resends_and_without_uploads_initiates() {
+    let mut h = Harness::new();
+    let id = h.server.initiate(KEY);
+    h.server.put_part(&id, 1, source().slice(0..MIB as usize));
+    h.answer_digests = false;
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    // The task cannot complete before the digest is answered: it waits with nothing in flight.
+    let mut waits_idle = false;
+    for _ in 0..10_000 {
+        match task.poll_output(h.now) {
+            Output::Transmit(t) => h.in_flight.push(t),
+            Output::Event(_) => {}
+            Output::Wait { .. } if h.in_flight.is_empty() => {
+                waits_idle = true;
+                break;
+            }
+            Output::Wait { .. } => {
+                let t = h.in_flight.remove(0);
+                let input = h.deliver(t);
+                task.handle_input(h.now, input);
+            }
+            Output::Done(r) => panic!("{r:?}"),
+        }
+    }
+    assert!(waits_idle);
+    assert_eq!(task.progress().parts_done, 19);
+    task.part_digest(1, None); // cannot compute: send it again
+    done(h.run(&mut task, None)).unwrap();
+    h.assert_object_is_source();
+
+    let mut h = Harness::new();
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    done(h.run(&mut task, None)).unwrap();
+    assert_eq!(h.sends("InitiateMultipartUpload").len(), 1);
+}
+
+/// Runs the happy path once to count its steps.
+fn step_count() -> usize {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    done(h.run(&mut task, None)).unwrap();
+    h.steps
+}
+
+#[test]
+fn crash_at_every_step_resumes_correctly() {
+    let steps = step_count();
+    for k in 0..=steps {
+        let mut h = Harness::new();
+        let mut task = new_task();
+        match h.run(&mut task, Some(k)) {
+            Stop::Done(r) => {
+                r.unwrap();
+                continue;
+            }
+            Stop::Step => {}
+        }
+        drop(task);
+        h.crash();
+        h.transcript.clear();
+        let mut task = match &h.saved {
+            Some(json) => {
+                let cp: Checkpoint = serde_json::from_str(json).unwrap();
+                let done_parts: Vec<u32> = cp.parts.iter().map(|p| p.number).collect();
+                let mut task =
+                    MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+                let out = done(h.run(&mut task, None)).unwrap_or_else(|e| panic!("step {k}: {e}"));
+                let mut sent: Vec<u32> =
+                    h.sends("UploadPart").iter().map(|s| s.0.unwrap()).collect();
+                sent.sort();
+                let missing: Vec<u32> = (1..=20).filter(|n| !done_parts.contains(n)).collect();
+                assert_eq!(sent, missing, "step {k}: only the missing parts are sent");
+                assert_eq!(out.crc64, Some(source_crc()));
+                h.assert_object_is_source();
+                continue;
+            }
+            None => new_task(), // crashed before Initiate answered: start afresh
+        };
+        done(h.run(&mut task, None)).unwrap();
+        h.assert_object_is_source();
+    }
+}
+
+#[test]
+fn pause_at_every_step_then_continue_or_resume() {
+    let steps = step_count();
+    for k in 0..=steps {
+        let mut h = Harness::new();
+        let mut task = new_task();
+        if let Stop::Done(r) = h.run(&mut task, Some(k)) {
+            r.unwrap();
+            continue;
+        }
+        task.pause();
+        assert!(task.is_paused());
+        let sent_before = h
+            .transcript
+            .iter()
+            .filter(|l| matches!(l, Line::Send { .. }))
+            .count();
+        // Drain: answers for what is in flight, no new requests, then Paused.
+        let mut paused = false;
+        let mut guard = 0;
+        while !paused {
+            guard += 1;
+            assert!(guard < 1000, "step {k}: never paused");
+            match task.poll_output(h.now) {
+                Output::Transmit(t) => panic!("step {k}: {} sent while paused", t.operation),
+                Output::Event(Event::Paused) => paused = true,
+                Output::Event(e) => {
+                    if e == Event::CheckpointChanged {
+                        if let Some(cp) = task.checkpoint() {
+                            h.saved = Some(serde_json::to_string(&cp).unwrap());
+                        }
+                    }
+                }
+                Output::Wait { until } => {
+                    if h.in_flight.is_empty() {
+                        let until = until.expect("a timer while paused with nothing in flight");
+                        h.now = h.now.advance(until - h.now.instant);
+                    } else {
+                        let t = h.in_flight.remove(0);
+                        let input = h.deliver(t);
+                        task.handle_input(h.now, input);
+                    }
+                }
+                Output::Done(r) => {
+                    // Finished while draining (the last answers completed it): fine.
+                    r.unwrap();
+                    paused = true;
+                }
+            }
+        }
+        assert!(h.in_flight.is_empty());
+        assert_eq!(
+            sent_before,
+            h.transcript
+                .iter()
+                .filter(|l| matches!(l, Line::Send { .. }))
+                .count()
+        );
+        if h.server.objects.contains_key(KEY) {
+            continue;
+        }
+        // Nothing happens while paused, even after a long time.
+        h.now = h.now.advance(Duration::from_secs(3600));
+        assert!(matches!(task.poll_output(h.now), Output::Wait { .. }));
+        if k % 2 == 0 {
+            task.resume_sending();
+            done(h.run(&mut task, None)).unwrap();
+        } else {
+            let Some(cp) = task.checkpoint() else {
+                // Paused before the upload existed: start afresh.
+                let mut task = new_task();
+                done(h.run(&mut task, None)).unwrap();
+                h.assert_object_is_source();
+                continue;
+            };
+            let cp: Checkpoint =
+                serde_json::from_str(&serde_json::to_string(&cp).unwrap()).unwrap();
+            let done_parts: Vec<u32> = cp.parts.iter().map(|p| p.number).collect();
+            drop(task);
+            h.transcript.clear();
+            let mut task =
+                MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+            done(h.run(&mut task, None)).unwrap();
+            let mut sent: Vec<u32> = h.sends("UploadPart").iter().map(|s| s.0.unwrap()).collect();
+            sent.sort();
+            let missing: Vec<u32> = (1..=20).filter(|n| !done_parts.contains(n)).collect();
+            assert_eq!(sent, missing, "step {k}");
+        }
+        h.assert_object_is_source();
+    }
+}
+
+#[test]
+fn cancel_at_every_step_aborts_cleanly() {
+    let steps = step_count();
+    for k in 0..=steps {
+        let mut h = Harness::new();
+        let mut task = new_task();
+        if let Stop::Done(r) = h.run(&mut task, Some(k)) {
+            r.unwrap();
+            continue;
+        }
+        task.cancel();
+        match done(h.run(&mut task, None)) {
+            Err(Error::Cancelled) => {
+                assert!(h.server.uploads.is_empty(), "step {k}: upload left behind");
+                assert!(!h.server.objects.contains_key(KEY), "step {k}");
+            }
+            // A cancel that comes once Complete was sent loses to it.
+            Ok(_) => {
+                assert!(!h.sends("CompleteMultipartUpload").is_empty(), "step {k}");
+                h.assert_object_is_source();
+            }
+            Err(e) => panic!("step {k}: {e}"),
+        }
+        // Parts answered after the cancel were ignored, and nothing but Abort followed it.
+        let after: Vec<&'static str> = h
+            .transcript
+            .iter()
+            .skip_while(|l| !matches!(l, Line::Send { .. }))
+            .filter_map(|l| match l {
+                Line::Send { op, .. } => Some(*op),
+                _ => None,
+            })
+            .collect();
+        assert!(after.len() <= k + 1);
+    }
+}
+
+#[test]
+fn cancel_while_paused_aborts() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let Stop::Step = h.run(&mut task, Some(10)) else {
+        panic!()
+    };
+    task.pause();
+    task.cancel();
+    assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+    assert!(h.server.uploads.is_empty());
+}
+
+#[test]
+fn credentials_can_be_swapped_between_parts() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let Stop::Step = h.run(&mut task, Some(8)) else {
+        panic!()
+    };
+    task.set_credentials(Credentials::new("AKIDNEW", "secret2").with_security_token("tok"));
+    let mut seen_new = false;
+    loop {
+        match task.poll_output(h.now) {
+            Output::Transmit(t) => {
+                let auth = t.request.headers()["authorization"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                assert!(auth.contains("q-ak=AKIDNEW"), "{auth}");
+                assert_eq!(t.request.headers()["x-cos-security-token"], "tok");
+                seen_new = true;
+                h.in_flight.push(t);
+            }
+            Output::Event(_) => {}
+            Output::Wait { .. } => {
+                if h.in_flight.is_empty() {
+                    break;
+                }
+                let t = h.in_flight.remove(0);
+                let input = h.deliver(t);
+                task.handle_input(h.now, input);
+            }
+            Output::Done(r) => {
+                r.unwrap();
+                break;
+            }
+        }
+    }
+    assert!(seen_new);
+}
+
+#[test]
+fn invalid_input_fails_before_sending() {
+    assert!(MultipartUpload::new(config(), "", LEN, upload_config()).is_err());
+    assert!(MultipartUpload::new(config(), "dir/", LEN, upload_config()).is_err());
+    let bad = UploadConfig {
+        part_size: Some(1000),
+        ..upload_config()
+    };
+    assert!(matches!(
+        MultipartUpload::new(config(), KEY, LEN, bad),
+        Err(Error::InvalidInput(InvalidInputAlias::Size { .. }))
+    ));
+    let bad = UploadConfig {
+        meta_md5: Some("xyz".into()),
+        ..upload_config()
+    };
+    assert!(MultipartUpload::new(config(), KEY, LEN, bad).is_err());
+    let mut options = crate::ops::ObjectOptions::default();
+    options.traffic_limit = Some(1);
+    let bad = UploadConfig {
+        options,
+        ..upload_config()
+    };
+    assert!(MultipartUpload::new(config(), KEY, LEN, bad).is_err());
+    assert!(new_task()
+        .source_fingerprint(SourceFingerprint {
+            size: 1,
+            mtime_nanos: None
+        })
+        .is_err());
+}
+
+use crate::error::InvalidInput as InvalidInputAlias;
+
+#[test]
+fn meta_md5_and_options_go_on_initiate() {
+    let mut h = Harness::new();
+    let mut options = crate::ops::ObjectOptions::default();
+    options.content_type = Some("application/octet-stream".into());
+    let cfg = UploadConfig {
+        meta_md5: Some(digest(0, LEN).md5_hex()),
+        options,
+        ..upload_config()
+    };
+    let mut task = MultipartUpload::new(config(), KEY, LEN, cfg).unwrap();
+    let Output::Transmit(t) = task.poll_output(h.now) else {
+        panic!()
+    };
+    assert_eq!(t.operation, "InitiateMultipartUpload");
+    assert_eq!(
+        t.request.headers()["x-cos-meta-md5"],
+        digest(0, LEN).md5_hex().as_str()
+    );
+    assert_eq!(
+        t.request.headers()["content-type"],
+        "application/octet-stream"
+    );
+    h.in_flight.push(t);
+    done(h.run(&mut task, None)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Streams
+
+fn stream_task(max_in_flight: usize) -> MultipartUpload {
+    MultipartUpload::stream(
+        config(),
+        KEY,
+        UploadConfig {
+            max_in_flight,
+            ..upload_config()
+        },
+    )
+    .unwrap()
+}
+
+/// Runs a stream upload, pushing `chunks` whenever the task wants a part; checks the memory bound.
+fn run_stream(
+    h: &mut Harness,
+    task: &mut MultipartUpload,
+    chunks: &[Bytes],
+    limit: usize,
+) -> Result<UploadOutcome, Error> {
+    let mut next = 0;
+    let mut guard = 0;
+    loop {
+        guard += 1;
+        assert!(guard < 100_000);
+        match task.poll_output(h.now) {
+            Output::Transmit(t) => {
+                assert!(matches!(
+                    t.request.body(),
+                    RequestBody::Bytes(_) | RequestBody::Empty
+                ));
+                h.transcript.push(Line::Send {
+                    op: t.operation,
+                    part: part_number(&t),
+                    attempt: t.attempt,
+                    at: h.now.instant - h.t0,
+                });
+                h.in_flight.push(t);
+                let parts = h
+                    .in_flight
+                    .iter()
+                    .filter(|t| t.operation == "UploadPart")
+                    .count();
+                h.max_parts_in_flight = h.max_parts_in_flight.max(parts);
+            }
+            Output::Event(e) => h.transcript.push(Line::Event(e)),
+            Output::Done(r) => return r,
+            Output::Wait { until } => {
+                if task.wants_part() && next <= chunks.len() {
+                    if next == chunks.len() {
+                        task.finish_stream();
+                    } else {
+                        task.push_part(chunks[next].clone()).unwrap();
+                    }
+                    next += 1;
+                    let held = task.held_parts();
+                    assert!(held <= limit + 1, "memory bound: {held} parts held");
+                } else if !h.in_flight.is_empty() {
+                    let t = h.in_flight.remove(0);
+                    let input = h.deliver(t);
+                    task.handle_input(h.now, input);
+                } else if let Some(until) = until {
+                    h.now = h.now.advance(until - h.now.instant);
+                } else if next == chunks.len() {
+                    task.finish_stream();
+                    next += 1;
+                } else {
+                    panic!("stream stuck");
+                }
+            }
+        }
+    }
+}
+
+fn chunks() -> Vec<Bytes> {
+    let plan = PartPlan::auto(LEN).unwrap();
+    plan.parts()
+        .map(|r| source().slice(r.offset as usize..(r.offset + r.len) as usize))
+        .collect()
+}
+
+#[test]
+fn stream_upload_keeps_the_memory_bound() {
+    for limit in [1, 3] {
+        let mut h = Harness::new();
+        h.faults = Box::new(|op, part, attempt| match (op, part, attempt) {
+            ("UploadPart", Some(3), 1) => Fault::Drop,
+            _ => Fault::None,
+        });
+        let mut task = stream_task(limit);
+        assert!(task.checkpoint().is_none());
+        let out = run_stream(&mut h, &mut task, &chunks(), limit).unwrap();
+        assert_eq!(out.parts, 20);
+        assert_eq!(out.total_len, LEN);
+        assert_eq!(out.crc64, Some(source_crc()));
+        assert_eq!(h.max_parts_in_flight, limit);
+        h.assert_object_is_source();
+        assert_eq!(task.held_parts(), 0, "buffers released");
+    }
+}
+
+#[test]
+fn short_stream_is_a_single_put() {
+    for data in [Bytes::from_static(b"hello"), Bytes::new()] {
+        let mut h = Harness::new();
+        let mut task = stream_task(3);
+        let chunks: Vec<Bytes> = if data.is_empty() {
+            vec![]
+        } else {
+            vec![data.clone()]
+        };
+        let out = run_stream(&mut h, &mut task, &chunks, 3).unwrap();
+        assert_eq!(out.parts, 0);
+        assert_eq!(out.upload_id, None);
+        assert_eq!(h.sends("PutObject").len(), 1);
+        assert!(h.sends("InitiateMultipartUpload").is_empty());
+        assert_eq!(h.server.objects[KEY].bytes, data);
+        assert_eq!(out.etag, format!("\"{}\"", hex(&BodyDigest::of(&data).md5)));
+    }
+}
+
+#[test]
+fn stream_of_exactly_one_part_uses_multipart() {
+    let mut h = Harness::new();
+    let mut task = stream_task(3);
+    let one = vec![source().slice(0..MIB as usize)];
+    let out = run_stream(&mut h, &mut task, &one, 3).unwrap();
+    assert_eq!(out.parts, 1);
+    assert_eq!(h.server.objects[KEY].bytes, one[0]);
+}
+
+#[test]
+fn stream_push_rules() {
+    let mut task = stream_task(1);
+    assert!(task.wants_part());
+    assert!(task.push_part(Bytes::new()).is_err(), "empty part");
+    assert!(
+        task.push_part(Bytes::from(vec![0u8; MIB as usize + 1]))
+            .is_err(),
+        "too long"
+    );
+    task.push_part(source().slice(0..MIB as usize)).unwrap();
+    task.push_part(source().slice(0..MIB as usize)).unwrap();
+    assert!(!task.wants_part(), "limit 1 + 1 held");
+    assert!(task.push_part(source().slice(0..MIB as usize)).is_err());
+    assert!(
+        new_task().push_part(Bytes::from_static(b"x")).is_err(),
+        "not a stream"
+    );
+    let mut task = stream_task(3);
+    task.push_part(Bytes::from_static(b"short")).unwrap();
+    assert!(!task.wants_part());
+    assert!(
+        task.push_part(Bytes::from_static(b"more")).is_err(),
+        "nothing after a short part"
+    );
+}
+
+#[test]
+fn stream_too_long_fails_before_part_10001_and_aborts() {
+    let mut h = Harness::new();
+    let mut task = stream_task(3);
+    task.set_max_parts(4); // stands for 10,000: the same code path without 10 GB of pushes
+    let chunks = chunks();
+    let mut pushed = 0;
+    let mut error = None;
+    let result = loop {
+        match task.poll_output(h.now) {
+            Output::Transmit(t) => h.in_flight.push(t),
+            Output::Event(_) => {}
+            Output::Done(r) => break r,
+            Output::Wait { .. } => {
+                if task.wants_part() {
+                    if let Err(e) = task.push_part(chunks[pushed].clone()) {
+                        error = Some(e);
+                    }
+                    pushed += 1;
+                } else if !h.in_flight.is_empty() {
+                    let t = h.in_flight.remove(0);
+                    let input = h.deliver(t);
+                    task.handle_input(h.now, input);
+                } else {
+                    panic!("stuck");
+                }
+            }
+        }
+    };
+    assert_eq!(pushed, 5, "the fifth push is refused");
+    let e = error.unwrap();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput(InvalidInputAlias::Size { what: "stream", .. })
+        ),
+        "{e:?}"
+    );
+    assert_eq!(result.unwrap_err(), e);
+    assert!(h.server.uploads.is_empty(), "aborted");
+    assert!(!h.server.objects.contains_key(KEY));
+}
+
+#[test]
+fn stream_source_failure_aborts() {
+    let mut h = Harness::new();
+    let mut task = stream_task(2);
+    let chunks = chunks();
+    let mut pushed = 0;
+    let result = loop {
+        match task.poll_output(h.now) {
+            Output::Transmit(t) => h.in_flight.push(t),
+            Output::Event(_) => {}
+            Output::Done(r) => break r,
+            Output::Wait { .. } => {
+                if task.wants_part() && pushed < 5 {
+                    task.push_part(chunks[pushed].clone()).unwrap();
+                    pushed += 1;
+                } else if pushed == 5 {
+                    task.fail_source("read error: disk gone");
+                    pushed += 1;
+                } else if !h.in_flight.is_empty() {
+                    let t = h.in_flight.remove(0);
+                    let input = h.deliver(t);
+                    task.handle_input(h.now, input);
+                } else {
+                    panic!("stuck");
+                }
+            }
+        }
+    };
+    assert_eq!(
+        result.unwrap_err(),
+        Error::Source("read error: disk gone".into())
+    );
+    assert!(h.server.uploads.is_empty(), "aborted");
+    assert!(!task.wants_part());
+}
+
+#[test]
+fn checkpoint_json_round_trip_through_the_task() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let Stop::Step = h.run(&mut task, Some(15)) else {
+        panic!()
+    };
+    let cp = task.checkpoint().unwrap();
+    assert_eq!(cp.version, CHECKPOINT_VERSION);
+    assert_eq!(cp.source, fingerprint());
+    assert_eq!(
+        (
+            cp.bucket.as_str(),
+            cp.key.as_str(),
+            cp.part_size,
+            cp.total_len
+        ),
+        (BUCKET, KEY, MIB, LEN)
+    );
+    assert!(cp
+        .parts
+        .iter()
+        .all(|p| p.crc64 == Some(digest((p.number as u64 - 1) * MIB, p.len).crc64)));
+    assert_eq!(cp.validate().unwrap().part_count(), 20);
+    let json = serde_json::to_string(&cp).unwrap();
+    assert_eq!(serde_json::from_str::<Checkpoint>(&json).unwrap(), cp);
+}
