@@ -4,7 +4,7 @@
 //!
 //! 1. **Initiate** (`POST ?uploads`), with the object's headers and `x-cos-forbid-overwrite` when asked.
 //! 2. **Upload the parts**: at most `max_in_flight` `UploadPart` requests at a time, lowest pending part
-//!    first, each a [`RequestBody::Source`](crate::task::RequestBody::Source) range the driver streams while computing its [`SentDigest`]. The
+//!    first, each a [`RequestBody::Source`] range the driver streams while computing its [`SentDigest`]. The
 //!    UploadPart operation checks the ETag against the MD5 the driver measured; the task records each part's
 //!    CRC-64. A failed part is retried with backoff (the [`RetryPolicy`](crate::retry::RetryPolicy) of the
 //!    config, seeded jitter), one clock-skew retry included; retry timers are ordered by `Instant` and the
@@ -27,7 +27,7 @@
 //!   Uploads with `prefix=key`, take the newest upload of exactly this key, list its parts, and keep the parts
 //!   whose size matches the plan **and whose MD5 matches the local bytes**. The core cannot read the source,
 //!   so for each such part it emits [`Event::PartDigestNeeded`]; the driver hashes that range (with
-//!   [`BodyDigest`](crate::checksum::BodyDigest)) and answers with [`MultipartUpload::part_digest`]. Parts
+//!   [`BodyDigest`]) and answers with [`MultipartUpload::part_digest`]. Parts
 //!   that need no digest are uploaded meanwhile; Complete waits for every answer. A driver that cannot hash
 //!   answers `None`, and the part is sent again.
 //!
@@ -43,7 +43,7 @@
 //! # Streams of unknown length
 //!
 //! [`MultipartUpload::stream`] uploads bytes the driver pushes part by part ([`push_part`](MultipartUpload::push_part),
-//! [`finish_stream`](MultipartUpload::finish_stream)) as [`RequestBody::Bytes`](crate::task::RequestBody::Bytes). The task keeps at most
+//! [`finish_stream`](MultipartUpload::finish_stream)) as [`RequestBody::Bytes`]. The task keeps at most
 //! `max_in_flight + 1` parts in memory; [`wants_part`](MultipartUpload::wants_part) says when the driver may push
 //! the next one (check it whenever the task returns `Wait`). A stream that ends before its first part is full
 //! is sent with a single PUT Object. The 10,001st part fails the task with [`InvalidInput`] and aborts the
@@ -1010,9 +1010,12 @@ impl MultipartUpload {
                 .all(|p| matches!(p.state, PartState::Done { .. }))
     }
 
-    fn next_timer(&self) -> Option<Instant> {
+    /// The next timer after `now`. (A control retry that is already due can only be waiting for a pause to
+    /// end: it is not a timer then, or the driver would spin.)
+    fn next_timer(&self, now: Now) -> Option<Instant> {
         let part = self.timers.first().map(|(t, _)| *t);
-        match (part, self.control.not_before) {
+        let control = self.control.not_before.filter(|t| *t > now.instant);
+        match (part, control) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -1565,7 +1568,7 @@ impl Task for MultipartUpload {
                 return Output::Event(Event::Paused);
             }
             return Output::Wait {
-                until: self.next_timer(),
+                until: self.next_timer(now),
             };
         }
     }
