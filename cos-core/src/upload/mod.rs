@@ -1,5 +1,18 @@
 //! Transfers built from the single operations: the multipart planner, resumable checkpoints and the batch
 //! task list. Everything here is sans-IO, like the rest of the crate.
+//!
+//! * [`plan`]: how a length is cut into parts ([`PartPlan`]) and when a single PUT is used
+//!   ([`choose_upload`]).
+//! * [`multipart`]: [`MultipartUpload`], a whole multipart upload as one [`Task`](crate::task::Task), with
+//!   retries, pause/cancel, checkpoint resume, find-unfinished resume and streams of unknown length.
+//! * [`checkpoint`]: the serde [`Checkpoint`] a driver persists (atomically) to resume later.
+//! * [`queue`]: [`UploadQueue`], the batch task list that decides which file starts next.
+//!
+//! A driver runs a [`MultipartUpload`] with the same loop as any task (see the crate docs), plus three
+//! duties: stream each [`RequestBody::Source`](crate::task::RequestBody::Source) range from the file while
+//! computing its [`BodyDigest`](crate::checksum::BodyDigest); persist [`MultipartUpload::checkpoint`] on
+//! [`Event::CheckpointChanged`](crate::task::Event::CheckpointChanged) if it wants resumption; and, in
+//! find-unfinished mode, answer [`Event::PartDigestNeeded`](crate::task::Event::PartDigestNeeded).
 
 pub mod checkpoint;
 pub mod multipart;
