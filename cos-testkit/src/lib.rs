@@ -28,6 +28,27 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! ## Behaviour where COS documents little (decisions)
+//!
+//! - Signatures: no signature → 403 `AccessDenied`; unknown `q-ak` → 403 `InvalidAccessKeyId`; key time
+//!   over → 403 `AccessDenied` "Request has expired" (what COS answers); key time starting after the server's
+//!   clock → 403 `RequestTimeTooSkewed` (clients correct by the `Date` header); with
+//!   [`ServerBuilder::security_token`], a missing or wrong `x-cos-security-token` → 403 `InvalidAccessKeyId`.
+//!   Only the listed headers and parameters are verified, as COS does: unsigned extras are accepted.
+//! - `Content-Length` is required on bodies (411 `MissingContentLength`) unless the body is chunked.
+//! - `x-cos-meta-*` over 2 KB in total, a bad storage class, ACL or SSE value, `x-cos-traffic-limit` outside
+//!   819200..=838860800: 400 `InvalidArgument`.
+//! - Complete checks the part list in this order: ascending (`InvalidPartOrder`), every part known with its
+//!   ETag (`InvalidPart`), every part but the last ≥ 1 MiB (`EntityTooSmall`). `x-cos-forbid-overwrite` is
+//!   honoured from the Initiate request (at Initiate time) and from the Complete request (at Complete time).
+//! - Appends keep the existing object's attributes; a PUT over an appendable object makes it normal again.
+//! - POST Object's policy must have conditions on `q-sign-algorithm`, `q-ak`, `q-sign-time`, the bucket and
+//!   the key, else 403 `AccessDenied`. The form body is read into memory.
+//! - Faults are decided before the signature is checked, for every operation (`HEAD` included).
+//! - Response header names are written as COS writes them (`ETag`, `Content-Length`, lower-case
+//!   `x-cos-*`): some clients read them case-sensitively.
+//! - In sink mode `GET Object` answers 501 `NotImplemented` (the bytes are gone); `HEAD` works.
+//!
 //! The command-line form is `cos-testkit serve --addr 127.0.0.1:9000 --bucket examplebucket-1250000000
 //! --secret-id ID --secret-key KEY [--data DIR] [--faults SPEC --seed N] [--sink]`.
 #![forbid(unsafe_code)]

@@ -1003,3 +1003,82 @@ fn post_object_form_upload() {
     assert!(s.object("elsewhere/up.txt").is_none());
     assert_eq!(s.counters().get("PostObject"), 7);
 }
+
+#[test]
+fn expect_100_continue() {
+    use std::io::{Read, Write};
+    let s = start();
+    let body = vec![5u8; 300_000];
+    let req = Req::new("PUT", "/cont")
+        .header("expect", "100-continue")
+        .body(body.clone());
+    let h = sign(&req, &s.addr().to_string(), &creds(&s), now_key_time());
+    let full = serialize(&h, &body);
+    let head_len = full.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut conn = std::net::TcpStream::connect(s.addr()).unwrap();
+    conn.write_all(&full[..head_len]).unwrap();
+    let mut buf = [0u8; 25];
+    conn.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
+    conn.write_all(&body).unwrap();
+    let mut rest = String::new();
+    conn.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
+    assert!(
+        rest.contains(&format!("ETag: \"{}\"", md5_hex(&body))),
+        "{rest}"
+    );
+    assert_eq!(s.object("cont").unwrap().size, 300_000);
+
+    // A request refused before its body is never told to continue.
+    let bad = Credentials::new(s.secret_id(), "wrong");
+    let h = sign(&req, &s.addr().to_string(), &bad, now_key_time());
+    let full = serialize(&h, &body);
+    let mut conn = std::net::TcpStream::connect(s.addr()).unwrap();
+    conn.write_all(&full[..head_len]).unwrap();
+    let mut rest = String::new();
+    conn.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{rest}");
+}
+
+#[test]
+fn parts_in_parallel() {
+    let s = Server::builder()
+        .data_dir(std::env::temp_dir().join(format!("cos-testkit-par-{}", std::process::id())))
+        .start_blocking()
+        .unwrap();
+    let id = initiate(&s, "/par");
+    let parts: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; (1 << 20) + i as usize]).collect();
+    let etags: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (s, id) = (&s, &id);
+                scope.spawn(move || upload_part(s, "/par", id, i as u32 + 1, p))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let list: Vec<(u32, &str)> = etags
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u32 + 1, e.as_str()))
+        .collect();
+    let r = send(
+        s.addr(),
+        &creds(&s),
+        Req::new("POST", "/par")
+            .query(&format!("uploadId={id}"))
+            .body(complete_body(&list)),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let whole = parts.concat();
+    let o = s.object("par").unwrap();
+    assert_eq!(o.crc64, Crc64::checksum(&whole));
+    assert!(o.data.unwrap() == whole);
+    assert_eq!(s.counters().get("UploadPart"), 8);
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("cos-testkit-par-{}", std::process::id())),
+    );
+}
