@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod multipart;
 pub mod plan;
+pub mod progress;
 pub mod queue;
 
 pub use checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
@@ -24,6 +25,7 @@ pub use multipart::{
     MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
 };
 pub use plan::{choose_upload, PartPlan, PartRange, UploadMethod};
+pub use progress::{Progress, ProgressMeter, DEFAULT_PROGRESS_INTERVAL};
 pub use queue::{QueueOutput, TaskId, TaskState, UploadQueue};
 
 #[cfg(test)]

@@ -134,6 +134,30 @@ pub struct UploadOutcome {
     pub confirmed_by_head: bool,
 }
 
+impl UploadOutcome {
+    /// The outcome of a file sent with a single PUT Object (below the multipart threshold).
+    pub fn from_put(
+        bucket: &str,
+        key: &str,
+        total_len: u64,
+        put: crate::ops::PutObjectOutput,
+    ) -> UploadOutcome {
+        UploadOutcome {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: None,
+            etag: put.etag,
+            crc64: put.crc64,
+            location: None,
+            version_id: put.version_id,
+            parts: 0,
+            total_len,
+            request_id: put.request_id,
+            confirmed_by_head: false,
+        }
+    }
+}
+
 /// Bytes confirmed so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UploadProgress {
