@@ -280,3 +280,64 @@ fn clock_skew_is_learned_and_used_for_later_requests() {
     }
     assert!((reqs[0].sign_start().unwrap() - local).abs() < 120);
 }
+
+/// A writer collecting log output for inspection.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn request_spans_carry_status_and_request_id_but_no_secrets() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let server = MockServer::start(|r, i| match i {
+        0 => Reply::error(503, "ServiceUnavailable"),
+        _ => Reply::put_ok(&r.body),
+    });
+    let mut config = server.config();
+    config.credentials =
+        cos_core::Credentials::new("AKIDEXAMPLE", "SECRET-KEY-42").with_security_token("TOKEN-43");
+    let client = Client::new(config);
+    tracing::subscriber::with_default(subscriber, || {
+        client
+            .put_object(PutObject::new("logged.txt"), "x")
+            .unwrap();
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("operation=\"PutObject\""), "{log}");
+    assert!(
+        log.contains("status=503") && log.contains("status=200"),
+        "{log}"
+    );
+    assert!(
+        log.contains("request_id=\"req-err\"") && log.contains("attempt=2"),
+        "{log}"
+    );
+    assert!(log.contains("WARN"), "a retry is a warning: {log}");
+    // The server did receive the token and a signature; the log must not show them.
+    assert_eq!(
+        server.requests()[0].header("x-cos-security-token"),
+        Some("TOKEN-43")
+    );
+    for secret in ["SECRET-KEY-42", "TOKEN-43", "q-signature", "authorization"] {
+        assert!(
+            !log.to_lowercase().contains(&secret.to_lowercase()),
+            "{secret} in {log}"
+        );
+    }
+}
