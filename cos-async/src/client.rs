@@ -5,17 +5,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 use cos_core::ops::{Operation, PutObject, PutObjectOutput};
 use cos_core::task::{Event, Now, OneShot, Output, Task};
 use cos_core::{Config, Error};
 
 use crate::body::{AsyncSource, Body, BodySource, NoSource};
-use crate::transport::{Settings, Transport};
+use crate::transport::{Hooks, Settings, Transport};
 
 type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
 
 struct Inner {
     transport: Transport,
+    hooks: Hooks,
     config: RwLock<Config>,
     on_event: Option<EventHook>,
 }
@@ -61,6 +63,7 @@ impl std::fmt::Debug for Client {
 pub struct ClientBuilder {
     config: Config,
     settings: Settings,
+    hooks: Hooks,
     on_event: Option<EventHook>,
 }
 
@@ -98,11 +101,26 @@ impl ClientBuilder {
         self
     }
 
+    /// Hands every completed exchange (request head, body record, response) to `recorder`, e.g. a
+    /// `cos_testkit::replay::Recorder` that writes a fixture.
+    pub fn recorder(mut self, recorder: Arc<dyn ExchangeRecorder>) -> Self {
+        self.hooks.recorder = Some(recorder);
+        self
+    }
+
+    /// Answers every request with `responder` instead of the network (bodies are still read from their
+    /// source and digested), e.g. a `cos_testkit::replay::Responder` replaying a fixture.
+    pub fn responder(mut self, responder: Arc<dyn ExchangeResponder>) -> Self {
+        self.hooks.responder = Some(responder);
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Client {
         Client {
             inner: Arc::new(Inner {
                 transport: Transport::new(&self.settings),
+                hooks: self.hooks,
                 config: RwLock::new(self.config),
                 on_event: self.on_event,
             }),
@@ -138,6 +156,7 @@ impl Client {
                 read_timeout: Duration::from_secs(60),
                 max_idle_connections: 16,
             },
+            hooks: Hooks::default(),
             on_event: None,
         }
     }
@@ -190,7 +209,11 @@ impl Client {
         loop {
             match task.poll_output(now()) {
                 Output::Transmit(t) => {
-                    let input = self.inner.transport.send(t, source).await;
+                    let input = self
+                        .inner
+                        .transport
+                        .send(t, source, &self.inner.hooks)
+                        .await;
                     task.handle_input(now(), input);
                 }
                 Output::Event(e) => self.event(e),

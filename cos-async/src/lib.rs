@@ -33,6 +33,7 @@ pub use cos_core::checksum::{BodyDigest, SentDigest};
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };
+pub use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 pub use cos_core::ops;
 pub use cos_core::retry::RetryPolicy;
 pub use cos_core::task::{Event, Task};

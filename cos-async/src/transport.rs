@@ -5,12 +5,14 @@ use std::error::Error as StdError;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cos_core::checksum::{BodyDigest, SentDigest};
 use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
 use cos_core::task::{Input, RequestBody, Transmit};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -151,8 +153,14 @@ impl Transport {
         }
     }
 
-    /// Sends the request and turns the outcome into the core's [`Input`].
-    pub(crate) async fn send(&self, t: Transmit, source: &mut dyn AsyncSource) -> Input {
+    /// Sends the request (or hands it to the responder hook) and turns the outcome into the core's
+    /// [`Input`]; the recorder hook sees every completed exchange.
+    pub(crate) async fn send(
+        &self,
+        t: Transmit,
+        source: &mut dyn AsyncSource,
+        hooks: &Hooks,
+    ) -> Input {
         let span = tracing::debug_span!(
             "cos_request",
             operation = t.operation,
@@ -163,7 +171,19 @@ impl Transport {
             request_id = tracing::field::Empty,
         );
         let id = t.id;
-        let result = self.send_inner(t, source).instrument(span.clone()).await;
+        let copy = hooks.recorder.as_ref().map(|_| copy_request(&t.request));
+        let result = match &hooks.responder {
+            Some(responder) => {
+                replay(&**responder, t.request, source)
+                    .instrument(span.clone())
+                    .await
+            }
+            None => {
+                self.send_inner(t.request, source)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
         let _enter = span.enter();
         match result {
             Ok((response, sent)) => {
@@ -174,6 +194,10 @@ impl Transport {
                     .and_then(|v| v.to_str().ok())
                 {
                     span.record("request_id", rid);
+                }
+                if let (Some(recorder), Some(request)) = (&hooks.recorder, copy) {
+                    let body = body_record(request.body(), sent.as_ref());
+                    recorder.record(&request, body, &response);
                 }
                 Input::Response { id, response, sent }
             }
@@ -186,10 +210,10 @@ impl Transport {
 
     async fn send_inner(
         &self,
-        t: Transmit,
+        request: http::Request<RequestBody>,
         source: &mut dyn AsyncSource,
     ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
-        let (parts, body) = t.request.into_parts();
+        let (parts, body) = request.into_parts();
         let progress = Progress::new();
         let timeout = || {
             TransportError::new(
@@ -210,12 +234,10 @@ impl Transport {
                 }
             }
             RequestBody::Source { offset, len } => {
-                let reader = source.open(offset, len).await.map_err(|e| {
-                    TransportError::new(
-                        TransportErrorKind::Body,
-                        format!("cannot open the body source at {offset}+{len}: {e}"),
-                    )
-                })?;
+                let reader = source
+                    .open(offset, len)
+                    .await
+                    .map_err(|e| open_error(offset, len, e))?;
                 progress.touch();
                 let (tx, rx) = mpsc::channel(2);
                 let request = http::Request::from_parts(parts, ReqBody::Channel { rx, len });
@@ -264,6 +286,66 @@ impl Transport {
         }
         Ok(http::Response::from_parts(parts, buf.freeze()))
     }
+}
+
+/// The optional transport hooks: record every exchange, or answer requests in memory (replay).
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub recorder: Option<Arc<dyn ExchangeRecorder>>,
+    pub responder: Option<Arc<dyn ExchangeResponder>>,
+}
+
+fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Body,
+        format!("cannot open the body source at {offset}+{len}: {e}"),
+    )
+}
+
+/// A copy of a request head and body description, for the recorder.
+fn copy_request(r: &http::Request<RequestBody>) -> http::Request<RequestBody> {
+    let mut c = http::Request::new(r.body().clone());
+    *c.method_mut() = r.method().clone();
+    *c.uri_mut() = r.uri().clone();
+    *c.version_mut() = r.version();
+    *c.headers_mut() = r.headers().clone();
+    c
+}
+
+/// Answers a request with the responder hook: the body is read whole (and digested) instead of sent.
+async fn replay(
+    responder: &dyn ExchangeResponder,
+    request: http::Request<RequestBody>,
+    source: &mut dyn AsyncSource,
+) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
+    let (bytes, sent) = match request.body() {
+        RequestBody::Empty => (Bytes::new(), None),
+        RequestBody::Bytes(b) => (b.clone(), None),
+        RequestBody::Source { offset, len } => {
+            let (offset, len) = (*offset, *len);
+            let mut reader = source
+                .open(offset, len)
+                .await
+                .map_err(|e| open_error(offset, len, e))?;
+            let mut buf = Vec::new();
+            let body_error = |msg: String| TransportError::new(TransportErrorKind::Body, msg);
+            (&mut reader)
+                .take(len)
+                .read_to_end(&mut buf)
+                .await
+                .map_err(|e| body_error(format!("reading the body source failed: {e}")))?;
+            if (buf.len() as u64) < len {
+                return Err(body_error(format!(
+                    "the body source ended after {} of {len} bytes",
+                    buf.len()
+                )));
+            }
+            let digest = BodyDigest::of(&buf);
+            (Bytes::from(buf), Some(digest))
+        }
+    };
+    let response = responder.respond(&request, &bytes)?;
+    Ok((response, sent))
 }
 
 /// Reads `len` bytes of the source in chunks into the request body channel, computing their digest.

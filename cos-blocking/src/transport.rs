@@ -2,11 +2,13 @@
 //! source with its digest computed on the way, the response read whole.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cos_core::checksum::BodyDigest;
+use cos_core::checksum::{BodyDigest, SentDigest};
 use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
 use cos_core::task::{Input, RequestBody, Transmit};
 
 use crate::body::Source;
@@ -50,8 +52,9 @@ impl Transport {
         }
     }
 
-    /// Sends the request and turns the outcome into the core's [`Input`].
-    pub(crate) fn send(&self, t: Transmit, source: &mut dyn Source) -> Input {
+    /// Sends the request (or hands it to the responder hook) and turns the outcome into the core's
+    /// [`Input`]; the recorder hook sees every completed exchange.
+    pub(crate) fn send(&self, t: Transmit, source: &mut dyn Source, hooks: &Hooks) -> Input {
         let id = t.id;
         let span = tracing::debug_span!(
             "cos_request",
@@ -63,68 +66,129 @@ impl Transport {
             request_id = tracing::field::Empty,
         );
         let _enter = span.enter();
-        let (parts, body) = t.request.into_parts();
-        let result = match body {
-            RequestBody::Empty => self
-                .agent
-                .run(http::Request::from_parts(parts, ()))
-                .map_err(map_error)
-                .map(|r| (r, None)),
-            RequestBody::Bytes(b) => self
-                .agent
-                .run(http::Request::from_parts(parts, &b[..]))
-                .map_err(map_error)
-                .map(|r| (r, None)),
-            RequestBody::Source { offset, len } => match source.open(offset, len) {
-                Err(e) => Err(TransportError::new(
-                    TransportErrorKind::Body,
-                    format!("cannot open the body source at {offset}+{len}: {e}"),
-                )),
-                Ok(inner) => {
-                    let mut reader = DigestReader::new(inner, len);
-                    let sent = self.agent.run(http::Request::from_parts(
-                        parts,
-                        ureq::SendBody::from_reader(&mut reader),
-                    ));
-                    match (sent, reader.failure.take()) {
-                        (Err(_), Some(body_error)) => {
-                            Err(TransportError::new(TransportErrorKind::Body, body_error))
-                        }
-                        (Err(e), None) => Err(map_error(e)),
-                        (Ok(r), _) => Ok((r, Some(reader.digest.finish()))),
-                    }
-                }
-            },
+        let copy = hooks.recorder.as_ref().map(|_| copy_request(&t.request));
+        let result = match &hooks.responder {
+            Some(responder) => replay(&**responder, t.request, source),
+            None => self.send_inner(t.request, source),
         };
-        let (response, sent) = match result {
-            Ok(x) => x,
+        match result {
+            Ok((response, sent)) => {
+                span.record("status", response.status().as_u16());
+                if let Some(rid) = response
+                    .headers()
+                    .get("x-cos-request-id")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    span.record("request_id", rid);
+                }
+                if let (Some(recorder), Some(request)) = (&hooks.recorder, copy) {
+                    let body = body_record(request.body(), sent.as_ref());
+                    recorder.record(&request, body, &response);
+                }
+                Input::Response { id, response, sent }
+            }
             Err(error) => {
                 tracing::debug!(kind = ?error.kind, "request failed: {}", error.message);
-                return Input::Failed { id, error };
-            }
-        };
-        span.record("status", response.status().as_u16());
-        if let Some(rid) = response
-            .headers()
-            .get("x-cos-request-id")
-            .and_then(|v| v.to_str().ok())
-        {
-            span.record("request_id", rid);
-        }
-        let (parts, mut body) = response.into_parts();
-        match body.with_config().limit(u64::MAX).read_to_vec() {
-            Ok(bytes) => Input::Response {
-                id,
-                response: http::Response::from_parts(parts, Bytes::from(bytes)),
-                sent,
-            },
-            Err(e) => {
-                let error = map_error(e);
-                tracing::debug!(kind = ?error.kind, "reading the response failed: {}", error.message);
                 Input::Failed { id, error }
             }
         }
     }
+
+    fn send_inner(
+        &self,
+        request: http::Request<RequestBody>,
+        source: &mut dyn Source,
+    ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
+        let (parts, body) = request.into_parts();
+        let (response, sent) = match body {
+            RequestBody::Empty => (
+                self.agent
+                    .run(http::Request::from_parts(parts, ()))
+                    .map_err(map_error)?,
+                None,
+            ),
+            RequestBody::Bytes(b) => (
+                self.agent
+                    .run(http::Request::from_parts(parts, &b[..]))
+                    .map_err(map_error)?,
+                None,
+            ),
+            RequestBody::Source { offset, len } => {
+                let inner = source
+                    .open(offset, len)
+                    .map_err(|e| open_error(offset, len, e))?;
+                let mut reader = DigestReader::new(inner, len);
+                let sent = self.agent.run(http::Request::from_parts(
+                    parts,
+                    ureq::SendBody::from_reader(&mut reader),
+                ));
+                match (sent, reader.failure.take()) {
+                    (Err(_), Some(body_error)) => {
+                        return Err(TransportError::new(TransportErrorKind::Body, body_error))
+                    }
+                    (Err(e), None) => return Err(map_error(e)),
+                    (Ok(r), _) => (r, Some(reader.digest.finish())),
+                }
+            }
+        };
+        let (parts, mut body) = response.into_parts();
+        let bytes = body
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(map_error)?;
+        Ok((http::Response::from_parts(parts, Bytes::from(bytes)), sent))
+    }
+}
+
+/// The optional transport hooks: record every exchange, or answer requests in memory (replay).
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub recorder: Option<Arc<dyn ExchangeRecorder>>,
+    pub responder: Option<Arc<dyn ExchangeResponder>>,
+}
+
+fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Body,
+        format!("cannot open the body source at {offset}+{len}: {e}"),
+    )
+}
+
+/// A copy of a request head and body description, for the recorder.
+fn copy_request(r: &http::Request<RequestBody>) -> http::Request<RequestBody> {
+    let mut c = http::Request::new(r.body().clone());
+    *c.method_mut() = r.method().clone();
+    *c.uri_mut() = r.uri().clone();
+    *c.version_mut() = r.version();
+    *c.headers_mut() = r.headers().clone();
+    c
+}
+
+/// Answers a request with the responder hook: the body is read whole (and digested) instead of sent.
+fn replay(
+    responder: &dyn ExchangeResponder,
+    request: http::Request<RequestBody>,
+    source: &mut dyn Source,
+) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
+    let (bytes, sent) = match request.body() {
+        RequestBody::Empty => (Bytes::new(), None),
+        RequestBody::Bytes(b) => (b.clone(), None),
+        RequestBody::Source { offset, len } => {
+            let inner = source
+                .open(*offset, *len)
+                .map_err(|e| open_error(*offset, *len, e))?;
+            let mut reader = DigestReader::new(inner, *len);
+            let mut buf = Vec::new();
+            if let Err(e) = reader.read_to_end(&mut buf) {
+                let msg = reader.failure.take().unwrap_or_else(|| e.to_string());
+                return Err(TransportError::new(TransportErrorKind::Body, msg));
+            }
+            (Bytes::from(buf), Some(reader.digest.finish()))
+        }
+    };
+    let response = responder.respond(&request, &bytes)?;
+    Ok((response, sent))
 }
 
 /// Streams at most `len` bytes of the source, computing their digest; notes a failure or a short source so
