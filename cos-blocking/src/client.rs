@@ -6,7 +6,13 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
-use cos_core::ops::{Operation, PutObject, PutObjectOutput};
+use cos_core::ops::{
+    AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,
+    CompleteMultipartUpload, CompleteMultipartUploadOutput, GetObject, GetObjectOutput, HeadObject,
+    InitiateMultipartUpload, InitiateMultipartUploadOutput, ListMultipartUploads,
+    ListMultipartUploadsOutput, ListParts, ListPartsOutput, ObjectInfo, Operation, PutObject,
+    PutObjectOutput, UploadPart, UploadPartOutput,
+};
 use cos_core::task::{Event, Now, OneShot, Output, Task};
 use cos_core::{Config, Error};
 
@@ -259,5 +265,77 @@ impl Client {
             Attach::Bytes(b) => op.with_bytes(b),
             Attach::Source(len) => op.with_source(len),
         })
+    }
+
+    /// Append Object at the op's position with this body (replacing any body set on `op`).
+    pub fn append_object(
+        &self,
+        op: AppendObject,
+        body: impl Into<Body>,
+    ) -> Result<AppendObjectOutput, Error> {
+        self.upload(body.into(), |a| match a {
+            Attach::Bytes(b) => op.with_bytes(b),
+            Attach::Source(len) => op.with_source(len),
+        })
+    }
+
+    /// Upload Part with this body (replacing any body set on `op`).
+    pub fn upload_part(
+        &self,
+        op: UploadPart,
+        body: impl Into<Body>,
+    ) -> Result<UploadPartOutput, Error> {
+        self.upload(body.into(), |a| match a {
+            Attach::Bytes(b) => op.with_bytes(b),
+            Attach::Source(len) => op.with_source(0, len),
+        })
+    }
+
+    /// HEAD Object: the object's metadata. For conditions or a version, use
+    /// [`execute`](Self::execute) with a [`HeadObject`].
+    pub fn head_object(&self, key: impl Into<String>) -> Result<ObjectInfo, Error> {
+        self.execute(HeadObject::new(key))
+    }
+
+    /// GET Object (the whole body, or the op's range, read into memory).
+    pub fn get_object(&self, op: GetObject) -> Result<GetObjectOutput, Error> {
+        self.execute(op)
+    }
+
+    /// Initiate Multipart Upload.
+    pub fn initiate_multipart_upload(
+        &self,
+        op: InitiateMultipartUpload,
+    ) -> Result<InitiateMultipartUploadOutput, Error> {
+        self.execute(op)
+    }
+
+    /// List Parts of a multipart upload.
+    pub fn list_parts(&self, op: ListParts) -> Result<ListPartsOutput, Error> {
+        self.execute(op)
+    }
+
+    /// Complete Multipart Upload.
+    pub fn complete_multipart_upload(
+        &self,
+        op: CompleteMultipartUpload,
+    ) -> Result<CompleteMultipartUploadOutput, Error> {
+        self.execute(op)
+    }
+
+    /// Abort Multipart Upload.
+    pub fn abort_multipart_upload(
+        &self,
+        op: AbortMultipartUpload,
+    ) -> Result<AbortMultipartUploadOutput, Error> {
+        self.execute(op)
+    }
+
+    /// List Multipart Uploads in progress.
+    pub fn list_multipart_uploads(
+        &self,
+        op: ListMultipartUploads,
+    ) -> Result<ListMultipartUploadsOutput, Error> {
+        self.execute(op)
     }
 }
