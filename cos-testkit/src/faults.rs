@@ -301,8 +301,10 @@ mod tests {
 
     #[test]
     fn parse_spec() {
-        let p = FaultPlan::parse("500:0.05, 503:0.02,reset:0.02,stall=2s:0.01,stall=250ms:0.1,html502:0.1,truncated:0.1")
-            .unwrap();
+        let p = FaultPlan::parse(
+            "500:0.05, 503:0.02,reset:0.02,stall=2s:0.01,stall=250ms:0.1,html502:0.1,truncated:0.1",
+        )
+        .unwrap();
         assert_eq!(p.random[0], (Fault::Status(500), 0.05));
         assert_eq!(p.random[2].0, Fault::Reset);
         assert_eq!(p.random[4].0, Fault::Stall(Duration::from_millis(250)));
@@ -317,7 +319,9 @@ mod tests {
     fn seeded_decisions_repeat() {
         let run = |seed| {
             let mut s = FaultState::new(FaultPlan::parse("500:0.3,reset:0.2").unwrap().seed(seed));
-            (1..=200).map(|i| s.decide(i, "PutObject")).collect::<Vec<_>>()
+            (1..=200)
+                .map(|i| s.decide(i, "PutObject"))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 use cos_testkit::{FaultPlan, Server};
 
-const USAGE: &str = "usage: cos-testkit serve [--addr 127.0.0.1:9000] [--bucket NAME-APPID] [--secret-id ID] \
+const USAGE: &str =
+    "usage: cos-testkit serve [--addr 127.0.0.1:9000] [--bucket NAME-APPID] [--secret-id ID] \
 [--secret-key KEY] [--security-token TOKEN] [--data DIR] [--faults SPEC [--seed N]] [--sink]";
 
 fn main() -> ExitCode {
@@ -40,7 +41,11 @@ fn run(args: &[String]) -> Result<(), String> {
     let (mut id, mut key) = (None, None);
     let (mut faults, mut seed) = (None, 0u64);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "--addr" => b = b.addr(value()?.parse().map_err(|e| format!("--addr: {e}"))?),
             "--bucket" => b = b.bucket(&value()?),
@@ -63,7 +68,9 @@ fn run(args: &[String]) -> Result<(), String> {
     if let Some(plan) = faults {
         b = b.faults(plan.seed(seed));
     }
-    let server = b.start_blocking().map_err(|e| format!("cannot start: {e}"))?;
+    let server = b
+        .start_blocking()
+        .map_err(|e| format!("cannot start: {e}"))?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on {}", server.endpoint());
     let _ = out.flush();

@@ -104,8 +104,14 @@ impl Scanner {
                                 if self.name_first != b'x' {
                                     let upper = pos == 0
                                         || self.prev == b'-'
-                                        || (pos == 1 && self.name_first == b'e' && b.eq_ignore_ascii_case(&b't'));
-                                    c = if upper { b.to_ascii_uppercase() } else { b.to_ascii_lowercase() };
+                                        || (pos == 1
+                                            && self.name_first == b'e'
+                                            && b.eq_ignore_ascii_case(&b't'));
+                                    c = if upper {
+                                        b.to_ascii_uppercase()
+                                    } else {
+                                        b.to_ascii_lowercase()
+                                    };
                                 }
                                 self.name_pos = Some(pos + 1);
                             }
@@ -148,7 +154,11 @@ impl Scanner {
                         self.start_head();
                         continue;
                     }
-                    let was_head = heads.lock().unwrap_or_else(|e| e.into_inner()).pop_front().unwrap_or(false);
+                    let was_head = heads
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop_front()
+                        .unwrap_or(false);
                     let len = if was_head || self.status == 204 || self.status == 304 {
                         Some(0)
                     } else {
@@ -185,13 +195,21 @@ impl<T> CaseIo<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for CaseIo<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for CaseIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if let Phase::Body(left) = this.scanner.phase {
             if left as usize >= data.len() {
@@ -210,7 +228,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CaseIo<T> {
         let mut out = std::mem::take(&mut this.buf);
         out.clear();
         let mut probe = this.scanner.clone();
-        let heads: HeadQueue = Arc::new(Mutex::new(this.heads.lock().unwrap_or_else(|e| e.into_inner()).clone()));
+        let heads: HeadQueue = Arc::new(Mutex::new(
+            this.heads.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ));
         probe.scan(data, Some(&mut out), &heads);
         let r = Pin::new(&mut this.inner).poll_write(cx, &out);
         if let Poll::Ready(Ok(n)) = r {
@@ -245,7 +265,8 @@ mod tests {
 
     #[test]
     fn recases_heads_only() {
-        let resp1 = b"HTTP/1.1 200 OK\r\netag: \"x\"\r\ncontent-length: 20\r\nx-cos-request-id: ab\r\n\r\n";
+        let resp1 =
+            b"HTTP/1.1 200 OK\r\netag: \"x\"\r\ncontent-length: 20\r\nx-cos-request-id: ab\r\n\r\n";
         let body = b"etag: content-length";
         let resp2 = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nlast-modified: y\r\n\r\n";
         let out = run(&[resp1, body, resp2], &[false, false]);
@@ -259,8 +280,12 @@ mod tests {
     fn head_and_continue() {
         let cont = b"HTTP/1.1 100 Continue\r\n\r\n";
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n";
-        let next = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/xml\r\ncontent-length: 0\r\n\r\n";
+        let next =
+            b"HTTP/1.1 404 Not Found\r\ncontent-type: application/xml\r\ncontent-length: 0\r\n\r\n";
         let s = String::from_utf8(run(&[cont, head, next], &[true, false])).unwrap();
-        assert!(s.ends_with("Content-Type: application/xml\r\nContent-Length: 0\r\n\r\n"), "{s}");
+        assert!(
+            s.ends_with("Content-Type: application/xml\r\nContent-Length: 0\r\n\r\n"),
+            "{s}"
+        );
     }
 }

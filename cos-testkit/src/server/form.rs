@@ -105,37 +105,76 @@ fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
 
 pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
     let ct = ctx.header("content-type").unwrap_or_default();
-    let b = boundary(&ct).ok_or_else(|| ApiError::new(400, "MalformedPOSTRequest", "The multipart/form-data has no boundary."))?;
-    let mut body = ctx.body.take().ok_or_else(|| ApiError::internal("body already read"))?;
+    let b = boundary(&ct).ok_or_else(|| {
+        ApiError::new(
+            400,
+            "MalformedPOSTRequest",
+            "The multipart/form-data has no boundary.",
+        )
+    })?;
+    let mut body = ctx
+        .body
+        .take()
+        .ok_or_else(|| ApiError::internal("body already read"))?;
     let mut buf = Vec::new();
     while let Some(f) = body.frame().await {
-        let f = f.map_err(|e| ApiError::new(400, "RequestTimeout", format!("reading the body failed: {e}")))?;
+        let f = f.map_err(|e| {
+            ApiError::new(
+                400,
+                "RequestTimeout",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
         if let Ok(d) = f.into_data() {
             buf.extend_from_slice(&d);
             if buf.len() as u64 > MAX_OBJECT + (1 << 20) {
-                return Err(ApiError::new(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."));
+                return Err(ApiError::new(
+                    400,
+                    "EntityTooLarge",
+                    "Your proposed upload exceeds the maximum allowed size.",
+                ));
             }
         }
     }
     let body = Bytes::from(buf);
-    let parts = parse_form(&body, &b)
-        .ok_or_else(|| ApiError::new(400, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data."))?;
+    let parts = parse_form(&body, &b).ok_or_else(|| {
+        ApiError::new(
+            400,
+            "MalformedPOSTRequest",
+            "The body of your POST request is not well-formed multipart/form-data.",
+        )
+    })?;
     let file = parts
         .iter()
         .find(|p| p.name.eq_ignore_ascii_case("file"))
-        .ok_or_else(|| ApiError::new(400, "MalformedPOSTRequest", "The POST request has no file field."))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                400,
+                "MalformedPOSTRequest",
+                "The POST request has no file field.",
+            )
+        })?;
     // Fields (names lower-cased), the file excluded.
     let fields: Vec<(String, String)> = parts
         .iter()
         .filter(|p| !p.name.eq_ignore_ascii_case("file"))
-        .map(|p| (p.name.to_ascii_lowercase(), String::from_utf8_lossy(&p.value).into_owned()))
+        .map(|p| {
+            (
+                p.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(&p.value).into_owned(),
+            )
+        })
         .collect();
     let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
 
     // Signature.
     let ak = field("q-ak").ok_or_else(|| denied("The form has no q-ak field."))?;
     if ak != ctx.inner.creds.secret_id() {
-        return Err(ApiError::new(403, "InvalidAccessKeyId", "The Access Key Id you provided does not exist in our records."));
+        return Err(ApiError::new(
+            403,
+            "InvalidAccessKeyId",
+            "The Access Key Id you provided does not exist in our records.",
+        ));
     }
     if !field("q-sign-algorithm").is_some_and(|a| a.eq_ignore_ascii_case("sha1")) {
         return Err(denied("q-sign-algorithm must be sha1."));
@@ -143,7 +182,8 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
     let key_time_text = field("q-key-time")
         .or_else(|| field("q-sign-time"))
         .ok_or_else(|| denied("The form has no q-key-time field."))?;
-    let key_time = KeyTime::parse(&key_time_text).ok_or_else(|| denied("q-key-time is malformed."))?;
+    let key_time =
+        KeyTime::parse(&key_time_text).ok_or_else(|| denied("q-key-time is malformed."))?;
     if key_time.end < ctx.now {
         return Err(denied("Request has expired"));
     }
@@ -156,7 +196,11 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
     }
     if let Some(want) = ctx.inner.token.as_deref() {
         if field("x-cos-security-token").as_deref() != Some(want) {
-            return Err(ApiError::new(403, "InvalidAccessKeyId", "The security token is missing or does not belong to this SecretId."));
+            return Err(ApiError::new(
+                403,
+                "InvalidAccessKeyId",
+                "The security token is missing or does not belong to this SecretId.",
+            ));
         }
     }
     let policy_b64 = field("policy").ok_or_else(|| denied("The form has no policy field."))?;
@@ -164,11 +208,21 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
         .decode(policy_b64.trim())
         .map_err(|_| ApiError::new(400, "InvalidPolicyDocument", "The policy is not base64."))?;
     let string_to_sign = hex(&Sha1::digest(&policy_text));
-    let expected = hmac_hex(sign_key(ctx.inner.creds.secret_key(), &key_time).as_bytes(), string_to_sign.as_bytes());
+    let expected = hmac_hex(
+        sign_key(ctx.inner.creds.secret_key(), &key_time).as_bytes(),
+        string_to_sign.as_bytes(),
+    );
     if !field("q-signature").is_some_and(|s| s.trim().eq_ignore_ascii_case(&expected)) {
-        let mut e = ApiError::new(403, "SignatureDoesNotMatch", "The Signature you specified does not match what we calculated.");
+        let mut e = ApiError::new(
+            403,
+            "SignatureDoesNotMatch",
+            "The Signature you specified does not match what we calculated.",
+        );
         e.extra.push(("StringToSign", string_to_sign));
-        e.extra.push(("FormatString", String::from_utf8_lossy(&policy_text).into_owned()));
+        e.extra.push((
+            "FormatString",
+            String::from_utf8_lossy(&policy_text).into_owned(),
+        ));
         return Err(e);
     }
 
@@ -179,16 +233,29 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
         .get("expiration")
         .and_then(|v| v.as_str())
         .and_then(parse_iso8601)
-        .ok_or_else(|| ApiError::new(400, "InvalidPolicyDocument", "The policy has no valid expiration."))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                400,
+                "InvalidPolicyDocument",
+                "The policy has no valid expiration.",
+            )
+        })?;
     if expiration < ctx.now {
         return Err(denied("Invalid according to Policy: Policy expired."));
     }
     let conditions = policy
         .get("conditions")
         .and_then(|v| v.as_array())
-        .ok_or_else(|| ApiError::new(400, "InvalidPolicyDocument", "The policy has no conditions."))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                400,
+                "InvalidPolicyDocument",
+                "The policy has no conditions.",
+            )
+        })?;
 
-    let raw_key = field("key").ok_or_else(|| ApiError::new(400, "InvalidArgument", "The form has no key field."))?;
+    let raw_key = field("key")
+        .ok_or_else(|| ApiError::new(400, "InvalidArgument", "The form has no key field."))?;
     let key = match &file.filename {
         Some(f) => raw_key.replace("${filename}", f),
         None => raw_key.clone(),
@@ -207,12 +274,19 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
     };
     let mut pinned = std::collections::HashSet::new();
     for c in conditions {
-        let cond_err = |what: &str| denied(format!("Invalid according to Policy: Policy Condition failed: {what}"));
+        let cond_err = |what: &str| {
+            denied(format!(
+                "Invalid according to Policy: Policy Condition failed: {what}"
+            ))
+        };
         match c {
             serde_json::Value::Object(m) => {
                 for (name, want) in m {
                     let name = name.trim_start_matches('$').to_ascii_lowercase();
-                    let want = want.as_str().map(str::to_string).unwrap_or_else(|| want.to_string());
+                    let want = want
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| want.to_string());
                     pinned.insert(name.clone());
                     let ok = value_of(&name).is_some_and(|v| v == want)
                         || (name == "key" && raw_key == want);
@@ -222,19 +296,36 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
                 }
             }
             serde_json::Value::Array(a) => {
-                let op = a.first().and_then(|v| v.as_str()).unwrap_or("").to_ascii_lowercase();
+                let op = a
+                    .first()
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
                 if op == "content-length-range" {
                     let num = |i: usize| {
-                        a.get(i).and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+                        a.get(i)
+                            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
                     };
-                    let (min, max) = num(1)
-                        .zip(num(2))
-                        .ok_or_else(|| ApiError::new(400, "InvalidPolicyDocument", "content-length-range needs two numbers."))?;
+                    let (min, max) = num(1).zip(num(2)).ok_or_else(|| {
+                        ApiError::new(
+                            400,
+                            "InvalidPolicyDocument",
+                            "content-length-range needs two numbers.",
+                        )
+                    })?;
                     if size < min {
-                        return Err(ApiError::new(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size."));
+                        return Err(ApiError::new(
+                            400,
+                            "EntityTooSmall",
+                            "Your proposed upload is smaller than the minimum allowed size.",
+                        ));
                     }
                     if size > max {
-                        return Err(ApiError::new(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."));
+                        return Err(ApiError::new(
+                            400,
+                            "EntityTooLarge",
+                            "Your proposed upload exceeds the maximum allowed size.",
+                        ));
                     }
                     continue;
                 }
@@ -265,12 +356,20 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
                     return Err(cond_err(&format!("[\"{op}\", \"${name}\", \"{want}\"]")));
                 }
             }
-            _ => return Err(ApiError::new(400, "InvalidPolicyDocument", "A condition is neither an object nor an array.")),
+            _ => {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidPolicyDocument",
+                    "A condition is neither an object nor an array.",
+                ))
+            }
         }
     }
     for required in ["q-sign-algorithm", "q-ak", "q-sign-time", "bucket", "key"] {
         if !pinned.contains(required) {
-            return Err(denied(format!("Invalid according to Policy: the policy must have a condition on {required}.")));
+            return Err(denied(format!(
+                "Invalid according to Policy: the policy must have a condition on {required}."
+            )));
         }
     }
 
@@ -281,7 +380,11 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
             k.starts_with("x-cos-")
                 || matches!(
                     k.as_str(),
-                    "content-type" | "cache-control" | "content-disposition" | "content-encoding" | "expires"
+                    "content-type"
+                        | "cache-control"
+                        | "content-disposition"
+                        | "content-encoding"
+                        | "expires"
                 )
         })
         .cloned()
@@ -376,7 +479,10 @@ mod tests {
         assert_eq!(&parts[0].value[..], b"a/${filename}");
         assert_eq!(parts[1].filename.as_deref(), Some("f.txt"));
         assert_eq!(&parts[1].value[..], b"hello\r\nworld");
-        assert_eq!(boundary("multipart/form-data; boundary=\"XX\"").as_deref(), Some("XX"));
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"XX\"").as_deref(),
+            Some("XX")
+        );
         assert!(parse_form(&Bytes::from_static(b"garbage"), "XX").is_none());
     }
 }

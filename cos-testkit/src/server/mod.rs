@@ -175,7 +175,10 @@ impl ServerBuilder {
                     }
                 };
                 rt.block_on(async move {
-                    match TcpListener::bind(addr).await.and_then(|l| Ok((l.local_addr()?, l))) {
+                    match TcpListener::bind(addr)
+                        .await
+                        .and_then(|l| Ok((l.local_addr()?, l)))
+                    {
                         Ok((a, l)) => {
                             let _ = ready_tx.send(Ok(a));
                             accept_loop(l, inner2, rx).await;
@@ -323,7 +326,11 @@ impl Server {
 
     /// A snapshot of the request counters.
     pub fn counters(&self) -> Counters {
-        self.inner.counters.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Changes the fault plan while the server runs.
@@ -393,7 +400,11 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.changed() => return,
@@ -471,7 +482,11 @@ impl ApiError {
             s if s >= 500 => "InternalError",
             _ => "InvalidRequest",
         };
-        ApiError::new(status, code, format!("cos-testkit injected fault: status {status}"))
+        ApiError::new(
+            status,
+            code,
+            format!("cos-testkit injected fault: status {status}"),
+        )
     }
 }
 
@@ -501,7 +516,8 @@ impl Ctx {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let key = cos_core::auth::decode(raw_path.strip_prefix('/').unwrap_or(&raw_path)).ok_or(());
-        let query = cos_core::auth::parse_query(parts.uri.query().unwrap_or("")).unwrap_or_default();
+        let query =
+            cos_core::auth::parse_query(parts.uri.query().unwrap_or("")).unwrap_or_default();
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -524,7 +540,10 @@ impl Ctx {
 
     /// A query parameter's value.
     pub(crate) fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn has_q(&self, name: &str) -> bool {
@@ -549,9 +568,9 @@ impl Ctx {
             return match *m {
                 Method::GET if self.has_q("uploads") => "ListMultipartUploads",
                 Method::POST
-                    if self
-                        .header("content-type")
-                        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/form-data")) =>
+                    if self.header("content-type").is_some_and(|c| {
+                        c.to_ascii_lowercase().starts_with("multipart/form-data")
+                    }) =>
                 {
                     "PostObject"
                 }
@@ -562,7 +581,14 @@ impl Ctx {
         match *m {
             Method::PUT if self.has_q("partNumber") && self.has_q("uploadId") => "UploadPart",
             Method::PUT if self.headers.contains_key("x-cos-copy-source") => "Unsupported",
-            Method::PUT if self.query.iter().all(|(k, _)| k.starts_with("q-") || k.starts_with("x-cos-")) => "PutObject",
+            Method::PUT
+                if self
+                    .query
+                    .iter()
+                    .all(|(k, _)| k.starts_with("q-") || k.starts_with("x-cos-")) =>
+            {
+                "PutObject"
+            }
             Method::PUT => "Unsupported",
             Method::POST if self.has_q("uploads") => "InitiateMultipartUpload",
             Method::POST if self.has_q("uploadId") => "CompleteMultipartUpload",
@@ -571,7 +597,14 @@ impl Ctx {
             Method::GET => "GetObject",
             Method::HEAD => "HeadObject",
             Method::DELETE if self.has_q("uploadId") => "AbortMultipartUpload",
-            Method::DELETE if self.query.iter().all(|(k, _)| k.starts_with("q-") || k.starts_with("x-cos-")) => "DeleteObject",
+            Method::DELETE
+                if self
+                    .query
+                    .iter()
+                    .all(|(k, _)| k.starts_with("q-") || k.starts_with("x-cos-")) =>
+            {
+                "DeleteObject"
+            }
             _ => "Unsupported",
         }
     }
@@ -603,7 +636,8 @@ impl Ctx {
             Body::bytes(xml)
         };
         let mut r = Response::new(body);
-        *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *r.status_mut() =
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let h = r.headers_mut();
         h.insert("content-type", HeaderValue::from_static("application/xml"));
         if let Ok(v) = HeaderValue::from_str(&trace) {
@@ -640,7 +674,10 @@ impl Ctx {
     }
 }
 
-async fn handle(inner: Arc<Inner>, req: http::Request<Incoming>) -> Result<Response<Body>, io::Error> {
+async fn handle(
+    inner: Arc<Inner>,
+    req: http::Request<Incoming>,
+) -> Result<Response<Body>, io::Error> {
     let seq = inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let mut ctx = Ctx::new(inner.clone(), req);
     let op = ctx.operation();
@@ -664,7 +701,10 @@ async fn handle(inner: Arc<Inner>, req: http::Request<Incoming>) -> Result<Respo
                     let _ = tokio::time::timeout(Duration::from_millis(500), b.frame()).await;
                 }
             }
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "cos-testkit injected reset"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "cos-testkit injected reset",
+            ));
         }
         Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
         Some(Fault::Status(s)) => {
@@ -674,7 +714,11 @@ async fn handle(inner: Arc<Inner>, req: http::Request<Incoming>) -> Result<Respo
         }
         Some(Fault::SlowDown) => {
             ctx.drain().await;
-            let r = ctx.error_response(ApiError::new(503, "SlowDown", "Please reduce your request rate."));
+            let r = ctx.error_response(ApiError::new(
+                503,
+                "SlowDown",
+                "Please reduce your request rate.",
+            ));
             return Ok(ctx.finish(r));
         }
         Some(Fault::Html502) => {
@@ -702,7 +746,10 @@ async fn handle(inner: Arc<Inner>, req: http::Request<Incoming>) -> Result<Respo
     let r = ctx.finish(r);
     if truncate {
         if ctx.method == Method::HEAD {
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "cos-testkit injected truncation"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "cos-testkit injected truncation",
+            ));
         }
         return Ok(truncated(r));
     }
@@ -741,6 +788,8 @@ fn truncated(r: Response<Body>) -> Response<Body> {
                 _ => break,
             }
         }
+        // Let hyper flush what was sent before the failure closes the connection.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let _ = tx
             .send(Err(io::Error::other("cos-testkit injected truncation")))
             .await;
@@ -767,5 +816,9 @@ pub(crate) fn respond(status: u16, body: Body, headers: &[(&str, String)]) -> Re
 pub(crate) fn xml_response(xml: String) -> Response<Body> {
     let mut body = String::from("<?xml version='1.0' encoding='utf-8' ?>\n");
     body.push_str(&xml);
-    respond(200, Body::bytes(body), &[("content-type", "application/xml".into())])
+    respond(
+        200,
+        Body::bytes(body),
+        &[("content-type", "application/xml".into())],
+    )
 }

@@ -11,7 +11,9 @@ use http_body_util::BodyExt;
 use md5::Digest as _;
 
 use super::sigv::{self, SignedRequest};
-use super::store::{Data, Object, ObjectAttrs, ObjectMeta, Part, PartMeta, Reader, Store, Upload, UploadMeta};
+use super::store::{
+    Data, Object, ObjectAttrs, ObjectMeta, Part, PartMeta, Reader, Store, Upload, UploadMeta,
+};
 use super::util::{el, http_date, iso8601, random_hex};
 use super::{form, respond, xml_response, ApiError, Body, Ctx};
 
@@ -38,12 +40,19 @@ const STORAGE_CLASSES: &[&str] = &[
 
 pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response<Body>, ApiError> {
     check_bucket(&ctx.host, &ctx.inner.bucket)?;
-    let key = ctx
-        .key
-        .clone()
-        .map_err(|_| ApiError::new(400, "InvalidURI", "The request path does not decode to UTF-8."))?;
+    let key = ctx.key.clone().map_err(|_| {
+        ApiError::new(
+            400,
+            "InvalidURI",
+            "The request path does not decode to UTF-8.",
+        )
+    })?;
     if key.len() > MAX_KEY {
-        return Err(ApiError::new(400, "KeyTooLong", "The key is longer than 850 bytes."));
+        return Err(ApiError::new(
+            400,
+            "KeyTooLong",
+            "The key is longer than 850 bytes.",
+        ));
     }
     if op == "PostObject" {
         return form::post_object(ctx).await;
@@ -93,7 +102,11 @@ pub(crate) fn check_bucket(host: &str, bucket: &str) -> Result<(), ApiError> {
         if let Some((b, tail)) = rest.split_once('.') {
             if tail.starts_with("cos.") || tail == "cos" {
                 if b != bucket {
-                    return Err(ApiError::new(404, "NoSuchBucket", "The specified bucket does not exist."));
+                    return Err(ApiError::new(
+                        404,
+                        "NoSuchBucket",
+                        "The specified bucket does not exist.",
+                    ));
                 }
                 return Ok(());
             }
@@ -136,8 +149,13 @@ pub(crate) fn attrs_from(headers: &[(String, String)]) -> Result<ObjectAttrs, Ap
         }
     }
     if let Some(a) = get("x-cos-acl") {
-        if !matches!(a.as_str(), "default" | "private" | "public-read" | "public-read-write") {
-            return Err(ApiError::invalid(format!("x-cos-acl {a} is not a canned ACL")));
+        if !matches!(
+            a.as_str(),
+            "default" | "private" | "public-read" | "public-read-write"
+        ) {
+            return Err(ApiError::invalid(format!(
+                "x-cos-acl {a} is not a canned ACL"
+            )));
         }
     }
     if let Some(s) = get("x-cos-server-side-encryption") {
@@ -167,7 +185,9 @@ pub(crate) fn attrs_from(headers: &[(String, String)]) -> Result<ObjectAttrs, Ap
         }
     }
     if meta_len > 2048 {
-        return Err(ApiError::invalid("x-cos-meta-* headers exceed 2 KB in total"));
+        return Err(ApiError::invalid(
+            "x-cos-meta-* headers exceed 2 KB in total",
+        ));
     }
     Ok(attrs)
 }
@@ -185,7 +205,11 @@ fn forbid_overwrite(ctx: &Ctx) -> bool {
 }
 
 fn already_exists() -> ApiError {
-    ApiError::new(409, "FileAlreadyExists", "The object already exists and x-cos-forbid-overwrite is true.")
+    ApiError::new(
+        409,
+        "FileAlreadyExists",
+        "The object already exists and x-cos-forbid-overwrite is true.",
+    )
 }
 
 /// Streams the request body into the store while hashing it; checks length limits and `Content-MD5`.
@@ -202,10 +226,18 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
         .header("transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     if declared.is_none() && !chunked {
-        return Err(ApiError::new(411, "MissingContentLength", "You must provide the Content-Length HTTP header."));
+        return Err(ApiError::new(
+            411,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header.",
+        ));
     }
     if declared.is_some_and(|l| l > max) {
-        return Err(ApiError::new(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."));
+        return Err(ApiError::new(
+            400,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size.",
+        ));
     }
     let want_md5 = match ctx.header("content-md5") {
         Some(v) => {
@@ -214,7 +246,13 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
                 .decode(v.trim())
                 .ok()
                 .filter(|r| r.len() == 16)
-                .ok_or_else(|| ApiError::new(400, "InvalidDigest", "The Content-MD5 you specified is not valid."))?;
+                .ok_or_else(|| {
+                    ApiError::new(
+                        400,
+                        "InvalidDigest",
+                        "The Content-MD5 you specified is not valid.",
+                    )
+                })?;
             Some(raw)
         }
         None => None,
@@ -223,20 +261,31 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
     let mut w = store.writer(declared.unwrap_or(0)).await?;
     let mut digest = BodyDigest::new();
     let mut got = 0u64;
-    let mut body = ctx.body.take().ok_or_else(|| ApiError::internal("body already read"))?;
+    let mut body = ctx
+        .body
+        .take()
+        .ok_or_else(|| ApiError::internal("body already read"))?;
     loop {
         match body.frame().await {
             None => break,
             Some(Err(e)) => {
                 store.abandon(w);
-                return Err(ApiError::new(400, "RequestTimeout", format!("reading the body failed: {e}")));
+                return Err(ApiError::new(
+                    400,
+                    "RequestTimeout",
+                    format!("reading the body failed: {e}"),
+                ));
             }
             Some(Ok(f)) => {
                 let Ok(d) = f.into_data() else { continue };
                 got += d.len() as u64;
                 if got > max {
                     store.abandon(w);
-                    return Err(ApiError::new(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."));
+                    return Err(ApiError::new(
+                        400,
+                        "EntityTooLarge",
+                        "Your proposed upload exceeds the maximum allowed size.",
+                    ));
                 }
                 digest.update(&d);
                 if let Err(e) = w.write(&d).await {
@@ -262,7 +311,12 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
 }
 
 /// Stores an object (replacing any), unless `forbid` and one exists.
-pub(crate) fn commit_object(store: &Store, meta: ObjectMeta, data: Data, forbid: bool) -> Result<(), ApiError> {
+pub(crate) fn commit_object(
+    store: &Store,
+    meta: ObjectMeta,
+    data: Data,
+    forbid: bool,
+) -> Result<(), ApiError> {
     let mut st = store.lock();
     if forbid && st.objects.contains_key(&meta.key) {
         drop(st);
@@ -304,7 +358,10 @@ async fn put_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiErr
     Ok(respond(
         200,
         Body::empty(),
-        &[("etag", etag), ("x-cos-hash-crc64ecma", d.crc64.to_string())],
+        &[
+            ("etag", etag),
+            ("x-cos-hash-crc64ecma", d.crc64.to_string()),
+        ],
     ))
 }
 
@@ -324,7 +381,10 @@ async fn append_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, Api
             Some(o) if o.meta.size != position => Err(ApiError::new(
                 409,
                 "PositionNotEqualToLength",
-                format!("position {position} is not the object's length {}", o.meta.size),
+                format!(
+                    "position {position} is not the object's length {}",
+                    o.meta.size
+                ),
             )),
             None if position != 0 => Err(ApiError::new(
                 409,
@@ -343,9 +403,16 @@ async fn append_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, Api
         store.discard(&data);
         return Err(e);
     }
-    if existing.as_ref().is_some_and(|o| o.meta.size + d.len > MAX_OBJECT) {
+    if existing
+        .as_ref()
+        .is_some_and(|o| o.meta.size + d.len > MAX_OBJECT)
+    {
         store.discard(&data);
-        return Err(ApiError::new(400, "EntityTooLarge", "An appendable object is at most 5 GB."));
+        return Err(ApiError::new(
+            400,
+            "EntityTooLarge",
+            "An appendable object is at most 5 GB.",
+        ));
     }
     let (meta, data) = match existing {
         None => (
@@ -377,7 +444,13 @@ async fn append_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, Api
         let mut meta = meta;
         meta.blob = Store::blob_name(&data);
         store.save_object(&meta)?;
-        let old = st.objects.insert(key, Object { meta, data: data.clone() });
+        let old = st.objects.insert(
+            key,
+            Object {
+                meta,
+                data: data.clone(),
+            },
+        );
         // An append extends the same blob in place; only a replaced, different blob is garbage.
         if let Some(old) = old {
             if Store::blob_name(&old.data) != Store::blob_name(&data) {
@@ -398,7 +471,13 @@ async fn append_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, Api
 
 /// Parses `Range: bytes=a-b` against `size`: `Ok(None)` for no (or an ignored multi-) range.
 fn parse_range(v: &str, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
-    let bad = || ApiError::new(416, "InvalidRange", "The requested range is not satisfiable.");
+    let bad = || {
+        ApiError::new(
+            416,
+            "InvalidRange",
+            "The requested range is not satisfiable.",
+        )
+    };
     let Some(spec) = v.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };
@@ -418,7 +497,9 @@ fn parse_range(v: &str, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
         let e: u64 = if b.is_empty() {
             size.saturating_sub(1)
         } else {
-            b.parse::<u64>().map_err(|_| bad())?.min(size.saturating_sub(1))
+            b.parse::<u64>()
+                .map_err(|_| bad())?
+                .min(size.saturating_sub(1))
         };
         (s, e)
     };
@@ -439,7 +520,11 @@ fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let m = &obj.meta;
     if let Some(want) = ctx.header("if-match") {
         if want.trim() != "*" && want.trim().trim_matches('"') != m.etag.trim_matches('"') {
-            return Err(ApiError::new(412, "PreconditionFailed", "If-Match does not match the ETag."));
+            return Err(ApiError::new(
+                412,
+                "PreconditionFailed",
+                "If-Match does not match the ETag.",
+            ));
         }
     }
     if let Some(want) = ctx.header("if-none-match") {
@@ -481,7 +566,12 @@ fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
         ("response-content-disposition", "content-disposition"),
         ("response-content-encoding", "content-encoding"),
     ];
-    let mut stored: Vec<(&str, String)> = m.attrs.headers.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let mut stored: Vec<(&str, String)> = m
+        .attrs
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     for (q, h) in overrides {
         if let Some(v) = ctx.q(q) {
             stored.retain(|(k, _)| *k != h);
@@ -495,7 +585,11 @@ fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
         return Ok(respond(status, Body::empty(), &headers));
     }
     if store.is_sink() {
-        return Err(ApiError::new(501, "NotImplemented", "cos-testkit sink mode keeps no object bodies."));
+        return Err(ApiError::new(
+            501,
+            "NotImplemented",
+            "cos-testkit sink mode keeps no object bodies.",
+        ));
     }
     let body = match store.read(&obj.data, start, len)? {
         Reader::Bytes(b) => Body::Full(if b.is_empty() { None } else { Some(b) }),
@@ -633,19 +727,28 @@ async fn upload_part(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiEr
     Ok(respond(
         200,
         Body::empty(),
-        &[("etag", etag_of(&d.md5)), ("x-cos-hash-crc64ecma", d.crc64.to_string())],
+        &[
+            ("etag", etag_of(&d.md5)),
+            ("x-cos-hash-crc64ecma", d.crc64.to_string()),
+        ],
     ))
 }
 
 fn owner_xml(tag: &str) -> String {
-    format!("<{tag}>{}{}</{tag}>", el("ID", OWNER), el("DisplayName", OWNER_NAME))
+    format!(
+        "<{tag}>{}{}</{tag}>",
+        el("ID", OWNER),
+        el("DisplayName", OWNER_NAME)
+    )
 }
 
 fn url_encoding(ctx: &Ctx) -> Result<bool, ApiError> {
     match ctx.q("encoding-type") {
         None => Ok(false),
         Some(e) if e.eq_ignore_ascii_case("url") => Ok(true),
-        Some(e) => Err(ApiError::invalid(format!("encoding-type {e} is not supported (only url)"))),
+        Some(e) => Err(ApiError::invalid(format!(
+            "encoding-type {e} is not supported (only url)"
+        ))),
     }
 }
 
@@ -667,7 +770,10 @@ fn list_parts(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let max = max_param(ctx, "max-parts")?;
     let marker: u32 = match ctx.q("part-number-marker") {
         None | Some("") => 0,
-        Some(m) => m.trim().parse().map_err(|_| ApiError::invalid("part-number-marker must be a number"))?,
+        Some(m) => m
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::invalid("part-number-marker must be a number"))?,
     };
     let up = ctx
         .inner
@@ -678,7 +784,10 @@ fn list_parts(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
         .filter(|u| u.meta.key == key)
         .cloned()
         .ok_or_else(no_such_upload)?;
-    let mut parts = up.parts.range(marker.saturating_add(1)..).map(|(_, p)| &p.meta);
+    let mut parts = up
+        .parts
+        .range(marker.saturating_add(1)..)
+        .map(|(_, p)| &p.meta);
     let page: Vec<&PartMeta> = parts.by_ref().take(max).collect();
     let truncated = parts.next().is_some();
     let enc = |s: &str| if url { encode(s) } else { s.to_string() };
@@ -771,10 +880,8 @@ fn parse_complete(body: &[u8]) -> Result<Vec<(u32, String)>, ApiError> {
                     }
                 }
             }
-            Event::CData(t) => {
-                if path.len() == 3 && path[1] == "Part" && path[2] == "ETag" {
-                    cur.1 = Some(String::from_utf8_lossy(&t).into_owned());
-                }
+            Event::CData(t) if path.len() == 3 && path[1] == "Part" && path[2] == "ETag" => {
+                cur.1 = Some(String::from_utf8_lossy(&t).into_owned());
             }
             Event::Eof => break,
             _ => {}
@@ -791,14 +898,27 @@ fn bare_etag(s: &str) -> String {
 }
 
 async fn read_small_body(ctx: &mut Ctx, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut body = ctx.body.take().ok_or_else(|| ApiError::internal("body already read"))?;
+    let mut body = ctx
+        .body
+        .take()
+        .ok_or_else(|| ApiError::internal("body already read"))?;
     let mut out = Vec::new();
     while let Some(f) = body.frame().await {
-        let f = f.map_err(|e| ApiError::new(400, "RequestTimeout", format!("reading the body failed: {e}")))?;
+        let f = f.map_err(|e| {
+            ApiError::new(
+                400,
+                "RequestTimeout",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
         if let Ok(d) = f.into_data() {
             out.extend_from_slice(&d);
             if out.len() > limit {
-                return Err(ApiError::new(400, "EntityTooLarge", "The request body is too large."));
+                return Err(ApiError::new(
+                    400,
+                    "EntityTooLarge",
+                    "The request body is too large.",
+                ));
             }
         }
     }
@@ -828,13 +948,17 @@ async fn complete(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError
         .filter(|u| u.meta.key == key)
         .cloned()
         .ok_or_else(no_such_upload)?;
+    // Checked in this order over the whole list: ascending numbers, then known parts with matching ETags,
+    // then the minimum size of every part but the last.
+    if wanted.windows(2).any(|w| w[1].0 <= w[0].0) {
+        return Err(ApiError::new(
+            400,
+            "InvalidPartOrder",
+            "The list of parts was not in ascending order.",
+        ));
+    }
     let mut chosen: Vec<&Part> = Vec::with_capacity(wanted.len());
-    let mut prev = 0u32;
-    for (i, (n, etag)) in wanted.iter().enumerate() {
-        if *n <= prev {
-            return Err(ApiError::new(400, "InvalidPartOrder", "The list of parts was not in ascending order."));
-        }
-        prev = *n;
+    for (n, etag) in &wanted {
         let part = up
             .parts
             .get(n)
@@ -846,14 +970,20 @@ async fn complete(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError
                     format!("Part {n} was not found or its ETag does not match."),
                 )
             })?;
-        if i + 1 < wanted.len() && part.meta.size < MIN_PART {
-            return Err(ApiError::new(
-                400,
-                "EntityTooSmall",
-                format!("Part {n} is smaller than the minimum allowed size of 1 MB."),
-            ));
-        }
         chosen.push(part);
+    }
+    if let Some(p) = chosen[..chosen.len() - 1]
+        .iter()
+        .find(|p| p.meta.size < MIN_PART)
+    {
+        return Err(ApiError::new(
+            400,
+            "EntityTooSmall",
+            format!(
+                "Part {} is smaller than the minimum allowed size of 1 MB.",
+                p.meta.number
+            ),
+        ));
     }
     if forbid && store.lock().objects.contains_key(&key) {
         return Err(already_exists());
@@ -864,18 +994,29 @@ async fn complete(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError
     for p in &chosen {
         md5s.update(
             (0..16)
-                .filter_map(|i| u8::from_str_radix(bare_etag(&p.meta.etag).get(i * 2..i * 2 + 2)?, 16).ok())
+                .filter_map(|i| {
+                    u8::from_str_radix(bare_etag(&p.meta.etag).get(i * 2..i * 2 + 2)?, 16).ok()
+                })
                 .collect::<Vec<u8>>(),
         );
         crc = Crc64::combine(crc, p.meta.crc64, p.meta.size);
         size += p.meta.size;
     }
     if size > MAX_OBJECT * 10 {
-        return Err(ApiError::new(400, "EntityTooLarge", "The object would exceed the maximum size."));
+        return Err(ApiError::new(
+            400,
+            "EntityTooLarge",
+            "The object would exceed the maximum size.",
+        ));
     }
     let etag = format!("\"{}-{}\"", hex(&md5s.finalize()), chosen.len());
     let data = store
-        .concat(chosen.iter().map(|p| (p.data.clone(), p.meta.size)).collect())
+        .concat(
+            chosen
+                .iter()
+                .map(|p| (p.data.clone(), p.meta.size))
+                .collect(),
+        )
         .await?;
     let meta = ObjectMeta {
         key: key.clone(),
@@ -1083,7 +1224,12 @@ mod tests {
         assert!(check_bucket("b-1.cos.ap-guangzhou.myqcloud.com:443", "b-1").is_ok());
         assert!(check_bucket("b-1.cos.accelerate.myqcloud.com", "b-1").is_ok());
         assert!(check_bucket("b-1.cos.ap-guangzhou.tencentcos.cn", "b-1").is_ok());
-        assert_eq!(check_bucket("c-2.cos.ap-guangzhou.myqcloud.com", "b-1").unwrap_err().code, "NoSuchBucket");
+        assert_eq!(
+            check_bucket("c-2.cos.ap-guangzhou.myqcloud.com", "b-1")
+                .unwrap_err()
+                .code,
+            "NoSuchBucket"
+        );
         assert!(check_bucket("127.0.0.1:9000", "b-1").is_ok());
         assert!(check_bucket("b-1.example.com", "b-1").is_ok());
     }

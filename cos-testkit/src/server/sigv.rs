@@ -52,7 +52,11 @@ pub(crate) fn header_str(v: &http::HeaderValue) -> String {
 }
 
 /// Checks a request's signature; `token` is the security token the server requires, if any.
-pub(crate) fn verify(req: &SignedRequest<'_>, creds: &Credentials, token: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn verify(
+    req: &SignedRequest<'_>,
+    creds: &Credentials,
+    token: Option<&str>,
+) -> Result<(), ApiError> {
     let presigned = req.query.iter().any(|(k, _)| k == "q-sign-algorithm");
     let fields = match req.headers.get(http::header::AUTHORIZATION) {
         Some(v) => AuthorizationFields::parse(&header_str(v)),
@@ -73,7 +77,11 @@ pub(crate) fn verify(req: &SignedRequest<'_>, creds: &Credentials, token: Option
         ));
     };
     if !fields.algorithm.eq_ignore_ascii_case("sha1") {
-        return Err(ApiError::new(403, "AccessDenied", "q-sign-algorithm must be sha1."));
+        return Err(ApiError::new(
+            403,
+            "AccessDenied",
+            "q-sign-algorithm must be sha1.",
+        ));
     }
     if fields.secret_id != creds.secret_id() {
         return Err(ApiError::new(
@@ -83,7 +91,11 @@ pub(crate) fn verify(req: &SignedRequest<'_>, creds: &Credentials, token: Option
         ));
     }
     let Some(key_time) = KeyTime::parse(&fields.key_time) else {
-        return Err(ApiError::new(403, "AccessDenied", "q-key-time is malformed."));
+        return Err(ApiError::new(
+            403,
+            "AccessDenied",
+            "q-key-time is malformed.",
+        ));
     };
     if key_time.end < req.now {
         return Err(ApiError::new(403, "AccessDenied", "Request has expired"));
@@ -115,14 +127,22 @@ pub(crate) fn verify(req: &SignedRequest<'_>, creds: &Credentials, token: Option
         }
     }
 
-    let listed_params: Vec<String> = fields.param_list.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let listed_params: Vec<String> = fields
+        .param_list
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
     let params: Vec<(String, String)> = req
         .query
         .iter()
         .filter(|(k, _)| listed_params.contains(&lowered(k)))
         .cloned()
         .collect();
-    let listed_headers: Vec<String> = fields.header_list.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let listed_headers: Vec<String> = fields
+        .header_list
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut host_at = None;
     for name in &listed_headers {
@@ -158,7 +178,10 @@ pub(crate) fn verify(req: &SignedRequest<'_>, creds: &Credentials, token: Option
                 key_time,
             },
         );
-        if constant_time_eq(sig.signature.as_bytes(), fields.signature.to_ascii_lowercase().as_bytes()) {
+        if constant_time_eq(
+            sig.signature.as_bytes(),
+            fields.signature.to_ascii_lowercase().as_bytes(),
+        ) {
             return Ok(());
         }
         first.get_or_insert(sig);
@@ -185,7 +208,10 @@ mod tests {
     #[test]
     fn ports() {
         assert_eq!(strip_port("127.0.0.1:9000"), "127.0.0.1");
-        assert_eq!(strip_port("b-1.cos.x.myqcloud.com"), "b-1.cos.x.myqcloud.com");
+        assert_eq!(
+            strip_port("b-1.cos.x.myqcloud.com"),
+            "b-1.cos.x.myqcloud.com"
+        );
         assert_eq!(strip_port("[::1]:80"), "[::1]");
     }
 }

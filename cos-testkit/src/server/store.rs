@@ -337,7 +337,8 @@ impl Store {
                 let dir = dir.clone();
                 tokio::task::spawn_blocking(move || -> io::Result<Data> {
                     let tmp = dir.join("tmp").join(random_hex(2));
-                    let mut out = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+                    let mut out =
+                        io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
                     for (d, len) in &parts {
                         if let Data::File(name) = d {
                             let f = std::fs::File::open(dir.join("blobs").join(name))?;
@@ -378,7 +379,10 @@ impl Store {
                 let (a, b) = (a.clone(), b.clone());
                 tokio::task::spawn_blocking(move || -> io::Result<(Data, Option<[u8; 16]>)> {
                     let path = dir.join("blobs").join(&a);
-                    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
+                    let mut f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&path)?;
                     f.set_len(base_len)?;
                     f.seek(SeekFrom::End(0))?;
                     let extra_path = dir.join("blobs").join(&b);
@@ -408,7 +412,9 @@ impl Store {
 
     pub(crate) fn save_object(&self, meta: &ObjectMeta) -> io::Result<()> {
         if let Some(d) = &self.dir {
-            let path = d.join("objects").join(format!("{}.json", key_file(&meta.key)));
+            let path = d
+                .join("objects")
+                .join(format!("{}.json", key_file(&meta.key)));
             write_atomic(d, &path, &serde_json::to_vec(meta)?)?;
         }
         Ok(())

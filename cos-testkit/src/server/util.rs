@@ -13,7 +13,9 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Days since 1970-01-01 → (year, month, day) (H. Hinnant's algorithm).
@@ -81,9 +83,7 @@ pub(crate) fn parse_iso8601(s: &str) -> Option<u64> {
     let y: i64 = dp.next()?.parse().ok()?;
     let m: u32 = dp.next()?.parse().ok()?;
     let d: u32 = dp.next()?.parse().ok()?;
-    let time = time
-        .trim_end_matches(['Z', 'z'])
-        .trim_end_matches("+00:00");
+    let time = time.trim_end_matches(['Z', 'z']).trim_end_matches("+00:00");
     let time = time.split('.').next()?;
     let mut tp = time.split(':');
     let hh: u64 = tp.next()?.parse().ok()?;
@@ -112,7 +112,9 @@ pub(crate) fn random_u64() -> u64 {
 
 /// A random lower-case hex id of `n` 64-bit words.
 pub(crate) fn random_hex(words: usize) -> String {
-    (0..words).map(|_| format!("{:016x}", random_u64())).collect()
+    (0..words)
+        .map(|_| format!("{:016x}", random_u64()))
+        .collect()
 }
 
 /// XML text escaping.
@@ -163,9 +165,7 @@ impl http_body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::Chan(rx) => rx
-                .poll_recv(cx)
-                .map(|o| o.map(|r| r.map(Frame::data))),
+            Body::Chan(rx) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
         }
     }
 
