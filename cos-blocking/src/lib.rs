@@ -1,1 +1,38 @@
-//! placeholder
+//! # cos-blocking: a blocking COS client
+//!
+//! A thin driver over [`cos_core`]: it sends the requests the core builds with [`ureq`] (rustls, pooled
+//! keep-alive connections), streams file bodies while computing their digest, and feeds the answers back.
+//! Every protocol decision (status codes, XML, retries, clock-skew correction, integrity checks) is made by
+//! the core; `cos-async` offers the same API over hyper and tokio.
+//!
+//! ```no_run
+//! use cos_blocking::{Body, Client, Config, Credentials, ops::PutObject};
+//!
+//! let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
+//! let client = Client::new(config);
+//! client.put_object(PutObject::new("notes/hello.txt").content_type("text/plain"), "hello")?;
+//! client.put_object(PutObject::new("big.bin"), Body::file("big.bin")?)?; // streamed, never read whole
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Each request runs in a `cos_request` tracing span with the operation, method, path, attempt, status
+//! and COS request id; the `Authorization` header and secrets are never logged.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod body;
+mod client;
+mod transport;
+
+pub use body::{Body, NoSource, Source};
+pub use client::{Client, ClientBuilder};
+
+pub use cos_core::checksum::{BodyDigest, SentDigest};
+pub use cos_core::error::{
+    IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
+};
+pub use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
+pub use cos_core::ops;
+pub use cos_core::retry::RetryPolicy;
+pub use cos_core::task::{Event, Task};
+pub use cos_core::{Bucket, Config, Credentials, Endpoint, Error, InvalidInput, Region};

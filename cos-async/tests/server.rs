@@ -1,0 +1,267 @@
+//! Every operation through the driver against the cos-testkit server over loopback TCP, errors, and
+//! retries on injected faults.
+
+use std::time::Duration;
+
+use cos_async::ops::{
+    AbortMultipartUpload, AppendObject, CompleteMultipartUpload, CompletedPart, GetObject,
+    InitiateMultipartUpload, ListMultipartUploads, ListParts, PutObject, UploadPart,
+};
+use cos_async::{Body, Client, Config, Credentials, Endpoint, Error, TransportErrorKind};
+use cos_testkit::{Fault, Server};
+
+fn config(server: &Server, secret_key: &str) -> Config {
+    let mut c = Config::new(
+        server.bucket(),
+        "ap-guangzhou",
+        Credentials::new(server.secret_id(), secret_key),
+    )
+    .unwrap()
+    .with_endpoint(Endpoint::custom(&server.endpoint()).unwrap())
+    .unwrap();
+    c.retry.initial_backoff = Duration::from_millis(10);
+    c.retry.max_backoff = Duration::from_millis(50);
+    c
+}
+
+async fn start() -> (Server, Client) {
+    let server = Server::builder().start().await.unwrap();
+    let client = Client::new(config(&server, server.secret_key()));
+    (server, client)
+}
+
+fn temp_file(name: &str, data: &[u8]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("cos-async-{name}-{}", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_operation_through_the_driver() {
+    let (server, client) = start().await;
+
+    // PUT (bytes, then a streamed file), HEAD, GET with a range.
+    let put = client
+        .put_object(
+            PutObject::new("docs/a b.txt").content_type("text/plain"),
+            "hello world",
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.etag, "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
+    let data = pattern(3 * 1024 * 1024 + 17, 1);
+    let file = temp_file("every", &data);
+    client
+        .put_object(PutObject::new("big.bin"), Body::file(&file).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(server.object("big.bin").unwrap().data.unwrap(), data);
+
+    let info = client.head_object("docs/a b.txt").await.unwrap();
+    assert_eq!(info.content_length, 11);
+    assert_eq!(info.content_type.as_deref(), Some("text/plain"));
+    let got = client
+        .get_object(GetObject::new("docs/a b.txt").range(6, Some(10)))
+        .await
+        .unwrap();
+    assert_eq!(&got.body[..], b"world");
+    let whole = client.get_object(GetObject::new("big.bin")).await.unwrap();
+    assert_eq!(whole.body.len(), data.len());
+    assert!(whole.body == data);
+
+    // Append: create at 0 from bytes, continue from a file range.
+    let a = client
+        .append_object(AppendObject::new("log.txt", 0), "line 1\n")
+        .await
+        .unwrap();
+    assert_eq!(a.next_position, 7);
+    let b = client
+        .append_object(
+            AppendObject::new("log.txt", a.next_position),
+            Body::file_range(&file, 0, 1000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.next_position, 1007);
+    let log = server.object("log.txt").unwrap().data.unwrap();
+    assert_eq!(&log[..7], b"line 1\n");
+    assert_eq!(&log[7..], &data[..1000]);
+
+    // Multipart: initiate, two parts (a file range and bytes), list, list uploads, complete.
+    let init = client
+        .initiate_multipart_upload(InitiateMultipartUpload::new("multi.bin"))
+        .await
+        .unwrap();
+    let id = init.upload_id.clone();
+    let p1 = client
+        .upload_part(
+            UploadPart::new("multi.bin", &id, 1),
+            Body::file_range(&file, 0, 2 * 1024 * 1024),
+        )
+        .await
+        .unwrap();
+    let tail = data[2 * 1024 * 1024..].to_vec();
+    let p2 = client
+        .upload_part(UploadPart::new("multi.bin", &id, 2), tail)
+        .await
+        .unwrap();
+    let parts = client
+        .list_parts(ListParts::new("multi.bin", &id))
+        .await
+        .unwrap();
+    assert_eq!(parts.parts.len(), 2);
+    assert_eq!(parts.parts[0].etag, p1.etag);
+    let uploads = client
+        .list_multipart_uploads(ListMultipartUploads::new())
+        .await
+        .unwrap();
+    assert!(uploads.uploads.iter().any(|u| u.upload_id == id));
+    client
+        .complete_multipart_upload(CompleteMultipartUpload::new(
+            "multi.bin",
+            &id,
+            vec![
+                CompletedPart {
+                    part_number: 1,
+                    etag: p1.etag,
+                },
+                CompletedPart {
+                    part_number: 2,
+                    etag: p2.etag,
+                },
+            ],
+        ))
+        .await
+        .unwrap();
+    assert!(server.object("multi.bin").unwrap().data.unwrap() == data);
+
+    // Abort: the upload is gone afterwards.
+    let init = client
+        .initiate_multipart_upload(InitiateMultipartUpload::new("aborted.bin"))
+        .await
+        .unwrap();
+    client
+        .abort_multipart_upload(AbortMultipartUpload::new("aborted.bin", &init.upload_id))
+        .await
+        .unwrap();
+    let err = client
+        .list_parts(ListParts::new("aborted.bin", &init.upload_id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[tokio::test]
+async fn service_errors_reach_the_caller_typed() {
+    let (server, client) = start().await;
+    let err = client.head_object("missing").await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(404), Some("NoSuchKey")));
+    let err = client
+        .get_object(GetObject::new("missing"))
+        .await
+        .unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(404), Some("NoSuchKey")));
+    assert!(err.request_id().is_some());
+    let err = client
+        .list_parts(ListParts::new("k", "no-such-upload-id"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+
+    client
+        .append_object(AppendObject::new("app", 0), "abc")
+        .await
+        .unwrap();
+    let err = client
+        .append_object(AppendObject::new("app", 1), "def")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+
+    let wrong = Client::new(config(&server, "not-the-secret"));
+    let err = wrong
+        .put_object(PutObject::new("x"), "x")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("SignatureDoesNotMatch"), "{err}");
+    assert_eq!(
+        server.counters().get("PutObject"),
+        1,
+        "a 403 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn injected_500_503_and_reset_are_retried_to_success() {
+    let (server, client) = start().await;
+    let file = temp_file("faults", &pattern(200_000, 2));
+    server.faults().fail_nth("PutObject", 1, Fault::Status(500));
+    server.faults().fail_nth("PutObject", 2, Fault::Status(503));
+    server.faults().fail_nth("PutObject", 3, Fault::Reset);
+    client
+        .put_object(PutObject::new("f"), Body::file(&file).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(server.counters().get("PutObject"), 4);
+    assert_eq!(
+        server.object("f").unwrap().data.unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+
+    server.faults().fail_nth("UploadPart", 1, Fault::Reset);
+    server
+        .faults()
+        .fail_nth("GetObject", 1, Fault::TruncatedBody);
+    let init = client
+        .initiate_multipart_upload(InitiateMultipartUpload::new("m"))
+        .await
+        .unwrap();
+    client
+        .upload_part(
+            UploadPart::new("m", &init.upload_id, 1),
+            Body::file(&file).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(server.counters().get("UploadPart"), 2);
+    let got = client.get_object(GetObject::new("f")).await.unwrap();
+    assert_eq!(got.body.len(), 200_000);
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[tokio::test]
+async fn a_reader_body_is_sent_once() {
+    let (server, client) = start().await;
+    server.faults().fail_nth("PutObject", 1, Fault::Status(500));
+    let reader = std::io::Cursor::new(b"only once".to_vec());
+    let err = client
+        .put_object(PutObject::new("r"), Body::reader(reader, 9))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500));
+    assert_eq!(server.counters().get("PutObject"), 1);
+}
+
+#[tokio::test]
+async fn a_reset_that_outlasts_the_retries_is_a_transport_error() {
+    let (server, client) = start().await;
+    for n in 1..=4 {
+        server.faults().fail_nth("PutObject", n, Fault::Reset);
+    }
+    let err = client
+        .put_object(PutObject::new("r"), "x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Reset),
+        "{err:?}"
+    );
+    assert_eq!(server.counters().get("PutObject"), 4);
+}

@@ -1,0 +1,341 @@
+//! The [`Client`]: one loop over the core's task protocol, plus one method per operation.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
+use cos_core::ops::{
+    AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,
+    CompleteMultipartUpload, CompleteMultipartUploadOutput, GetObject, GetObjectOutput, HeadObject,
+    InitiateMultipartUpload, InitiateMultipartUploadOutput, ListMultipartUploads,
+    ListMultipartUploadsOutput, ListParts, ListPartsOutput, ObjectInfo, Operation, PutObject,
+    PutObjectOutput, UploadPart, UploadPartOutput,
+};
+use cos_core::task::{Event, Now, OneShot, Output, Task};
+use cos_core::{Config, Error};
+
+use crate::body::{Body, BodySource, NoSource, Source};
+use crate::transport::{Hooks, Settings, Transport};
+
+type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
+
+struct Inner {
+    transport: Transport,
+    hooks: Hooks,
+    config: RwLock<Config>,
+    on_event: Option<EventHook>,
+}
+
+/// A blocking COS client. Cheap to clone (the connection pool and the configuration are shared), `Send`
+/// and `Sync`.
+///
+/// ```no_run
+/// use cos_blocking::{Client, Config, Credentials, ops::PutObject};
+/// let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
+/// let client = Client::new(config);
+/// let out = client.put_object(PutObject::new("hello.txt"), "hello")?;
+/// println!("{}", out.etag);
+/// # Ok::<(), cos_blocking::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`] with non-default connection settings.
+///
+/// ```
+/// use std::time::Duration;
+/// use cos_blocking::{Client, Config, Credentials};
+/// let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
+/// let client = Client::builder(config)
+///     .connect_timeout(Duration::from_secs(5))
+///     .read_timeout(Duration::from_secs(30))
+///     .max_idle_connections(4)
+///     .build();
+/// # Ok::<(), cos_blocking::Error>(())
+/// ```
+pub struct ClientBuilder {
+    config: Config,
+    settings: Settings,
+    hooks: Hooks,
+    on_event: Option<EventHook>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// How long establishing a connection (DNS, TCP, TLS) may take. Default 10 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.settings.connect_timeout = d;
+        self
+    }
+
+    /// How long a single socket read or write may stall. Default 60 s.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.settings.read_timeout = d;
+        self
+    }
+
+    /// How many idle keep-alive connections are kept. Default 16.
+    pub fn max_idle_connections(mut self, n: usize) -> Self {
+        self.settings.max_idle_connections = n;
+        self
+    }
+
+    /// Calls `f` with every event a task reports (progress, retries, clock-skew corrections…).
+    pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Box::new(f));
+        self
+    }
+
+    /// Hands every completed exchange (request head, body record, response) to `recorder`, e.g. a
+    /// `cos_testkit::replay::Recorder` that writes a fixture.
+    pub fn recorder(mut self, recorder: Arc<dyn ExchangeRecorder>) -> Self {
+        self.hooks.recorder = Some(recorder);
+        self
+    }
+
+    /// Answers every request with `responder` instead of the network (bodies are still read from their
+    /// source and digested), e.g. a `cos_testkit::replay::Responder` replaying a fixture.
+    pub fn responder(mut self, responder: Arc<dyn ExchangeResponder>) -> Self {
+        self.hooks.responder = Some(responder);
+        self
+    }
+
+    /// The client.
+    pub fn build(self) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                transport: Transport::new(&self.settings),
+                hooks: self.hooks,
+                config: RwLock::new(self.config),
+                on_event: self.on_event,
+            }),
+        }
+    }
+}
+
+/// How a body is attached to an operation: bytes inside it, or a streamed source of this length.
+enum Attach {
+    Bytes(Bytes),
+    Source(u64),
+}
+
+fn now() -> Now {
+    Now {
+        instant: Instant::now(),
+        system: SystemTime::now(),
+    }
+}
+
+impl Client {
+    /// A client with default connection settings.
+    pub fn new(config: Config) -> Client {
+        Client::builder(config).build()
+    }
+
+    /// A builder for connection settings.
+    pub fn builder(config: Config) -> ClientBuilder {
+        ClientBuilder {
+            config,
+            settings: Settings {
+                connect_timeout: Duration::from_secs(10),
+                read_timeout: Duration::from_secs(60),
+                max_idle_connections: 16,
+            },
+            hooks: Hooks::default(),
+            on_event: None,
+        }
+    }
+
+    /// The current configuration, including the clock offset learned from `RequestTimeTooSkewed` answers.
+    pub fn config(&self) -> Config {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn event(&self, e: Event) {
+        match &e {
+            Event::ClockSkewAdjusted { offset_secs } => {
+                tracing::info!(
+                    offset_secs,
+                    "server clock differs: signing with an offset from now on"
+                );
+                self.inner
+                    .config
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clock_offset_secs = *offset_secs;
+            }
+            Event::RetryScheduled {
+                operation,
+                part,
+                attempt,
+                delay,
+                error,
+            } => {
+                tracing::warn!(operation, ?part, attempt, ?delay, %error, "retrying");
+            }
+            _ => {}
+        }
+        if let Some(f) = &self.inner.on_event {
+            f(&e);
+        }
+    }
+
+    /// Runs a task to the end: sends each request it emits, feeds back each answer, sleeps when it waits.
+    /// `source` serves the task's streamed bodies ([`cos_core::task::RequestBody::Source`]).
+    pub fn run<T: Task>(&self, mut task: T, source: &mut dyn Source) -> Result<T::Output, Error> {
+        loop {
+            match task.poll_output(now()) {
+                Output::Transmit(t) => {
+                    let input = self.inner.transport.send(t, source, &self.inner.hooks);
+                    task.handle_input(now(), input);
+                }
+                Output::Event(e) => self.event(e),
+                Output::Wait { until: Some(t) } => {
+                    let d = t.saturating_duration_since(Instant::now());
+                    if !d.is_zero() {
+                        std::thread::sleep(d);
+                    }
+                }
+                Output::Wait { until: None } => {
+                    // Every request was answered before polling again, so only a task bug gets here.
+                    return Err(Error::Transport(TransportError::new(
+                        TransportErrorKind::Other,
+                        "the task waits for an answer to a request it never emitted",
+                    )));
+                }
+                Output::Done(result) => return result,
+            }
+        }
+    }
+
+    /// Runs one operation whose body (if any) is inside it, with retries and clock-skew correction.
+    pub fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
+        self.run(OneShot::new(op, self.config())?, &mut NoSource)
+    }
+
+    fn upload<O: Operation>(
+        &self,
+        body: Body,
+        attach: impl FnOnce(Attach) -> O,
+    ) -> Result<O::Output, Error> {
+        match body {
+            Body::Bytes(b) => self.execute(attach(Attach::Bytes(b))),
+            body => {
+                let replayable = body.is_replayable();
+                let mut task = OneShot::new(attach(Attach::Source(body.len())), self.config())?;
+                if !replayable {
+                    task = task.not_replayable();
+                }
+                self.run(task, &mut BodySource::new(body))
+            }
+        }
+    }
+
+    /// PUT Object with this body (replacing any body set on `op`).
+    pub fn put_object(
+        &self,
+        op: PutObject,
+        body: impl Into<Body>,
+    ) -> Result<PutObjectOutput, Error> {
+        self.upload(body.into(), |a| match a {
+            Attach::Bytes(b) => op.with_bytes(b),
+            Attach::Source(len) => op.with_source(len),
+        })
+    }
+
+    /// Append Object at the op's position with this body (replacing any body set on `op`).
+    pub fn append_object(
+        &self,
+        op: AppendObject,
+        body: impl Into<Body>,
+    ) -> Result<AppendObjectOutput, Error> {
+        self.upload(body.into(), |a| match a {
+            Attach::Bytes(b) => op.with_bytes(b),
+            Attach::Source(len) => op.with_source(len),
+        })
+    }
+
+    /// Upload Part with this body (replacing any body set on `op`).
+    pub fn upload_part(
+        &self,
+        op: UploadPart,
+        body: impl Into<Body>,
+    ) -> Result<UploadPartOutput, Error> {
+        self.upload(body.into(), |a| match a {
+            Attach::Bytes(b) => op.with_bytes(b),
+            Attach::Source(len) => op.with_source(0, len),
+        })
+    }
+
+    /// HEAD Object: the object's metadata. For conditions or a version, use
+    /// [`execute`](Self::execute) with a [`HeadObject`].
+    pub fn head_object(&self, key: impl Into<String>) -> Result<ObjectInfo, Error> {
+        self.execute(HeadObject::new(key))
+    }
+
+    /// GET Object (the whole body, or the op's range, read into memory).
+    pub fn get_object(&self, op: GetObject) -> Result<GetObjectOutput, Error> {
+        self.execute(op)
+    }
+
+    /// Initiate Multipart Upload.
+    pub fn initiate_multipart_upload(
+        &self,
+        op: InitiateMultipartUpload,
+    ) -> Result<InitiateMultipartUploadOutput, Error> {
+        self.execute(op)
+    }
+
+    /// List Parts of a multipart upload.
+    pub fn list_parts(&self, op: ListParts) -> Result<ListPartsOutput, Error> {
+        self.execute(op)
+    }
+
+    /// Complete Multipart Upload.
+    pub fn complete_multipart_upload(
+        &self,
+        op: CompleteMultipartUpload,
+    ) -> Result<CompleteMultipartUploadOutput, Error> {
+        self.execute(op)
+    }
+
+    /// Abort Multipart Upload.
+    pub fn abort_multipart_upload(
+        &self,
+        op: AbortMultipartUpload,
+    ) -> Result<AbortMultipartUploadOutput, Error> {
+        self.execute(op)
+    }
+
+    /// List Multipart Uploads in progress.
+    pub fn list_multipart_uploads(
+        &self,
+        op: ListMultipartUploads,
+    ) -> Result<ListMultipartUploadsOutput, Error> {
+        self.execute(op)
+    }
+}

@@ -1,0 +1,343 @@
+//! Wire-level driver tests against a scripted loopback server: exact headers, streaming, retries, resets,
+//! timeouts, clock skew.
+
+mod support;
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cos_blocking::{ops::PutObject, Body, Client, Error, Event, TransportErrorKind};
+use support::{MockServer, Reply};
+
+fn put_echo() -> MockServer {
+    MockServer::start(|r, _| Reply::put_ok(&r.body))
+}
+
+#[test]
+fn put_bytes_sends_the_core_headers_exactly() {
+    let server = put_echo();
+    let client = Client::new(server.config());
+    let out = client
+        .put_object(
+            PutObject::new("dir/a b.txt").content_type("text/plain"),
+            "hello",
+        )
+        .unwrap();
+    assert_eq!(out.etag, "\"5d41402abc4b2a76b9719d911017c592\"");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.method, "PUT");
+    assert_eq!(r.target, "/dir/a%20b.txt");
+    assert_eq!(r.body, b"hello");
+    assert_eq!(
+        r.all("host"),
+        vec![server.url().trim_start_matches("http://")]
+    );
+    assert_eq!(r.all("content-length"), vec!["5"]);
+    assert!(r.all("transfer-encoding").is_empty());
+    assert!(
+        r.all("accept").is_empty(),
+        "no automatic headers: {:?}",
+        r.headers
+    );
+    assert_eq!(r.all("user-agent").len(), 1);
+    let signed = r.signed_headers();
+    for h in ["host", "content-length", "content-type"] {
+        assert!(signed.contains(&h.to_string()), "{h} signed: {signed:?}");
+    }
+}
+
+#[test]
+fn file_body_is_streamed_with_content_length_and_digest() {
+    let server = put_echo();
+    let client = Client::new(server.config());
+    let path = std::env::temp_dir().join(format!("cos-blocking-stream-{}.bin", std::process::id()));
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+
+    let out = client
+        .put_object(PutObject::new("big.bin"), Body::file(&path).unwrap())
+        .unwrap();
+    assert_eq!(out.crc64, Some(cos_core::checksum::Crc64::checksum(&data)));
+    // A range of the file.
+    client
+        .put_object(
+            PutObject::new("range.bin"),
+            Body::file_range(&path, 1000, 5000),
+        )
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+
+    let reqs = server.requests();
+    assert_eq!(reqs[0].body, data);
+    assert_eq!(reqs[0].all("content-length"), vec!["3000000"]);
+    assert!(reqs[0].all("transfer-encoding").is_empty());
+    assert_eq!(reqs[1].body, &data[1000..6000]);
+    assert_eq!(reqs[1].all("content-length"), vec!["5000"]);
+    // Keep-alive: both requests on one connection.
+    assert_eq!(reqs[0].connection, reqs[1].connection);
+}
+
+#[test]
+fn a_wrong_etag_from_the_server_is_an_integrity_error() {
+    let server = MockServer::start(|_, _| Reply::put_ok(b"something else"));
+    let client = Client::new(server.config());
+    let path =
+        std::env::temp_dir().join(format!("cos-blocking-integrity-{}.bin", std::process::id()));
+    std::fs::write(&path, b"file contents").unwrap();
+    let err = client
+        .put_object(PutObject::new("x"), Body::file(&path).unwrap())
+        .unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(err, Error::Integrity(_)), "{err:?}");
+}
+
+#[test]
+fn retries_500_503_and_resets_then_succeeds_and_reports_events() {
+    let server = MockServer::start(|r, i| match i {
+        0 => Reply::error(500, "InternalError"),
+        1 => Reply::error(503, "ServiceUnavailable"),
+        2 => Reply::Close,
+        _ => Reply::put_ok(&r.body),
+    });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let client = Client::builder(server.config())
+        .on_event(move |e| ev.lock().unwrap().push(e.clone()))
+        .build();
+    let path = std::env::temp_dir().join(format!("cos-blocking-retry-{}.bin", std::process::id()));
+    std::fs::write(&path, b"retried body").unwrap();
+    let out = client.put_object(PutObject::new("r"), Body::file(&path).unwrap());
+    std::fs::remove_file(&path).unwrap();
+    out.unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 4);
+    assert!(
+        reqs.iter().all(|r| r.body == b"retried body"),
+        "the file is re-read per attempt"
+    );
+    let retries: Vec<_> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::RetryScheduled { attempt, error, .. } => Some((*attempt, error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries.len(), 3);
+    assert_eq!(retries[0].1.status(), Some(500));
+    assert_eq!(retries[1].1.status(), Some(503));
+    assert!(
+        matches!(&retries[2].1, Error::Transport(t) if t.kind == TransportErrorKind::Reset),
+        "{:?}",
+        retries[2].1
+    );
+}
+
+#[test]
+fn a_reader_body_is_not_retried() {
+    let server = MockServer::start(|_, _| Reply::error(500, "InternalError"));
+    let client = Client::new(server.config());
+    let reader = std::io::Cursor::new(b"once only".to_vec());
+    let err = client
+        .put_object(PutObject::new("r"), Body::reader(reader, 9))
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500));
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(server.requests()[0].body, b"once only");
+}
+
+#[test]
+fn a_short_or_failing_source_is_a_body_error() {
+    let server = put_echo();
+    let mut config = server.config();
+    config.retry = cos_blocking::RetryPolicy::none();
+    let client = Client::new(config);
+
+    struct Failing;
+    impl Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk on fire"))
+        }
+    }
+    let err = client
+        .put_object(PutObject::new("f"), Body::reader(Failing, 10))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Body),
+        "{err:?}"
+    );
+
+    let short = std::io::Cursor::new(b"abc".to_vec());
+    let err = client
+        .put_object(PutObject::new("s"), Body::reader(short, 10))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Body),
+        "{err:?}"
+    );
+
+    let missing = Body::file_range("/nonexistent/cos-rs/file", 0, 10);
+    let err = client.put_object(PutObject::new("m"), missing).unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Body),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn connection_refused_is_a_connect_error() {
+    // Bind and drop to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = cos_core::Config::new(
+        "examplebucket-1250000000",
+        "ap-guangzhou",
+        cos_core::Credentials::new("AKID", "KEY"),
+    )
+    .unwrap()
+    .with_endpoint(cos_core::Endpoint::custom(&format!("http://127.0.0.1:{port}")).unwrap())
+    .unwrap();
+    config.retry = cos_blocking::RetryPolicy::none();
+    let err = Client::new(config)
+        .put_object(PutObject::new("x"), "x")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Connect),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_stalled_server_is_a_timeout() {
+    let server = MockServer::start(|_, _| Reply::Stall(Duration::from_millis(1500)));
+    let mut config = server.config();
+    config.retry = cos_blocking::RetryPolicy::none();
+    let client = Client::builder(config)
+        .read_timeout(Duration::from_millis(200))
+        .build();
+    let err = client.put_object(PutObject::new("x"), "x").unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Timeout),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn clock_skew_is_learned_and_used_for_later_requests() {
+    // The server's clock is an hour ahead and it refuses the first request.
+    let server = MockServer::start(|r, i| {
+        let server_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        let date = cos_core::task::format_http_date(server_now);
+        if i == 0 {
+            let Reply::Respond {
+                status,
+                mut headers,
+                body,
+            } = Reply::error(403, "RequestTimeTooSkewed")
+            else {
+                unreachable!()
+            };
+            headers.push(("date".into(), date));
+            Reply::Respond {
+                status,
+                headers,
+                body,
+            }
+        } else {
+            Reply::put_ok(&r.body)
+        }
+    });
+    let client = Client::new(server.config());
+    assert_eq!(client.config().clock_offset_secs, 0);
+    client.put_object(PutObject::new("a"), "a").unwrap();
+    let offset = client.config().clock_offset_secs;
+    assert!((3595..=3605).contains(&offset), "offset {offset}");
+    client.put_object(PutObject::new("b"), "b").unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    let local = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // The retry and the later request are signed on the server's clock.
+    for r in &reqs[1..] {
+        let start = r.sign_start().unwrap();
+        assert!(
+            (start - (local + 3600)).abs() < 120,
+            "sign start {start} vs local {local}"
+        );
+    }
+    assert!((reqs[0].sign_start().unwrap() - local).abs() < 120);
+}
+
+/// A writer collecting log output for inspection.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn request_spans_carry_status_and_request_id_but_no_secrets() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let server = MockServer::start(|r, i| match i {
+        0 => Reply::error(503, "ServiceUnavailable"),
+        _ => Reply::put_ok(&r.body),
+    });
+    let mut config = server.config();
+    config.credentials =
+        cos_core::Credentials::new("AKIDEXAMPLE", "SECRET-KEY-42").with_security_token("TOKEN-43");
+    let client = Client::new(config);
+    tracing::subscriber::with_default(subscriber, || {
+        client
+            .put_object(PutObject::new("logged.txt"), "x")
+            .unwrap();
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("operation=\"PutObject\""), "{log}");
+    assert!(
+        log.contains("status=503") && log.contains("status=200"),
+        "{log}"
+    );
+    assert!(
+        log.contains("request_id=\"req-err\"") && log.contains("attempt=2"),
+        "{log}"
+    );
+    assert!(log.contains("WARN"), "a retry is a warning: {log}");
+    // The server did receive the token and a signature; the log must not show them.
+    assert_eq!(
+        server.requests()[0].header("x-cos-security-token"),
+        Some("TOKEN-43")
+    );
+    for secret in ["SECRET-KEY-42", "TOKEN-43", "q-signature", "authorization"] {
+        assert!(
+            !log.to_lowercase().contains(&secret.to_lowercase()),
+            "{secret} in {log}"
+        );
+    }
+}
