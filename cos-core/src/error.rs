@@ -186,6 +186,8 @@ impl fmt::Display for InvalidInput {
     }
 }
 
+impl std::error::Error for InvalidInput {}
+
 /// An error answered by COS.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceError {
