@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 
@@ -10,11 +11,54 @@ use bytes::Bytes;
 /// starting at `offset`.
 ///
 /// The driver calls `open` once per request it sends (again for a retry), reads the returned reader to
-/// the end while sending, and computes the body digest on the way.
-pub trait Source {
+/// the end while sending, and computes the body digest on the way. Requests run in parallel (the parts of a
+/// multipart upload), so `open` takes `&self` and may be called from several threads at once: each call
+/// should return an independent reader (e.g. a file opened for that range).
+///
+/// ```
+/// use std::io::{self, Read};
+/// use cos_blocking::Source;
+/// struct Zeros;
+/// impl Source for Zeros {
+///     fn open(&self, _offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+///         Ok(Box::new(io::repeat(0).take(len)))
+///     }
+/// }
+/// let mut v = Vec::new();
+/// Zeros.open(10, 4)?.read_to_end(&mut v)?;
+/// assert_eq!(v, [0; 4]);
+/// # Ok::<(), io::Error>(())
+/// ```
+pub trait Source: Sync {
     /// A reader over `len` bytes from `offset`. It may yield fewer bytes only on error; the driver reports
     /// a short read as a body failure.
-    fn open(&mut self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>>;
+    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+/// A file as a [`Source`]: every range is read through its own handle, so ranges can be read in parallel.
+#[derive(Clone, Debug)]
+pub struct FileSource {
+    path: PathBuf,
+}
+
+impl FileSource {
+    /// The file at `path` (opened for each range).
+    pub fn new(path: impl Into<PathBuf>) -> FileSource {
+        FileSource { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Source for FileSource {
+    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+        let mut f = File::open(&self.path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(f.take(len)))
+    }
 }
 
 /// A source that has no bytes: for operations whose body is carried inside the operation.
@@ -22,7 +66,7 @@ pub trait Source {
 pub struct NoSource;
 
 impl Source for NoSource {
-    fn open(&mut self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
         Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("this request has no body source (asked for {len} bytes at {offset})"),
@@ -163,44 +207,79 @@ fn out_of_range(offset: u64, len: u64, size: u64) -> io::Error {
 
 /// A body as a [`Source`]: offsets are relative to the body's first byte.
 pub(crate) struct BodySource {
-    body: Body,
-    /// For a reader: how many bytes were handed out already.
-    consumed: u64,
+    body: SharedBody,
+    len: u64,
+}
+
+enum SharedBody {
+    Bytes(Bytes),
+    File { path: PathBuf, offset: u64 },
+    /// A reader and how many bytes were handed out already; ranges must be asked for in order.
+    Reader(Mutex<(Box<dyn Read + Send>, u64)>),
 }
 
 impl BodySource {
     pub(crate) fn new(body: Body) -> Self {
-        BodySource { body, consumed: 0 }
+        let len = body.len();
+        let body = match body {
+            Body::Bytes(b) => SharedBody::Bytes(b),
+            Body::File { path, offset, .. } => SharedBody::File { path, offset },
+            Body::Reader { reader, .. } => SharedBody::Reader(Mutex::new((reader, 0))),
+        };
+        BodySource { body, len }
+    }
+}
+
+/// A range of a shared reader: each read takes the lock, so the range can be read on another thread.
+struct ReaderRange<'a> {
+    shared: &'a Mutex<(Box<dyn Read + Send>, u64)>,
+    remaining: u64,
+}
+
+impl Read for ReaderRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let mut guard = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let n = guard.0.read(&mut buf[..max])?;
+        guard.1 += n as u64;
+        self.remaining -= n as u64;
+        Ok(n)
     }
 }
 
 impl Source for BodySource {
-    fn open(&mut self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
-        let size = self.body.len();
+    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+        let size = self.len;
         if !matches!(offset.checked_add(len), Some(end) if end <= size) {
             return Err(out_of_range(offset, len, size));
         }
-        match &mut self.body {
-            Body::Bytes(b) => {
+        match &self.body {
+            SharedBody::Bytes(b) => {
                 let part = b.slice(offset as usize..(offset + len) as usize);
                 Ok(Box::new(io::Cursor::new(part)))
             }
-            Body::File {
-                path, offset: base, ..
-            } => {
-                let mut f = File::open(&*path)?;
+            SharedBody::File { path, offset: base } => {
+                let mut f = File::open(path)?;
                 f.seek(SeekFrom::Start(*base + offset))?;
                 Ok(Box::new(f.take(len)))
             }
-            Body::Reader { reader, .. } => {
-                if offset != self.consumed {
+            SharedBody::Reader(shared) => {
+                let consumed = shared.lock().unwrap_or_else(|e| e.into_inner()).1;
+                if offset != consumed {
                     return Err(io::Error::new(
                         io::ErrorKind::Unsupported,
                         "a reader body cannot be rewound or read out of order",
                     ));
                 }
-                self.consumed += len;
-                Ok(Box::new(reader.take(len)))
+                Ok(Box::new(ReaderRange {
+                    shared,
+                    remaining: len,
+                }))
             }
         }
     }
@@ -210,7 +289,7 @@ impl Source for BodySource {
 mod tests {
     use super::*;
 
-    fn read(s: &mut dyn Source, off: u64, len: u64) -> io::Result<Vec<u8>> {
+    fn read(s: &dyn Source, off: u64, len: u64) -> io::Result<Vec<u8>> {
         let mut v = Vec::new();
         s.open(off, len)?.read_to_end(&mut v)?;
         Ok(v)
@@ -218,21 +297,21 @@ mod tests {
 
     #[test]
     fn ranges_of_every_body_kind() {
-        let mut s = BodySource::new(Body::from("hello world"));
-        assert_eq!(read(&mut s, 6, 5).unwrap(), b"world");
-        assert!(read(&mut s, 6, 6).is_err());
+        let s = BodySource::new(Body::from("hello world"));
+        assert_eq!(read(&s, 6, 5).unwrap(), b"world");
+        assert!(read(&s, 6, 6).is_err());
 
         let dir = std::env::temp_dir().join(format!("cos-blocking-body-{}", std::process::id()));
         std::fs::write(&dir, b"0123456789").unwrap();
-        let mut s = BodySource::new(Body::file_range(&dir, 2, 6));
-        assert_eq!(read(&mut s, 1, 3).unwrap(), b"345");
-        assert_eq!(read(&mut s, 0, 6).unwrap(), b"234567");
+        let s = BodySource::new(Body::file_range(&dir, 2, 6));
+        assert_eq!(read(&s, 1, 3).unwrap(), b"345");
+        assert_eq!(read(&s, 0, 6).unwrap(), b"234567");
         assert_eq!(Body::file(&dir).unwrap().len(), 10);
         std::fs::remove_file(&dir).unwrap();
 
-        let mut s = BodySource::new(Body::reader(io::Cursor::new(b"abcdef".to_vec()), 6));
-        assert_eq!(read(&mut s, 0, 3).unwrap(), b"abc");
-        assert!(read(&mut s, 0, 3).is_err(), "a reader cannot rewind");
-        assert_eq!(read(&mut s, 3, 3).unwrap(), b"def");
+        let s = BodySource::new(Body::reader(io::Cursor::new(b"abcdef".to_vec()), 6));
+        assert_eq!(read(&s, 0, 3).unwrap(), b"abc");
+        assert!(read(&s, 0, 3).is_err(), "a reader cannot rewind");
+        assert_eq!(read(&s, 3, 3).unwrap(), b"def");
     }
 }

@@ -1,6 +1,7 @@
 //! The [`Client`]: one loop over the core's task protocol, plus one method per operation.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use cos_core::ops::{
     ListMultipartUploadsOutput, ListParts, ListPartsOutput, ObjectInfo, Operation, PutObject,
     PutObjectOutput, UploadPart, UploadPartOutput,
 };
-use cos_core::task::{Event, Now, OneShot, Output, Task};
+use cos_core::task::{Event, Input, Now, OneShot, Output, Task, Transmit};
 use cos_core::{Config, Error};
 
 use crate::body::{Body, BodySource, NoSource, Source};
@@ -139,6 +140,52 @@ enum Attach {
     Source(u64),
 }
 
+/// The most worker threads one [`Client::run`] starts (a task rarely has more requests in flight).
+const MAX_WORKERS: usize = 32;
+
+/// What the worker threads and command senders deliver to the loop.
+pub(crate) enum Msg {
+    /// The answer to a request.
+    Input(Input),
+    /// Something changed outside the task (a command): poll again.
+    Wake,
+}
+
+/// Wakes a [`Client::drive`] loop that waits for answers, so that its [`Steer`] can act.
+#[derive(Clone, Debug)]
+pub(crate) struct Waker(mpsc::Sender<Msg>);
+
+impl Waker {
+    /// Wakes the loop (a no-op once it has ended).
+    pub(crate) fn wake(&self) {
+        let _ = self.0.send(Msg::Wake);
+    }
+}
+
+/// Driver duties beyond sending: what a transfer does with the task between polls.
+pub(crate) trait Steer<T: Task> {
+    /// Called once before the loop starts, with a way to wake it from another thread.
+    fn start(&mut self, _waker: Waker) {}
+    /// Called before each round of polls; may command the task or feed it (stream parts). Returns true if it
+    /// has more to do right away (the loop then does not block).
+    fn prepare(&mut self, _task: &mut T) -> bool {
+        false
+    }
+    /// Sees each event before the client does; `Some(error)` ends the run with it.
+    fn event(&mut self, _task: &mut T, _event: &Event) -> Option<Error> {
+        None
+    }
+    /// Whether a task waiting with nothing in flight and no timer may be woken by a command.
+    fn expects_wake(&self) -> bool {
+        false
+    }
+}
+
+/// No duties beyond sending.
+struct NoSteer;
+
+impl<T: Task> Steer<T> for NoSteer {}
+
 fn now() -> Now {
     Now {
         instant: Instant::now(),
@@ -206,35 +253,120 @@ impl Client {
 
     /// Runs a task to the end: sends each request it emits, feeds back each answer, sleeps when it waits.
     /// `source` serves the task's streamed bodies ([`cos_core::task::RequestBody::Source`]).
-    pub fn run<T: Task>(&self, mut task: T, source: &mut dyn Source) -> Result<T::Output, Error> {
-        loop {
-            match task.poll_output(now()) {
-                Output::Transmit(t) => {
-                    let input = self.inner.transport.send(t, source, &self.inner.hooks);
-                    task.handle_input(now(), input);
-                }
-                Output::Event(e) => self.event(e),
-                Output::Wait { until: Some(t) } => {
-                    let d = t.saturating_duration_since(Instant::now());
-                    if !d.is_zero() {
-                        std::thread::sleep(d);
+    ///
+    /// Requests the task has in flight at the same time (the parts of a multipart upload) are sent in
+    /// parallel by a few worker threads sharing the client's connection pool; a lone request is sent on the
+    /// calling thread. When `run` returns, none of the task's requests is still being sent.
+    pub fn run<T: Task>(&self, mut task: T, source: &dyn Source) -> Result<T::Output, Error> {
+        self.drive(&mut task, source, &mut NoSteer)
+    }
+
+    /// The driver loop behind [`run`](Self::run), with a [`Steer`] that may act on the task between polls.
+    pub(crate) fn drive<T: Task>(
+        &self,
+        task: &mut T,
+        source: &dyn Source,
+        steer: &mut dyn Steer<T>,
+    ) -> Result<T::Output, Error> {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        steer.start(Waker(tx.clone()));
+        let (job_tx, job_rx) = mpsc::channel::<Transmit>();
+        let job_rx = Mutex::new(job_rx);
+        let stopping = AtomicBool::new(false);
+        let inner = &*self.inner;
+        let parent = tracing::Span::current();
+        std::thread::scope(|scope| {
+            let mut workers = 0usize;
+            let mut in_flight = 0usize;
+            let result = 'run: loop {
+                let busy = steer.prepare(task);
+                let mut ready = Vec::new();
+                let until = loop {
+                    match task.poll_output(now()) {
+                        Output::Transmit(t) => ready.push(t),
+                        Output::Event(e) => {
+                            if let Some(stop) = steer.event(task, &e) {
+                                self.event(e);
+                                break 'run Err(stop);
+                            }
+                            self.event(e);
+                        }
+                        Output::Wait { until } => break until,
+                        Output::Done(result) => break 'run result,
                     }
+                };
+                if in_flight == 0 && ready.len() == 1 {
+                    // A lone request: send it here, as a single operation would.
+                    let t = ready.pop().expect("one request");
+                    let input = inner.transport.send(t, source, &inner.hooks);
+                    task.handle_input(now(), input);
+                    continue;
                 }
-                Output::Wait { until: None } => {
-                    // Every request was answered before polling again, so only a task bug gets here.
-                    return Err(Error::Transport(TransportError::new(
-                        TransportErrorKind::Other,
-                        "the task waits for an answer to a request it never emitted",
-                    )));
+                for t in ready {
+                    in_flight += 1;
+                    if workers < in_flight && workers < MAX_WORKERS {
+                        workers += 1;
+                        let (tx, job_rx, parent) = (tx.clone(), &job_rx, parent.clone());
+                        let stopping = &stopping;
+                        scope.spawn(move || {
+                            let _enter = parent.enter();
+                            loop {
+                                let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                                let Ok(t) = job else { break };
+                                if stopping.load(Ordering::SeqCst) {
+                                    continue; // the loop has ended: drop what is left
+                                }
+                                let input = inner.transport.send(t, source, &inner.hooks);
+                                if tx.send(Msg::Input(input)).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                    job_tx.send(t).expect("the workers outlive the loop");
                 }
-                Output::Done(result) => return result,
-            }
-        }
+                let msg = if busy {
+                    rx.try_recv().ok()
+                } else {
+                    match until {
+                        Some(t) => {
+                            let d = t.saturating_duration_since(Instant::now());
+                            if d.is_zero() {
+                                rx.try_recv().ok()
+                            } else {
+                                rx.recv_timeout(d).ok()
+                            }
+                        }
+                        None if in_flight > 0 || steer.expects_wake() => rx.recv().ok(),
+                        None => {
+                            // Nothing is in flight and no timer is set, so only a task bug gets here.
+                            break 'run Err(Error::Transport(TransportError::new(
+                                TransportErrorKind::Other,
+                                "the task waits for an answer to a request it never emitted",
+                            )));
+                        }
+                    }
+                };
+                // Feed back everything that has arrived, without blocking again.
+                let mut next = msg;
+                while let Some(m) = next {
+                    if let Msg::Input(input) = m {
+                        in_flight -= 1;
+                        task.handle_input(now(), input);
+                    }
+                    next = rx.try_recv().ok();
+                }
+            };
+            // Requests not yet picked up are dropped; those being sent finish before the scope ends.
+            stopping.store(true, Ordering::SeqCst);
+            drop(job_tx);
+            result
+        })
     }
 
     /// Runs one operation whose body (if any) is inside it, with retries and clock-skew correction.
     pub fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        self.run(OneShot::new(op, self.config())?, &mut NoSource)
+        self.run(OneShot::new(op, self.config())?, &NoSource)
     }
 
     fn upload<O: Operation>(
@@ -250,7 +382,7 @@ impl Client {
                 if !replayable {
                     task = task.not_replayable();
                 }
-                self.run(task, &mut BodySource::new(body))
+                self.run(task, &BodySource::new(body))
             }
         }
     }

@@ -24,7 +24,7 @@ mod body;
 mod client;
 mod transport;
 
-pub use body::{Body, NoSource, Source};
+pub use body::{Body, FileSource, NoSource, Source};
 pub use client::{Client, ClientBuilder};
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};

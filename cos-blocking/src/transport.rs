@@ -54,7 +54,7 @@ impl Transport {
 
     /// Sends the request (or hands it to the responder hook) and turns the outcome into the core's
     /// [`Input`]; the recorder hook sees every completed exchange.
-    pub(crate) fn send(&self, t: Transmit, source: &mut dyn Source, hooks: &Hooks) -> Input {
+    pub(crate) fn send(&self, t: Transmit, source: &dyn Source, hooks: &Hooks) -> Input {
         let id = t.id;
         let span = tracing::debug_span!(
             "cos_request",
@@ -97,7 +97,7 @@ impl Transport {
     fn send_inner(
         &self,
         request: http::Request<RequestBody>,
-        source: &mut dyn Source,
+        source: &dyn Source,
     ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
         let (parts, body) = request.into_parts();
         let (response, sent) = match body {
@@ -169,7 +169,7 @@ fn copy_request(r: &http::Request<RequestBody>) -> http::Request<RequestBody> {
 fn replay(
     responder: &dyn ExchangeResponder,
     request: http::Request<RequestBody>,
-    source: &mut dyn Source,
+    source: &dyn Source,
 ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
     let (bytes, sent) = match request.body() {
         RequestBody::Empty => (Bytes::new(), None),
