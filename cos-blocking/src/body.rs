@@ -213,7 +213,10 @@ pub(crate) struct BodySource {
 
 enum SharedBody {
     Bytes(Bytes),
-    File { path: PathBuf, offset: u64 },
+    File {
+        path: PathBuf,
+        offset: u64,
+    },
     /// A reader and how many bytes were handed out already; ranges must be asked for in order.
     Reader(Mutex<(Box<dyn Read + Send>, u64)>),
 }

@@ -166,8 +166,9 @@ impl Waker {
 pub(crate) trait Steer<T: Task> {
     /// Called once before the loop starts, with a way to wake it from another thread.
     fn start(&mut self, _waker: Waker) {}
-    /// Called before each round of polls; may command the task or feed it (stream parts). Returns true if it
-    /// has more to do right away (the loop then does not block).
+    /// Called after each round of polls (once the requests it produced are on their way); may command the
+    /// task or feed it (stream parts). Returns true if it changed the task, which is then polled again
+    /// before the loop waits.
     fn prepare(&mut self, _task: &mut T) -> bool {
         false
     }
@@ -279,7 +280,6 @@ impl Client {
             let mut workers = 0usize;
             let mut in_flight = 0usize;
             let result = 'run: loop {
-                let busy = steer.prepare(task);
                 let mut ready = Vec::new();
                 let until = loop {
                     match task.poll_output(now()) {
@@ -295,12 +295,13 @@ impl Client {
                         Output::Done(result) => break 'run result,
                     }
                 };
+                let mut answered = false;
                 if in_flight == 0 && ready.len() == 1 {
                     // A lone request: send it here, as a single operation would.
                     let t = ready.pop().expect("one request");
                     let input = inner.transport.send(t, source, &inner.hooks);
                     task.handle_input(now(), input);
-                    continue;
+                    answered = true;
                 }
                 for t in ready {
                     in_flight += 1;
@@ -325,6 +326,8 @@ impl Client {
                     }
                     job_tx.send(t).expect("the workers outlive the loop");
                 }
+                // Requests are on their way: now the steer may act (commands, the next stream part).
+                let busy = steer.prepare(task) || answered;
                 let msg = if busy {
                     rx.try_recv().ok()
                 } else {

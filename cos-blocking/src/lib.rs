@@ -22,10 +22,15 @@
 
 mod body;
 mod client;
+pub mod transfer;
 mod transport;
 
 pub use body::{Body, FileSource, NoSource, Source};
 pub use client::{Client, ClientBuilder};
+pub use transfer::{
+    BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
+    TaskState, UploadOptions, UploadOutcome, DEFAULT_FILE_PARALLEL,
+};
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};
 pub use cos_core::error::{

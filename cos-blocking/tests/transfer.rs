@@ -1,0 +1,797 @@
+//! Transfers (upload_file, upload_stream, upload_files, TaskQueue) against the cos-testkit server over
+//! loopback TCP: request counts, byte-identical objects, resumption, cancel, pause, faults and streams.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cos_blocking::ops::ObjectOptions;
+use cos_blocking::{
+    BatchOptions, Client, Config, Credentials, Endpoint, Error, Event, FileUpload, InvalidInput,
+    TaskState, UploadOptions,
+};
+use cos_core::checksum::{md5_hex, Crc64};
+use cos_core::upload::{Checkpoint, MultipartUpload, UploadConfig};
+use cos_testkit::{Fault, FaultPlan, Server};
+
+const MIB: usize = 1 << 20;
+
+fn config(server: &Server, max_attempts: u32) -> Config {
+    let mut c = Config::new(
+        server.bucket(),
+        "ap-guangzhou",
+        Credentials::new(server.secret_id(), server.secret_key()),
+    )
+    .unwrap()
+    .with_endpoint(Endpoint::custom(&server.endpoint()).unwrap())
+    .unwrap();
+    c.retry.initial_backoff = Duration::from_millis(5);
+    c.retry.max_backoff = Duration::from_millis(20);
+    c.retry.max_attempts = max_attempts;
+    c
+}
+
+fn start() -> (Server, Client) {
+    let server = Server::builder().start_blocking().unwrap();
+    let client = Client::new(config(&server, 4));
+    (server, client)
+}
+
+/// A fresh directory for one test.
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "cos-blocking-transfer-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| {
+            (i.wrapping_mul(2_654_435_761)
+                .wrapping_add(seed.wrapping_mul(977))
+                >> 13) as u8
+        })
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+fn stored(server: &Server, key: &str) -> Vec<u8> {
+    server
+        .object(key)
+        .unwrap_or_else(|| panic!("no object {key}"))
+        .data
+        .unwrap()
+}
+
+fn mib_parts() -> UploadOptions {
+    UploadOptions::default().part_size(MIB as u64)
+}
+
+#[test]
+fn a_small_file_is_one_put() {
+    let (server, client) = start();
+    let d = dir("small");
+    let data = pattern(100_000, 1);
+    let path = write(&d, "small.bin", &data);
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let r = reports.clone();
+    let options = UploadOptions::default().on_progress(move |p| r.lock().unwrap().push(*p));
+    let out = client
+        .upload_file(&path, "dir/small.bin", &options)
+        .unwrap();
+    let c = server.counters();
+    assert_eq!((c.total, c.get("PutObject")), (1, 1), "{c:?}");
+    assert_eq!(out.parts, 0);
+    assert_eq!(out.upload_id, None);
+    assert_eq!(out.total_len, data.len() as u64);
+    assert_eq!(out.crc64, Some(Crc64::checksum(&data)));
+    assert_eq!(stored(&server, "dir/small.bin"), data);
+    let last = *reports.lock().unwrap().last().unwrap();
+    assert_eq!((last.loaded, last.percent), (data.len() as u64, Some(1.0)));
+
+    // At exactly the threshold it is still one PUT; one byte more is a multipart upload.
+    let path = write(&d, "edge.bin", &pattern(MIB, 2));
+    client
+        .upload_file(&path, "edge", &UploadOptions::default())
+        .unwrap();
+    assert_eq!(server.counters().get("PutObject"), 2);
+    let path = write(&d, "over.bin", &pattern(MIB + 1, 3));
+    let out = client
+        .upload_file(&path, "over", &UploadOptions::default())
+        .unwrap();
+    assert_eq!(out.parts, 2);
+    assert_eq!(server.counters().get("PutObject"), 2);
+}
+
+#[test]
+fn a_folder_key_or_a_missing_file_fails_before_sending() {
+    let (server, client) = start();
+    let d = dir("badinput");
+    let path = write(&d, "a.bin", b"abc");
+    let e = client
+        .upload_file(&path, "folder/", &UploadOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidInput(InvalidInput::Key { .. })),
+        "{e:?}"
+    );
+    let e = client
+        .upload_stream(
+            io::Cursor::new(b"abc".to_vec()),
+            "folder/",
+            &UploadOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidInput(InvalidInput::Key { .. })),
+        "{e:?}"
+    );
+    let e = client
+        .upload_file(
+            d.join("missing.bin"),
+            "missing.bin",
+            &UploadOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Source(_)), "{e:?}");
+    let e = client
+        .upload_file(
+            &path,
+            "a.bin",
+            &UploadOptions::default().part_size(1000).threshold(0),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidInput(InvalidInput::Size { .. })),
+        "{e:?}"
+    );
+    assert_eq!(server.counters().total, 0);
+}
+
+#[test]
+fn a_multipart_upload_sends_parts_in_parallel_and_verifies_the_crc() {
+    let (server, client) = start();
+    let d = dir("multipart");
+    let data = pattern(21 * MIB + 123, 4);
+    let path = write(&d, "big.bin", &data);
+    let out = client
+        .upload_file(
+            &path,
+            "big/file.bin",
+            &mib_parts().concurrency(4).object(ObjectOptions {
+                content_type: Some("application/x-test".into()),
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+    assert_eq!(out.parts, 22);
+    assert!(out.upload_id.is_some());
+    assert!(out.etag.ends_with("-22\""), "{}", out.etag);
+    assert_eq!(out.crc64, Some(Crc64::checksum(&data)));
+    let obj = server.object("big/file.bin").unwrap();
+    assert_eq!(obj.content_type, "application/x-test");
+    assert_eq!(obj.crc64, Crc64::checksum(&data));
+    assert!(obj.data.unwrap() == data, "byte-identical");
+    let c = server.counters();
+    assert_eq!(c.get("UploadPart"), 22, "{c:?}");
+    assert_eq!(c.get("InitiateMultipartUpload"), 1);
+    assert_eq!(c.get("CompleteMultipartUpload"), 1);
+    assert_eq!(
+        c.get("ListMultipartUploads"),
+        1,
+        "looked for an unfinished upload"
+    );
+    assert!(server.multipart_uploads().is_empty());
+}
+
+/// A source that counts how many of its ranges are being read at once.
+struct Counting {
+    data: Vec<u8>,
+    open: AtomicUsize,
+    max_open: AtomicUsize,
+}
+
+struct CountingReader<'a> {
+    inner: io::Cursor<&'a [u8]>,
+    open: &'a AtomicUsize,
+}
+
+impl Read for CountingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Drop for CountingReader<'_> {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl cos_blocking::Source for Counting {
+    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+        let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_open.fetch_max(now, Ordering::SeqCst);
+        let range = &self.data[offset as usize..(offset + len) as usize];
+        Ok(Box::new(CountingReader {
+            inner: io::Cursor::new(range),
+            open: &self.open,
+        }))
+    }
+}
+
+#[test]
+fn parts_really_are_in_flight_together_and_never_more_than_asked() {
+    // Every request stalls before the server reads its body, so a part's range stays open meanwhile.
+    let plan = FaultPlan::new()
+        .with(Fault::Stall(Duration::from_millis(100)), 1.0)
+        .unwrap();
+    let server = Server::builder().faults(plan).start_blocking().unwrap();
+    let client = Client::new(config(&server, 4));
+    for concurrency in [1, 4] {
+        let source = Counting {
+            data: pattern(8 * MIB + 3, 5),
+            open: AtomicUsize::new(0),
+            max_open: AtomicUsize::new(0),
+        };
+        let upload = UploadConfig {
+            part_size: Some(MIB as u64),
+            max_in_flight: concurrency,
+            ..Default::default()
+        };
+        let key = format!("p{concurrency}.bin");
+        let task =
+            MultipartUpload::new(client.config(), &key, source.data.len() as u64, upload).unwrap();
+        let out = client.run(task, &source).unwrap();
+        assert_eq!(out.parts, 9);
+        assert!(stored(&server, &key) == source.data);
+        let max = source.max_open.load(Ordering::SeqCst);
+        match concurrency {
+            1 => assert_eq!(max, 1),
+            _ => assert!(
+                (3..=concurrency).contains(&max),
+                "{max} ranges open at once"
+            ),
+        }
+        assert_eq!(
+            source.open.load(Ordering::SeqCst),
+            0,
+            "every reader was dropped"
+        );
+    }
+}
+
+/// Uploads `path` with every UploadPart from the 5th on reset (2 attempts per request), so the upload
+/// fails after 4 parts (one at a time). Returns the error.
+fn crash_after_four_parts(
+    server: &Server,
+    path: &Path,
+    key: &str,
+    options: &UploadOptions,
+) -> Error {
+    let client = Client::new(config(server, 2));
+    for n in 5..=40 {
+        server.faults().fail_nth("UploadPart", n, Fault::Reset);
+    }
+    let e = client
+        .upload_file(path, key, &options.clone().concurrency(1))
+        .unwrap_err();
+    server.faults().clear();
+    e
+}
+
+#[test]
+fn an_interrupted_upload_resumes_from_its_checkpoint_with_only_the_missing_parts() {
+    let (server, client) = start();
+    let d = dir("resume");
+    let data = pattern(10 * MIB, 6);
+    let path = write(&d, "r.bin", &data);
+    let cp_path = d.join("r.checkpoint.json");
+    let options = mib_parts().checkpoint(&cp_path);
+    let e = crash_after_four_parts(&server, &path, "r.bin", &options);
+    assert!(
+        matches!(&e, Error::Transport(t) if t.kind == cos_blocking::TransportErrorKind::Reset),
+        "the part's cause: {e:?}"
+    );
+    let cp: Checkpoint = serde_json::from_slice(&std::fs::read(&cp_path).unwrap()).unwrap();
+    assert_eq!(
+        cp.parts.iter().map(|p| p.number).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        server.multipart_uploads().len(),
+        1,
+        "the upload is kept for resumption"
+    );
+
+    let before = server.counters();
+    let out = client
+        .upload_file(&path, "r.bin", &options.clone().concurrency(3))
+        .unwrap();
+    let after = server.counters();
+    let delta = |op: &str| after.get(op) - before.get(op);
+    assert_eq!(delta("UploadPart"), 6, "{after:?}");
+    assert_eq!(delta("ListParts"), 1);
+    assert_eq!(delta("InitiateMultipartUpload"), 0);
+    assert_eq!(
+        delta("ListMultipartUploads"),
+        0,
+        "the checkpoint is used first"
+    );
+    assert_eq!(out.upload_id.as_deref(), Some(cp.upload_id.as_str()));
+    assert!(stored(&server, "r.bin") == data);
+    assert!(
+        !cp_path.exists(),
+        "a finished upload deletes its checkpoint"
+    );
+    assert!(server.multipart_uploads().is_empty());
+}
+
+#[test]
+fn a_changed_file_aborts_the_stale_upload_and_starts_over() {
+    let server = Server::builder().start_blocking().unwrap();
+    let d = dir("changed");
+    let path = write(&d, "c.bin", &pattern(8 * MIB, 7));
+    let cp_path = d.join("c.json");
+    let options = mib_parts().checkpoint(&cp_path);
+    crash_after_four_parts(&server, &path, "c.bin", &options);
+    let stale = server.multipart_uploads();
+    assert_eq!(stale.len(), 1);
+
+    let data = pattern(8 * MIB + 5, 8); // another size: certainly another fingerprint
+    std::fs::write(&path, &data).unwrap();
+    let restarted = Arc::new(AtomicUsize::new(0));
+    let r = restarted.clone();
+    let client = Client::builder(config(&server, 4))
+        .on_event(move |e| {
+            if matches!(e, Event::Restarted { .. }) {
+                r.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .build();
+    let before = server.counters();
+    let out = client.upload_file(&path, "c.bin", &options).unwrap();
+    let after = server.counters();
+    assert_eq!(restarted.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        after.get("AbortMultipartUpload") - before.get("AbortMultipartUpload"),
+        1
+    );
+    assert_eq!(
+        after.get("InitiateMultipartUpload") - before.get("InitiateMultipartUpload"),
+        1
+    );
+    assert_eq!(after.get("UploadPart") - before.get("UploadPart"), 9);
+    assert_ne!(out.upload_id.as_deref(), Some(stale[0].1.as_str()));
+    assert!(stored(&server, "c.bin") == data);
+    assert!(
+        server.multipart_uploads().is_empty(),
+        "the stale upload was aborted"
+    );
+    assert!(!cp_path.exists());
+}
+
+#[test]
+fn without_a_checkpoint_the_unfinished_upload_is_found_and_parts_are_checked_by_md5() {
+    let (server, client) = start();
+    let d = dir("unfinished");
+    let mut data = pattern(10 * MIB, 9);
+    let path = write(&d, "u.bin", &data);
+    crash_after_four_parts(&server, &path, "u.bin", &mib_parts());
+    let upload = server.multipart_uploads();
+    assert_eq!(upload.len(), 1);
+
+    // Part 2 changes locally (same size): its MD5 no longer matches the server's, so it is sent again.
+    data[MIB + 10] ^= 0xff;
+    std::fs::write(&path, &data).unwrap();
+    let before = server.counters();
+    let out = client.upload_file(&path, "u.bin", &mib_parts()).unwrap();
+    let after = server.counters();
+    let delta = |op: &str| after.get(op) - before.get(op);
+    assert_eq!(delta("ListMultipartUploads"), 1);
+    assert_eq!(delta("ListParts"), 1);
+    assert_eq!(delta("InitiateMultipartUpload"), 0);
+    assert_eq!(delta("UploadPart"), 7, "parts 5-10, and part 2 again");
+    assert_eq!(out.upload_id.as_deref(), Some(upload[0].1.as_str()));
+    assert!(stored(&server, "u.bin") == data);
+    assert!(server.multipart_uploads().is_empty());
+
+    // With resume_unfinished off, a new upload is started (and the old one is left alone).
+    crash_after_four_parts(&server, &path, "u2.bin", &mib_parts());
+    let before = server.counters();
+    client
+        .upload_file(&path, "u2.bin", &mib_parts().resume_unfinished(false))
+        .unwrap();
+    let after = server.counters();
+    assert_eq!(
+        after.get("ListMultipartUploads"),
+        before.get("ListMultipartUploads")
+    );
+    assert_eq!(after.get("UploadPart") - before.get("UploadPart"), 10);
+}
+
+#[test]
+fn add_meta_md5_hashes_the_file_first() {
+    let (server, client) = start();
+    let d = dir("md5");
+    for (name, len) in [("small", 1000), ("big", 3 * MIB + 1)] {
+        let data = pattern(len, 10);
+        let path = write(&d, name, &data);
+        let hashed = Arc::new(AtomicU64::new(0));
+        let h = hashed.clone();
+        let options = mib_parts()
+            .add_meta_md5(true)
+            .on_hash_progress(move |p| h.store(p.loaded, Ordering::SeqCst));
+        client.upload_file(&path, name, &options).unwrap();
+        let obj = server.object(name).unwrap();
+        assert_eq!(obj.metadata.get("md5"), Some(&md5_hex(&data)), "{name}");
+        assert_eq!(hashed.load(Ordering::SeqCst), len as u64);
+        assert!(obj.data.unwrap() == data);
+    }
+}
+
+#[test]
+fn a_batch_uploads_every_file_even_when_one_fails() {
+    let (server, client) = start();
+    let d = dir("batch");
+    let sizes = [0, 500_000, 3 * MIB + MIB / 2, 2 * MIB + 1, 7];
+    let mut files = Vec::new();
+    for (i, len) in sizes.iter().enumerate() {
+        let p = write(&d, &format!("f{i}"), &pattern(*len, 20 + i as u32));
+        files.push(FileUpload::new(p, format!("batch/f{i}")));
+    }
+    files.insert(2, FileUpload::new(d.join("missing"), "batch/missing"));
+    files.push(FileUpload::new(d.join("f0"), "batch/folder/"));
+    let done = Arc::new(AtomicUsize::new(0));
+    let dn = done.clone();
+    let options = BatchOptions::default()
+        .file_parallel(2)
+        .upload(mib_parts().concurrency(2))
+        .on_file_done(move |_, _| {
+            dn.fetch_add(1, Ordering::SeqCst);
+        });
+    let results = client.upload_files(files.clone(), &options);
+    assert_eq!(results.len(), files.len());
+    assert_eq!(done.load(Ordering::SeqCst), files.len());
+    for (f, r) in files.iter().zip(&results) {
+        match f.key.as_str() {
+            "batch/missing" => assert!(matches!(r, Err(Error::Source(_))), "{r:?}"),
+            "batch/folder/" => assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}"),
+            key => {
+                let out = r.as_ref().unwrap();
+                assert_eq!(out.key, key);
+                assert!(
+                    stored(&server, key) == std::fs::read(&f.path).unwrap(),
+                    "{key}"
+                );
+            }
+        }
+    }
+    assert!(server.multipart_uploads().is_empty());
+}
+
+#[test]
+fn faults_are_retried_and_the_object_is_byte_identical() {
+    let d = dir("faults");
+    let data = pattern(6 * MIB + 7, 30);
+    let path = write(&d, "f.bin", &data);
+    let small = write(&d, "s.bin", &data[..300_000]);
+    for seed in [1, 2, 3, 4, 5] {
+        let plan = FaultPlan::parse("500:0.05,503:0.05,reset:0.03,stall=300ms:0.02")
+            .unwrap()
+            .seed(seed);
+        let server = Server::builder().faults(plan).start_blocking().unwrap();
+        let client = Client::new(config(&server, 12));
+        let out = client
+            .upload_file(&path, "f.bin", &mib_parts().concurrency(3))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(out.crc64, Some(Crc64::checksum(&data)));
+        client.upload_file(&small, "s.bin", &mib_parts()).unwrap();
+        client
+            .upload_stream(io::Cursor::new(data.clone()), "stream.bin", &mib_parts())
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(stored(&server, "f.bin") == data, "seed {seed}");
+        assert!(stored(&server, "s.bin") == data[..300_000]);
+        assert!(stored(&server, "stream.bin") == data, "seed {seed}");
+        assert!(server.multipart_uploads().is_empty());
+    }
+}
+
+/// A reader that hands out at most 7,777 bytes per read, and can fail after a number of bytes.
+struct Trickle {
+    data: io::Cursor<Vec<u8>>,
+    fail_after: Option<u64>,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.fail_after.is_some_and(|n| self.data.position() >= n) {
+            return Err(io::Error::other("the pipe broke"));
+        }
+        let n = buf.len().min(7_777);
+        self.data.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn streams_end_on_before_and_after_part_boundaries() {
+    let (server, client) = start();
+    let cases = [
+        (3 * MIB, 3, 0),
+        (3 * MIB - 1, 3, 0),
+        (3 * MIB + 1, 4, 0),
+        (MIB, 1, 0),     // exactly one full part: a one-part multipart upload
+        (MIB - 1, 0, 1), // ends within the first part: a single PUT
+        (0, 0, 1),
+    ];
+    for (i, (len, parts, puts)) in cases.into_iter().enumerate() {
+        let data = pattern(len, 40 + i as u32);
+        let key = format!("stream/{i}");
+        let before = server.counters();
+        let reader = Trickle {
+            data: io::Cursor::new(data.clone()),
+            fail_after: None,
+        };
+        let out = client
+            .upload_stream(reader, &key, &mib_parts().concurrency(2))
+            .unwrap_or_else(|e| panic!("{len}: {e}"));
+        let after = server.counters();
+        assert_eq!(out.total_len, len as u64);
+        assert_eq!(out.parts, parts as u32, "{len}");
+        assert_eq!(
+            after.get("UploadPart") - before.get("UploadPart"),
+            parts,
+            "{len}"
+        );
+        assert_eq!(
+            after.get("PutObject") - before.get("PutObject"),
+            puts,
+            "{len}"
+        );
+        assert!(stored(&server, &key) == data, "{len}");
+    }
+    assert!(server.multipart_uploads().is_empty());
+}
+
+#[test]
+fn a_failing_reader_is_a_source_error_and_leaves_no_upload() {
+    let (server, client) = start();
+    for fail_after in [0, MIB as u64 / 2, 5 * MIB as u64 / 2] {
+        let reader = Trickle {
+            data: io::Cursor::new(pattern(4 * MIB, 50)),
+            fail_after: Some(fail_after),
+        };
+        let e = client
+            .upload_stream(reader, "broken", &mib_parts().concurrency(2))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Source(m) if m.contains("the pipe broke")),
+            "{e:?}"
+        );
+        assert!(server.multipart_uploads().is_empty(), "{fail_after}");
+        assert!(server.object("broken").is_none());
+    }
+    let e = client
+        .upload_stream(
+            io::empty(),
+            "x",
+            &UploadOptions::default().add_meta_md5(true),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+}
+
+#[test]
+fn stream_memory_stays_within_concurrency_plus_one_parts() {
+    // The reader may run ahead of the confirmed bytes by at most (concurrency + 1) parts.
+    let plan = FaultPlan::new()
+        .with(Fault::Stall(Duration::from_millis(30)), 1.0)
+        .unwrap();
+    let server = Server::builder().faults(plan).start_blocking().unwrap();
+    let confirmed = Arc::new(AtomicU64::new(0));
+    let c = confirmed.clone();
+    let client = Client::builder(config(&server, 4))
+        .on_event(move |e| {
+            if let Event::PartCompleted { len, .. } = e {
+                c.fetch_add(*len, Ordering::SeqCst);
+            }
+        })
+        .build();
+    struct Watch {
+        inner: io::Cursor<Vec<u8>>,
+        confirmed: Arc<AtomicU64>,
+        max_ahead: u64,
+    }
+    impl Read for Watch {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            let ahead = self.inner.position() - self.confirmed.load(Ordering::SeqCst);
+            self.max_ahead = self.max_ahead.max(ahead);
+            Ok(n)
+        }
+    }
+    let data = pattern(12 * MIB, 60);
+    let mut w = Watch {
+        inner: io::Cursor::new(data.clone()),
+        confirmed,
+        max_ahead: 0,
+    };
+    client
+        .upload_stream(&mut w, "mem", &mib_parts().concurrency(2))
+        .unwrap();
+    assert!(stored(&server, "mem") == data);
+    assert!(
+        w.max_ahead <= 3 * MIB as u64,
+        "{} bytes read ahead",
+        w.max_ahead
+    );
+    assert!(
+        w.max_ahead > MIB as u64,
+        "parts were read ahead while others were sent"
+    );
+}
+
+/// Waits until `f` holds (up to 10 s).
+fn until(what: &str, f: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn cancel_aborts_the_upload_and_leaves_nothing() {
+    let plan = FaultPlan::new()
+        .with(Fault::Stall(Duration::from_millis(40)), 1.0)
+        .unwrap();
+    let server = Server::builder().faults(plan).start_blocking().unwrap();
+    let client = Client::new(config(&server, 4));
+    let d = dir("cancel");
+    let path = write(&d, "c.bin", &pattern(20 * MIB, 70));
+    let cp = d.join("c.json");
+    let queue = client.task_queue(2);
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let id = queue.add(
+        &path,
+        "cancel/c.bin",
+        mib_parts()
+            .concurrency(2)
+            .checkpoint(&cp)
+            .on_progress(move |p| {
+                let _ = tx.lock().unwrap().send(p.loaded);
+            }),
+    );
+    // Cancel once some parts are confirmed.
+    while rx.recv_timeout(Duration::from_secs(10)).unwrap() < 2 * MIB as u64 {}
+    queue.cancel(id);
+    assert!(matches!(queue.wait(id), Err(Error::Cancelled)));
+    assert_eq!(queue.list()[0].state, TaskState::Canceled);
+    queue.wait_all();
+    assert!(
+        server.multipart_uploads().is_empty(),
+        "{:?}",
+        server.multipart_uploads()
+    );
+    assert!(server.object("cancel/c.bin").is_none());
+    assert!(!cp.exists());
+    assert_eq!(server.counters().get("AbortMultipartUpload"), 1);
+}
+
+#[test]
+fn pause_keeps_the_checkpoint_and_resume_sends_only_the_missing_parts() {
+    let plan = FaultPlan::new()
+        .with(Fault::Stall(Duration::from_millis(40)), 1.0)
+        .unwrap();
+    let server = Server::builder().faults(plan).start_blocking().unwrap();
+    let client = Client::new(config(&server, 4));
+    let d = dir("pause");
+    let data = pattern(12 * MIB, 80);
+    let path = write(&d, "p.bin", &data);
+    let small = write(&d, "s.bin", b"small file");
+    let cp = d.join("p.json");
+    let queue = client.task_queue(1);
+    let changes = Arc::new(AtomicUsize::new(0));
+    let ch = changes.clone();
+    queue.on_change(move |_| {
+        ch.fetch_add(1, Ordering::SeqCst);
+    });
+    let id = queue.add(
+        &path,
+        "pause/p.bin",
+        mib_parts().concurrency(2).checkpoint(&cp),
+    );
+    let other = queue.add(&small, "pause/s.bin", UploadOptions::default());
+    assert_eq!(
+        queue.list()[1].state,
+        TaskState::Waiting,
+        "one file at a time"
+    );
+    until("progress", || {
+        queue.list()[0]
+            .progress
+            .is_some_and(|p| p.loaded >= 3 * MIB as u64)
+    });
+    queue.pause(id);
+    assert_eq!(queue.list()[0].state, TaskState::Paused);
+    // The paused task frees its slot: the small file goes through meanwhile.
+    assert!(queue.wait(other).is_ok());
+    queue.wait_all();
+    let saved: Checkpoint = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    let kept = saved.parts.len() as u64;
+    assert!((3..12).contains(&kept), "{kept} parts kept");
+    assert_eq!(server.multipart_uploads().len(), 1);
+    let before = server.counters();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.counters(), before, "nothing is sent while paused");
+
+    queue.resume(id);
+    let out = queue.wait(id).unwrap();
+    let after = server.counters();
+    assert_eq!(
+        after.get("UploadPart") - before.get("UploadPart"),
+        12 - kept
+    );
+    assert_eq!(after.get("ListParts") - before.get("ListParts"), 1);
+    assert_eq!(after.get("InitiateMultipartUpload"), 1);
+    assert_eq!(out.upload_id.as_deref(), Some(saved.upload_id.as_str()));
+    assert!(stored(&server, "pause/p.bin") == data);
+    assert!(!cp.exists());
+    let list = queue.list();
+    assert_eq!(list[0].state, TaskState::Success);
+    assert_eq!(list[0].progress.map(|p| p.loaded), Some(12 * MIB as u64));
+    assert!(changes.load(Ordering::SeqCst) >= 6);
+    assert!(server.multipart_uploads().is_empty());
+}
+
+#[test]
+fn a_paused_task_cancelled_later_aborts_its_upload() {
+    let plan = FaultPlan::new()
+        .with(Fault::Stall(Duration::from_millis(30)), 1.0)
+        .unwrap();
+    let server = Server::builder().faults(plan).start_blocking().unwrap();
+    let client = Client::new(config(&server, 4));
+    let d = dir("pausecancel");
+    let path = write(&d, "p.bin", &pattern(8 * MIB, 90));
+    let queue = client.task_queue(1);
+    // No checkpoint given: the queue derives one.
+    let id = queue.add(&path, "pc.bin", mib_parts().concurrency(2));
+    until("progress", || {
+        queue.list()[0]
+            .progress
+            .is_some_and(|p| p.loaded >= MIB as u64)
+    });
+    queue.pause(id);
+    queue.wait_all();
+    assert_eq!(server.multipart_uploads().len(), 1);
+    queue.cancel(id);
+    assert!(matches!(queue.wait(id), Err(Error::Cancelled)));
+    assert!(server.multipart_uploads().is_empty());
+    assert!(server.object("pc.bin").is_none());
+
+    // A failed task is listed with its error and can be resumed.
+    let bad = queue.add(d.join("missing"), "missing", UploadOptions::default());
+    assert!(matches!(queue.wait(bad), Err(Error::Source(_))));
+    let info = queue.list().into_iter().find(|t| t.id == bad).unwrap();
+    assert_eq!(info.state, TaskState::Error);
+    assert!(matches!(info.error, Some(Error::Source(_))));
+    std::fs::write(d.join("missing"), b"now it exists").unwrap();
+    queue.resume(bad);
+    queue.wait(bad).unwrap();
+    assert_eq!(stored(&server, "missing"), b"now it exists");
+}
