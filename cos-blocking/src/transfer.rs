@@ -635,6 +635,10 @@ impl Client {
                 meter.update(0, Some(len));
                 let put = self.run(task, &source).map_err(fail)?;
                 meter.update(len, Some(len));
+                if let Some(cp) = &options.checkpoint {
+                    // The file shrank below the threshold since a multipart attempt: drop that upload.
+                    self.abort_checkpoint(cp, key);
+                }
                 Ok((UploadOutcome::from_put(&bucket, key, len, put), false))
             }
             UploadMethod::Multipart(plan) => {
