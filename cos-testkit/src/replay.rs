@@ -3,8 +3,13 @@
 //! [`run_task`] runs any [`Task`] against a fixture on a virtual clock: it answers each request from the
 //! fixture (in order, or by matching for concurrent parts), jumps the clock to every `Wait { until }`, and
 //! keeps a transcript of what the task sent and decided. A request the fixture does not expect ends the run
-//! with a [`ReplayError::Mismatch`] that lists what differs. [`Responder`] and [`Recorder`] plug the same
-//! fixtures into the clients' transport hooks.
+//! with a [`ReplayError::Mismatch`] that lists what differs. [`Replay`] does the same for several tasks in a
+//! row (a scenario: PUT, then HEAD, then GET…). [`Recording`] is its mirror image: the same loop, but each
+//! request goes to a real transport and the exchange is written down, so that the fixture replays byte for
+//! byte (the `record_fixtures` example records `cos-testkit/fixtures/` with it). [`Responder`] and
+//! [`Recorder`] plug the same fixtures into the clients' transport hooks.
+//!
+//! Fixtures are JSON ([`load_fixture`], [`save_fixture`]); the format is [`cos_core::fixture::Fixture`].
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -70,8 +75,9 @@ pub fn clock_for(fixture: &Fixture) -> Now {
     }
 }
 
-/// Why a replay failed.
+/// Why a replay (or a recording) failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ReplayError {
     /// The task sent a request the fixture does not have.
     Mismatch(Mismatch),
@@ -79,6 +85,8 @@ pub enum ReplayError {
     Stalled,
     /// The task ran longer than the iteration cap.
     TooManySteps,
+    /// While recording, the network failed (a fixture holds answers, not transport failures).
+    Transport(cos_core::error::TransportError),
 }
 
 impl std::fmt::Display for ReplayError {
@@ -89,6 +97,7 @@ impl std::fmt::Display for ReplayError {
                 f.write_str("the task waits with nothing in flight and no timer")
             }
             ReplayError::TooManySteps => f.write_str("the task did not finish within the step cap"),
+            ReplayError::Transport(e) => write!(f, "transport failed while recording: {e}"),
         }
     }
 }
@@ -110,18 +119,199 @@ pub struct Replayed<T> {
 
 /// Runs `task` against `fixture` with no network. `source` is the task's source for
 /// [`RequestBody::Source`] bodies (file contents).
+///
+/// For a fixture that holds several operations in a row, use a [`Replay`] session instead.
 pub fn run_task<T: Task>(
     fixture: Fixture,
-    mut task: T,
+    task: T,
     source: &[u8],
 ) -> Result<Replayed<T::Output>, ReplayError> {
-    let mut player = Player::new(fixture);
-    let start = clock_for(player.fixture());
-    let mut now = start;
+    let mut replay = Replay::new(fixture);
+    let result = replay.run(task, source)?;
+    Ok(Replayed {
+        result,
+        elapsed: replay.elapsed(),
+        transcript: replay.transcript,
+        player: replay.player,
+    })
+}
+
+/// A replay of one fixture by several tasks in a row, on one virtual clock and one transcript.
+///
+/// The clock starts at the fixture's `clock_unix` and only moves when a task waits (backoff), exactly as
+/// it did in the [`Recording`] that made the fixture, so every request is signed byte-identically.
+///
+/// ```
+/// use cos_core::ops::HeadObject;
+/// use cos_core::task::OneShot;
+/// use cos_testkit::replay::{load_fixture, Replay};
+/// let f = load_fixture(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/head_object.json"))?;
+/// let mut replay = Replay::new(f);
+/// # let put = cos_core::ops::PutObject::new("fixtures/head/hello.txt").with_bytes("hello head")
+/// #     .content_type("text/plain");
+/// # replay.run(OneShot::new(put, replay.config()).unwrap(), &[]).unwrap().unwrap();
+/// let found = replay.run(OneShot::new(HeadObject::new("fixtures/head/hello.txt"), replay.config())?, &[])?;
+/// assert_eq!(found?.content_length, 10);
+/// let missing = replay.run(OneShot::new(HeadObject::new("fixtures/head/missing.txt"), replay.config())?, &[])?;
+/// assert_eq!(missing.unwrap_err().code(), Some("NoSuchKey"));
+/// replay.assert_all_consumed();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Replay {
+    player: Player,
+    start: Now,
+    now: Now,
+    transcript: Vec<String>,
+}
+
+impl Replay {
+    /// A session over `fixture`, its clock at the fixture's `clock_unix`.
+    pub fn new(fixture: Fixture) -> Replay {
+        let start = clock_for(&fixture);
+        Replay {
+            player: Player::new(fixture),
+            start,
+            now: start,
+            transcript: Vec::new(),
+        }
+    }
+
+    /// The configuration the fixture was recorded with ([`config_for`]).
+    pub fn config(&self) -> Config {
+        config_for(self.player.fixture())
+    }
+
+    /// Runs `task` to the end against the fixture's next exchanges. The outer `Result` is the replay's
+    /// (a request the fixture does not expect), the inner one the task's own outcome.
+    pub fn run<T: Task>(
+        &mut self,
+        task: T,
+        source: &[u8],
+    ) -> Result<Result<T::Output, cos_core::Error>, ReplayError> {
+        let player = &mut self.player;
+        drive(
+            task,
+            source,
+            &mut self.now,
+            &mut self.transcript,
+            &mut |request, body| {
+                let rec = RecordedRequest::of(request, body);
+                player.answer(&rec).map_err(ReplayError::Mismatch)
+            },
+        )
+    }
+
+    /// What was sent and decided so far, one line each.
+    pub fn transcript(&self) -> &[String] {
+        &self.transcript
+    }
+
+    /// Virtual time that passed.
+    pub fn elapsed(&self) -> Duration {
+        self.now.instant - self.start.instant
+    }
+
+    /// The player (to list unused exchanges).
+    pub fn player(&self) -> &Player {
+        &self.player
+    }
+
+    /// Panics unless every exchange of the fixture was used.
+    pub fn assert_all_consumed(&self) {
+        self.player.assert_all_consumed();
+    }
+}
+
+/// Records a fixture by running tasks against a real transport (the local server or COS) on a virtual
+/// clock, so that the fixture replays byte for byte with [`Replay`].
+///
+/// The clock starts at `clock_unix` (use the current time: servers check signatures against their own
+/// clock) and moves only when a task waits, by exactly the time it asked for; backoffs are not slept.
+/// `send` performs one exchange: the request exactly as given, with these body bytes.
+pub struct Recording<S> {
+    recorder: Recorder,
+    send: S,
+    now: Now,
+    transcript: Vec<String>,
+}
+
+impl<S> std::fmt::Debug for Recording<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("now", &self.now)
+            .field("transcript", &self.transcript)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Recording<S>
+where
+    S: FnMut(
+        &http::Request<RequestBody>,
+        Bytes,
+    ) -> Result<http::Response<Bytes>, cos_core::error::TransportError>,
+{
+    /// A recording for `config` whose clock starts at `clock_unix`; `docs` says what the scenario shows.
+    pub fn new(docs: &str, config: &Config, clock_unix: u64, send: S) -> Recording<S> {
+        Recording {
+            recorder: Recorder::new(docs, config, clock_unix),
+            send,
+            now: Now {
+                instant: Instant::now(),
+                system: UNIX_EPOCH + Duration::from_secs(clock_unix),
+            },
+            transcript: Vec::new(),
+        }
+    }
+
+    /// Runs `task` to the end, sending each request and recording each exchange. The outer `Result`
+    /// fails only on a transport failure.
+    pub fn run<T: Task>(
+        &mut self,
+        task: T,
+        source: &[u8],
+    ) -> Result<Result<T::Output, cos_core::Error>, ReplayError> {
+        let (recorder, send) = (&self.recorder, &mut self.send);
+        drive(
+            task,
+            source,
+            &mut self.now,
+            &mut self.transcript,
+            &mut |request, body| {
+                let response = send(request, body.clone()).map_err(ReplayError::Transport)?;
+                recorder.push(RecordedRequest::of(request, body), &response);
+                Ok(response)
+            },
+        )
+    }
+
+    /// What was sent and decided so far, one line each (the same lines a [`Replay`] of the fixture makes).
+    pub fn transcript(&self) -> &[String] {
+        &self.transcript
+    }
+
+    /// The fixture recorded so far.
+    pub fn fixture(&self) -> Fixture {
+        self.recorder.fixture()
+    }
+}
+
+type Answer<'a> = dyn FnMut(&http::Request<RequestBody>, &Bytes) -> Result<http::Response<Bytes>, ReplayError>
+    + 'a;
+
+/// The one loop of replays and recordings: requests are answered one at a time, in the order emitted; the
+/// virtual clock jumps to each timer when nothing is in flight.
+fn drive<T: Task>(
+    mut task: T,
+    source: &[u8],
+    now: &mut Now,
+    transcript: &mut Vec<String>,
+    answer: &mut Answer<'_>,
+) -> Result<Result<T::Output, cos_core::Error>, ReplayError> {
     let mut pending: std::collections::VecDeque<cos_core::task::Transmit> = Default::default();
-    let mut transcript = Vec::new();
     for _ in 0..1_000_000 {
-        match task.poll_output(now) {
+        match task.poll_output(*now) {
             Output::Transmit(t) => {
                 transcript.push(format!(
                     "send {} {}",
@@ -138,11 +328,10 @@ pub fn run_task<T: Task>(
             Output::Wait { until } => {
                 if let Some(t) = pending.pop_front() {
                     let (bytes, sent) = body_bytes(&t.request, source);
-                    let rec = RecordedRequest::of(&t.request, &bytes);
-                    let response = player.answer(&rec).map_err(ReplayError::Mismatch)?;
+                    let response = answer(&t.request, &bytes)?;
                     transcript.push(format!("  ← {}", response.status().as_u16()));
                     task.handle_input(
-                        now,
+                        *now,
                         Input::Response {
                             id: t.id,
                             response,
@@ -151,20 +340,13 @@ pub fn run_task<T: Task>(
                     );
                 } else if let Some(until) = until {
                     if until > now.instant {
-                        now = now.advance(until - now.instant);
+                        *now = now.advance(until - now.instant);
                     }
                 } else {
                     return Err(ReplayError::Stalled);
                 }
             }
-            Output::Done(result) => {
-                return Ok(Replayed {
-                    result,
-                    transcript,
-                    elapsed: now.instant - start.instant,
-                    player,
-                })
-            }
+            Output::Done(result) => return Ok(result),
         }
     }
     Err(ReplayError::TooManySteps)
@@ -311,4 +493,86 @@ pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Deterministic bytes for recorded scenarios and their replays: byte `i` is `(31 i + i / 4096) mod 251`.
+/// Large bodies are recorded as a digest, so a replay regenerates them with this function.
+pub fn sample_bytes(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 31 + i / 4096) % 251) as u8)
+        .collect()
+}
+
+/// Complete Multipart Upload with the parts listed exactly in the given order, duplicates included.
+///
+/// `cos_core::ops::CompleteMultipartUpload` sorts its parts and refuses duplicates before sending, so it
+/// cannot provoke COS's `InvalidPartOrder`; this operation can (the recorded fixtures and their replays use
+/// it). The answer is parsed as Complete's.
+///
+/// ```
+/// use cos_core::ops::{CompletedPart, Operation};
+/// use cos_testkit::replay::CompleteInOrder;
+/// let p = |n| CompletedPart { part_number: n, etag: "\"e\"".into() };
+/// let op = CompleteInOrder::new("k", "id", vec![p(2), p(1)]);
+/// let config = cos_core::Config::new("examplebucket-1250000000", "ap-guangzhou",
+///     cos_core::Credentials::new("AKID", "KEY"))?;
+/// let req = op.to_request(&config)?;
+/// let cos_core::task::RequestBody::Bytes(body) = req.body() else { panic!() };
+/// assert!(std::str::from_utf8(body)?.starts_with("<CompleteMultipartUpload><Part><PartNumber>2<"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct CompleteInOrder {
+    inner: cos_core::ops::CompleteMultipartUpload,
+    parts: Vec<cos_core::ops::CompletedPart>,
+}
+
+impl CompleteInOrder {
+    /// Completes `upload_id` of `key` listing `parts` in this order.
+    pub fn new(
+        key: impl Into<String>,
+        upload_id: impl Into<String>,
+        parts: Vec<cos_core::ops::CompletedPart>,
+    ) -> CompleteInOrder {
+        let one = parts.first().cloned().into_iter().collect();
+        CompleteInOrder {
+            inner: cos_core::ops::CompleteMultipartUpload::new(key, upload_id, one),
+            parts,
+        }
+    }
+
+    fn body_xml(&self) -> String {
+        let mut s = String::from("<CompleteMultipartUpload>");
+        for p in &self.parts {
+            let bare = p.etag.trim().trim_matches('"');
+            s.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>&quot;{}&quot;</ETag></Part>",
+                p.part_number,
+                bare.replace('&', "&amp;").replace('<', "&lt;")
+            ));
+        }
+        s + "</CompleteMultipartUpload>"
+    }
+}
+
+impl cos_core::ops::Operation for CompleteInOrder {
+    type Output = cos_core::ops::CompleteMultipartUploadOutput;
+    const NAME: &'static str = "CompleteMultipartUpload";
+
+    fn to_request(&self, config: &Config) -> Result<http::Request<RequestBody>, cos_core::Error> {
+        let mut req = self.inner.to_request(config)?;
+        let body = Bytes::from(self.body_xml());
+        req.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, body.len().into());
+        *req.body_mut() = RequestBody::Bytes(body);
+        Ok(req)
+    }
+
+    fn parse_response(
+        &self,
+        response: &http::Response<Bytes>,
+        sent: Option<&cos_core::checksum::SentDigest>,
+    ) -> Result<Self::Output, cos_core::Error> {
+        self.inner.parse_response(response, sent)
+    }
 }
