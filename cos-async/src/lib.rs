@@ -26,7 +26,7 @@ mod body;
 mod client;
 mod transport;
 
-pub use body::{AsyncSource, Body, NoSource, OpenFuture, SourceReader};
+pub use body::{AsyncSource, Body, FileSource, NoSource, OpenFuture, SourceReader};
 pub use client::{Client, ClientBuilder};
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};
