@@ -24,10 +24,15 @@
 
 mod body;
 mod client;
+pub mod transfer;
 mod transport;
 
 pub use body::{AsyncSource, Body, FileSource, NoSource, OpenFuture, SourceReader};
 pub use client::{Client, ClientBuilder};
+pub use transfer::{
+    BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
+    TaskState, UploadOptions, UploadOutcome,
+};
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};
 pub use cos_core::error::{
