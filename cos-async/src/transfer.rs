@@ -632,7 +632,11 @@ impl Client {
         let meta_md5 = if options.add_meta_md5 {
             let mut hash_reporter = Reporter::new(options.on_hash_progress.clone(), None);
             hash_reporter.update(0, Some(size));
-            match hash_range(&source, 0, size, |done| hash_reporter.update(done, Some(size))).await {
+            match hash_range(&source, 0, size, |done| {
+                hash_reporter.update(done, Some(size))
+            })
+            .await
+            {
                 Ok(d) => Some(d.md5_hex()),
                 Err(e) => return Ended::Done(Err(source_error(path, "cannot read", e))),
             }
@@ -712,7 +716,9 @@ impl Client {
         let ended = self.drive(&mut task, &source, &mut driver).await;
         match &ended {
             Ended::Done(Ok(outcome)) => {
-                driver.reporter.update(outcome.total_len, Some(outcome.total_len));
+                driver
+                    .reporter
+                    .update(outcome.total_len, Some(outcome.total_len));
                 remove_checkpoint(checkpoint_path).await;
             }
             Ended::Done(Err(Error::Cancelled)) => remove_checkpoint(checkpoint_path).await,
@@ -1260,4 +1266,3 @@ impl TaskQueue {
         }
     }
 }
-
