@@ -863,7 +863,7 @@ pub struct TaskInfo {
     /// The last progress report, once there is one.
     pub progress: Option<Progress>,
     /// The error that ended it (state `Error`).
-    pub error: Option<Error>,
+    pub error: Option<crate::Error>,
 }
 
 type ListFn = Arc<dyn Fn(&[TaskInfo]) + Send + Sync>;
