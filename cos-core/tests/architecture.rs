@@ -28,10 +28,27 @@ fn core_dependencies_are_the_allowed_ones() {
         .split("\n[")
         .next()
         .unwrap();
-    let allowed = ["http", "bytes", "quick-xml", "serde", "hmac", "sha1", "md-5", "base64", "crc64fast"];
-    for line in deps.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    let allowed = [
+        "http",
+        "bytes",
+        "quick-xml",
+        "serde",
+        "hmac",
+        "sha1",
+        "md-5",
+        "base64",
+        "crc64fast",
+    ];
+    for line in deps
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let name = line.split(['=', '.', ' ']).next().unwrap().trim();
-        assert!(allowed.contains(&name), "cos-core may not depend on {name:?} (sans-IO; allowed: {allowed:?})");
+        assert!(
+            allowed.contains(&name),
+            "cos-core may not depend on {name:?} (sans-IO; allowed: {allowed:?})"
+        );
     }
 }
 
@@ -68,14 +85,26 @@ fn drivers_make_no_protocol_decisions() {
             }
         }
     }
-    assert!(hits.is_empty(), "protocol decisions in a driver (move them to cos-core):\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "protocol decisions in a driver (move them to cos-core):\n{}",
+        hits.join("\n")
+    );
 }
 
 #[test]
 fn core_source_reads_no_clock_and_does_no_io() {
     let mut files = Vec::new();
     rust_files(&root().join("cos-core/src"), &mut files);
-    let forbidden = ["std::fs", "std::net", "tokio", "Instant::now()", "SystemTime::now()", "thread::sleep", "thread::spawn"];
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "tokio",
+        "Instant::now()",
+        "SystemTime::now()",
+        "thread::sleep",
+        "thread::spawn",
+    ];
     let mut hits = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
@@ -96,5 +125,9 @@ fn core_source_reads_no_clock_and_does_no_io() {
             }
         }
     }
-    assert!(hits.is_empty(), "cos-core must stay sans-IO:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "cos-core must stay sans-IO:\n{}",
+        hits.join("\n")
+    );
 }
