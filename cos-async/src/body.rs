@@ -4,25 +4,69 @@ use std::future::Future;
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, ReadBuf};
 
-/// A reader over one range of a source.
-pub type SourceReader<'a> = Box<dyn AsyncRead + Send + Unpin + 'a>;
+/// An owned reader over one range of a source.
+pub type SourceReader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// The future [`AsyncSource::open`] returns.
-pub type OpenFuture<'a> = Pin<Box<dyn Future<Output = io::Result<SourceReader<'a>>> + Send + 'a>>;
+pub type OpenFuture<'a> = Pin<Box<dyn Future<Output = io::Result<SourceReader>> + Send + 'a>>;
 
 /// Where a task's streamed bodies come from: `RequestBody::Source { offset, len }` asks for `len` bytes
 /// starting at `offset`. The async analogue of `cos_blocking::Source`.
 ///
 /// The driver calls `open` once per request it sends (again for a retry), reads the returned reader to
-/// the end while sending, and computes the body digest on the way.
-pub trait AsyncSource: Send {
+/// the end while sending, and computes the body digest on the way. Several ranges may be open at once
+/// (parts sent in parallel), so `open` takes `&self` and each reader is independent (a file is opened
+/// once per range).
+pub trait AsyncSource: Send + Sync {
     /// A reader over `len` bytes from `offset`. It may yield fewer bytes only on error; the driver reports
     /// a short read as a body failure.
-    fn open(&mut self, offset: u64, len: u64) -> OpenFuture<'_>;
+    fn open(&self, offset: u64, len: u64) -> OpenFuture<'_>;
+}
+
+/// A file as an [`AsyncSource`]: every range opens the file anew, so ranges can be read in parallel.
+///
+/// ```no_run
+/// use cos_async::{AsyncSource, FileSource};
+/// use tokio::io::AsyncReadExt;
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let source = FileSource::new("big.bin");
+/// let mut part = Vec::new();
+/// source.open(1 << 20, 1 << 20).await?.read_to_end(&mut part).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct FileSource {
+    path: PathBuf,
+}
+
+impl FileSource {
+    /// The file at `path` (opened per range, when a range is read).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileSource { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsyncSource for FileSource {
+    fn open(&self, offset: u64, len: u64) -> OpenFuture<'_> {
+        Box::pin(open_file_range(self.path.clone(), offset, len))
+    }
+}
+
+async fn open_file_range(path: PathBuf, offset: u64, len: u64) -> io::Result<SourceReader> {
+    let mut f = tokio::fs::File::open(&path).await?;
+    f.seek(SeekFrom::Start(offset)).await?;
+    Ok(Box::new(f.take(len)))
 }
 
 /// A source that has no bytes: for operations whose body is carried inside the operation.
@@ -30,7 +74,7 @@ pub trait AsyncSource: Send {
 pub struct NoSource;
 
 impl AsyncSource for NoSource {
-    fn open(&mut self, offset: u64, len: u64) -> OpenFuture<'_> {
+    fn open(&self, offset: u64, len: u64) -> OpenFuture<'_> {
         Box::pin(async move {
             Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -164,50 +208,107 @@ impl From<String> for Body {
     }
 }
 
+/// A shared reader handed out range by range, in order.
+type SharedReader = Arc<Mutex<Box<dyn AsyncRead + Send + Unpin>>>;
+
 /// A body as an [`AsyncSource`]: offsets are relative to the body's first byte.
 pub(crate) struct BodySource {
-    body: Body,
-    /// For a reader: how many bytes were handed out already.
-    consumed: u64,
+    len: u64,
+    kind: BodyKind,
+}
+
+enum BodyKind {
+    Bytes(Bytes),
+    File {
+        path: PathBuf,
+        base: u64,
+    },
+    /// A reader, and how many bytes were handed out already.
+    Reader {
+        reader: SharedReader,
+        consumed: Mutex<u64>,
+    },
 }
 
 impl BodySource {
     pub(crate) fn new(body: Body) -> Self {
-        BodySource { body, consumed: 0 }
+        let len = body.len();
+        let kind = match body {
+            Body::Bytes(b) => BodyKind::Bytes(b),
+            Body::File { path, offset, .. } => BodyKind::File { path, base: offset },
+            Body::Reader { reader, .. } => BodyKind::Reader {
+                reader: Arc::new(Mutex::new(reader)),
+                consumed: Mutex::new(0),
+            },
+        };
+        BodySource { len, kind }
+    }
+}
+
+/// `remaining` bytes of a shared reader (the lock is taken only inside each poll).
+struct SharedTake {
+    reader: SharedReader,
+    remaining: u64,
+}
+
+impl AsyncRead for SharedTake {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.remaining == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let max = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(buf.remaining());
+        let (poll, n) = {
+            let slice = buf.initialize_unfilled_to(max);
+            let mut limited = ReadBuf::new(slice);
+            let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+            let poll = Pin::new(&mut **reader).poll_read(cx, &mut limited);
+            (poll, limited.filled().len())
+        };
+        if let Poll::Ready(Ok(())) = poll {
+            buf.advance(n);
+            self.remaining -= n as u64;
+        }
+        poll
     }
 }
 
 impl AsyncSource for BodySource {
-    fn open(&mut self, offset: u64, len: u64) -> OpenFuture<'_> {
+    fn open(&self, offset: u64, len: u64) -> OpenFuture<'_> {
         Box::pin(async move {
-            let size = self.body.len();
+            let size = self.len;
             if !matches!(offset.checked_add(len), Some(end) if end <= size) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("range {offset}+{len} is outside a body of {size} bytes"),
                 ));
             }
-            match &mut self.body {
-                Body::Bytes(b) => {
+            match &self.kind {
+                BodyKind::Bytes(b) => {
                     let part = b.slice(offset as usize..(offset + len) as usize);
-                    Ok(Box::new(io::Cursor::new(part)) as SourceReader<'_>)
+                    Ok(Box::new(io::Cursor::new(part)) as SourceReader)
                 }
-                Body::File {
-                    path, offset: base, ..
-                } => {
-                    let mut f = tokio::fs::File::open(&*path).await?;
-                    f.seek(SeekFrom::Start(*base + offset)).await?;
-                    Ok(Box::new(f.take(len)) as SourceReader<'_>)
+                BodyKind::File { path, base } => {
+                    open_file_range(path.clone(), *base + offset, len).await
                 }
-                Body::Reader { reader, .. } => {
-                    if offset != self.consumed {
+                BodyKind::Reader { reader, consumed } => {
+                    let mut consumed = consumed.lock().unwrap_or_else(|e| e.into_inner());
+                    if offset != *consumed {
                         return Err(io::Error::new(
                             io::ErrorKind::Unsupported,
                             "a reader body cannot be rewound or read out of order",
                         ));
                     }
-                    self.consumed += len;
-                    Ok(Box::new(reader.take(len)) as SourceReader<'_>)
+                    *consumed += len;
+                    Ok(Box::new(SharedTake {
+                        reader: reader.clone(),
+                        remaining: len,
+                    }) as SourceReader)
                 }
             }
         })
@@ -218,7 +319,7 @@ impl AsyncSource for BodySource {
 mod tests {
     use super::*;
 
-    async fn read(s: &mut dyn AsyncSource, off: u64, len: u64) -> io::Result<Vec<u8>> {
+    async fn read(s: &dyn AsyncSource, off: u64, len: u64) -> io::Result<Vec<u8>> {
         let mut v = Vec::new();
         s.open(off, len).await?.read_to_end(&mut v).await?;
         Ok(v)
@@ -226,21 +327,21 @@ mod tests {
 
     #[tokio::test]
     async fn ranges_of_every_body_kind() {
-        let mut s = BodySource::new(Body::from("hello world"));
-        assert_eq!(read(&mut s, 6, 5).await.unwrap(), b"world");
-        assert!(read(&mut s, 6, 6).await.is_err());
+        let s = BodySource::new(Body::from("hello world"));
+        assert_eq!(read(&s, 6, 5).await.unwrap(), b"world");
+        assert!(read(&s, 6, 6).await.is_err());
 
         let path = std::env::temp_dir().join(format!("cos-async-body-{}", std::process::id()));
         std::fs::write(&path, b"0123456789").unwrap();
-        let mut s = BodySource::new(Body::file_range(&path, 2, 6));
-        assert_eq!(read(&mut s, 1, 3).await.unwrap(), b"345");
-        assert_eq!(read(&mut s, 0, 6).await.unwrap(), b"234567");
+        let s = BodySource::new(Body::file_range(&path, 2, 6));
+        assert_eq!(read(&s, 1, 3).await.unwrap(), b"345");
+        assert_eq!(read(&s, 0, 6).await.unwrap(), b"234567");
         assert_eq!(Body::file(&path).unwrap().len(), 10);
         std::fs::remove_file(&path).unwrap();
 
-        let mut s = BodySource::new(Body::reader(io::Cursor::new(b"abcdef".to_vec()), 6));
-        assert_eq!(read(&mut s, 0, 3).await.unwrap(), b"abc");
-        assert!(read(&mut s, 0, 3).await.is_err(), "a reader cannot rewind");
-        assert_eq!(read(&mut s, 3, 3).await.unwrap(), b"def");
+        let s = BodySource::new(Body::reader(io::Cursor::new(b"abcdef".to_vec()), 6));
+        assert_eq!(read(&s, 0, 3).await.unwrap(), b"abc");
+        assert!(read(&s, 0, 3).await.is_err(), "a reader cannot rewind");
+        assert_eq!(read(&s, 3, 3).await.unwrap(), b"def");
     }
 }

@@ -1,6 +1,9 @@
 //! The [`Client`]: one loop over the core's task protocol, plus one method per operation.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -13,7 +16,7 @@ use cos_core::ops::{
     ListMultipartUploadsOutput, ListParts, ListPartsOutput, ObjectInfo, Operation, PutObject,
     PutObjectOutput, UploadPart, UploadPartOutput,
 };
-use cos_core::task::{Event, Now, OneShot, Output, Task};
+use cos_core::task::{Event, Input, Now, OneShot, Output, Task};
 use cos_core::{Config, Error};
 
 use crate::body::{AsyncSource, Body, BodySource, NoSource};
@@ -140,6 +143,77 @@ enum Attach {
     Source(u64),
 }
 
+async fn sleep_until(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How a driven task ended.
+pub(crate) enum Ended<O> {
+    /// The task finished.
+    Done(Result<O, Error>),
+    /// The driver stopped it (a pause took effect).
+    Stopped,
+}
+
+/// What a caller adds to the driver loop: reactions to events and extra wake-ups.
+pub(crate) trait Driver<T: Task>: Send {
+    /// Called with every event (after the client's own handling). `false` stops the run.
+    fn event(&mut self, task: &mut T, event: &Event) -> impl Future<Output = bool> + Send;
+    /// Polled while the loop waits (commands, stream reads); `Ready` means the task was changed.
+    fn poll_extra(&mut self, task: &mut T, cx: &mut Context<'_>) -> Poll<()>;
+    /// Whether [`poll_extra`](Self::poll_extra) can still wake the loop.
+    fn may_wake(&self) -> bool;
+}
+
+/// The driver of [`Client::run`]: nothing beyond the task.
+struct Plain;
+
+impl<T: Task> Driver<T> for Plain {
+    fn event(&mut self, _: &mut T, _: &Event) -> impl Future<Output = bool> + Send {
+        std::future::ready(true)
+    }
+    fn poll_extra(&mut self, _: &mut T, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+    fn may_wake(&self) -> bool {
+        false
+    }
+}
+
+type SendFuture<'a> = Pin<Box<dyn Future<Output = Input> + Send + 'a>>;
+
+/// The requests in flight; polled together, answers taken in completion order.
+#[derive(Default)]
+struct InFlight<'a> {
+    sends: Vec<SendFuture<'a>>,
+}
+
+impl<'a> InFlight<'a> {
+    fn push(&mut self, f: SendFuture<'a>) {
+        self.sends.push(f);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Input>> {
+        if self.sends.is_empty() {
+            return Poll::Ready(None);
+        }
+        for i in 0..self.sends.len() {
+            if let Poll::Ready(input) = self.sends[i].as_mut().poll(cx) {
+                drop(self.sends.swap_remove(i));
+                return Poll::Ready(Some(input));
+            }
+        }
+        Poll::Pending
+    }
+}
+
 fn now() -> Now {
     Now {
         instant: Instant::now(),
@@ -205,43 +279,82 @@ impl Client {
         }
     }
 
-    /// Runs a task to the end: sends each request it emits, feeds back each answer, sleeps when it waits.
-    /// `source` serves the task's streamed bodies ([`cos_core::task::RequestBody::Source`]).
+    /// Runs a task to the end: sends each request it emits (all of them at once: a multipart upload's
+    /// parts go out in parallel, up to the task's own limit), feeds back each answer as it arrives, and
+    /// sleeps until the task's next timer when it waits. `source` serves the task's streamed bodies
+    /// ([`cos_core::task::RequestBody::Source`]); several ranges may be open at once.
+    ///
+    /// ```no_run
+    /// use cos_async::{Client, Config, Credentials, FileSource};
+    /// use cos_core::upload::{MultipartUpload, UploadConfig};
+    /// # #[tokio::main] async fn main() -> Result<(), cos_async::Error> {
+    /// let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
+    /// let client = Client::new(config.clone());
+    /// let len = std::fs::metadata("big.bin").map_err(|e| cos_async::Error::Source(e.to_string()))?.len();
+    /// let task = MultipartUpload::new(config, "big.bin", len, UploadConfig::default())?;
+    /// let outcome = client.run(task, &FileSource::new("big.bin")).await?;
+    /// println!("{} in {} parts", outcome.etag, outcome.parts);
+    /// # Ok(()) }
+    /// ```
     pub async fn run<T: Task>(
         &self,
-        mut task: T,
-        source: &mut dyn AsyncSource,
+        task: T,
+        source: &dyn AsyncSource,
     ) -> Result<T::Output, Error> {
+        let mut task = task;
+        match self.drive(&mut task, source, &mut Plain).await {
+            Ended::Done(r) => r,
+            Ended::Stopped => unreachable!("the plain driver never stops a task"),
+        }
+    }
+
+    /// The driver loop: every transmit is sent at once and runs beside the others; the loop wakes on the
+    /// first answer, the task's timer, or the `driver`'s extra work (commands, stream reads).
+    pub(crate) async fn drive<T: Task, D: Driver<T>>(
+        &self,
+        task: &mut T,
+        source: &dyn AsyncSource,
+        driver: &mut D,
+    ) -> Ended<T::Output> {
+        let mut in_flight = InFlight::default();
         loop {
-            match task.poll_output(now()) {
-                Output::Transmit(t) => {
-                    let input = self
-                        .inner
-                        .transport
-                        .send(t, source, &self.inner.hooks)
-                        .await;
-                    task.handle_input(now(), input);
+            let until = loop {
+                match task.poll_output(now()) {
+                    Output::Transmit(t) => in_flight.push(Box::pin(self.inner.transport.send(
+                        t,
+                        source,
+                        &self.inner.hooks,
+                    ))),
+                    Output::Event(e) => {
+                        self.event(e.clone());
+                        if !driver.event(task, &e).await {
+                            return Ended::Stopped;
+                        }
+                    }
+                    Output::Wait { until } => break until,
+                    Output::Done(result) => return Ended::Done(result),
                 }
-                Output::Event(e) => self.event(e),
-                Output::Wait { until: Some(t) } => {
-                    tokio::time::sleep_until(t.into()).await;
-                }
-                Output::Wait { until: None } => {
-                    // Every request was answered before polling again, so only a task bug gets here.
-                    return Err(Error::Transport(TransportError::new(
-                        TransportErrorKind::Other,
-                        "the task waits for an answer to a request it never emitted",
-                    )));
-                }
-                Output::Done(result) => return result,
+            };
+            if in_flight.is_empty() && until.is_none() && !driver.may_wake() {
+                return Ended::Done(Err(Error::Transport(TransportError::new(
+                    TransportErrorKind::Other,
+                    "the task waits for an answer to a request it never emitted",
+                ))));
+            }
+            let woke = tokio::select! {
+                Some(input) = std::future::poll_fn(|cx| in_flight.poll_next(cx)) => Some(input),
+                _ = sleep_until(until), if until.is_some() => None,
+                _ = std::future::poll_fn(|cx| driver.poll_extra(task, cx)) => None,
+            };
+            if let Some(input) = woke {
+                task.handle_input(now(), input);
             }
         }
     }
 
     /// Runs one operation whose body (if any) is inside it, with retries and clock-skew correction.
     pub async fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        self.run(OneShot::new(op, self.config())?, &mut NoSource)
-            .await
+        self.run(OneShot::new(op, self.config())?, &NoSource).await
     }
 
     async fn upload<O: Operation>(
@@ -257,7 +370,7 @@ impl Client {
                 if !replayable {
                     task = task.not_replayable();
                 }
-                self.run(task, &mut BodySource::new(body)).await
+                self.run(task, &BodySource::new(body)).await
             }
         }
     }

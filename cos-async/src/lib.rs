@@ -17,6 +17,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Transfers ([`transfer`]): [`Client::upload_file`] (a single PUT, or a resumable multipart upload with
+//! parts sent in parallel and an atomic JSON checkpoint), [`Client::upload_stream`] and
+//! [`Client::upload_byte_stream`] for data of unknown length, [`Client::upload_files`] for batches, and a
+//! background [`TaskQueue`] with pause, resume and cancel. `cos-blocking` has the same API.
+//!
 //! Each request runs in a `cos_request` tracing span with the operation, method, path, attempt, status
 //! and COS request id; the `Authorization` header and secrets are never logged.
 #![forbid(unsafe_code)]
@@ -24,10 +29,15 @@
 
 mod body;
 mod client;
+pub mod transfer;
 mod transport;
 
-pub use body::{AsyncSource, Body, NoSource, OpenFuture, SourceReader};
+pub use body::{AsyncSource, Body, FileSource, NoSource, OpenFuture, SourceReader};
 pub use client::{Client, ClientBuilder};
+pub use transfer::{
+    BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
+    TaskState, UploadOptions, UploadOutcome,
+};
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};
 pub use cos_core::error::{

@@ -155,12 +155,7 @@ impl Transport {
 
     /// Sends the request (or hands it to the responder hook) and turns the outcome into the core's
     /// [`Input`]; the recorder hook sees every completed exchange.
-    pub(crate) async fn send(
-        &self,
-        t: Transmit,
-        source: &mut dyn AsyncSource,
-        hooks: &Hooks,
-    ) -> Input {
+    pub(crate) async fn send(&self, t: Transmit, source: &dyn AsyncSource, hooks: &Hooks) -> Input {
         let span = tracing::debug_span!(
             "cos_request",
             operation = t.operation,
@@ -211,7 +206,7 @@ impl Transport {
     async fn send_inner(
         &self,
         request: http::Request<RequestBody>,
-        source: &mut dyn AsyncSource,
+        source: &dyn AsyncSource,
     ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
         let (parts, body) = request.into_parts();
         let progress = Progress::new();
@@ -316,7 +311,7 @@ fn copy_request(r: &http::Request<RequestBody>) -> http::Request<RequestBody> {
 async fn replay(
     responder: &dyn ExchangeResponder,
     request: http::Request<RequestBody>,
-    source: &mut dyn AsyncSource,
+    source: &dyn AsyncSource,
 ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
     let (bytes, sent) = match request.body() {
         RequestBody::Empty => (Bytes::new(), None),
@@ -350,7 +345,7 @@ async fn replay(
 
 /// Reads `len` bytes of the source in chunks into the request body channel, computing their digest.
 async fn pump(
-    mut reader: SourceReader<'_>,
+    mut reader: SourceReader,
     len: u64,
     tx: mpsc::Sender<io::Result<Bytes>>,
     progress: &Progress,

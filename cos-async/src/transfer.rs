@@ -1,0 +1,1268 @@
+//! Transfers: whole files (one PUT, or a resumable multipart upload with parts in parallel), streams of
+//! unknown length, batches, and a background task list.
+//!
+//! Every decision is made by [`cos_core::upload`] ([`choose_upload`], [`MultipartUpload`], [`Checkpoint`],
+//! [`UploadQueue`], [`ProgressMeter`]); this module does the I/O: it reads file ranges (computing their
+//! digest on the way), persists checkpoints atomically (a temporary file renamed over the old one), hashes
+//! the parts an unfinished upload already has, and runs the per-file tasks on tokio.
+//!
+//! ```no_run
+//! use cos_async::{Client, Config, Credentials, UploadOptions};
+//! # #[tokio::main] async fn main() -> Result<(), cos_async::Error> {
+//! let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
+//! let client = Client::new(config);
+//! let options = UploadOptions::default()
+//!     .part_size(8 << 20)
+//!     .concurrency(4)
+//!     .checkpoint("big.bin.cos-checkpoint")
+//!     .on_progress(|p| println!("{} / {:?} bytes", p.loaded, p.total));
+//! let outcome = client.upload_file("big.bin", "backups/big.bin", &options).await?;
+//! println!("{} ({} parts)", outcome.etag, outcome.parts);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use cos_core::checksum::{md5_hex, BodyDigest, SentDigest};
+use cos_core::config::validate_file_key;
+use cos_core::ops::{AbortMultipartUpload, ObjectOptions, PutObject};
+use cos_core::task::{Event, OneShot};
+use cos_core::upload::plan::{DEFAULT_PART_SIZE, DEFAULT_SINGLE_PUT_THRESHOLD};
+use cos_core::upload::queue::DEFAULT_FILE_PARALLEL_LIMIT;
+use cos_core::upload::{
+    choose_upload, Checkpoint, MultipartUpload, QueueOutput, SourceFingerprint, UploadConfig,
+    UploadMethod, UploadQueue, DEFAULT_MAX_IN_FLIGHT,
+};
+pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome};
+use cos_core::{Error, InvalidInput};
+use futures_core::Stream;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::sync::{mpsc, watch};
+
+use crate::body::{AsyncSource, FileSource};
+use crate::client::{Driver, Ended};
+use crate::Client;
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// A callback called when a file of a batch ends.
+pub type FileDoneFn = Arc<dyn Fn(&FileUpload, &Result<UploadOutcome, Error>) + Send + Sync>;
+
+/// How files and streams are uploaded.
+///
+/// ```
+/// use cos_async::UploadOptions;
+/// let o = UploadOptions::default().part_size(4 << 20).concurrency(8).threshold(2 << 20);
+/// assert_eq!(o.concurrency, 8);
+/// assert!(o.resume_unfinished);
+/// ```
+#[derive(Clone)]
+pub struct UploadOptions {
+    /// A file of at most this many bytes is sent with a single PUT (default 1 MiB).
+    pub threshold: u64,
+    /// The part size; `None` picks it with `PartPlan::auto` (1 MiB for streams).
+    pub part_size: Option<u64>,
+    /// Parts in flight at once (default 3).
+    pub concurrency: usize,
+    /// A checkpoint file (JSON, written atomically) to resume an interrupted multipart upload from. It is
+    /// deleted once the upload completes or is cancelled.
+    pub checkpoint: Option<PathBuf>,
+    /// When there is no checkpoint to resume from: continue the newest unfinished multipart upload of the
+    /// key (List Multipart Uploads + List Parts, keeping the parts whose MD5 matches the file), as the
+    /// official SDKs do. Default true.
+    pub resume_unfinished: bool,
+    /// Content type, metadata, storage class, ACL and other object headers.
+    pub object: ObjectOptions,
+    /// Fail rather than replace an existing object (`x-cos-forbid-overwrite`).
+    pub forbid_overwrite: bool,
+    /// UploadAddMetaMd5: hash the whole file first (reported to `on_hash_progress`), then store its hex MD5
+    /// as `x-cos-meta-md5`. Files only.
+    pub add_meta_md5: bool,
+    /// Called with upload progress (throttled, the last report always passes).
+    pub on_progress: Option<ProgressFn>,
+    /// Called with hashing progress when `add_meta_md5` is on.
+    pub on_hash_progress: Option<ProgressFn>,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            threshold: DEFAULT_SINGLE_PUT_THRESHOLD,
+            part_size: None,
+            concurrency: DEFAULT_MAX_IN_FLIGHT,
+            checkpoint: None,
+            resume_unfinished: true,
+            object: ObjectOptions::default(),
+            forbid_overwrite: false,
+            add_meta_md5: false,
+            on_progress: None,
+            on_hash_progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for UploadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadOptions")
+            .field("threshold", &self.threshold)
+            .field("part_size", &self.part_size)
+            .field("concurrency", &self.concurrency)
+            .field("checkpoint", &self.checkpoint)
+            .field("resume_unfinished", &self.resume_unfinished)
+            .field("object", &self.object)
+            .field("forbid_overwrite", &self.forbid_overwrite)
+            .field("add_meta_md5", &self.add_meta_md5)
+            .field("on_progress", &self.on_progress.is_some())
+            .field("on_hash_progress", &self.on_hash_progress.is_some())
+            .finish()
+    }
+}
+
+impl UploadOptions {
+    /// Sets [`threshold`](Self::threshold).
+    pub fn threshold(mut self, bytes: u64) -> Self {
+        self.threshold = bytes;
+        self
+    }
+
+    /// Sets [`part_size`](Self::part_size).
+    pub fn part_size(mut self, bytes: u64) -> Self {
+        self.part_size = Some(bytes);
+        self
+    }
+
+    /// Sets [`concurrency`](Self::concurrency) (at least 1).
+    pub fn concurrency(mut self, parts: usize) -> Self {
+        self.concurrency = parts.max(1);
+        self
+    }
+
+    /// Sets [`checkpoint`](Self::checkpoint).
+    pub fn checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoint = Some(path.into());
+        self
+    }
+
+    /// Sets [`resume_unfinished`](Self::resume_unfinished).
+    pub fn resume_unfinished(mut self, on: bool) -> Self {
+        self.resume_unfinished = on;
+        self
+    }
+
+    /// Sets [`object`](Self::object).
+    pub fn object(mut self, object: ObjectOptions) -> Self {
+        self.object = object;
+        self
+    }
+
+    /// Sets [`forbid_overwrite`](Self::forbid_overwrite).
+    pub fn forbid_overwrite(mut self, on: bool) -> Self {
+        self.forbid_overwrite = on;
+        self
+    }
+
+    /// Sets [`add_meta_md5`](Self::add_meta_md5).
+    pub fn add_meta_md5(mut self, on: bool) -> Self {
+        self.add_meta_md5 = on;
+        self
+    }
+
+    /// Sets [`on_progress`](Self::on_progress).
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.on_progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets [`on_hash_progress`](Self::on_hash_progress).
+    pub fn on_hash_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.on_hash_progress = Some(Arc::new(f));
+        self
+    }
+
+    fn upload_config(&self, part_size: Option<u64>, meta_md5: Option<String>) -> UploadConfig {
+        UploadConfig {
+            part_size,
+            max_in_flight: self.concurrency.max(1),
+            options: self.object.clone(),
+            forbid_overwrite: self.forbid_overwrite,
+            verify_crc64: true,
+            meta_md5,
+        }
+    }
+}
+
+/// One file of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileUpload {
+    /// The local file.
+    pub path: PathBuf,
+    /// The object key.
+    pub key: String,
+}
+
+impl FileUpload {
+    /// The file at `path` to `key`.
+    pub fn new(path: impl Into<PathBuf>, key: impl Into<String>) -> Self {
+        FileUpload {
+            path: path.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// How a batch is uploaded.
+#[derive(Clone)]
+pub struct BatchOptions {
+    /// Files uploaded at once (default 3).
+    pub file_parallel: usize,
+    /// The options of every file (a `checkpoint` path is ignored: each file would share it).
+    pub upload: UploadOptions,
+    /// Called when a file ends, with its result.
+    pub on_file_done: Option<FileDoneFn>,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            file_parallel: DEFAULT_FILE_PARALLEL_LIMIT,
+            upload: UploadOptions::default(),
+            on_file_done: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for BatchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchOptions")
+            .field("file_parallel", &self.file_parallel)
+            .field("upload", &self.upload)
+            .field("on_file_done", &self.on_file_done.is_some())
+            .finish()
+    }
+}
+
+/// A command to a running upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Control {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+type LoadedFn = dyn Fn(u64, Option<u64>) + Send + Sync;
+
+/// Turns confirmed byte counts into throttled [`Progress`] reports for the callbacks.
+struct Reporter<'a> {
+    meter: Option<cos_core::upload::ProgressMeter>,
+    on_progress: Option<ProgressFn>,
+    on_loaded: Option<&'a LoadedFn>,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(on_progress: Option<ProgressFn>, on_loaded: Option<&'a LoadedFn>) -> Self {
+        Reporter {
+            meter: None,
+            on_progress,
+            on_loaded,
+        }
+    }
+
+    fn update(&mut self, loaded: u64, total: Option<u64>) {
+        if let Some(f) = self.on_loaded {
+            f(loaded, total);
+        }
+        let Some(f) = &self.on_progress else { return };
+        let now = Instant::now();
+        let meter = self
+            .meter
+            .get_or_insert_with(|| cos_core::upload::ProgressMeter::new(total, now));
+        if let Some(t) = total {
+            meter.set_total(t);
+        }
+        if let Some(p) = meter.update(loaded, now) {
+            f(&p);
+        }
+    }
+}
+
+fn source_error(path: &Path, what: &str, e: io::Error) -> Error {
+    Error::Source(format!("{what} {}: {e}", path.display()))
+}
+
+/// Reads `len` bytes of `source` at `offset` and returns their digest (`hashed` sees each chunk's size).
+async fn hash_range(
+    source: &dyn AsyncSource,
+    offset: u64,
+    len: u64,
+    mut hashed: impl FnMut(u64),
+) -> io::Result<SentDigest> {
+    let mut reader = source.open(offset, len).await?;
+    let mut digest = BodyDigest::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut done = 0u64;
+    while done < len {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the source ended after {done} of {len} bytes"),
+            ));
+        }
+        digest.update(&buf[..n]);
+        done += n as u64;
+        hashed(done);
+    }
+    Ok(digest.finish())
+}
+
+async fn load_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Error> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            InvalidInput::Checkpoint(format!("{} is not a checkpoint: {e}", path.display())).into()
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(source_error(path, "cannot read the checkpoint", e)),
+    }
+}
+
+/// Writes the checkpoint to a temporary file next to `path` and renames it over `path`.
+async fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(checkpoint).map_err(io::Error::other)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    tokio::fs::write(&tmp, &json).await?;
+    tokio::fs::rename(&tmp, path).await
+}
+
+async fn remove_checkpoint(path: Option<&Path>) {
+    if let Some(path) = path {
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %path.display(), "cannot delete the checkpoint: {e}"),
+        }
+    }
+}
+
+/// Waits for the next command; never completes without a channel.
+async fn next_command(control: &mut Option<&mut mpsc::UnboundedReceiver<Control>>) -> Control {
+    loop {
+        match control {
+            Some(rx) => match rx.recv().await {
+                Some(c) => return c,
+                None => *control = None,
+            },
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+fn poll_command(
+    control: &mut Option<&mut mpsc::UnboundedReceiver<Control>>,
+    task: &mut MultipartUpload,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let Some(rx) = control else {
+        return Poll::Pending;
+    };
+    match rx.poll_recv(cx) {
+        Poll::Ready(Some(c)) => {
+            match c {
+                Control::Pause => task.pause(),
+                Control::Resume => task.resume_sending(),
+                Control::Cancel => task.cancel(),
+            }
+            Poll::Ready(())
+        }
+        Poll::Ready(None) => {
+            *control = None;
+            Poll::Pending
+        }
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// The driver duties of a file upload: checkpoints, part digests, progress, commands.
+struct FileDriver<'a> {
+    source: &'a FileSource,
+    checkpoint: Option<&'a Path>,
+    reporter: Reporter<'a>,
+    control: Option<&'a mut mpsc::UnboundedReceiver<Control>>,
+}
+
+impl FileDriver<'_> {
+    async fn persist(&self, task: &MultipartUpload) {
+        if let (Some(path), Some(cp)) = (self.checkpoint, task.checkpoint()) {
+            if let Err(e) = save_checkpoint(path, &cp).await {
+                tracing::warn!(path = %path.display(), "cannot write the checkpoint: {e}");
+            }
+        }
+    }
+}
+
+impl Driver<MultipartUpload> for FileDriver<'_> {
+    async fn event(&mut self, task: &mut MultipartUpload, event: &Event) -> bool {
+        match *event {
+            Event::CheckpointChanged => self.persist(task).await,
+            Event::PartDigestNeeded { part, offset, len } => {
+                let digest = match hash_range(self.source, offset, len, |_| {}).await {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        tracing::warn!(part, "cannot hash the part: {e}");
+                        None
+                    }
+                };
+                task.part_digest(part, digest);
+            }
+            Event::Progress { loaded, total } => self.reporter.update(loaded, total),
+            Event::Paused => {
+                self.persist(task).await;
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    fn poll_extra(&mut self, task: &mut MultipartUpload, cx: &mut Context<'_>) -> Poll<()> {
+        poll_command(&mut self.control, task, cx)
+    }
+
+    fn may_wake(&self) -> bool {
+        self.control.is_some()
+    }
+}
+
+/// Fills part buffers from a reader or a stream of chunks.
+trait Fill: Send + Unpin {
+    /// Reads into `buf[*filled..]` until it is full (`Ok(false)`) or the source ended (`Ok(true)`).
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> Poll<io::Result<bool>>;
+}
+
+struct ReaderFill<R>(R);
+
+impl<R: AsyncRead + Unpin + Send> Fill for ReaderFill<R> {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> Poll<io::Result<bool>> {
+        while *filled < buf.len() {
+            let mut rb = ReadBuf::new(&mut buf[*filled..]);
+            match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        return Poll::Ready(Ok(true));
+                    }
+                    *filled += n;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(false))
+    }
+}
+
+struct StreamFill<S> {
+    stream: S,
+    leftover: Bytes,
+}
+
+impl<S: Stream<Item = io::Result<Bytes>> + Unpin + Send> Fill for StreamFill<S> {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> Poll<io::Result<bool>> {
+        loop {
+            if !self.leftover.is_empty() {
+                let n = self.leftover.len().min(buf.len() - *filled);
+                buf[*filled..*filled + n].copy_from_slice(&self.leftover.split_to(n));
+                *filled += n;
+            }
+            if *filled == buf.len() {
+                return Poll::Ready(Ok(false));
+            }
+            match Pin::new(&mut self.stream).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.leftover = chunk,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(true)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// The driver duties of a stream upload: read the next part while the task wants one, progress.
+struct StreamDriver<'a, F> {
+    fill: F,
+    part_size: usize,
+    buf: Option<Vec<u8>>,
+    filled: usize,
+    ended: bool,
+    reporter: Reporter<'a>,
+}
+
+impl<F: Fill> Driver<MultipartUpload> for StreamDriver<'_, F> {
+    async fn event(&mut self, _: &mut MultipartUpload, event: &Event) -> bool {
+        if let Event::Progress { loaded, total } = *event {
+            self.reporter.update(loaded, total);
+        }
+        true
+    }
+
+    fn poll_extra(&mut self, task: &mut MultipartUpload, cx: &mut Context<'_>) -> Poll<()> {
+        // Read only while the task can take the part: at most `concurrency + 1` parts are held, plus
+        // this one while it fills.
+        if self.ended || !task.wants_part() {
+            return Poll::Pending;
+        }
+        let part_size = self.part_size;
+        let buf = self.buf.get_or_insert_with(|| vec![0; part_size]);
+        match self.fill.poll_fill(cx, buf, &mut self.filled) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(eof)) => {
+                if self.filled > 0 {
+                    let mut bytes = self.buf.take().expect("buffer");
+                    bytes.truncate(self.filled);
+                    self.filled = 0;
+                    if task.push_part(bytes).is_err() {
+                        // The task refused the part (too many parts): it is stopping with the reason.
+                        self.ended = true;
+                        return Poll::Ready(());
+                    }
+                }
+                if eof {
+                    task.finish_stream();
+                    self.ended = true;
+                }
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(e)) => {
+                task.fail_source(format!("reading the stream failed: {e}"));
+                self.ended = true;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    fn may_wake(&self) -> bool {
+        !self.ended
+    }
+}
+
+impl Client {
+    /// Uploads a file: one PUT at or below [`UploadOptions::threshold`], else a resumable multipart upload
+    /// with [`UploadOptions::concurrency`] parts in flight. With a [`checkpoint`](UploadOptions::checkpoint)
+    /// an interrupted upload continues with only the missing parts (a file changed since is detected and
+    /// uploaded anew); a key ending in `/` is refused before anything is sent.
+    ///
+    /// ```no_run
+    /// # use cos_async::{Client, UploadOptions};
+    /// # async fn f(client: Client) -> Result<(), cos_async::Error> {
+    /// let out = client.upload_file("photo.jpg", "photos/photo.jpg", &UploadOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_file(
+        &self,
+        path: impl AsRef<Path>,
+        key: &str,
+        options: &UploadOptions,
+    ) -> Result<UploadOutcome, Error> {
+        match self
+            .upload_file_with(path.as_ref(), key, options, None, None)
+            .await
+        {
+            Ended::Done(r) => r,
+            Ended::Stopped => Err(Error::Cancelled),
+        }
+    }
+
+    async fn upload_file_with(
+        &self,
+        path: &Path,
+        key: &str,
+        options: &UploadOptions,
+        mut control: Option<&mut mpsc::UnboundedReceiver<Control>>,
+        on_loaded: Option<&LoadedFn>,
+    ) -> Ended<UploadOutcome> {
+        let prepared = async {
+            validate_file_key(key)?;
+            let meta = tokio::fs::metadata(path)
+                .await
+                .map_err(|e| source_error(path, "cannot read", e))?;
+            if !meta.is_file() {
+                return Err(Error::Source(format!("{} is not a file", path.display())));
+            }
+            let fingerprint = SourceFingerprint::new(meta.len(), meta.modified().ok());
+            let checkpoint = match &options.checkpoint {
+                Some(p) => load_checkpoint(p).await?,
+                None => None,
+            };
+            Ok((fingerprint, checkpoint))
+        };
+        let (fingerprint, checkpoint) = match prepared.await {
+            Ok(x) => x,
+            Err(e) => return Ended::Done(Err(e)),
+        };
+        let source = FileSource::new(path);
+        let size = fingerprint.size;
+        let meta_md5 = if options.add_meta_md5 {
+            let mut hash_reporter = Reporter::new(options.on_hash_progress.clone(), None);
+            hash_reporter.update(0, Some(size));
+            match hash_range(&source, 0, size, |done| {
+                hash_reporter.update(done, Some(size))
+            })
+            .await
+            {
+                Ok(d) => Some(d.md5_hex()),
+                Err(e) => return Ended::Done(Err(source_error(path, "cannot read", e))),
+            }
+        } else {
+            None
+        };
+        let mut reporter = Reporter::new(options.on_progress.clone(), on_loaded);
+        let config = self.config();
+
+        let task = match checkpoint {
+            Some(cp) => MultipartUpload::resume(
+                config,
+                cp,
+                fingerprint,
+                options.upload_config(options.part_size, meta_md5),
+            ),
+            None => match choose_upload(size, Some(options.threshold), options.part_size) {
+                Err(e) => Err(e.into()),
+                Ok(UploadMethod::SinglePut) => {
+                    let mut object = options.object.clone();
+                    if options.forbid_overwrite {
+                        object.forbid_overwrite = true;
+                    }
+                    if let Some(md5) = meta_md5 {
+                        object.extra_headers.push(("x-cos-meta-md5".into(), md5));
+                    }
+                    let op = PutObject::new(key).options(object).with_source(size);
+                    let task = match OneShot::new(op, config) {
+                        Ok(t) => t,
+                        Err(e) => return Ended::Done(Err(e)),
+                    };
+                    let bucket = self.config().bucket.to_string();
+                    let put = self.run(task, &source);
+                    tokio::pin!(put);
+                    let result = loop {
+                        tokio::select! {
+                            r = &mut put => break r,
+                            c = next_command(&mut control) => if c == Control::Cancel {
+                                return Ended::Done(Err(Error::Cancelled));
+                            },
+                        }
+                    };
+                    return Ended::Done(result.map(|put| {
+                        reporter.update(size, Some(size));
+                        UploadOutcome::from_put(&bucket, key, size, put)
+                    }));
+                }
+                Ok(UploadMethod::Multipart(plan)) => {
+                    let upload = options.upload_config(Some(plan.part_size()), meta_md5);
+                    let task = if options.resume_unfinished {
+                        MultipartUpload::find_unfinished(config, key, size, upload)
+                    } else {
+                        MultipartUpload::new(config, key, size, upload)
+                    };
+                    task.and_then(|t| t.source_fingerprint(fingerprint))
+                }
+            },
+        };
+        let mut task = match task {
+            Ok(t) => t,
+            Err(e) => return Ended::Done(Err(e)),
+        };
+        if task.key() != key {
+            return Ended::Done(Err(InvalidInput::Checkpoint(format!(
+                "it is for key {:?}, not {key:?}",
+                task.key()
+            ))
+            .into()));
+        }
+        let checkpoint_path = options.checkpoint.as_deref();
+        let mut driver = FileDriver {
+            source: &source,
+            checkpoint: checkpoint_path,
+            reporter,
+            control,
+        };
+        let ended = self.drive(&mut task, &source, &mut driver).await;
+        match &ended {
+            Ended::Done(Ok(outcome)) => {
+                driver
+                    .reporter
+                    .update(outcome.total_len, Some(outcome.total_len));
+                remove_checkpoint(checkpoint_path).await;
+            }
+            Ended::Done(Err(Error::Cancelled)) => remove_checkpoint(checkpoint_path).await,
+            Ended::Done(Err(_)) | Ended::Stopped => {}
+        }
+        ended
+    }
+
+    /// Uploads a reader of unknown length: parts are read as they fill, at most
+    /// `(concurrency + 1) * part size` bytes are held, and a stream shorter than one part is sent with a
+    /// single PUT. A read error aborts the upload and ends with [`Error::Source`]. Streams have no
+    /// checkpoint.
+    pub async fn upload_stream(
+        &self,
+        reader: impl AsyncRead + Unpin + Send,
+        key: &str,
+        options: &UploadOptions,
+    ) -> Result<UploadOutcome, Error> {
+        self.upload_fill(ReaderFill(reader), key, options).await
+    }
+
+    /// Like [`upload_stream`](Self::upload_stream), for a stream of byte chunks of any size.
+    pub async fn upload_byte_stream(
+        &self,
+        stream: impl Stream<Item = io::Result<Bytes>> + Unpin + Send,
+        key: &str,
+        options: &UploadOptions,
+    ) -> Result<UploadOutcome, Error> {
+        let fill = StreamFill {
+            stream,
+            leftover: Bytes::new(),
+        };
+        self.upload_fill(fill, key, options).await
+    }
+
+    async fn upload_fill(
+        &self,
+        fill: impl Fill,
+        key: &str,
+        options: &UploadOptions,
+    ) -> Result<UploadOutcome, Error> {
+        validate_file_key(key)?;
+        let part_size = options.part_size.unwrap_or(DEFAULT_PART_SIZE);
+        let mut task = MultipartUpload::stream(
+            self.config(),
+            key,
+            options.upload_config(Some(part_size), None),
+        )?;
+        let mut driver = StreamDriver {
+            fill,
+            part_size: usize::try_from(part_size).map_err(|_| InvalidInput::Size {
+                what: "part",
+                size: part_size,
+                limit: "a part must fit in memory",
+            })?,
+            buf: None,
+            filled: 0,
+            ended: false,
+            reporter: Reporter::new(options.on_progress.clone(), None),
+        };
+        match self
+            .drive(&mut task, &crate::body::NoSource, &mut driver)
+            .await
+        {
+            Ended::Done(Ok(outcome)) => {
+                driver
+                    .reporter
+                    .update(outcome.total_len, Some(outcome.total_len));
+                Ok(outcome)
+            }
+            Ended::Done(Err(e)) => Err(e),
+            Ended::Stopped => Err(Error::Cancelled),
+        }
+    }
+
+    /// Uploads many files, `file_parallel` at a time; one result per file, in input order. A failing file
+    /// does not stop the others.
+    pub async fn upload_files(
+        &self,
+        files: Vec<FileUpload>,
+        options: &BatchOptions,
+    ) -> Vec<Result<UploadOutcome, Error>> {
+        let limit = Arc::new(tokio::sync::Semaphore::new(options.file_parallel.max(1)));
+        let mut upload = options.upload.clone();
+        upload.checkpoint = None;
+        let handles: Vec<_> = files
+            .into_iter()
+            .map(|file| {
+                let (client, limit, upload) = (self.clone(), limit.clone(), upload.clone());
+                let done = options.on_file_done.clone();
+                tokio::spawn(async move {
+                    let _slot = limit.acquire_owned().await.expect("never closed");
+                    let r = client.upload_file(&file.path, &file.key, &upload).await;
+                    if let Some(f) = done {
+                        f(&file, &r);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(handles.len());
+        for h in handles {
+            match h.await {
+                Ok(r) => results.push(r),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => results.push(Err(Error::Cancelled)),
+            }
+        }
+        results
+    }
+
+    /// A task list that uploads files in the background, `file_parallel` at a time (call inside a tokio
+    /// runtime: the tasks run on it).
+    pub fn task_queue(&self, file_parallel: usize) -> TaskQueue {
+        let (changed, _) = watch::channel(0u64);
+        TaskQueue {
+            shared: Arc::new(QueueShared {
+                client: self.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                state: Mutex::new(QueueState {
+                    queue: UploadQueue::new(file_parallel),
+                    entries: HashMap::new(),
+                }),
+                changed,
+                callbacks: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+}
+
+/// One entry of [`TaskQueue::list`].
+#[derive(Clone, Debug)]
+pub struct TaskInfo {
+    /// Its id.
+    pub id: TaskId,
+    /// The local file.
+    pub path: PathBuf,
+    /// The object key.
+    pub key: String,
+    /// Where it stands.
+    pub state: TaskState,
+    /// The last progress report, once there is one.
+    pub progress: Option<Progress>,
+    /// The error that ended it (state `Error`).
+    pub error: Option<crate::Error>,
+}
+
+type ListFn = Arc<dyn Fn(&[TaskInfo]) + Send + Sync>;
+
+#[derive(Clone)]
+struct Meta {
+    path: PathBuf,
+    key: String,
+    options: UploadOptions,
+}
+
+#[derive(Default)]
+struct Entry {
+    /// Commands to the running upload, while its tokio task is alive.
+    control: Option<mpsc::UnboundedSender<Control>>,
+    /// The upload of a cancelled paused task is being aborted.
+    aborting: bool,
+    meter: Option<cos_core::upload::ProgressMeter>,
+    progress: Option<Progress>,
+    result: Option<Result<UploadOutcome, Error>>,
+}
+
+struct QueueState {
+    queue: UploadQueue<Meta>,
+    entries: HashMap<TaskId, Entry>,
+}
+
+struct QueueShared {
+    client: Client,
+    runtime: tokio::runtime::Handle,
+    state: Mutex<QueueState>,
+    /// Bumped whenever a task ends or the list changes: wakes `wait`.
+    changed: watch::Sender<u64>,
+    callbacks: Mutex<Vec<ListFn>>,
+}
+
+/// A list of file uploads run in the background (the official SDKs' task list): add files, pause,
+/// resume, cancel, watch the list. Driven by the core [`UploadQueue`]; each file runs as a tokio task.
+/// Clones share the list.
+///
+/// A paused upload keeps its checkpoint (the task's [`UploadOptions::checkpoint`], or a file in the
+/// system temp directory named after the bucket, path and key) and resumes with only the missing parts; a
+/// cancelled one is aborted, leaving nothing on the server.
+///
+/// ```no_run
+/// # use cos_async::{Client, UploadOptions};
+/// # async fn f(client: Client) -> Result<(), cos_async::Error> {
+/// let queue = client.task_queue(3);
+/// queue.on_change(|list| println!("{} tasks", list.len()));
+/// let id = queue.add("a.bin", "backups/a.bin", UploadOptions::default());
+/// queue.pause(id);
+/// queue.resume(id);
+/// let outcome = queue.wait(id).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TaskQueue {
+    shared: Arc<QueueShared>,
+}
+
+impl std::fmt::Debug for TaskQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskQueue")
+            .field("tasks", &self.list())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl QueueShared {
+    fn snapshot(state: &QueueState) -> Vec<TaskInfo> {
+        state
+            .queue
+            .tasks()
+            .iter()
+            .map(|t| TaskInfo {
+                id: t.id,
+                path: t.meta.path.clone(),
+                key: t.meta.key.clone(),
+                state: t.state,
+                progress: state.entries.get(&t.id).and_then(|e| e.progress),
+                error: t.error.clone(),
+            })
+            .collect()
+    }
+
+    /// Carries out what the queue decided; returns the list to announce, if it changed.
+    fn pump(self: &Arc<Self>, state: &mut QueueState) -> Option<Vec<TaskInfo>> {
+        let mut changed = false;
+        while let Some(out) = state.queue.poll() {
+            match out {
+                QueueOutput::Start(id) => {
+                    let entry = state.entries.entry(id).or_default();
+                    entry.result = None;
+                    let alive = entry
+                        .control
+                        .as_ref()
+                        .is_some_and(|tx| tx.send(Control::Resume).is_ok());
+                    // A paused upload that has not stopped yet just continues (if it stops meanwhile,
+                    // `ended` starts it again).
+                    if !alive {
+                        let meta = state.queue.get(id).expect("started task").meta.clone();
+                        self.spawn_upload(state, id, meta);
+                    }
+                }
+                QueueOutput::Pause(id) => self.command(state, id, Control::Pause),
+                QueueOutput::Cancel(id) => self.command(state, id, Control::Cancel),
+                QueueOutput::ListUpdate => changed = true,
+            }
+        }
+        if changed {
+            self.changed.send_modify(|n| *n += 1);
+        }
+        changed.then(|| Self::snapshot(state))
+    }
+
+    fn command(&self, state: &mut QueueState, id: TaskId, c: Control) {
+        if let Some(tx) = state.entries.get(&id).and_then(|e| e.control.as_ref()) {
+            let _ = tx.send(c);
+        }
+    }
+
+    fn spawn_upload(self: &Arc<Self>, state: &mut QueueState, id: TaskId, meta: Meta) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        state.entries.entry(id).or_default().control = Some(tx);
+        let shared = self.clone();
+        self.runtime.spawn(async move {
+            let progress = {
+                let shared = shared.clone();
+                move |loaded: u64, total: Option<u64>| shared.progress(id, loaded, total)
+            };
+            let ended = shared
+                .client
+                .upload_file_with(
+                    &meta.path,
+                    &meta.key,
+                    &meta.options,
+                    Some(&mut rx),
+                    Some(&progress),
+                )
+                .await;
+            shared.ended(id, ended);
+        });
+    }
+
+    fn spawn_abort(self: &Arc<Self>, state: &mut QueueState, id: TaskId) {
+        let Some(t) = state.queue.get(id) else { return };
+        let checkpoint = t.meta.options.checkpoint.clone();
+        state.entries.entry(id).or_default().aborting = true;
+        let shared = self.clone();
+        self.runtime.spawn(async move {
+            if let Some(path) = checkpoint {
+                match load_checkpoint(&path).await {
+                    Ok(Some(cp)) => {
+                        let op = AbortMultipartUpload::new(cp.key, cp.upload_id);
+                        match shared.client.abort_multipart_upload(op).await {
+                            Ok(_) => remove_checkpoint(Some(&path)).await,
+                            Err(e) if e.code() == Some("NoSuchUpload") => {
+                                remove_checkpoint(Some(&path)).await
+                            }
+                            Err(e) => tracing::warn!("cannot abort the cancelled upload: {e}"),
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("cannot read the cancelled upload's checkpoint: {e}"),
+                }
+            }
+            let list = {
+                let mut state = lock(&shared.state);
+                let entry = state.entries.entry(id).or_default();
+                entry.aborting = false;
+                entry.result = Some(Err(Error::Cancelled));
+                shared.changed.send_modify(|n| *n += 1);
+                shared.pump(&mut state)
+            };
+            shared.announce(list);
+        });
+    }
+
+    fn progress(&self, id: TaskId, loaded: u64, total: Option<u64>) {
+        let list = {
+            let mut state = lock(&self.state);
+            let _ = state.queue.set_progress(id, loaded, total);
+            let entry = state.entries.entry(id).or_default();
+            let now = Instant::now();
+            let meter = entry
+                .meter
+                .get_or_insert_with(|| cos_core::upload::ProgressMeter::new(total, now));
+            if let Some(t) = total {
+                meter.set_total(t);
+            }
+            match meter.update(loaded, now) {
+                Some(p) => {
+                    entry.progress = Some(p);
+                    Some(Self::snapshot(&state))
+                }
+                None => None,
+            }
+        };
+        self.announce(list);
+    }
+
+    fn ended(self: &Arc<Self>, id: TaskId, ended: Ended<UploadOutcome>) {
+        let list = {
+            let mut state = lock(&self.state);
+            state.entries.entry(id).or_default().control = None;
+            let current = state.queue.get(id).map(|t| t.state);
+            match ended {
+                // Paused, but resumed before it stopped: start it again from its checkpoint.
+                Ended::Stopped if current == Some(TaskState::Running) => {
+                    let meta = state.queue.get(id).expect("running task").meta.clone();
+                    self.spawn_upload(&mut state, id, meta);
+                }
+                Ended::Stopped => {
+                    let _ = state.queue.finished(id, Err(Error::Cancelled));
+                    if current == Some(TaskState::Canceled) {
+                        self.spawn_abort(&mut state, id);
+                    }
+                }
+                Ended::Done(result) => {
+                    let _ = state
+                        .queue
+                        .finished(id, result.as_ref().map(|_| ()).map_err(Clone::clone));
+                    let now = state.queue.get(id).map(|t| t.state);
+                    let entry = state.entries.entry(id).or_default();
+                    match now {
+                        Some(TaskState::Success | TaskState::Error) => {
+                            if let Ok(o) = &result {
+                                entry.progress = Some(Progress {
+                                    loaded: o.total_len,
+                                    total: Some(o.total_len),
+                                    speed: entry.progress.map_or(0.0, |p| p.speed),
+                                    percent: Some(1.0),
+                                });
+                            }
+                            entry.result = Some(result);
+                        }
+                        Some(TaskState::Canceled) => match result {
+                            Err(Error::Cancelled) => entry.result = Some(Err(Error::Cancelled)),
+                            // Failed before the cancel reached it: abort from the checkpoint.
+                            _ => self.spawn_abort(&mut state, id),
+                        },
+                        _ => {}
+                    }
+                }
+            }
+            self.changed.send_modify(|n| *n += 1);
+            self.pump(&mut state)
+        };
+        self.announce(list);
+    }
+
+    fn announce(&self, list: Option<Vec<TaskInfo>>) {
+        if let Some(list) = list {
+            let callbacks = lock(&self.callbacks).clone();
+            for f in callbacks {
+                f(&list);
+            }
+        }
+    }
+}
+
+impl TaskQueue {
+    fn with_state<R>(&self, f: impl FnOnce(&Arc<QueueShared>, &mut QueueState) -> R) -> R {
+        let (r, list) = {
+            let mut state = lock(&self.shared.state);
+            let r = f(&self.shared, &mut state);
+            (r, self.shared.pump(&mut state))
+        };
+        self.shared.announce(list);
+        r
+    }
+
+    /// Adds a file; it starts when a slot is free. Without a checkpoint path in `options`, one is derived
+    /// in the system temp directory (so that a pause or a failure can be resumed).
+    pub fn add(&self, path: impl Into<PathBuf>, key: &str, options: UploadOptions) -> TaskId {
+        let path = path.into();
+        let mut options = options;
+        if options.checkpoint.is_none() {
+            let bucket = self.shared.client.config().bucket.to_string();
+            let absolute = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+            let name = md5_hex(format!("{bucket}\n{}\n{key}", absolute.display()).as_bytes());
+            options.checkpoint = Some(
+                std::env::temp_dir()
+                    .join("cos-rs-checkpoints")
+                    .join(format!("{name}.json")),
+            );
+        }
+        let total = std::fs::metadata(&path).ok().map(|m| m.len());
+        let meta = Meta {
+            path,
+            key: key.to_string(),
+            options,
+        };
+        self.with_state(|_, state| {
+            let id = state.queue.add(meta, total);
+            state.entries.insert(id, Entry::default());
+            id
+        })
+    }
+
+    /// Pauses a waiting or running task: no new parts are sent, the checkpoint is kept. A task that is
+    /// not waiting or running is left as it is.
+    pub fn pause(&self, id: TaskId) {
+        self.with_state(|_, state| {
+            let _ = state.queue.pause(id);
+        })
+    }
+
+    /// Puts a paused or failed task back in line; it continues with only the missing parts.
+    pub fn resume(&self, id: TaskId) {
+        self.with_state(|_, state| {
+            if state.queue.resume(id).is_ok() {
+                if let Some(e) = state.entries.get_mut(&id) {
+                    e.result = None;
+                }
+            }
+        })
+    }
+
+    /// Cancels a task that has not ended; its multipart upload is aborted (nothing is left on the server)
+    /// and its checkpoint deleted.
+    pub fn cancel(&self, id: TaskId) {
+        self.with_state(|shared, state| {
+            let before = state.queue.get(id).map(|t| t.state);
+            if state.queue.cancel(id).is_err() {
+                return;
+            }
+            let entry = state.entries.entry(id).or_default();
+            if let Some(tx) = &entry.control {
+                // Still running (or pausing): the upload aborts itself.
+                let _ = tx.send(Control::Cancel);
+            } else if matches!(before, Some(TaskState::Paused | TaskState::Error)) {
+                shared.spawn_abort(state, id);
+            } else {
+                entry.result = Some(Err(Error::Cancelled));
+            }
+            shared.changed.send_modify(|n| *n += 1);
+        })
+    }
+
+    /// All tasks, oldest first.
+    pub fn list(&self) -> Vec<TaskInfo> {
+        QueueShared::snapshot(&lock(&self.shared.state))
+    }
+
+    /// Calls `f` with the whole list whenever it changes (a task added, started, paused, ended, or its
+    /// progress reported).
+    pub fn on_change(&self, f: impl Fn(&[TaskInfo]) + Send + Sync + 'static) {
+        lock(&self.shared.callbacks).push(Arc::new(f));
+    }
+
+    /// Waits until the task succeeded, failed or was cancelled (a paused task is waited for until it is
+    /// resumed and ends).
+    pub async fn wait(&self, id: TaskId) -> Result<UploadOutcome, Error> {
+        let mut changed = self.shared.changed.subscribe();
+        loop {
+            {
+                let state = lock(&self.shared.state);
+                match state.entries.get(&id) {
+                    None => {
+                        return Err(InvalidInput::Parameter {
+                            name: "id",
+                            reason: format!("no task {}", id.0),
+                        }
+                        .into())
+                    }
+                    Some(Entry {
+                        result: Some(r), ..
+                    }) => return r.clone(),
+                    Some(_) => {}
+                }
+            }
+            if changed.changed().await.is_err() {
+                return Err(Error::Cancelled);
+            }
+        }
+    }
+
+    /// Waits until nothing runs or waits any more (paused tasks stay paused).
+    pub async fn wait_all(&self) {
+        let mut changed = self.shared.changed.subscribe();
+        loop {
+            {
+                let state = lock(&self.shared.state);
+                let busy = state
+                    .entries
+                    .values()
+                    .any(|e| e.control.is_some() || e.aborting);
+                if !busy && state.queue.is_idle() {
+                    return;
+                }
+            }
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
