@@ -161,7 +161,7 @@ impl Display {
         }
         let mut last = self.last_line.lock().unwrap();
         let done = p.total.is_some_and(|t| p.loaded >= t);
-        if done || last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        if done || last.map_or(true, |t| t.elapsed() >= Duration::from_secs(1)) {
             *last = Some(Instant::now());
             let pct = p
                 .percent
@@ -243,11 +243,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let on_progress: Arc<dyn Fn(&Progress) + Send + Sync> =
             Arc::new(move |p: &Progress| d.show(&k, p));
         let outcome = if args.transport == "blocking" {
-            let mut opts = cos_blocking::UploadOptions::default();
-            opts.part_size = args.part_size;
-            opts.concurrency = args.concurrency;
-            opts.checkpoint = args.checkpoint.clone();
-            opts.on_progress = Some(on_progress);
+            let opts = cos_blocking::UploadOptions {
+                part_size: args.part_size,
+                concurrency: args.concurrency,
+                checkpoint: args.checkpoint.clone(),
+                on_progress: Some(on_progress),
+                ..Default::default()
+            };
             let client = cos_blocking::Client::new(config.clone());
             if file == "-" {
                 client.upload_stream(std::io::stdin(), &key, &opts)
@@ -255,11 +257,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 client.upload_file(file, &key, &opts)
             }
         } else {
-            let mut opts = cos_async::UploadOptions::default();
-            opts.part_size = args.part_size;
-            opts.concurrency = args.concurrency;
-            opts.checkpoint = args.checkpoint.clone();
-            opts.on_progress = Some(on_progress);
+            let opts = cos_async::UploadOptions {
+                part_size: args.part_size,
+                concurrency: args.concurrency,
+                checkpoint: args.checkpoint.clone(),
+                on_progress: Some(on_progress),
+                ..Default::default()
+            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
