@@ -1,0 +1,257 @@
+//! Benchmark: `upload_file` of one large file (default 1 GiB) to a local `cos-testkit` server in sink mode,
+//! through each transport, beside `curl -T` (a presigned PUT of the same file) and the official Python SDK's
+//! `upload_file`. Prints MiB/s, CPU seconds and peak RSS for each.
+//!
+//! ```sh
+//! cargo build --release -p cos-testkit --bin cos-testkit
+//! cargo run --release -p cos-examples --example bench_upload -- [--size-mib N] [--part-size BYTES] [--concurrency N]
+//! ```
+//! The server runs in a child process, so the figures are the client's alone. The Python SDK comes from
+//! `../shared/oracles/setup.sh` (installed on first use); it is skipped with a note when unavailable.
+
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use cos_core::{Config, Credentials, Endpoint};
+use cos_examples::{
+    cpu_time, make_file, mib_per_sec, peak_rss_bytes, reset_peak_rss, spawn_server, testkit_binary,
+};
+
+/// Measures a child command from a Python wrapper: wall seconds, CPU seconds and peak RSS of the children.
+const MEASURE: &str = r#"
+import resource, subprocess, sys, time
+t = time.time()
+r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+wall = time.time() - t
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(r.returncode, wall, u.ru_utime + u.ru_stime, u.ru_maxrss * 1024, r.stdout.decode()[-200:].replace("\n", " "), r.stderr.decode()[-300:].replace("\n", " "))
+"#;
+
+/// The official Python SDK's upload_file, timed from inside (argv: addr bucket id key file part_mb threads).
+const PY_SDK: &str = r#"
+import resource, sys, time
+from qcloud_cos import CosConfig, CosS3Client
+addr, bucket, sid, skey, path, part_mb, threads = sys.argv[1:8]
+client = CosS3Client(CosConfig(Region="ap-guangzhou", SecretId=sid, SecretKey=skey, Domain=addr, Scheme="http"))
+t, c = time.time(), time.process_time()
+client.upload_file(Bucket=bucket, Key="bench/python.bin", LocalFilePath=path, PartSize=int(part_mb), MAXThread=int(threads))
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(0, time.time() - t, time.process_time() - c, u.ru_maxrss * 1024, "", "")
+"#;
+
+struct Args {
+    size_mib: u64,
+    part_size: u64,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        size_mib: 1024,
+        part_size: 8 * 1024 * 1024,
+        concurrency: 3,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    for w in v.windows(2) {
+        match w[0].as_str() {
+            "--size-mib" => a.size_mib = w[1].parse().expect("--size-mib N"),
+            "--part-size" => a.part_size = w[1].parse().expect("--part-size BYTES"),
+            "--concurrency" => a.concurrency = w[1].parse().expect("--concurrency N"),
+            _ => {}
+        }
+    }
+    a
+}
+
+fn row(name: &str, len: u64, secs: f64, cpu: Option<f64>, rss: Option<u64>, note: &str) {
+    println!(
+        "{name:<22} {:>9.1} {:>9.2} {:>8} {:>12}  {note}",
+        mib_per_sec(len, Duration::from_secs_f64(secs)),
+        secs,
+        cpu.map(|c| format!("{c:.2}"))
+            .unwrap_or_else(|| "n/a".into()),
+        rss.map(|b| format!("{:.1}", b as f64 / 1048576.0))
+            .unwrap_or_else(|| "n/a".into()),
+    );
+}
+
+fn measured(cmd: &[String]) -> Result<(f64, f64, u64, String), String> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(MEASURE)
+        .args(cmd)
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    parse_measure(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_measure(line: &str) -> Result<(f64, f64, u64, String), String> {
+    let f: Vec<&str> = line.trim().splitn(5, ' ').collect();
+    if f.len() < 4 || f[0] != "0" {
+        return Err(format!("failed: {line}"));
+    }
+    Ok((
+        f[1].parse().map_err(|_| line.to_string())?,
+        f[2].parse().map_err(|_| line.to_string())?,
+        f[3].parse().map_err(|_| line.to_string())?,
+        f.get(4).unwrap_or(&"").to_string(),
+    ))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = args();
+    let len = a.size_mib * 1024 * 1024;
+    let path = std::env::temp_dir().join(format!("cos-rs-bench-{}MiB.bin", a.size_mib));
+    make_file(&path, len, 7)?;
+    let bin = testkit_binary()
+        .ok_or("build the server first: cargo build --release -p cos-testkit --bin cos-testkit")?;
+    let (bucket, id, key) = ("benchbucket-1250000000", "AKIDBENCH", "bench-secret");
+    let server = spawn_server(
+        &bin,
+        &[
+            "--bucket",
+            bucket,
+            "--secret-id",
+            id,
+            "--secret-key",
+            key,
+            "--sink",
+        ],
+    )?;
+    let config = Config::new(bucket, "ap-guangzhou", Credentials::new(id, key))?
+        .with_endpoint(Endpoint::custom(&server.endpoint)?)?;
+
+    println!(
+        "{} MiB file, part size {} MiB, {} parts in flight; server {} in sink mode (separate process)",
+        a.size_mib,
+        a.part_size / 1048576,
+        a.concurrency,
+        server.endpoint
+    );
+    println!(
+        "{:<22} {:>9} {:>9} {:>8} {:>12}",
+        "client", "MiB/s", "seconds", "cpu s", "peak RSS MiB"
+    );
+
+    // cos-rs, blocking.
+    {
+        let client = cos_blocking::Client::new(config.clone());
+        let opts = cos_blocking::UploadOptions {
+            part_size: Some(a.part_size),
+            concurrency: a.concurrency,
+            resume_unfinished: false,
+            ..Default::default()
+        };
+        reset_peak_rss();
+        let (t0, c0) = (Instant::now(), cpu_time());
+        let out = client.upload_file(&path, "bench/blocking.bin", &opts)?;
+        let cpu = cpu_time().zip(c0).map(|(b, a)| (b - a).as_secs_f64());
+        row(
+            "cos-rs blocking",
+            len,
+            t0.elapsed().as_secs_f64(),
+            cpu,
+            peak_rss_bytes(),
+            &format!("{} parts, crc64 {:?}", out.parts, out.crc64),
+        );
+    }
+    // cos-rs, async.
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let client = cos_async::Client::new(config.clone());
+            let opts = cos_async::UploadOptions {
+                part_size: Some(a.part_size),
+                concurrency: a.concurrency,
+                resume_unfinished: false,
+                ..Default::default()
+            };
+            reset_peak_rss();
+            let (t0, c0) = (Instant::now(), cpu_time());
+            let out = client.upload_file(&path, "bench/async.bin", &opts).await?;
+            let cpu = cpu_time().zip(c0).map(|(b, a)| (b - a).as_secs_f64());
+            row(
+                "cos-rs async",
+                len,
+                t0.elapsed().as_secs_f64(),
+                cpu,
+                peak_rss_bytes(),
+                &format!("{} parts, crc64 {:?}", out.parts, out.crc64),
+            );
+            Ok::<_, Box<dyn std::error::Error>>(())
+        })?;
+    }
+    // curl -T with a presigned PUT URL (one PUT, one connection).
+    let url = cos_core::presign::presigned_url(
+        &config,
+        http::Method::PUT,
+        "bench/curl.bin",
+        SystemTime::now(),
+        Duration::from_secs(3600),
+        &[],
+        &[],
+    )?;
+    let curl = [
+        "curl",
+        "-sS",
+        "-f",
+        "-T",
+        &path.to_string_lossy(),
+        &url.to_string(),
+        "-o",
+        "/dev/null",
+    ]
+    .map(String::from);
+    match measured(&curl) {
+        Ok((secs, cpu, rss, _)) => row("curl -T (single PUT)", len, secs, Some(cpu), Some(rss), ""),
+        Err(e) => println!("curl -T                skipped: {e}"),
+    }
+    // The official Python SDK's upload_file, same part size and threads.
+    let shared =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracles/setup.sh");
+    let home = std::env::var("COS_ORACLES_HOME").ok().or_else(|| {
+        let out = Command::new("bash").arg(&shared).output().ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(str::to_string)
+    });
+    let python = home.map(|h| format!("{h}/venv/bin/python"));
+    match python.filter(|p| std::path::Path::new(p).exists()) {
+        Some(py) => {
+            let out = Command::new(&py)
+                .arg("-c")
+                .arg(PY_SDK)
+                .args([
+                    &server.addr,
+                    bucket,
+                    id,
+                    key,
+                    &path.to_string_lossy(),
+                    &(a.part_size / 1048576).to_string(),
+                    &a.concurrency.to_string(),
+                ])
+                .output()?;
+            match parse_measure(&String::from_utf8_lossy(&out.stdout)) {
+                Ok((secs, cpu, rss, _)) => row(
+                    "python SDK upload_file",
+                    len,
+                    secs,
+                    Some(cpu),
+                    Some(rss),
+                    "cos-python-sdk-v5 1.9.44",
+                ),
+                Err(e) => println!(
+                    "python SDK             failed: {e} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            }
+        }
+        None => println!(
+            "python SDK             skipped: ../shared/oracles/setup.sh not found or failed"
+        ),
+    }
+    Ok(())
+}
