@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::auth::{sign_request, KeyTime};
 use crate::checksum::SentDigest;
 use crate::config::Config;
+use crate::credentials::Credentials;
 use crate::error::{Error, TransportError};
 use crate::ops::Operation;
 use crate::retry::{RetryDecision, Rng};
@@ -210,6 +211,10 @@ pub trait Task {
     fn poll_output(&mut self, now: Now) -> Output<Self::Output>;
     /// Pushes the answer to a request this task emitted.
     fn handle_input(&mut self, now: Now, input: Input);
+    /// Signs every request emitted from now on with these credentials (refreshed temporary credentials,
+    /// from a [`crate::credentials::ProvideCredentials`]). Requests already emitted keep their signature.
+    /// The default ignores them: for tasks that sign nothing (a POST form carries its own signature).
+    fn set_credentials(&mut self, _credentials: Credentials) {}
 }
 
 /// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix seconds.
@@ -449,6 +454,10 @@ impl<O: Operation> Task for OneShot<O> {
         })
     }
 
+    fn set_credentials(&mut self, credentials: Credentials) {
+        self.config.credentials = credentials;
+    }
+
     fn handle_input(&mut self, now: Now, input: Input) {
         if self.in_flight != Some(input.id()) {
             return; // a stale or foreign answer
@@ -513,5 +522,61 @@ mod tests {
         assert_eq!(secs, 784111777);
         assert_eq!(format_http_date(secs), s);
         assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn set_credentials_signs_the_next_attempt_with_the_new_token() {
+        use crate::ops::PutObject;
+        let config = Config::new(
+            "b-1250000000",
+            "ap-guangzhou",
+            Credentials::new("id1", "k1"),
+        )
+        .unwrap();
+        let mut task = OneShot::new(PutObject::new("a").with_bytes("x"), config).unwrap();
+        let now = Now {
+            instant: Instant::now(),
+            system: SystemTime::now(),
+        };
+        let auth = |t: &Transmit| {
+            let h = t.request.headers();
+            (
+                h["authorization"].to_str().unwrap().to_string(),
+                h.get("x-cos-security-token")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
+        };
+        let Output::Transmit(t) = task.poll_output(now) else {
+            panic!()
+        };
+        let (a1, tok1) = auth(&t);
+        assert!(a1.contains("q-ak=id1&") && tok1.is_none(), "{a1}");
+        let response = http::Response::builder()
+            .status(503)
+            .body(Bytes::new())
+            .unwrap();
+        task.handle_input(
+            now,
+            Input::Response {
+                id: t.id,
+                response,
+                sent: None,
+            },
+        );
+        Task::set_credentials(
+            &mut task,
+            Credentials::new("id2", "k2").with_security_token("tok2"),
+        );
+        let later = now.advance(Duration::from_secs(60));
+        let t = loop {
+            match task.poll_output(later) {
+                Output::Transmit(t) => break t,
+                Output::Event(_) => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        let (a2, tok2) = auth(&t);
+        assert!(a2.contains("q-ak=id2&"), "{a2}");
+        assert_eq!(tok2.as_deref(), Some("tok2"));
     }
 }

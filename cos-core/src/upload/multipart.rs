@@ -1521,6 +1521,10 @@ impl MultipartUpload {
 impl Task for MultipartUpload {
     type Output = UploadOutcome;
 
+    fn set_credentials(&mut self, credentials: Credentials) {
+        MultipartUpload::set_credentials(self, credentials);
+    }
+
     fn poll_output(&mut self, now: Now) -> Output<UploadOutcome> {
         loop {
             if let Some(e) = self.events.pop_front() {
