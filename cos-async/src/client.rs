@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::credentials::ProvideCredentials;
 use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 use cos_core::ops::{
     AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,
@@ -29,6 +30,7 @@ struct Inner {
     hooks: Hooks,
     config: RwLock<Config>,
     on_event: Option<EventHook>,
+    credentials: Option<Arc<dyn ProvideCredentials>>,
 }
 
 /// An async COS client (hyper + tokio: use it inside a tokio runtime). Cheap to clone (the connection pool
@@ -74,6 +76,7 @@ pub struct ClientBuilder {
     settings: Settings,
     hooks: Hooks,
     on_event: Option<EventHook>,
+    credentials: Option<Arc<dyn ProvideCredentials>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -124,6 +127,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Signs with credentials from `provider` (e.g. a
+    /// [`RefreshingCredentials`](cos_core::credentials::RefreshingCredentials) over an STS call) instead of
+    /// the config's: asked before every step of every task, so a long upload switches to refreshed
+    /// temporary credentials between requests. Presigned URLs and POST policies use them too.
+    pub fn credentials_provider(mut self, provider: Arc<dyn ProvideCredentials>) -> Self {
+        self.credentials = Some(provider);
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Client {
         Client {
@@ -132,6 +144,7 @@ impl ClientBuilder {
                 hooks: self.hooks,
                 config: RwLock::new(self.config),
                 on_event: self.on_event,
+                credentials: self.credentials,
             }),
         }
     }
@@ -238,6 +251,7 @@ impl Client {
             },
             hooks: Hooks::default(),
             on_event: None,
+            credentials: None,
         }
     }
 
@@ -248,6 +262,11 @@ impl Client {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The credentials provider set with [`ClientBuilder::credentials_provider`].
+    pub(crate) fn inner_credentials(&self) -> Option<&Arc<dyn ProvideCredentials>> {
+        self.inner.credentials.as_ref()
     }
 
     fn event(&self, e: Event) {
@@ -317,8 +336,12 @@ impl Client {
         driver: &mut D,
     ) -> Ended<T::Output> {
         let mut in_flight = InFlight::default();
+        let mut signing = None;
         loop {
             let until = loop {
+                if let Err(e) = self.refresh_credentials(task, &mut signing) {
+                    return Ended::Done(Err(e));
+                }
                 match task.poll_output(now()) {
                     Output::Transmit(t) => in_flight.push(Box::pin(self.inner.transport.send(
                         t,

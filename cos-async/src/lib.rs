@@ -29,6 +29,9 @@
 
 mod body;
 mod client;
+mod post;
+mod presign;
+mod provider;
 pub mod transfer;
 mod transport;
 
@@ -40,6 +43,10 @@ pub use transfer::{
 };
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};
+pub use cos_core::credentials::{
+    EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
+};
+pub use cos_core::post_policy::{PostForm, PostObjectOutput, PostPolicy};
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };

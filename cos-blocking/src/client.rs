@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::credentials::ProvideCredentials;
 use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 use cos_core::ops::{
     AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,
@@ -27,6 +28,7 @@ struct Inner {
     hooks: Hooks,
     config: RwLock<Config>,
     on_event: Option<EventHook>,
+    credentials: Option<Arc<dyn ProvideCredentials>>,
 }
 
 /// A blocking COS client. Cheap to clone (the connection pool and the configuration are shared), `Send`
@@ -71,6 +73,7 @@ pub struct ClientBuilder {
     settings: Settings,
     hooks: Hooks,
     on_event: Option<EventHook>,
+    credentials: Option<Arc<dyn ProvideCredentials>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -121,6 +124,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Signs with credentials from `provider` (e.g. a
+    /// [`RefreshingCredentials`](cos_core::credentials::RefreshingCredentials) over an STS call) instead of
+    /// the config's: asked before every step of every task, so a long upload switches to refreshed
+    /// temporary credentials between requests. Presigned URLs and POST policies use them too.
+    pub fn credentials_provider(mut self, provider: Arc<dyn ProvideCredentials>) -> Self {
+        self.credentials = Some(provider);
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Client {
         Client {
@@ -129,6 +141,7 @@ impl ClientBuilder {
                 hooks: self.hooks,
                 config: RwLock::new(self.config),
                 on_event: self.on_event,
+                credentials: self.credentials,
             }),
         }
     }
@@ -211,6 +224,7 @@ impl Client {
             },
             hooks: Hooks::default(),
             on_event: None,
+            credentials: None,
         }
     }
 
@@ -221,6 +235,11 @@ impl Client {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The credentials provider set with [`ClientBuilder::credentials_provider`].
+    pub(crate) fn inner_credentials(&self) -> Option<&Arc<dyn ProvideCredentials>> {
+        self.inner.credentials.as_ref()
     }
 
     fn event(&self, e: Event) {
@@ -276,12 +295,16 @@ impl Client {
         let stopping = AtomicBool::new(false);
         let inner = &*self.inner;
         let parent = tracing::Span::current();
+        let mut signing = None;
         std::thread::scope(|scope| {
             let mut workers = 0usize;
             let mut in_flight = 0usize;
             let result = 'run: loop {
                 let mut ready = Vec::new();
                 let until = loop {
+                    if let Err(e) = self.refresh_credentials(task, &mut signing) {
+                        break 'run Err(e);
+                    }
                     match task.poll_output(now()) {
                         Output::Transmit(t) => ready.push(t),
                         Output::Event(e) => {

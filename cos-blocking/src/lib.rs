@@ -22,6 +22,9 @@
 
 mod body;
 mod client;
+mod post;
+mod presign;
+mod provider;
 pub mod transfer;
 mod transport;
 
@@ -33,6 +36,10 @@ pub use transfer::{
 };
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};
+pub use cos_core::credentials::{
+    EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
+};
+pub use cos_core::post_policy::{PostForm, PostObjectOutput, PostPolicy};
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };
