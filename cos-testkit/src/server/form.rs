@@ -194,8 +194,8 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
             "The difference between the request time and the server's time is too large.",
         ));
     }
-    if let Some(want) = ctx.inner.token.as_deref() {
-        if field("x-cos-security-token").as_deref() != Some(want) {
+    if let Some(want) = ctx.inner.token() {
+        if field("x-cos-security-token") != Some(want) {
             return Err(ApiError::new(
                 403,
                 "InvalidAccessKeyId",

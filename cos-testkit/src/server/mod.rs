@@ -130,7 +130,7 @@ impl ServerBuilder {
             store: Store::open(self.data_dir, self.sink)?,
             creds: Credentials::new(self.secret_id, self.secret_key),
             bucket: self.bucket,
-            token: self.security_token,
+            token: std::sync::RwLock::new(self.security_token),
             counters: Mutex::new(Counters::default()),
             faults: Arc::new(Mutex::new(FaultState::new(self.faults))),
             seq: AtomicU64::new(0),
@@ -259,11 +259,18 @@ pub struct StoredObject {
 pub(crate) struct Inner {
     bucket: String,
     creds: Credentials,
-    token: Option<String>,
+    token: std::sync::RwLock<Option<String>>,
     store: Store,
     counters: Mutex<Counters>,
     faults: Arc<Mutex<FaultState>>,
     seq: AtomicU64,
+}
+
+impl Inner {
+    /// The security token required now, if any.
+    pub(crate) fn token(&self) -> Option<String> {
+        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// A running local COS server. Stops when dropped.
@@ -318,10 +325,17 @@ impl Server {
     /// Credentials that this server accepts.
     pub fn credentials(&self) -> Credentials {
         let c = self.inner.creds.clone();
-        match &self.inner.token {
-            Some(t) => c.with_security_token(t.clone()),
+        match self.inner.token() {
+            Some(t) => c.with_security_token(t),
             None => c,
         }
+    }
+
+    /// Replaces the security token every request must carry from now on (`None`: no token needed), as when
+    /// temporary credentials are rotated: requests with the old token are refused with 403
+    /// `InvalidAccessKeyId`.
+    pub fn set_security_token(&self, token: Option<&str>) {
+        *self.inner.token.write().unwrap_or_else(|e| e.into_inner()) = token.map(str::to_string);
     }
 
     /// A snapshot of the request counters.

@@ -66,7 +66,7 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
             now: ctx.now,
         },
         &ctx.inner.creds,
-        ctx.inner.token.as_deref(),
+        ctx.inner.token().as_deref(),
     )?;
     match op {
         "PutObject" => put_object(ctx, key).await,
