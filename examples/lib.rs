@@ -1,5 +1,10 @@
 //! Helpers shared by the cos-rs examples and benchmarks: process measurements (peak RSS, CPU time), test
 //! files, and a `cos-testkit` server in a child process (so that a benchmark measures the client alone).
+//!
+//! [`form_page`]: a tiny HTTP server (std only) that serves an HTML upload form signed by the SDK, for a
+//! real browser to upload straight to COS (the `post_form` example and the headless-Chromium test).
+
+pub mod form_page;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
