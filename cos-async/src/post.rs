@@ -319,6 +319,54 @@ mod tests {
     }
 
     #[test]
+    fn the_request_is_unsigned_with_an_exact_length() {
+        use cos_core::post_policy::PostPolicy;
+        use cos_core::{Config, Credentials};
+        use std::time::{Duration, SystemTime};
+        let config = Config::new(
+            "b-1250000000",
+            "ap-guangzhou",
+            Credentials::new("id", "key"),
+        )
+        .unwrap();
+        let now = SystemTime::now();
+        let form = PostPolicy::new(now + Duration::from_secs(60))
+            .key("a.txt")
+            .sign(&config, now)
+            .unwrap();
+        let post = PostObject::new(form, boundary(), "a.txt", "text/plain").unwrap();
+        let mut task = PostTask {
+            content_length: post.content_length(5),
+            request: post.request(5).unwrap(),
+            rng: Rng::new(1),
+            retry: RetryPolicy::default(),
+            post,
+            replayable: true,
+            attempt: 0,
+            in_flight: None,
+            not_before: None,
+            events: Vec::new(),
+            done: None,
+            slot: Slot::default(),
+        };
+        let now = Now {
+            instant: Instant::now(),
+            system: SystemTime::now(),
+        };
+        let Output::Transmit(t) = task.poll_output(now) else {
+            panic!()
+        };
+        assert!(t.request.headers().get("authorization").is_none());
+        let len = task.post.head().len() as u64 + 5 + task.post.tail().len() as u64;
+        assert_eq!(t.request.headers()["content-length"], len.to_string());
+        assert_eq!(*t.request.body(), RequestBody::Source { offset: 0, len });
+        assert!(matches!(
+            task.poll_output(now),
+            Output::Wait { until: None }
+        ));
+    }
+
+    #[test]
     fn boundaries_differ() {
         assert_ne!(boundary(), boundary());
         assert!(boundary().len() <= 70);
