@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::credentials::ProvideCredentials;
+use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 use cos_core::ops::{
     AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,

@@ -52,7 +52,7 @@ struct Framed {
 }
 
 impl AsyncSource for Framed {
-    fn open(&mut self, offset: u64, len: u64) -> OpenFuture<'_> {
+    fn open(&self, offset: u64, len: u64) -> OpenFuture<'_> {
         Box::pin(async move {
             let total = self.head.len() as u64 + self.file_len + self.tail.len() as u64;
             if offset != 0 || len != total {
@@ -70,20 +70,20 @@ impl AsyncSource for Framed {
             };
             let head = io::Cursor::new(self.head.clone());
             let tail = io::Cursor::new(self.tail.clone());
-            Ok(Box::new(head.chain(file).chain(tail)) as SourceReader<'_>)
+            Ok(Box::new(head.chain(file).chain(tail)) as SourceReader)
         })
     }
 }
 
 /// The file's bytes, digested; the digest is published when the last byte has been read.
-struct DigestFile<'a> {
-    inner: SourceReader<'a>,
+struct DigestFile {
+    inner: SourceReader,
     digest: Option<BodyDigest>,
     remaining: u64,
     slot: Slot,
 }
 
-impl DigestFile<'_> {
+impl DigestFile {
     fn publish(&mut self) {
         if self.remaining == 0 {
             if let Some(d) = self.digest.take() {
@@ -93,7 +93,7 @@ impl DigestFile<'_> {
     }
 }
 
-impl AsyncRead for DigestFile<'_> {
+impl AsyncRead for DigestFile {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -259,7 +259,7 @@ impl Client {
         let post = PostObject::new(form.clone(), boundary(), filename, content_type)?;
         let request = post.request(file_len)?;
         let slot = Slot::default();
-        let mut source = Framed {
+        let source = Framed {
             head: post.head().clone(),
             tail: post.tail(),
             file: BodySource::new(body),
@@ -281,7 +281,7 @@ impl Client {
             done: None,
             slot,
         };
-        self.run(task, &mut source).await
+        self.run(task, &source).await
     }
 }
 
@@ -292,7 +292,7 @@ mod tests {
     #[tokio::test]
     async fn framed_source_digests_only_the_file() {
         let slot = Slot::default();
-        let mut f = Framed {
+        let f = Framed {
             head: Bytes::from_static(b"HEAD"),
             tail: Bytes::from_static(b"TAIL"),
             file: BodySource::new(Body::from("hello")),

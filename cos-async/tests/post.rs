@@ -426,10 +426,10 @@ async fn presigned_put_and_get_with_curl() {
 struct Mem(Vec<u8>);
 
 impl AsyncSource for Mem {
-    fn open(&mut self, offset: u64, len: u64) -> OpenFuture<'_> {
+    fn open(&self, offset: u64, len: u64) -> OpenFuture<'_> {
         let (o, l) = (offset as usize, len as usize);
         let part = self.0[o..o + l].to_vec();
-        Box::pin(async move { Ok(Box::new(io::Cursor::new(part)) as cos_async::SourceReader<'_>) })
+        Box::pin(async move { Ok(Box::new(io::Cursor::new(part)) as cos_async::SourceReader) })
     }
 }
 
@@ -502,10 +502,7 @@ async fn temporary_credentials_expire_between_parts_and_are_refreshed() {
         .build();
     let data = pattern(3 * PART as usize + 100, 11);
     let out = client
-        .run(
-            multipart(client.config(), data.len()),
-            &mut Mem(data.clone()),
-        )
+        .run(multipart(client.config(), data.len()), &Mem(data.clone()))
         .await
         .unwrap();
     assert_eq!(out.key, "long/upload.bin");
@@ -525,7 +522,7 @@ async fn temporary_credentials_expire_between_parts_and_are_refreshed() {
     fixed.credentials = server.credentials();
     let client = Client::builder(fixed).on_event(rotate).build();
     let err = client
-        .run(multipart(client.config(), data.len()), &mut Mem(data))
+        .run(multipart(client.config(), data.len()), &Mem(data))
         .await
         .unwrap_err();
     assert_eq!(code(&err), "403 InvalidAccessKeyId");

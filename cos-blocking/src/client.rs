@@ -5,8 +5,8 @@ use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::credentials::ProvideCredentials;
+use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 use cos_core::ops::{
     AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,

@@ -39,12 +39,12 @@ pub use cos_core::checksum::{BodyDigest, SentDigest};
 pub use cos_core::credentials::{
     EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
 };
-pub use cos_core::post_policy::{PostForm, PostObjectOutput, PostPolicy};
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };
 pub use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 pub use cos_core::ops;
+pub use cos_core::post_policy::{PostForm, PostObjectOutput, PostPolicy};
 pub use cos_core::retry::RetryPolicy;
 pub use cos_core::task::{Event, Task};
 pub use cos_core::{Bucket, Config, Credentials, Endpoint, Error, InvalidInput, Region};

@@ -47,7 +47,7 @@ struct Framed {
 }
 
 impl Source for Framed {
-    fn open(&mut self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
         let total = self.head.len() as u64 + self.file_len + self.tail.len() as u64;
         if offset != 0 || len != total {
             return Err(io::Error::new(
@@ -239,7 +239,7 @@ impl Client {
         let post = PostObject::new(form.clone(), boundary(), filename, content_type)?;
         let request = post.request(file_len)?;
         let slot = Slot::default();
-        let mut source = Framed {
+        let source = Framed {
             head: post.head().clone(),
             tail: post.tail(),
             file: BodySource::new(body),
@@ -261,7 +261,7 @@ impl Client {
             done: None,
             slot,
         };
-        self.run(task, &mut source)
+        self.run(task, &source)
     }
 }
 
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn framed_source_digests_only_the_file() {
         let slot = Slot::default();
-        let mut f = Framed {
+        let f = Framed {
             head: Bytes::from_static(b"HEAD"),
             tail: Bytes::from_static(b"TAIL"),
             file: BodySource::new(Body::from("hello")),

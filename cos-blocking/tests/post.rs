@@ -400,7 +400,7 @@ fn presigned_put_and_get_with_curl() {
 struct Mem(Vec<u8>);
 
 impl Source for Mem {
-    fn open(&mut self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
         let (o, l) = (offset as usize, len as usize);
         Ok(Box::new(&self.0[o..o + l]))
     }
@@ -475,10 +475,7 @@ fn temporary_credentials_expire_between_parts_and_are_refreshed() {
         .build();
     let data = pattern(3 * PART as usize + 100, 11);
     let out = client
-        .run(
-            multipart(client.config(), data.len()),
-            &mut Mem(data.clone()),
-        )
+        .run(multipart(client.config(), data.len()), &Mem(data.clone()))
         .unwrap();
     assert_eq!(out.key, "long/upload.bin");
     assert_eq!(
@@ -497,7 +494,7 @@ fn temporary_credentials_expire_between_parts_and_are_refreshed() {
     fixed.credentials = server.credentials();
     let client = Client::builder(fixed).on_event(rotate).build();
     let err = client
-        .run(multipart(client.config(), data.len()), &mut Mem(data))
+        .run(multipart(client.config(), data.len()), &Mem(data))
         .unwrap_err();
     assert_eq!(code(&err), "403 InvalidAccessKeyId");
 }
