@@ -4,27 +4,17 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
-use cos_core::checksum::{BodyDigest, SentDigest};
-use cos_core::post_policy::{PostForm, PostObject, PostObjectOutput};
-use cos_core::retry::{RetryDecision, RetryPolicy, Rng};
-use cos_core::task::{Event, Input, Now, Output, RequestBody, RequestId, Task, Transmit};
+use cos_core::checksum::BodyDigest;
+use cos_core::post_policy::{FileDigest, PostForm, PostObject, PostObjectOutput, PostObjectTask};
 use cos_core::Error;
 
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use crate::body::{AsyncSource, Body, BodySource, OpenFuture, SourceReader};
 use crate::Client;
-
-type Slot = Arc<Mutex<Option<SentDigest>>>;
-
-fn take(slot: &Slot) -> Option<SentDigest> {
-    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
-}
 
 /// A random multipart boundary (the core has no randomness: the seed comes from std's hasher keys).
 fn boundary() -> String {
@@ -48,7 +38,7 @@ struct Framed {
     tail: Bytes,
     file: BodySource,
     file_len: u64,
-    slot: Slot,
+    slot: FileDigest,
 }
 
 impl AsyncSource for Framed {
@@ -61,7 +51,7 @@ impl AsyncSource for Framed {
                     format!("a POST body is sent whole ({total} bytes), not {offset}+{len}"),
                 ));
             }
-            take(&self.slot);
+            self.slot.clear();
             let file = DigestFile {
                 inner: self.file.open(0, self.file_len).await?,
                 digest: Some(BodyDigest::new()),
@@ -80,14 +70,14 @@ struct DigestFile {
     inner: SourceReader,
     digest: Option<BodyDigest>,
     remaining: u64,
-    slot: Slot,
+    slot: FileDigest,
 }
 
 impl DigestFile {
     fn publish(&mut self) {
         if self.remaining == 0 {
             if let Some(d) = self.digest.take() {
-                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(d.finish());
+                self.slot.set(d.finish());
             }
         }
     }
@@ -128,99 +118,6 @@ impl AsyncRead for DigestFile {
     }
 }
 
-/// One POST request, retried (when the body can be sent again) by the config's retry policy.
-struct PostTask {
-    post: PostObject,
-    request: http::Request<()>,
-    content_length: u64,
-    retry: RetryPolicy,
-    rng: Rng,
-    replayable: bool,
-    attempt: u32,
-    in_flight: Option<RequestId>,
-    not_before: Option<Instant>,
-    events: Vec<Event>,
-    done: Option<Result<PostObjectOutput, Error>>,
-    slot: Slot,
-}
-
-impl Task for PostTask {
-    type Output = PostObjectOutput;
-
-    fn poll_output(&mut self, now: Now) -> Output<PostObjectOutput> {
-        if let Some(e) = self.events.pop() {
-            return Output::Event(e);
-        }
-        if let Some(done) = self.done.take() {
-            return Output::Done(done);
-        }
-        if self.in_flight.is_some() {
-            return Output::Wait { until: None };
-        }
-        if let Some(t) = self.not_before {
-            if now.instant < t {
-                return Output::Wait { until: Some(t) };
-            }
-            self.not_before = None;
-        }
-        self.attempt += 1;
-        let id = RequestId(u64::from(self.attempt));
-        self.in_flight = Some(id);
-        let mut request = http::Request::new(RequestBody::Source {
-            offset: 0,
-            len: self.content_length,
-        });
-        *request.method_mut() = self.request.method().clone();
-        *request.uri_mut() = self.request.uri().clone();
-        *request.headers_mut() = self.request.headers().clone();
-        Output::Transmit(Transmit {
-            id,
-            operation: "PostObject",
-            attempt: self.attempt,
-            request,
-        })
-    }
-
-    fn handle_input(&mut self, now: Now, input: Input) {
-        if self.in_flight != Some(input.id()) {
-            return;
-        }
-        self.in_flight = None;
-        let error = match input {
-            // `sent` covers the whole framed body; the ETag is the file's MD5.
-            Input::Response { response, .. } => {
-                let file = take(&self.slot);
-                match self.post.parse_response(&response, file.as_ref()) {
-                    Ok(out) => {
-                        self.done = Some(Ok(out));
-                        return;
-                    }
-                    Err(e) => e,
-                }
-            }
-            Input::Failed { error, .. } => Error::Transport(error),
-        };
-        let decision = if self.replayable {
-            self.retry.decide(&error, self.attempt, &mut self.rng)
-        } else {
-            RetryDecision::GiveUp
-        };
-        match decision {
-            RetryDecision::RetryAfter(delay) => {
-                self.not_before = Some(now.instant + delay);
-                self.events.push(Event::RetryScheduled {
-                    operation: "PostObject",
-                    part: None,
-                    attempt: self.attempt + 1,
-                    delay,
-                    error,
-                });
-            }
-            RetryDecision::GiveUp => self.done = Some(Err(error)),
-        }
-    }
-}
-
 impl Client {
     /// POST Object: uploads `body` with a signed form (from [`Client::sign_post_policy`],
     /// [`PostPolicy::sign`](cos_core::post_policy::PostPolicy::sign), or a server that holds the
@@ -257,29 +154,16 @@ impl Client {
         let file_len = body.len();
         let replayable = body.is_replayable();
         let post = PostObject::new(form.clone(), boundary(), filename, content_type)?;
-        let request = post.request(file_len)?;
-        let slot = Slot::default();
+        let mut task = PostObjectTask::new(post, file_len, &self.config())?;
+        if !replayable {
+            task = task.not_replayable();
+        }
         let source = Framed {
-            head: post.head().clone(),
-            tail: post.tail(),
+            head: task.post().head().clone(),
+            tail: task.post().tail(),
             file: BodySource::new(body),
             file_len,
-            slot: slot.clone(),
-        };
-        let retry = self.config().retry;
-        let task = PostTask {
-            content_length: post.content_length(file_len),
-            rng: Rng::new(retry.seed ^ 0x706f_7374),
-            retry,
-            post,
-            request,
-            replayable,
-            attempt: 0,
-            in_flight: None,
-            not_before: None,
-            events: Vec::new(),
-            done: None,
-            slot,
+            slot: task.file_digest(),
         };
         self.run(task, &source).await
     }
@@ -291,7 +175,7 @@ mod tests {
 
     #[tokio::test]
     async fn framed_source_digests_only_the_file() {
-        let slot = Slot::default();
+        let slot = FileDigest::default();
         let f = Framed {
             head: Bytes::from_static(b"HEAD"),
             tail: Bytes::from_static(b"TAIL"),
@@ -308,62 +192,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, b"HEADhelloTAIL");
-        assert_eq!(take(&slot), Some(BodyDigest::of(b"hello")));
+        assert_eq!(slot.take(), Some(BodyDigest::of(b"hello")));
         let mut r = f.open(0, 13).await.unwrap();
         let mut four = [0u8; 4];
         r.read_exact(&mut four).await.unwrap();
-        assert_eq!(take(&slot), None, "no digest before the file is read");
+        assert_eq!(slot.take(), None, "no digest before the file is read");
         r.read_to_end(&mut out).await.unwrap();
         drop(r);
-        assert_eq!(take(&slot), Some(BodyDigest::of(b"hello")));
-    }
-
-    #[test]
-    fn the_request_is_unsigned_with_an_exact_length() {
-        use cos_core::post_policy::PostPolicy;
-        use cos_core::{Config, Credentials};
-        use std::time::{Duration, SystemTime};
-        let config = Config::new(
-            "b-1250000000",
-            "ap-guangzhou",
-            Credentials::new("id", "key"),
-        )
-        .unwrap();
-        let now = SystemTime::now();
-        let form = PostPolicy::new(now + Duration::from_secs(60))
-            .key("a.txt")
-            .sign(&config, now)
-            .unwrap();
-        let post = PostObject::new(form, boundary(), "a.txt", "text/plain").unwrap();
-        let mut task = PostTask {
-            content_length: post.content_length(5),
-            request: post.request(5).unwrap(),
-            rng: Rng::new(1),
-            retry: RetryPolicy::default(),
-            post,
-            replayable: true,
-            attempt: 0,
-            in_flight: None,
-            not_before: None,
-            events: Vec::new(),
-            done: None,
-            slot: Slot::default(),
-        };
-        let now = Now {
-            instant: Instant::now(),
-            system: SystemTime::now(),
-        };
-        let Output::Transmit(t) = task.poll_output(now) else {
-            panic!()
-        };
-        assert!(t.request.headers().get("authorization").is_none());
-        let len = task.post.head().len() as u64 + 5 + task.post.tail().len() as u64;
-        assert_eq!(t.request.headers()["content-length"], len.to_string());
-        assert_eq!(*t.request.body(), RequestBody::Source { offset: 0, len });
-        assert!(matches!(
-            task.poll_output(now),
-            Output::Wait { until: None }
-        ));
+        assert_eq!(slot.take(), Some(BodyDigest::of(b"hello")));
     }
 
     #[test]

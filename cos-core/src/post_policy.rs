@@ -58,6 +58,9 @@ use crate::error::{Error, InvalidInput};
 use crate::ops::{self, Acl, StorageClass, MAX_METADATA_BYTES};
 use crate::task::corrected;
 
+mod task;
+pub use task::{FileDigest, PostObjectTask};
+
 /// Longest object key, in bytes.
 const MAX_KEY_BYTES: usize = 850;
 
