@@ -621,6 +621,9 @@ impl Client {
                 Some(p) => load_checkpoint(p).await?,
                 None => None,
             };
+            if let Some(cp) = &checkpoint {
+                cp.ensure_for(self.config().bucket.as_str(), key)?;
+            }
             Ok((fingerprint, checkpoint))
         };
         let (fingerprint, checkpoint) = match prepared.await {
@@ -1021,12 +1024,9 @@ impl QueueShared {
             if let Some(path) = checkpoint {
                 match load_checkpoint(&path).await {
                     Ok(Some(cp)) => {
-                        let op = AbortMultipartUpload::new(cp.key, cp.upload_id);
+                        let op = AbortMultipartUpload::new(cp.key, cp.upload_id).missing_ok();
                         match shared.client.abort_multipart_upload(op).await {
                             Ok(_) => remove_checkpoint(Some(&path)).await,
-                            Err(e) if e.code() == Some("NoSuchUpload") => {
-                                remove_checkpoint(Some(&path)).await
-                            }
                             Err(e) => tracing::warn!("cannot abort the cancelled upload: {e}"),
                         }
                     }

@@ -562,3 +562,49 @@ async fn a_failing_stream_leaves_nothing_on_the_server() {
     assert_eq!(c.get("InitiateMultipartUpload"), 1, "{c:?}");
     assert_eq!(c.get("AbortMultipartUpload"), 1, "{c:?}");
 }
+
+#[tokio::test]
+async fn a_corrupt_or_foreign_checkpoint_is_a_typed_error_and_nothing_is_sent() {
+    let server = Server::builder().start().await.unwrap();
+    let c = client(&server);
+    let dir = std::env::temp_dir().join(format!("cos-async-badcheckpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("f.bin");
+    std::fs::write(&file, pattern(3 * MIB, 9)).unwrap();
+    let cp = dir.join("f.checkpoint");
+    std::fs::write(&cp, "{ not json").unwrap();
+    let err = c
+        .upload_file(&file, "cp/a.bin", &options().checkpoint(&cp))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput(InvalidInput::Checkpoint(_))),
+        "{err}"
+    );
+    let other = Checkpoint {
+        version: cos_core::upload::CHECKPOINT_VERSION,
+        bucket: server.bucket().to_string(),
+        key: "cp/other.bin".into(),
+        upload_id: "u-1".into(),
+        part_size: MIB as u64,
+        total_len: 3 * MIB as u64,
+        source: cos_core::upload::SourceFingerprint::new(3 * MIB as u64, None),
+        parts: vec![],
+    };
+    std::fs::write(&cp, serde_json::to_vec(&other).unwrap()).unwrap();
+    let err = c
+        .upload_file(&file, "cp/a.bin", &options().checkpoint(&cp))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput(InvalidInput::Checkpoint(_))),
+        "{err}"
+    );
+    assert_eq!(
+        server.counters().total,
+        0,
+        "{:?}",
+        server.counters().by_operation
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

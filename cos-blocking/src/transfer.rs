@@ -354,32 +354,28 @@ fn save_checkpoint(path: &Path, cp: &Checkpoint) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// The checkpoint at `path` if there is a usable one for this bucket and key.
-fn load_checkpoint(path: &Path, bucket: &str, key: &str) -> Option<Checkpoint> {
+/// The checkpoint at `path` for this bucket and key: `None` when there is no file; an unreadable file is a
+/// source error, and one that is not a checkpoint of this object is `InvalidInput::Checkpoint` (nothing is
+/// sent: delete the file to start over).
+fn load_checkpoint(path: &Path, bucket: &str, key: &str) -> Result<Option<Checkpoint>, Error> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            tracing::warn!(path = %path.display(), "cannot read the checkpoint, starting over: {e}");
-            return None;
+            return Err(Error::Source(format!(
+                "cannot read the checkpoint {}: {e}",
+                path.display()
+            )))
         }
     };
-    match serde_json::from_slice::<Checkpoint>(&bytes) {
-        Ok(cp) if cp.bucket == bucket && cp.key == key => Some(cp),
-        Ok(cp) => {
-            tracing::warn!(
-                path = %path.display(),
-                checkpoint_bucket = %cp.bucket,
-                checkpoint_key = %cp.key,
-                "the checkpoint belongs to another object: ignored"
-            );
-            None
-        }
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "the checkpoint is not valid JSON, starting over: {e}");
-            None
-        }
-    }
+    let cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::from(InvalidInput::Checkpoint(format!(
+            "{} is not a checkpoint: {e}",
+            path.display()
+        )))
+    })?;
+    cp.ensure_for(bucket, key)?;
+    Ok(Some(cp))
 }
 
 fn remove_checkpoint(path: Option<&Path>) {
@@ -644,7 +640,10 @@ impl Client {
             UploadMethod::Multipart(plan) => {
                 let upload = options.upload_config(Some(plan.part_size()), meta_md5);
                 let checkpoint = options.checkpoint.as_deref();
-                let saved = checkpoint.and_then(|p| load_checkpoint(p, &bucket, key));
+                let saved = match checkpoint {
+                    Some(p) => load_checkpoint(p, &bucket, key).map_err(fail)?,
+                    None => None,
+                };
                 let mut task = match saved {
                     Some(cp) => MultipartUpload::resume(config, cp, fingerprint, upload),
                     None if options.resume_unfinished => {
@@ -795,12 +794,18 @@ impl Client {
     /// Aborts the upload a checkpoint names and deletes the checkpoint.
     fn abort_checkpoint(&self, path: &Path, key: &str) {
         let bucket = self.config().bucket.to_string();
-        let Some(cp) = load_checkpoint(path, &bucket, key) else {
-            return;
+        let cp = match load_checkpoint(path, &bucket, key) {
+            Ok(Some(cp)) => cp,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot abort from the checkpoint: {e}");
+                return;
+            }
         };
-        match self.abort_multipart_upload(AbortMultipartUpload::new(&cp.key, &cp.upload_id)) {
+        match self
+            .abort_multipart_upload(AbortMultipartUpload::new(&cp.key, &cp.upload_id).missing_ok())
+        {
             Ok(_) => remove_checkpoint(Some(path)),
-            Err(e) if e.code() == Some("NoSuchUpload") => remove_checkpoint(Some(path)),
             Err(e) => {
                 tracing::warn!(upload_id = %cp.upload_id, "cannot abort the cancelled upload: {e}")
             }

@@ -795,3 +795,45 @@ fn a_paused_task_cancelled_later_aborts_its_upload() {
     queue.wait(bad).unwrap();
     assert_eq!(stored(&server, "missing"), b"now it exists");
 }
+
+#[test]
+fn a_corrupt_or_foreign_checkpoint_is_a_typed_error_and_nothing_is_sent() {
+    let (server, client) = start();
+    let d = dir("badcheckpoint");
+    let file = write(&d, "f.bin", &pattern(3 * MIB, 9));
+    let cp = d.join("f.checkpoint");
+    // Not a checkpoint at all.
+    std::fs::write(&cp, "{ not json").unwrap();
+    let err = client
+        .upload_file(&file, "cp/a.bin", &mib_parts().checkpoint(&cp))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput(InvalidInput::Checkpoint(_))),
+        "{err}"
+    );
+    // A real checkpoint, of another key: resuming it would write the wrong object.
+    let other = Checkpoint {
+        version: cos_core::upload::CHECKPOINT_VERSION,
+        bucket: server.bucket().to_string(),
+        key: "cp/other.bin".into(),
+        upload_id: "u-1".into(),
+        part_size: MIB as u64,
+        total_len: 3 * MIB as u64,
+        source: cos_core::upload::SourceFingerprint::new(3 * MIB as u64, None),
+        parts: vec![],
+    };
+    std::fs::write(&cp, serde_json::to_vec(&other).unwrap()).unwrap();
+    let err = client
+        .upload_file(&file, "cp/a.bin", &mib_parts().checkpoint(&cp))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput(InvalidInput::Checkpoint(_))),
+        "{err}"
+    );
+    assert_eq!(
+        server.counters().total,
+        0,
+        "{:?}",
+        server.counters().by_operation
+    );
+}

@@ -70,6 +70,7 @@ fn drivers_make_no_protocol_decisions() {
         "\"<Error>",
         "<Error><",
         "x-cos-hash-crc64ecma",
+        "NoSuchUpload",
     ];
     let mut files = Vec::new();
     rust_files(&root().join("cos-blocking/src"), &mut files);

@@ -795,6 +795,7 @@ impl Operation for CompleteMultipartUpload {
 pub struct AbortMultipartUpload {
     key: String,
     upload_id: String,
+    missing_ok: bool,
 }
 
 impl AbortMultipartUpload {
@@ -803,7 +804,15 @@ impl AbortMultipartUpload {
         AbortMultipartUpload {
             key: key.into(),
             upload_id: upload_id.into(),
+            missing_ok: false,
         }
+    }
+
+    /// Treats 404 `NoSuchUpload` as success (`already_gone` set): for cleanup, where an upload that no
+    /// longer exists is exactly what was wanted.
+    pub fn missing_ok(mut self) -> Self {
+        self.missing_ok = true;
+        self
     }
 }
 
@@ -812,6 +821,8 @@ impl AbortMultipartUpload {
 pub struct AbortMultipartUploadOutput {
     /// `x-cos-request-id`.
     pub request_id: Option<String>,
+    /// True when the upload no longer existed and [`AbortMultipartUpload::missing_ok`] was set.
+    pub already_gone: bool,
 }
 
 impl Operation for AbortMultipartUpload {
@@ -836,13 +847,25 @@ impl Operation for AbortMultipartUpload {
         response: &http::Response<Bytes>,
         _sent: Option<&SentDigest>,
     ) -> Result<AbortMultipartUploadOutput, Error> {
-        super::expect_success(response)?;
-        if let Some(e) = super::parse_error_body(response) {
-            return Err(Error::Service(Box::new(e)));
+        let result = super::expect_success(response).and_then(|()| {
+            match super::parse_error_body(response) {
+                Some(e) => Err(Error::Service(Box::new(e))),
+                None => Ok(()),
+            }
+        });
+        match result {
+            Ok(()) => Ok(AbortMultipartUploadOutput {
+                request_id: super::request_id(response),
+                already_gone: false,
+            }),
+            Err(e) if self.missing_ok && e.code() == Some("NoSuchUpload") => {
+                Ok(AbortMultipartUploadOutput {
+                    request_id: super::request_id(response),
+                    already_gone: true,
+                })
+            }
+            Err(e) => Err(e),
         }
-        Ok(AbortMultipartUploadOutput {
-            request_id: super::request_id(response),
-        })
     }
 }
 

@@ -107,6 +107,18 @@ impl Checkpoint {
         }
     }
 
+    /// Checks that this checkpoint records an upload of `key` in `bucket`: resuming another object's
+    /// upload would write the wrong object.
+    pub fn ensure_for(&self, bucket: &str, key: &str) -> Result<(), crate::error::InvalidInput> {
+        if self.bucket != bucket || self.key != key {
+            return Err(crate::error::InvalidInput::Checkpoint(format!(
+                "it records an upload of {}/{}, not {bucket}/{key}",
+                self.bucket, self.key
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the source still looks like the one the checkpoint was made from (same size and modification
     /// time). If not, the uploaded parts are stale and the upload must start over.
     pub fn matches(&self, source: &SourceFingerprint) -> bool {
