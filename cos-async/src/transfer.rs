@@ -32,13 +32,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use cos_core::checksum::{md5_hex, BodyDigest, SentDigest};
 use cos_core::config::validate_file_key;
-use cos_core::ops::{AbortMultipartUpload, ObjectOptions, PutObject};
+use cos_core::ops::{AbortMultipartUpload, PutObject};
 use cos_core::task::{Event, OneShot};
-use cos_core::upload::plan::{DEFAULT_PART_SIZE, DEFAULT_SINGLE_PUT_THRESHOLD};
-use cos_core::upload::queue::DEFAULT_FILE_PARALLEL_LIMIT;
+use cos_core::upload::plan::DEFAULT_PART_SIZE;
 use cos_core::upload::{
-    choose_upload, Checkpoint, MultipartUpload, QueueOutput, SourceFingerprint, UploadConfig,
-    UploadMethod, UploadQueue, DEFAULT_MAX_IN_FLIGHT,
+    choose_upload, Checkpoint, MultipartUpload, QueueOutput, SourceFingerprint, UploadMethod,
+    UploadQueue,
 };
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome};
 use cos_core::{Error, InvalidInput};
@@ -50,204 +49,9 @@ use crate::body::{AsyncSource, FileSource};
 use crate::client::{Driver, Ended};
 use crate::Client;
 
-/// A progress callback.
-pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
-
-/// A callback called when a file of a batch ends.
-pub type FileDoneFn = Arc<dyn Fn(&FileUpload, &Result<UploadOutcome, Error>) + Send + Sync>;
-
-/// How files and streams are uploaded.
-///
-/// ```
-/// use cos_async::UploadOptions;
-/// let o = UploadOptions::default().part_size(4 << 20).concurrency(8).threshold(2 << 20);
-/// assert_eq!(o.concurrency, 8);
-/// assert!(o.resume_unfinished);
-/// ```
-#[derive(Clone)]
-pub struct UploadOptions {
-    /// A file of at most this many bytes is sent with a single PUT (default 1 MiB).
-    pub threshold: u64,
-    /// The part size; `None` picks it with `PartPlan::auto` (1 MiB for streams).
-    pub part_size: Option<u64>,
-    /// Parts in flight at once (default 3).
-    pub concurrency: usize,
-    /// A checkpoint file (JSON, written atomically) to resume an interrupted multipart upload from. It is
-    /// deleted once the upload completes or is cancelled.
-    pub checkpoint: Option<PathBuf>,
-    /// When there is no checkpoint to resume from: continue the newest unfinished multipart upload of the
-    /// key (List Multipart Uploads + List Parts, keeping the parts whose MD5 matches the file), as the
-    /// official SDKs do. Default true.
-    pub resume_unfinished: bool,
-    /// Content type, metadata, storage class, ACL and other object headers.
-    pub object: ObjectOptions,
-    /// Fail rather than replace an existing object (`x-cos-forbid-overwrite`).
-    pub forbid_overwrite: bool,
-    /// UploadAddMetaMd5: hash the whole file first (reported to `on_hash_progress`), then store its hex MD5
-    /// as `x-cos-meta-md5`. Files only.
-    pub add_meta_md5: bool,
-    /// Called with upload progress (throttled, the last report always passes).
-    pub on_progress: Option<ProgressFn>,
-    /// Called with hashing progress when `add_meta_md5` is on.
-    pub on_hash_progress: Option<ProgressFn>,
-}
-
-impl Default for UploadOptions {
-    fn default() -> Self {
-        UploadOptions {
-            threshold: DEFAULT_SINGLE_PUT_THRESHOLD,
-            part_size: None,
-            concurrency: DEFAULT_MAX_IN_FLIGHT,
-            checkpoint: None,
-            resume_unfinished: true,
-            object: ObjectOptions::default(),
-            forbid_overwrite: false,
-            add_meta_md5: false,
-            on_progress: None,
-            on_hash_progress: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for UploadOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UploadOptions")
-            .field("threshold", &self.threshold)
-            .field("part_size", &self.part_size)
-            .field("concurrency", &self.concurrency)
-            .field("checkpoint", &self.checkpoint)
-            .field("resume_unfinished", &self.resume_unfinished)
-            .field("object", &self.object)
-            .field("forbid_overwrite", &self.forbid_overwrite)
-            .field("add_meta_md5", &self.add_meta_md5)
-            .field("on_progress", &self.on_progress.is_some())
-            .field("on_hash_progress", &self.on_hash_progress.is_some())
-            .finish()
-    }
-}
-
-impl UploadOptions {
-    /// Sets [`threshold`](Self::threshold).
-    pub fn threshold(mut self, bytes: u64) -> Self {
-        self.threshold = bytes;
-        self
-    }
-
-    /// Sets [`part_size`](Self::part_size).
-    pub fn part_size(mut self, bytes: u64) -> Self {
-        self.part_size = Some(bytes);
-        self
-    }
-
-    /// Sets [`concurrency`](Self::concurrency) (at least 1).
-    pub fn concurrency(mut self, parts: usize) -> Self {
-        self.concurrency = parts.max(1);
-        self
-    }
-
-    /// Sets [`checkpoint`](Self::checkpoint).
-    pub fn checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
-        self.checkpoint = Some(path.into());
-        self
-    }
-
-    /// Sets [`resume_unfinished`](Self::resume_unfinished).
-    pub fn resume_unfinished(mut self, on: bool) -> Self {
-        self.resume_unfinished = on;
-        self
-    }
-
-    /// Sets [`object`](Self::object).
-    pub fn object(mut self, object: ObjectOptions) -> Self {
-        self.object = object;
-        self
-    }
-
-    /// Sets [`forbid_overwrite`](Self::forbid_overwrite).
-    pub fn forbid_overwrite(mut self, on: bool) -> Self {
-        self.forbid_overwrite = on;
-        self
-    }
-
-    /// Sets [`add_meta_md5`](Self::add_meta_md5).
-    pub fn add_meta_md5(mut self, on: bool) -> Self {
-        self.add_meta_md5 = on;
-        self
-    }
-
-    /// Sets [`on_progress`](Self::on_progress).
-    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.on_progress = Some(Arc::new(f));
-        self
-    }
-
-    /// Sets [`on_hash_progress`](Self::on_hash_progress).
-    pub fn on_hash_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.on_hash_progress = Some(Arc::new(f));
-        self
-    }
-
-    fn upload_config(&self, part_size: Option<u64>, meta_md5: Option<String>) -> UploadConfig {
-        UploadConfig {
-            part_size,
-            max_in_flight: self.concurrency.max(1),
-            options: self.object.clone(),
-            forbid_overwrite: self.forbid_overwrite,
-            verify_crc64: true,
-            meta_md5,
-        }
-    }
-}
-
-/// One file of a batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileUpload {
-    /// The local file.
-    pub path: PathBuf,
-    /// The object key.
-    pub key: String,
-}
-
-impl FileUpload {
-    /// The file at `path` to `key`.
-    pub fn new(path: impl Into<PathBuf>, key: impl Into<String>) -> Self {
-        FileUpload {
-            path: path.into(),
-            key: key.into(),
-        }
-    }
-}
-
-/// How a batch is uploaded.
-#[derive(Clone)]
-pub struct BatchOptions {
-    /// Files uploaded at once (default 3).
-    pub file_parallel: usize,
-    /// The options of every file (a `checkpoint` path is ignored: each file would share it).
-    pub upload: UploadOptions,
-    /// Called when a file ends, with its result.
-    pub on_file_done: Option<FileDoneFn>,
-}
-
-impl Default for BatchOptions {
-    fn default() -> Self {
-        BatchOptions {
-            file_parallel: DEFAULT_FILE_PARALLEL_LIMIT,
-            upload: UploadOptions::default(),
-            on_file_done: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for BatchOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchOptions")
-            .field("file_parallel", &self.file_parallel)
-            .field("upload", &self.upload)
-            .field("on_file_done", &self.on_file_done.is_some())
-            .finish()
-    }
-}
+pub use cos_core::upload::options::{
+    BatchOptions, FileDoneFn, FileUpload, ProgressFn, UploadOptions, DEFAULT_FILE_PARALLEL,
+};
 
 /// A command to a running upload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,6 +16,7 @@
 
 pub mod checkpoint;
 pub mod multipart;
+pub mod options;
 pub mod plan;
 pub mod progress;
 pub mod queue;
@@ -23,6 +24,9 @@ pub mod queue;
 pub use checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
 pub use multipart::{
     MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
+};
+pub use options::{
+    BatchOptions, FileDoneFn, FileUpload, ProgressFn, UploadOptions, DEFAULT_FILE_PARALLEL,
 };
 pub use plan::{choose_upload, PartPlan, PartRange, UploadMethod};
 pub use progress::{Progress, ProgressMeter, DEFAULT_PROGRESS_INTERVAL};

@@ -1,0 +1,237 @@
+//! Options of the whole-file and stream transfers, shared by both drivers (`cos_blocking::UploadOptions` and
+//! `cos_async::UploadOptions` are this type): plain data and callbacks, no I/O.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::ops::ObjectOptions;
+use crate::upload::multipart::{UploadConfig, UploadOutcome, DEFAULT_MAX_IN_FLIGHT};
+use crate::upload::plan::DEFAULT_SINGLE_PUT_THRESHOLD;
+use crate::upload::progress::Progress;
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// The default number of files a batch or a task queue uploads at once.
+pub const DEFAULT_FILE_PARALLEL: usize = crate::upload::queue::DEFAULT_FILE_PARALLEL_LIMIT;
+
+/// How a file or a stream is uploaded.
+///
+/// ```
+/// use cos_core::upload::UploadOptions;
+/// let o = UploadOptions::default().part_size(8 << 20).concurrency(4).threshold(4 << 20);
+/// assert_eq!((o.part_size, o.concurrency, o.threshold), (Some(8 << 20), 4, 4 << 20));
+/// assert!(o.resume_unfinished);
+/// ```
+#[derive(Clone)]
+pub struct UploadOptions {
+    /// Files up to this size are sent with a single PUT (default 1 MiB).
+    pub threshold: u64,
+    /// Part size; `None` picks it with `PartPlan::auto` (1 MiB, larger for files over 10,000 MiB). For
+    /// streams `None` means 1 MiB, which limits a stream to 10,000 MiB.
+    pub part_size: Option<u64>,
+    /// Parts in flight at once (default 3).
+    pub concurrency: usize,
+    /// A checkpoint file (JSON, written atomically) to resume an interrupted upload from; deleted once the
+    /// upload succeeds or is cancelled. Files only.
+    pub checkpoint: Option<PathBuf>,
+    /// Without a checkpoint: continue the newest unfinished upload of the key found on the server (List
+    /// Multipart Uploads, then List Parts; parts are kept only if their MD5 matches). Default true.
+    pub resume_unfinished: bool,
+    /// The object's headers: content type, metadata, storage class, ACL…
+    pub object: ObjectOptions,
+    /// Fail rather than replace an existing object (`x-cos-forbid-overwrite`).
+    pub forbid_overwrite: bool,
+    /// Hash the whole file first and store its MD5 as `x-cos-meta-md5` (files only).
+    pub add_meta_md5: bool,
+    /// Called with the bytes confirmed by COS so far (throttled).
+    pub on_progress: Option<ProgressFn>,
+    /// Called while `add_meta_md5` hashes the file (throttled).
+    pub on_hash_progress: Option<ProgressFn>,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            threshold: DEFAULT_SINGLE_PUT_THRESHOLD,
+            part_size: None,
+            concurrency: DEFAULT_MAX_IN_FLIGHT,
+            checkpoint: None,
+            resume_unfinished: true,
+            object: ObjectOptions::default(),
+            forbid_overwrite: false,
+            add_meta_md5: false,
+            on_progress: None,
+            on_hash_progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for UploadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadOptions")
+            .field("threshold", &self.threshold)
+            .field("part_size", &self.part_size)
+            .field("concurrency", &self.concurrency)
+            .field("checkpoint", &self.checkpoint)
+            .field("resume_unfinished", &self.resume_unfinished)
+            .field("object", &self.object)
+            .field("forbid_overwrite", &self.forbid_overwrite)
+            .field("add_meta_md5", &self.add_meta_md5)
+            .field("on_progress", &self.on_progress.is_some())
+            .field("on_hash_progress", &self.on_hash_progress.is_some())
+            .finish()
+    }
+}
+
+impl UploadOptions {
+    /// Sets [`threshold`](Self::threshold).
+    pub fn threshold(mut self, bytes: u64) -> Self {
+        self.threshold = bytes;
+        self
+    }
+
+    /// Sets [`part_size`](Self::part_size).
+    pub fn part_size(mut self, bytes: u64) -> Self {
+        self.part_size = Some(bytes);
+        self
+    }
+
+    /// Sets [`concurrency`](Self::concurrency) (at least 1).
+    pub fn concurrency(mut self, parts_in_flight: usize) -> Self {
+        self.concurrency = parts_in_flight.max(1);
+        self
+    }
+
+    /// Sets [`checkpoint`](Self::checkpoint).
+    pub fn checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoint = Some(path.into());
+        self
+    }
+
+    /// Sets [`resume_unfinished`](Self::resume_unfinished).
+    pub fn resume_unfinished(mut self, on: bool) -> Self {
+        self.resume_unfinished = on;
+        self
+    }
+
+    /// Sets [`object`](Self::object).
+    pub fn object(mut self, object: ObjectOptions) -> Self {
+        self.object = object;
+        self
+    }
+
+    /// Sets [`forbid_overwrite`](Self::forbid_overwrite).
+    pub fn forbid_overwrite(mut self, on: bool) -> Self {
+        self.forbid_overwrite = on;
+        self
+    }
+
+    /// Sets [`add_meta_md5`](Self::add_meta_md5).
+    pub fn add_meta_md5(mut self, on: bool) -> Self {
+        self.add_meta_md5 = on;
+        self
+    }
+
+    /// Sets [`on_progress`](Self::on_progress).
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.on_progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets [`on_hash_progress`](Self::on_hash_progress).
+    pub fn on_hash_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.on_hash_progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The core task configuration these options stand for (drivers pass the chosen part size and, with
+    /// `add_meta_md5`, the file's hex MD5).
+    pub fn upload_config(&self, part_size: Option<u64>, meta_md5: Option<String>) -> UploadConfig {
+        UploadConfig {
+            part_size,
+            max_in_flight: self.concurrency.max(1),
+            options: self.object.clone(),
+            forbid_overwrite: self.forbid_overwrite,
+            verify_crc64: true,
+            meta_md5,
+        }
+    }
+}
+
+/// One file of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileUpload {
+    /// The local file.
+    pub path: PathBuf,
+    /// The object key.
+    pub key: String,
+}
+
+impl FileUpload {
+    /// The file at `path`, uploaded as `key`.
+    pub fn new(path: impl Into<PathBuf>, key: impl Into<String>) -> FileUpload {
+        FileUpload {
+            path: path.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// Called when a file of a batch ends, with its result.
+pub type FileDoneFn = Arc<dyn Fn(&FileUpload, &Result<UploadOutcome, Error>) + Send + Sync>;
+
+/// How a batch is uploaded.
+#[derive(Clone)]
+pub struct BatchOptions {
+    /// Files uploaded at once (default 3).
+    pub file_parallel: usize,
+    /// Options of every file.
+    pub upload: UploadOptions,
+    /// Called as each file ends (in completion order).
+    pub on_file_done: Option<FileDoneFn>,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            file_parallel: DEFAULT_FILE_PARALLEL,
+            upload: UploadOptions::default(),
+            on_file_done: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for BatchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchOptions")
+            .field("file_parallel", &self.file_parallel)
+            .field("upload", &self.upload)
+            .field("on_file_done", &self.on_file_done.is_some())
+            .finish()
+    }
+}
+
+impl BatchOptions {
+    /// Sets [`file_parallel`](Self::file_parallel) (at least 1).
+    pub fn file_parallel(mut self, files: usize) -> Self {
+        self.file_parallel = files.max(1);
+        self
+    }
+
+    /// Sets [`upload`](Self::upload).
+    pub fn upload(mut self, upload: UploadOptions) -> Self {
+        self.upload = upload;
+        self
+    }
+
+    /// Sets [`on_file_done`](Self::on_file_done).
+    pub fn on_file_done(
+        mut self,
+        f: impl Fn(&FileUpload, &Result<UploadOutcome, Error>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_file_done = Some(Arc::new(f));
+        self
+    }
+}
