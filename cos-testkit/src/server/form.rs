@@ -7,18 +7,16 @@
 //! `q-ak`, `q-sign-time`, the bucket and the key (403 `AccessDenied`), then every condition (403
 //! `AccessDenied`; `content-length-range` → 400 `EntityTooLarge` / `EntityTooSmall`).
 
-use base64::Engine as _;
 use bytes::Bytes;
-use cos_core::auth::{encode, sign_key, KeyTime};
-use cos_core::checksum::{hex, BodyDigest};
-use hmac::{Hmac, Mac};
+use cos_core::auth::{encode, KeyTime};
+use cos_core::checksum::BodyDigest;
+use cos_core::post_policy::{verify_form, FormSubmission, PolicyViolation};
 use http::Response;
 use http_body_util::BodyExt;
-use sha1::{Digest as _, Sha1};
 
 use super::ops::{attrs_from, commit_object, MAX_OBJECT};
 use super::store::{Data, ObjectMeta};
-use super::util::{el, parse_iso8601};
+use super::util::el;
 use super::{respond, xml_response, ApiError, Body, Ctx};
 
 struct FormPart {
@@ -97,10 +95,32 @@ fn denied(msg: impl Into<String>) -> ApiError {
     ApiError::new(403, "AccessDenied", msg)
 }
 
-fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(msg);
-    hex(&mac.finalize().into_bytes())
+/// The COS answer to a policy violation; a key time that has not started yet is clock skew, as for
+/// signed requests.
+fn violation(v: PolicyViolation, key_time: Option<&str>, now: u64) -> ApiError {
+    if let PolicyViolation::KeyTimeNotValid { .. } = &v {
+        if key_time
+            .and_then(KeyTime::parse)
+            .is_some_and(|k| k.start > now)
+        {
+            return ApiError::new(
+                403,
+                "RequestTimeTooSkewed",
+                "The difference between the request time and the server's time is too large.",
+            );
+        }
+        if key_time
+            .and_then(KeyTime::parse)
+            .is_some_and(|k| k.end < now)
+        {
+            return denied("Request has expired");
+        }
+    }
+    let mut e = ApiError::new(v.status(), v.code(), v.to_string());
+    if let PolicyViolation::SignatureMismatch { string_to_sign } = &v {
+        e.extra.push(("StringToSign", string_to_sign.clone()));
+    }
+    e
 }
 
 pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
@@ -154,241 +174,36 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
                 "The POST request has no file field.",
             )
         })?;
-    // Fields (names lower-cased), the file excluded.
+    // The non-file fields, in the order received. The policy rules are cos-core's, shared with the SDK.
     let fields: Vec<(String, String)> = parts
         .iter()
         .filter(|p| !p.name.eq_ignore_ascii_case("file"))
         .map(|p| {
             (
-                p.name.to_ascii_lowercase(),
+                p.name.clone(),
                 String::from_utf8_lossy(&p.value).into_owned(),
             )
         })
         .collect();
-    let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-
-    // Signature.
-    let ak = field("q-ak").ok_or_else(|| denied("The form has no q-ak field."))?;
-    if ak != ctx.inner.creds.secret_id() {
-        return Err(ApiError::new(
-            403,
-            "InvalidAccessKeyId",
-            "The Access Key Id you provided does not exist in our records.",
-        ));
-    }
-    if !field("q-sign-algorithm").is_some_and(|a| a.eq_ignore_ascii_case("sha1")) {
-        return Err(denied("q-sign-algorithm must be sha1."));
-    }
-    let key_time_text = field("q-key-time")
-        .or_else(|| field("q-sign-time"))
-        .ok_or_else(|| denied("The form has no q-key-time field."))?;
-    let key_time =
-        KeyTime::parse(&key_time_text).ok_or_else(|| denied("q-key-time is malformed."))?;
-    if key_time.end < ctx.now {
-        return Err(denied("Request has expired"));
-    }
-    if key_time.start > ctx.now {
-        return Err(ApiError::new(
-            403,
-            "RequestTimeTooSkewed",
-            "The difference between the request time and the server's time is too large.",
-        ));
-    }
-    if let Some(want) = ctx.inner.token() {
-        if field("x-cos-security-token") != Some(want) {
-            return Err(ApiError::new(
-                403,
-                "InvalidAccessKeyId",
-                "The security token is missing or does not belong to this SecretId.",
-            ));
-        }
-    }
-    let policy_b64 = field("policy").ok_or_else(|| denied("The form has no policy field."))?;
-    let policy_text = base64::engine::general_purpose::STANDARD
-        .decode(policy_b64.trim())
-        .map_err(|_| ApiError::new(400, "InvalidPolicyDocument", "The policy is not base64."))?;
-    let string_to_sign = hex(&Sha1::digest(&policy_text));
-    let expected = hmac_hex(
-        sign_key(ctx.inner.creds.secret_key(), &key_time).as_bytes(),
-        string_to_sign.as_bytes(),
-    );
-    if !field("q-signature").is_some_and(|s| s.trim().eq_ignore_ascii_case(&expected)) {
-        let mut e = ApiError::new(
-            403,
-            "SignatureDoesNotMatch",
-            "The Signature you specified does not match what we calculated.",
-        );
-        e.extra.push(("StringToSign", string_to_sign));
-        e.extra.push((
-            "FormatString",
-            String::from_utf8_lossy(&policy_text).into_owned(),
-        ));
-        return Err(e);
-    }
-
-    // Policy.
-    let policy: serde_json::Value = serde_json::from_slice(&policy_text)
-        .map_err(|_| ApiError::new(400, "InvalidPolicyDocument", "The policy is not JSON."))?;
-    let expiration = policy
-        .get("expiration")
-        .and_then(|v| v.as_str())
-        .and_then(parse_iso8601)
-        .ok_or_else(|| {
-            ApiError::new(
-                400,
-                "InvalidPolicyDocument",
-                "The policy has no valid expiration.",
-            )
-        })?;
-    if expiration < ctx.now {
-        return Err(denied("Invalid according to Policy: Policy expired."));
-    }
-    let conditions = policy
-        .get("conditions")
-        .and_then(|v| v.as_array())
-        .ok_or_else(|| {
-            ApiError::new(
-                400,
-                "InvalidPolicyDocument",
-                "The policy has no conditions.",
-            )
-        })?;
-
-    let raw_key = field("key")
-        .ok_or_else(|| ApiError::new(400, "InvalidArgument", "The form has no key field."))?;
-    let key = match &file.filename {
-        Some(f) => raw_key.replace("${filename}", f),
-        None => raw_key.clone(),
-    };
-    if key.is_empty() || key.len() > 850 {
-        return Err(ApiError::invalid("The key must be 1 to 850 bytes."));
-    }
     let size = file.value.len() as u64;
-    let value_of = |name: &str| -> Option<String> {
-        match name {
-            "bucket" => Some(ctx.inner.bucket.clone()),
-            "key" => Some(key.clone()),
-            "q-sign-time" => field("q-sign-time").or_else(|| field("q-key-time")),
-            n => field(n),
-        }
+    let creds = ctx.inner.creds.clone();
+    let creds = match ctx.inner.token() {
+        Some(t) => creds.with_security_token(t),
+        None => creds,
     };
-    let mut pinned = std::collections::HashSet::new();
-    for c in conditions {
-        let cond_err = |what: &str| {
-            denied(format!(
-                "Invalid according to Policy: Policy Condition failed: {what}"
-            ))
-        };
-        match c {
-            serde_json::Value::Object(m) => {
-                for (name, want) in m {
-                    let name = name.trim_start_matches('$').to_ascii_lowercase();
-                    let want = want
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| want.to_string());
-                    pinned.insert(name.clone());
-                    let ok = value_of(&name).is_some_and(|v| v == want)
-                        || (name == "key" && raw_key == want);
-                    if !ok {
-                        return Err(cond_err(&format!("[\"eq\", \"${name}\", \"{want}\"]")));
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => {
-                let op = a
-                    .first()
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                if op == "content-length-range" {
-                    let num = |i: usize| {
-                        a.get(i)
-                            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
-                    };
-                    let (min, max) = num(1).zip(num(2)).ok_or_else(|| {
-                        ApiError::new(
-                            400,
-                            "InvalidPolicyDocument",
-                            "content-length-range needs two numbers.",
-                        )
-                    })?;
-                    if size < min {
-                        return Err(ApiError::new(
-                            400,
-                            "EntityTooSmall",
-                            "Your proposed upload is smaller than the minimum allowed size.",
-                        ));
-                    }
-                    if size > max {
-                        return Err(ApiError::new(
-                            400,
-                            "EntityTooLarge",
-                            "Your proposed upload exceeds the maximum allowed size.",
-                        ));
-                    }
-                    continue;
-                }
-                let name = a
-                    .get(1)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .trim_start_matches('$')
-                    .to_ascii_lowercase();
-                let want = a.get(2).and_then(|v| v.as_str()).unwrap_or("").to_string();
-                pinned.insert(name.clone());
-                let have = value_of(&name);
-                let ok = match op.as_str() {
-                    "eq" => have.is_some_and(|v| v == want) || (name == "key" && raw_key == want),
-                    "starts-with" => {
-                        have.is_some_and(|v| v.starts_with(&want))
-                            || (name == "key" && raw_key.starts_with(&want))
-                    }
-                    _ => {
-                        return Err(ApiError::new(
-                            400,
-                            "InvalidPolicyDocument",
-                            format!("Unknown policy condition {op:?}."),
-                        ))
-                    }
-                };
-                if !ok {
-                    return Err(cond_err(&format!("[\"{op}\", \"${name}\", \"{want}\"]")));
-                }
-            }
-            _ => {
-                return Err(ApiError::new(
-                    400,
-                    "InvalidPolicyDocument",
-                    "A condition is neither an object nor an array.",
-                ))
-            }
-        }
-    }
-    for required in ["q-sign-algorithm", "q-ak", "q-sign-time", "bucket", "key"] {
-        if !pinned.contains(required) {
-            return Err(denied(format!(
-                "Invalid according to Policy: the policy must have a condition on {required}."
-            )));
-        }
-    }
-
-    // Store.
-    let mut headers: Vec<(String, String)> = fields
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with("x-cos-")
-                || matches!(
-                    k.as_str(),
-                    "content-type"
-                        | "cache-control"
-                        | "content-disposition"
-                        | "content-encoding"
-                        | "expires"
-                )
-        })
-        .cloned()
-        .collect();
+    let submission = FormSubmission {
+        fields: &fields,
+        filename: file.filename.as_deref().unwrap_or(""),
+        file_len: size,
+        bucket: &ctx.inner.bucket,
+    };
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ctx.now);
+    let verified = verify_form(&submission, now, |ak| {
+        (ak == creds.secret_id()).then(|| creds.clone())
+    })
+    .map_err(|v| violation(v, submission.field("q-key-time"), ctx.now))?;
+    let key = verified.key.clone();
+    let mut headers = verified.object_headers.clone();
     if !headers.iter().any(|(k, _)| k == "content-type") {
         if let Some(ct) = &file.content_type {
             headers.push(("content-type".into(), ct.clone()));
@@ -407,7 +222,9 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
         ctx.inner.store.finish(w).await?
     };
     let etag = format!("\"{}\"", d.md5_hex());
-    let forbid = field("x-cos-forbid-overwrite").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let forbid = headers
+        .iter()
+        .any(|(k, v)| k == "x-cos-forbid-overwrite" && v.eq_ignore_ascii_case("true"));
     commit_object(
         &ctx.inner.store,
         ObjectMeta {
@@ -429,7 +246,7 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
         ("location", location.clone()),
         ("x-cos-hash-crc64ecma", d.crc64.to_string()),
     ];
-    if let Some(redirect) = field("success_action_redirect").filter(|r| !r.is_empty()) {
+    if let Some(redirect) = verified.success_action_redirect.filter(|r| !r.is_empty()) {
         let sep = if redirect.contains('?') { '&' } else { '?' };
         let to = format!(
             "{redirect}{sep}bucket={}&key={}&etag={}",
@@ -442,8 +259,8 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
         h.push(("location", to));
         return Ok(respond(303, Body::empty(), &h));
     }
-    match field("success_action_status").as_deref().map(str::trim) {
-        Some("201") => {
+    match verified.success_action_status {
+        201 => {
             let mut r = xml_response(format!(
                 "<PostResponse>{}{}{}{}</PostResponse>",
                 el("Location", &location),
@@ -459,7 +276,7 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
             }
             Ok(r)
         }
-        Some("200") => Ok(respond(200, Body::empty(), &common)),
+        200 => Ok(respond(200, Body::empty(), &common)),
         _ => Ok(respond(204, Body::empty(), &common)),
     }
 }

@@ -32,16 +32,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `Tue, 15 Nov 1994 08:12:31 GMT`.
 pub(crate) fn http_date(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -73,27 +63,6 @@ pub(crate) fn iso8601(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (or `+00:00`) into Unix seconds.
-pub(crate) fn parse_iso8601(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (date, time) = s.split_once(['T', 't', ' '])?;
-    let mut dp = date.split('-');
-    let y: i64 = dp.next()?.parse().ok()?;
-    let m: u32 = dp.next()?.parse().ok()?;
-    let d: u32 = dp.next()?.parse().ok()?;
-    let time = time.trim_end_matches(['Z', 'z']).trim_end_matches("+00:00");
-    let time = time.split('.').next()?;
-    let mut tp = time.split(':');
-    let hh: u64 = tp.next()?.parse().ok()?;
-    let mm: u64 = tp.next()?.parse().ok()?;
-    let ss: u64 = tp.next().unwrap_or("0").parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    (days >= 0).then(|| days as u64 * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 /// A random 64-bit value (not cryptographic; ids only).
@@ -189,11 +158,6 @@ mod tests {
     fn dates() {
         assert_eq!(http_date(784_887_151), "Tue, 15 Nov 1994 08:12:31 GMT");
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(parse_iso8601("1994-11-15T08:12:31.000Z"), Some(784_887_151));
-        assert_eq!(parse_iso8601("2000-02-29T00:00:00Z"), Some(951_782_400));
-        assert_eq!(parse_iso8601("nope"), None);
-        for s in [0u64, 951_782_400, 1_700_000_000, 4_102_444_800] {
-            assert_eq!(parse_iso8601(&iso8601(s)), Some(s));
-        }
+        assert_eq!(iso8601(784_887_151), "1994-11-15T08:12:31.000Z");
     }
 }
