@@ -1027,7 +1027,8 @@ pub enum PolicyViolation {
     PolicyNotBase64,
     /// The policy text is not a policy document (not JSON, no `expiration`, an unknown operator…).
     MalformedPolicy(String),
-    /// The policy does not pin a required field exactly: `q-sign-algorithm`, `q-ak` or `q-sign-time`.
+    /// The policy does not constrain a required field: `q-sign-algorithm`, `q-ak` or `q-sign-time` (each
+    /// needs an exact condition), `bucket` or `key` (exact or `starts-with`).
     MissingCondition(&'static str),
     /// `q-ak` names no known credentials.
     UnknownSecretId(String),
@@ -1140,7 +1141,7 @@ impl fmt::Display for PolicyViolation {
             }
             PolicyViolation::MalformedPolicy(r) => write!(f, "invalid policy document: {r}"),
             PolicyViolation::MissingCondition(n) => {
-                write!(f, "the policy must pin {n} with an exact condition")
+                write!(f, "the policy must have a condition on {n}")
             }
             PolicyViolation::UnknownSecretId(id) => write!(f, "unknown SecretId {id:?}"),
             PolicyViolation::InvalidSecurityToken => f.write_str(
@@ -1349,7 +1350,8 @@ impl ParsedPolicy {
     }
 
     /// Checks every condition against the form, with `key` the object key after `${filename}` is
-    /// replaced; also that `q-sign-algorithm`, `q-ak` and `q-sign-time` are pinned exactly.
+    /// replaced; also that `q-sign-algorithm`, `q-ak` and `q-sign-time` are pinned exactly and that `bucket`
+    /// and `key` have a condition (exact or `starts-with`), as the COS protocol requires.
     ///
     /// Field names compare case-insensitively. `bucket` is checked against [`FormSubmission::bucket`],
     /// `key` against `key`, `q-sign-time` against the form's `q-sign-time` or, when absent, `q-key-time`;
@@ -1367,6 +1369,17 @@ impl ParsedPolicy {
             );
             if !present {
                 return Err(PolicyViolation::MissingCondition(pinned));
+            }
+        }
+        for constrained in ["bucket", "key"] {
+            let present = self.conditions.iter().any(|c| match c {
+                Condition::Eq { field, .. } | Condition::StartsWith { field, .. } => {
+                    field.eq_ignore_ascii_case(constrained)
+                }
+                Condition::ContentLengthRange { .. } => false,
+            });
+            if !present {
+                return Err(PolicyViolation::MissingCondition(constrained));
             }
         }
         let value_of = |field: &str| -> Option<String> {

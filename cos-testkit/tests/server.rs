@@ -978,6 +978,29 @@ fn post_object_form_upload() {
         (r.status, r.code().as_str()),
         (403, "SignatureDoesNotMatch")
     );
+    assert_eq!(
+        r.xml("FormatString").map(|f| f.replace("&quot;", "\"")),
+        Some(p.clone())
+    );
+    assert_eq!(
+        r.xml("StringToSign"),
+        Some(cos_core::checksum::hex(
+            &<sha1::Sha1 as sha1::Digest>::digest(p.as_bytes())
+        ))
+    );
+
+    // The protocol requires a condition on the bucket (and on the key).
+    let unpinned = p.replace(&format!(r#"{{"bucket":"{}"}},"#, s.bucket()), "");
+    assert_ne!(unpinned, p);
+    let r = post_form(
+        &s,
+        &form_fields(&s, s.secret_key(), &unpinned, kt, &[]),
+        b"x",
+    );
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "InvalidPolicyDocument")
+    );
 
     let r = post_form(
         &s,
@@ -1001,7 +1024,7 @@ fn post_object_form_upload() {
     let r = post_form(&s, &f, b"x");
     assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"));
     assert!(s.object("elsewhere/up.txt").is_none());
-    assert_eq!(s.counters().get("PostObject"), 7);
+    assert_eq!(s.counters().get("PostObject"), 8);
 }
 
 #[test]

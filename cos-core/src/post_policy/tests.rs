@@ -670,7 +670,7 @@ fn third_party_form(policy: &str, key: &str) -> Vec<(String, String)> {
 fn policies_missing_pins_are_refused() {
     let kt = format!("{};{}", NOW - 10, NOW + 100);
     let full = format!(
-        r#"{{"expiration":"2023-11-14T22:15:00Z","conditions":[["eq","$q-sign-algorithm","sha1"],{{"q-ak":"AKIDEXAMPLE"}},{{"q-sign-time":"{kt}"}}]}}"#
+        r#"{{"expiration":"2023-11-14T22:15:00Z","conditions":[["eq","$q-sign-algorithm","sha1"],{{"q-ak":"AKIDEXAMPLE"}},{{"q-sign-time":"{kt}"}},["eq","$bucket","{BUCKET}"],["starts-with","$key",""]]}}"#
     );
     assert!(verify(&third_party_form(&full, "a"), "f", 1, NOW).is_ok());
     for (pin, missing) in [
@@ -680,6 +680,9 @@ fn policies_missing_pins_are_refused() {
         ),
         ("q-ak", r#"{"q-ak":"AKIDEXAMPLE"},"#.to_string()),
         ("q-sign-time", format!(r#",{{"q-sign-time":"{kt}"}}"#)),
+        // The protocol also requires a condition on the bucket and on the key (exact or starts-with).
+        ("bucket", format!(r#",["eq","$bucket","{BUCKET}"]"#)),
+        ("key", r#",["starts-with","$key",""]"#.to_string()),
     ] {
         let policy = full.replace(&missing, "");
         assert_ne!(policy, full);

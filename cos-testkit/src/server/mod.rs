@@ -271,6 +271,14 @@ impl Inner {
     pub(crate) fn token(&self) -> Option<String> {
         self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// The accepted credentials, with the security token required now (if any).
+    pub(crate) fn credentials(&self) -> Credentials {
+        match self.token() {
+            Some(t) => self.creds.clone().with_security_token(t),
+            None => self.creds.clone(),
+        }
+    }
 }
 
 /// A running local COS server. Stops when dropped.
@@ -324,11 +332,7 @@ impl Server {
 
     /// Credentials that this server accepts.
     pub fn credentials(&self) -> Credentials {
-        let c = self.inner.creds.clone();
-        match self.inner.token() {
-            Some(t) => c.with_security_token(t),
-            None => c,
-        }
+        self.inner.credentials()
     }
 
     /// Replaces the security token every request must carry from now on (`None`: no token needed), as when
