@@ -140,7 +140,7 @@ else
   for v in COS_SECRET_ID COS_SECRET_KEY COS_BUCKET COS_REGION; do
     [ -n "${!v:-}" ] || { echo "--cos needs $v in the environment"; exit 2; }
   done
-  export COS_SECRET_ID COS_SECRET_KEY COS_BUCKET COS_REGION CONFORMANCE_SCHEME=https
+  export COS_SECRET_ID COS_SECRET_KEY COS_BUCKET COS_REGION CONFORMANCE_SCHEME=${COS_SCHEME:-https}
   for sdk in "${sdks[@]}"; do
     runner_for "$sdk" || continue
     for mode in "${modes[@]}"; do

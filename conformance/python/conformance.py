@@ -154,6 +154,19 @@ def put_with_headers():
     same(body(key), data)
 
 
+def put_acl_traffic_sse():
+    key = k("put/acl-sse.bin")
+    data = rand(20_000)
+    client.put_object(Bucket=BUCKET, Key=key, Body=data, ACL="private", TrafficLimit="819200",
+                      ServerSideEncryption="AES256")
+    eq(head(key).get("x-cos-server-side-encryption"), "AES256", "x-cos-server-side-encryption")
+    same(body(key), data)
+    bad = k("put/bad-headers")
+    service_error("InvalidArgument", 400, lambda: client.put_object(Bucket=BUCKET, Key=bad, Body=b"x",
+                                                                    TrafficLimit="100"))
+    service_error("NoSuchKey", 404, lambda: body(bad))
+
+
 def put_odd_keys():
     for name in ["dir a/测试 +%~!'()*.txt", "emoji/🙂 and spaces", "deep/a/b/c/d/e/f/g.bin", "semi;colon=eq&amp?.txt"]:
         key = k("keys/" + name)
@@ -469,6 +482,8 @@ def delete_then_missing():
 CHECKS = [
     ("put_object with Content-Type, Cache-Control, Disposition, Language, Expires, metadata, storage class, MD5",
      put_with_headers),
+    ("put_object with x-cos-acl, x-cos-traffic-limit, SSE-COS; a traffic limit under the minimum is refused",
+     put_acl_traffic_sse),
     ("put_object with unicode, reserved and deep keys", put_odd_keys),
     ("put_object of an empty body; a second put overwrites", put_empty_and_overwrite),
     ("put_object_from_local_file and a file object body", put_from_local_file_and_stream),
