@@ -10,7 +10,8 @@
 #   (Host: BUCKET.cos.REGION.myqcloud.com, connected to the local server).
 # --cos runs the same flows against real COS, with COS_SECRET_ID, COS_SECRET_KEY (and COS_SECURITY_TOKEN),
 #   COS_BUCKET (NAME-APPID) and COS_REGION from the environment, over HTTPS, bucket in the Host; and through
-#   COS_DOMAIN too (a custom domain bound to the bucket) when it is set. Every key is under
+#   COS_DOMAIN too (a custom domain bound to the bucket) when it is set (COS_SCHEME=http for a plain-HTTP one;
+#   pointing COS_DOMAIN at a local `cos-testkit serve` exercises this whole path offline). Every key is under
 #   conformance/RUN-ID/, and what a run writes is deleted at its end. No local server is started.
 #
 # Prints one line per check (`ok   SDK MODE: what`, `FAIL SDK MODE: what: why`), `todo` lines for flows that wait
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --cos) target=cos ;;
     --sdk) sdks+=("$2"); shift ;;
     --mode) modes+=("$2"); shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "conformance.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

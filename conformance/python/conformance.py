@@ -301,6 +301,35 @@ def list_uploads_paging():
         client.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=u)
 
 
+def list_parts_paging_and_prefixes():
+    key = k("paging/parts.bin")
+    up = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    sizes = {1: 1, 2: 2, 3: 3}
+    for n, size in sizes.items():
+        client.upload_part(Bucket=BUCKET, Key=key, Body=b"p" * size, PartNumber=n, UploadId=up)
+    seen, marker = [], 0
+    for _ in range(10):
+        r = client.list_parts(Bucket=BUCKET, Key=key, UploadId=up, MaxParts=1, PartNumberMarker=marker)
+        page = r.get("Part", [])
+        page = page if isinstance(page, list) else [page]
+        seen += [(int(p["PartNumber"]), int(p["Size"])) for p in page]
+        if r.get("IsTruncated") != "true":
+            break
+        marker = int(r["NextPartNumberMarker"])
+    eq(seen, sorted(sizes.items()), "parts seen over the pages")
+    nested = k("paging/dir/nested.bin")
+    up2 = client.create_multipart_upload(Bucket=BUCKET, Key=nested)["UploadId"]
+    r = client.list_multipart_uploads(Bucket=BUCKET, Prefix=PREFIX + "paging/", Delimiter="/")
+    ups = r.get("Upload", [])
+    ups = ups if isinstance(ups, list) else [ups]
+    cps = r.get("CommonPrefixes", [])
+    cps = cps if isinstance(cps, list) else [cps]
+    eq([u["Key"] for u in ups], [key], "uploads beside the delimiter")
+    eq([c["Prefix"] for c in cps], [PREFIX + "paging/dir/"], "CommonPrefixes")
+    client.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up)
+    client.abort_multipart_upload(Bucket=BUCKET, Key=nested, UploadId=up2)
+
+
 def multipart_errors():
     key = k("multipart/errors.bin")
     up = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
@@ -494,6 +523,8 @@ CHECKS = [
     ("multipart: initiate with headers, list uploads, parts with MD5, re-upload a part, list parts, complete",
      multipart_flow),
     ("list_multipart_uploads pages one upload at a time with key and upload-id markers", list_uploads_paging),
+    ("list_parts pages with MaxParts and PartNumberMarker; list_multipart_uploads with a delimiter",
+     list_parts_paging_and_prefixes),
     ("multipart errors: EntityTooSmall, InvalidPartOrder, InvalidPart, abort, then NoSuchUpload everywhere",
      multipart_errors),
     ("unknown upload id: NoSuchUpload for upload_part and list_parts", unknown_upload_id),
