@@ -366,6 +366,19 @@ check('getAuth header signature used by a plain HTTP client', async () => {
   eq((await head(Key))['content-type'], 'text/plain', 'content-type');
 });
 
+check('a client clock 2 h ahead, then 2 h behind: the SDK corrects from the error and the Date header', async () => {
+  for (const offset of [2 * 3600 * 1000, -2 * 3600 * 1000]) {
+    const skewed = makeCos({ SystemClockOffset: offset });
+    const Key = k(`clock/${offset > 0 ? 'ahead' : 'behind'}`);
+    const data = crypto.randomBytes(1000);
+    const quiet = console.error;
+    console.error = () => {}; // the SDK prints 'Local time is too skewed' when it corrects
+    try { await call(skewed, 'putObject', { Key, Body: data }); } finally { console.error = quiet; }
+    if (Math.abs(skewed.options.SystemClockOffset) > 60000) fail(`SystemClockOffset still ${skewed.options.SystemClockOffset} ms`);
+    same(await read(Key), data, `body written with a clock ${offset > 0 ? 'ahead' : 'behind'}`);
+  }
+});
+
 check('wrong secret key: SignatureDoesNotMatch (put, append, init); unknown SecretId: InvalidAccessKeyId', async () => {
   const Key = k('errors/wrong-key');
   const wrongKey = makeCos({ SecretKey: `${SecretKey}x` });

@@ -454,6 +454,14 @@ def presigned_urls():
     r = send("PUT", forged, data=b"forged")
     eq(r.status_code, 403, "status of a PUT with another key's signature")
     same(body(key), data, "body after the refused PUT")
+    # A URL whose signature ended before now is refused too.
+    expired = client.get_presigned_url(Bucket=BUCKET, Key=key, Method="PUT", Expired=-30)
+    r = send("PUT", expired, data=b"late")
+    eq(r.status_code, 403, "status of a PUT with an expired URL")
+    eq(r.headers.get("Content-Type", "").split(";")[0], "application/xml", "Content-Type of the error")
+    if b"<Code>AccessDenied</Code>" not in r.content:
+        raise AssertionError(f"expired URL: {r.content[:300]!r}")
+    same(body(key), data, "body after the refused PUT")
 
 
 def header_auth_from_sdk():
@@ -532,7 +540,7 @@ CHECKS = [
     ("upload_file under the part size: one PUT", upload_file_small),
     ("upload_file resumes an unfinished multipart upload found by listing", upload_file_resumes),
     ("upload_file_from_buffer: a stream in parts, and a short stream in one PUT", upload_from_buffer),
-    ("presigned PUT and GET URLs work with a plain HTTP client; a forged one is refused", presigned_urls),
+    ("presigned PUT and GET URLs work with a plain HTTP client; a forged or expired one is refused", presigned_urls),
     ("get_auth header signature used by a plain HTTP client", header_auth_from_sdk),
     ("wrong secret key: SignatureDoesNotMatch (put, append, initiate); unknown SecretId: InvalidAccessKeyId",
      wrong_keys_rejected),
