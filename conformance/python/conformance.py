@@ -367,6 +367,16 @@ def unknown_upload_id():
     service_error("NoSuchUpload", 404, lambda: client.list_parts(Bucket=BUCKET, Key=key, UploadId=bogus))
 
 
+def part_number_bounds():
+    key = k("multipart/bounds.bin")
+    up = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    for n in (0, 10001):
+        service_error("InvalidArgument", 400, lambda: client.upload_part(Bucket=BUCKET, Key=key, Body=b"x",
+                                                                         PartNumber=n, UploadId=up))
+    eq(client.list_parts(Bucket=BUCKET, Key=key, UploadId=up).get("Part", []), [], "parts after refused numbers")
+    client.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up)
+
+
 def upload_file_threads():
     data = rand(12 * MiB + 17)
     path = tmpfile(data)
@@ -536,6 +546,7 @@ CHECKS = [
     ("multipart errors: EntityTooSmall, InvalidPartOrder, InvalidPart, abort, then NoSuchUpload everywhere",
      multipart_errors),
     ("unknown upload id: NoSuchUpload for upload_part and list_parts", unknown_upload_id),
+    ("upload_part numbers 0 and 10001: InvalidArgument, nothing stored", part_number_bounds),
     ("upload_file: 12 MiB in 1 MiB parts, 4 threads, MD5, progress callback", upload_file_threads),
     ("upload_file under the part size: one PUT", upload_file_small),
     ("upload_file resumes an unfinished multipart upload found by listing", upload_file_resumes),
