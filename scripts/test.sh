@@ -2,9 +2,12 @@
 # The project's whole test suite, as CI runs it (README: "Run the tests").
 #  1. installs what the tests need that cargo does not (Debian's chromium, for the browser form-upload test);
 #  2. cargo test for the whole workspace (protocol, state-machine, end-to-end over TCP, both transports);
-#  3. the official Tencent SDKs (Python and Node, pinned) against the local server from cos-testkit.
+#  3. the conformance suite (scripts/conformance.sh): the official Tencent SDKs (Python and Node, pinned in
+#     conformance/) through every upload flow against the local server from cos-testkit;
+#  4. the ../shared/oracles runs, when that folder exists, as a second opinion.
 set -euo pipefail
 oracle_log=/dev/null
+conformance_log=$(mktemp)
 cd "$(dirname "$0")/.."
 root=$(pwd)
 shared=${COS_SHARED:-$root/../shared}
@@ -20,6 +23,10 @@ fi
 echo "== cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/cos-rs-cargo-test.log
 test "${PIPESTATUS[0]}" = 0
+
+echo "== conformance suite: official SDKs against cos-testkit (scripts/conformance.sh)"
+conformance_ok=1
+bash scripts/conformance.sh --local 2>&1 | tee "$conformance_log" || conformance_ok=0
 
 # The official SDKs' three runs (as ../shared/oracles/run-official.sh makes them), each against a fresh
 # server: run-official.sh runs both Python modes against one server with the same keys, so the second run's
@@ -51,7 +58,8 @@ else
   echo "== $shared/oracles not found: official-SDK checks skipped"
 fi
 
-# One closing line for the whole suite: cargo's test results plus the official SDKs' checks.
-passed=$(grep -ho '[0-9]* passed' /tmp/cos-rs-cargo-test.log "$oracle_log" | awk '{s+=$1} END {print s+0}')
-failed_n=$(grep -ho '[0-9]* failed' /tmp/cos-rs-cargo-test.log "$oracle_log" | awk '{s+=$1} END {print s+0}')
+# One closing line for the whole suite: cargo's test results, the conformance suite and the oracles' checks.
+passed=$(grep -ho '[0-9]* passed' /tmp/cos-rs-cargo-test.log "$conformance_log" "$oracle_log" | awk '{s+=$1} END {print s+0}')
+failed_n=$(grep -ho '[0-9]* failed' /tmp/cos-rs-cargo-test.log "$conformance_log" "$oracle_log" | awk '{s+=$1} END {print s+0}')
 echo "all: $passed passed, $failed_n failed"
+[ "$conformance_ok" = 1 ] || { echo "conformance suite failed"; exit 1; }
