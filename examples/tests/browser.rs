@@ -6,9 +6,11 @@
 //! run, or taken from `COS_PLAYWRIGHT_DIR`). When one is missing the test fails under `CI=true` and is
 //! skipped with a message otherwise.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use cos_blocking::{Client, Config, Endpoint, PostPolicy};
 use cos_examples::form_page::PageServer;
@@ -44,119 +46,13 @@ const { chromium } = require('playwright-core');
 })();
 "#;
 
-/// Fails under CI, skips otherwise.
-fn missing(what: &str) {
-    let msg = format!("the browser upload test needs {what}");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true: not skipping; scripts/test.sh installs chromium with apt-get)");
-    }
-    eprintln!("SKIPPED: {msg}");
-}
-
-fn works(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A directory whose `node_modules` holds playwright-core, installing it with npm if needed.
-fn playwright_dir() -> Result<PathBuf, String> {
-    let dir = std::env::var_os("COS_PLAYWRIGHT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("playwright"));
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        return Ok(dir);
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let out = Command::new("npm")
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--no-save",
-            "--prefix",
-        ])
-        .arg(&dir)
-        .arg(PLAYWRIGHT)
-        .output()
-        .map_err(|e| format!("npm: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "npm install {PLAYWRIGHT} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(dir)
-}
-
-/// Runs `cmd`, killing it after `limit`; returns (success, stdout, stderr). The pipes are drained by
-/// threads so that a chatty child cannot block on a full pipe.
-fn run_with_timeout(mut cmd: Command, limit: Duration) -> (bool, String, String) {
-    use std::io::Read;
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    match status {
-        Some(s) => (s.success(), out, err),
-        None => (false, out, format!("{err}\n(killed after {limit:?})")),
-    }
-}
-
 #[test]
 fn headless_chromium_uploads_through_the_signed_form() {
-    let chromium = std::env::var("COS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return missing(&format!("{chromium} (apt-get install chromium)"));
-    }
-    if !works("node", "--version") || !works("npm", "--version") {
-        return missing("node and npm");
-    }
-    let modules = match playwright_dir() {
-        Ok(d) => d.join("node_modules"),
-        Err(e) => return missing(&format!("playwright-core from npm ({e})")),
-    };
+    let (chromium, modules) =
+        match support::browser_and_modules("playwright", "COS_PLAYWRIGHT_DIR", &[PLAYWRIGHT]) {
+            Ok(x) => x,
+            Err(what) => return support::missing("browser upload", &what),
+        };
 
     let server = Server::builder().start_blocking().unwrap();
     let config = Config::new(server.bucket(), "ap-guangzhou", server.credentials())
@@ -198,7 +94,7 @@ fn headless_chromium_uploads_through_the_signed_form() {
         .arg(work.join("profile"))
         .arg(&chromium)
         .env("NODE_PATH", &modules);
-    let (ok, out, err) = run_with_timeout(node, Duration::from_secs(120));
+    let (ok, out, err) = support::run_with_timeout(node, Duration::from_secs(120));
     assert!(ok, "the browser run failed\nstdout: {out}\nstderr: {err}");
 
     let up = page
