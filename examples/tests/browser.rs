@@ -16,7 +16,6 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
