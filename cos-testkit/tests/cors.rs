@@ -404,5 +404,53 @@ fn serve_command_takes_cors_and_log() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("\"operation\":\"OptionsObject\""), "{text}");
     assert!(text.contains("\"status\":200"), "{text}");
+
+    // --cors FILE.xml: the rules of a PUT Bucket cors body; a bad file is refused at start.
+    let xml = dir.join("cors.xml");
+    std::fs::write(&xml, rules().to_xml()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cos-testkit"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--cors"])
+        .arg(&xml)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr: std::net::SocketAddr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ask = |origin: &str| {
+        let req = Req::new("OPTIONS", "/a.txt")
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT");
+        raw(
+            addr,
+            &serialize(&req.to_http(&addr.to_string()), b""),
+            false,
+        )
+        .unwrap()
+    };
+    let (allowed, refused) = (ask(PAGE), ask("http://evil.test"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(allowed.header("access-control-allow-origin"), Some(PAGE));
+    assert_eq!(refused.status, 403);
+    std::fs::write(&xml, "<CORSConfiguration/>").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cos-testkit"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--cors"])
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least one rule"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
