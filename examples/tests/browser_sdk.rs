@@ -377,6 +377,13 @@ fn tencent_browser_sdk_uploads_cross_origin_once_cors_allows_it() {
     // 1. No CORS rule: the browser's preflight is refused and nothing arrives.
     let refused = run_page(&chromium, &modules, &work, &url, "refused");
     assert_eq!(refused["refused"], true, "{refused}");
+    eprintln!("without a CORS rule the page got: {}", refused["error"]);
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("CORS blocked or network error")),
+        "{refused}"
+    );
     let counters = server.counters();
     assert!(counters.get("OptionsObject") >= 1, "{counters:?}");
     assert_eq!(counters.get("PutObject"), 0, "{counters:?}");
