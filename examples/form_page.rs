@@ -193,9 +193,11 @@ impl Drop for PageServer {
 }
 
 fn respond(mut conn: TcpStream, status: &str, content_type: &str, body: &str) -> io::Result<()> {
+    // Any origin may read the pages: a script that posts the form follows COS's redirect to `/done`
+    // with `Origin: null`.
     write!(
         conn,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     conn.flush()

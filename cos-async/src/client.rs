@@ -12,10 +12,11 @@ use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 use cos_core::ops::{
     AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,
-    CompleteMultipartUpload, CompleteMultipartUploadOutput, GetObject, GetObjectOutput, HeadObject,
+    BucketCorsOutput, CompleteMultipartUpload, CompleteMultipartUploadOutput, CorsRule,
+    DeleteBucketCors, GetBucketCors, GetBucketCorsOutput, GetObject, GetObjectOutput, HeadObject,
     InitiateMultipartUpload, InitiateMultipartUploadOutput, ListMultipartUploads,
-    ListMultipartUploadsOutput, ListParts, ListPartsOutput, ObjectInfo, Operation, PutObject,
-    PutObjectOutput, UploadPart, UploadPartOutput,
+    ListMultipartUploadsOutput, ListParts, ListPartsOutput, ObjectInfo, Operation, PutBucketCors,
+    PutObject, PutObjectOutput, UploadPart, UploadPartOutput,
 };
 use cos_core::task::{Event, Input, Now, OneShot, Output, Task};
 use cos_core::{Config, Error};
@@ -483,5 +484,20 @@ impl Client {
         op: ListMultipartUploads,
     ) -> Result<ListMultipartUploadsOutput, Error> {
         self.execute(op).await
+    }
+
+    /// PUT Bucket cors: replaces the bucket's CORS rules (what lets browser pages on other origins upload).
+    pub async fn put_bucket_cors(&self, rules: Vec<CorsRule>) -> Result<BucketCorsOutput, Error> {
+        self.execute(PutBucketCors::new(rules)).await
+    }
+
+    /// GET Bucket cors: the bucket's CORS rules (404 `NoSuchCORSConfiguration` when it has none).
+    pub async fn get_bucket_cors(&self) -> Result<GetBucketCorsOutput, Error> {
+        self.execute(GetBucketCors::new()).await
+    }
+
+    /// DELETE Bucket cors: removes the bucket's CORS rules.
+    pub async fn delete_bucket_cors(&self) -> Result<BucketCorsOutput, Error> {
+        self.execute(DeleteBucketCors::new()).await
     }
 }

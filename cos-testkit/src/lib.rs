@@ -49,8 +49,18 @@
 //!   `x-cos-*`): some clients read them case-sensitively.
 //! - In sink mode `GET Object` answers 501 `NotImplemented` (the bytes are gone); `HEAD` works.
 //!
+//! ## Browsers: CORS
+//!
+//! The bucket has a CORS configuration as on COS (`PUT` / `GET` / `DELETE /?cors`, signed; kept with
+//! `data_dir`). A preflight `OPTIONS` is answered from its rules without a signature (403 `AccessForbidden`
+//! when none matches, or there are none: a new server has none, like a new bucket), and every answer to a
+//! request whose `Origin` a rule allows carries `Access-Control-Allow-Origin`, `-Expose-Headers`… errors
+//! included. [`ServerBuilder::cors_dev`] (`serve --cors dev`) starts with [`dev_cors_rule`], any origin.
+//! [`ServerBuilder::request_log`] (`serve --log FILE|-`) writes one JSON line per request.
+//!
 //! The command-line form is `cos-testkit serve --addr 127.0.0.1:9000 --bucket examplebucket-1250000000
-//! --secret-id ID --secret-key KEY [--data DIR] [--faults SPEC --seed N] [--sink]`.
+//! --secret-id ID --secret-key KEY [--data DIR] [--faults SPEC --seed N] [--sink] [--cors dev|FILE.xml]
+//! [--log FILE|-]`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -60,6 +70,6 @@ mod server;
 
 pub use faults::{Fault, FaultHandle, FaultPlan, FaultSpecError, InjectedFault};
 pub use server::{
-    Counters, ObjectType, Server, ServerBuilder, StoredObject, DEFAULT_BUCKET, DEFAULT_SECRET_ID,
-    DEFAULT_SECRET_KEY,
+    dev_cors_rule, Counters, ObjectType, RequestLog, Server, ServerBuilder, StoredObject,
+    DEFAULT_BUCKET, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, DEV_EXPOSE_HEADERS,
 };

@@ -1,40 +1,65 @@
-//! A real browser uploads through a form signed by the SDK: headless Chromium (Debian's `/usr/bin/chromium`,
-//! driven by playwright-core from npm) opens the page served by `cos_examples::form_page`, picks a file and
-//! submits; the cos-testkit server must then hold the file's bytes under the key the policy allowed.
+//! A real browser uploads through a form signed by the SDK, from the page's own origin to the COS endpoint
+//! on another, as deployments do: headless Chromium (Debian's `/usr/bin/chromium`, driven by
+//! playwright-core from npm) opens the page served by `cos_examples::form_page` and
+//!
+//! 1. picks a file and submits the form: a navigation, which browsers send cross-origin with no CORS rule
+//!    (the server's request log shows the page's `Origin`); the server must then hold the file's bytes
+//!    under the key the policy allowed;
+//! 2. posts the same form with `fetch()` (what upload widgets do): without a CORS rule the browser hides
+//!    COS's answer from the script ("Failed to fetch"); after the Rust SDK's `put_bucket_cors` allows the
+//!    page's origin, the script follows COS's redirect and reads the result.
 //!
 //! Needs `chromium`, `node` and `npm` (playwright-core is installed into `target/tmp/playwright` on first
 //! run, or taken from `COS_PLAYWRIGHT_DIR`). When one is missing the test fails under `CI=true` and is
 //! skipped with a message otherwise.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+mod support;
 
+use std::io::Write;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use cos_blocking::ops::CorsRule;
 use cos_blocking::{Client, Config, Endpoint, PostPolicy};
 use cos_examples::form_page::PageServer;
-use cos_testkit::Server;
+use cos_testkit::{RequestLog, Server};
 
 const PLAYWRIGHT: &str = "playwright-core@1.65.1";
 
 const SCRIPT: &str = r#"
 const { chromium } = require('playwright-core');
 (async () => {
-  const [url, file, profile, executablePath] = process.argv.slice(2);
+  const [url, file, profile, executablePath, mode, fetchKey] = process.argv.slice(2);
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    executablePath, headless: true, args: CHROMIUM_ARGS,
   });
   try {
     const page = await context.newPage();
     await page.goto(url);
-    await page.setInputFiles('form#upload input[type=file]', file);
-    await Promise.all([
-      page.waitForURL('**/done?**', { timeout: 60000 }),
-      page.click('form#upload button[type=submit]'),
-    ]);
-    console.log(await page.textContent('#result'));
+    if (mode === 'submit') {
+      await page.setInputFiles('form#upload input[type=file]', file);
+      await Promise.all([
+        page.waitForURL('**/done?**', { timeout: 60000 }),
+        page.click('form#upload button[type=submit]'),
+      ]);
+      console.log(await page.textContent('#result'));
+    } else {
+      // The form's signed fields, posted by a script: the request a JavaScript upload widget sends.
+      const result = await page.evaluate(async (key) => {
+        const form = document.querySelector('form#upload');
+        const fd = new FormData(form);
+        fd.set('key', key);
+        fd.set('file', new Blob(['posted by fetch() from the page\n'], { type: 'text/plain' }), 'fetch.txt');
+        try {
+          const r = await fetch(form.action, { method: 'POST', body: fd });
+          return { status: r.status, text: await r.text() };
+        } catch (e) {
+          return { error: String(e) };
+        }
+      }, fetchKey);
+      console.log('FETCH ' + JSON.stringify(result));
+    }
   } catch (e) {
     console.error('browser step failed:', e);
     process.exitCode = 1;
@@ -44,128 +69,52 @@ const { chromium } = require('playwright-core');
 })();
 "#;
 
-/// Fails under CI, skips otherwise.
-fn missing(what: &str) {
-    let msg = format!("the browser upload test needs {what}");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true: not skipping; scripts/test.sh installs chromium with apt-get)");
+/// A writer the test reads back (the server's request log).
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
     }
-    eprintln!("SKIPPED: {msg}");
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-fn works(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A directory whose `node_modules` holds playwright-core, installing it with npm if needed.
-fn playwright_dir() -> Result<PathBuf, String> {
-    let dir = std::env::var_os("COS_PLAYWRIGHT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("playwright"));
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        return Ok(dir);
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let out = Command::new("npm")
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--no-save",
-            "--prefix",
-        ])
-        .arg(&dir)
-        .arg(PLAYWRIGHT)
-        .output()
-        .map_err(|e| format!("npm: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "npm install {PLAYWRIGHT} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(dir)
-}
-
-/// Runs `cmd`, killing it after `limit`; returns (success, stdout, stderr). The pipes are drained by
-/// threads so that a chatty child cannot block on a full pipe.
-fn run_with_timeout(mut cmd: Command, limit: Duration) -> (bool, String, String) {
-    use std::io::Read;
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    match status {
-        Some(s) => (s.success(), out, err),
-        None => (false, out, format!("{err}\n(killed after {limit:?})")),
+impl Lines {
+    /// The logged requests of one operation.
+    fn of(&self, operation: &str) -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["operation"] == operation)
+            .collect()
     }
 }
 
 #[test]
 fn headless_chromium_uploads_through_the_signed_form() {
-    let chromium = std::env::var("COS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return missing(&format!("{chromium} (apt-get install chromium)"));
-    }
-    if !works("node", "--version") || !works("npm", "--version") {
-        return missing("node and npm");
-    }
-    let modules = match playwright_dir() {
-        Ok(d) => d.join("node_modules"),
-        Err(e) => return missing(&format!("playwright-core from npm ({e})")),
-    };
+    let (chromium, modules) =
+        match support::browser_and_modules("playwright", "COS_PLAYWRIGHT_DIR", &[PLAYWRIGHT]) {
+            Ok(x) => x,
+            Err(what) => return support::missing("browser upload", &what),
+        };
 
-    let server = Server::builder().start_blocking().unwrap();
+    let log = Lines::default();
+    let server = Server::builder()
+        .request_log(RequestLog::new(log.clone()))
+        .start_blocking()
+        .unwrap();
     let config = Config::new(server.bucket(), "ap-guangzhou", server.credentials())
         .unwrap()
         .with_endpoint(Endpoint::custom(&server.endpoint()).unwrap())
         .unwrap();
     let client = Client::new(config);
+    let signer = client.clone();
     let page = PageServer::start(move |base| {
-        client.sign_post_policy(
+        signer.sign_post_policy(
             &PostPolicy::new(SystemTime::now() + Duration::from_secs(600))
                 .key_starts_with("browser/")
                 .content_length_range(1, 10 << 20)
@@ -173,34 +122,47 @@ fn headless_chromium_uploads_through_the_signed_form() {
         )
     })
     .unwrap();
+    let page_origin = page.url().trim_end_matches('/').to_string();
+    assert_ne!(
+        page_origin,
+        server.endpoint(),
+        "the page has its own origin"
+    );
 
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "browser-test-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(work.join("profile")).unwrap();
+    let work = support::work_dir("browser-test");
     let file = work.join("holiday photo.bin");
     let data: Vec<u8> = (0..300_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(&file, &data).unwrap();
     let script = work.join("upload.js");
-    std::fs::write(&script, SCRIPT).unwrap();
+    std::fs::write(
+        &script,
+        SCRIPT.replace("CHROMIUM_ARGS", support::CHROMIUM_ARGS),
+    )
+    .unwrap();
+    let run = |mode: &str, fetch_key: &str| {
+        let profile = work.join(format!("profile-{mode}-{}", fetch_key.len()));
+        std::fs::create_dir_all(&profile).unwrap();
+        let mut node = Command::new("node");
+        node.arg(&script)
+            .arg(page.url())
+            .arg(&file)
+            .arg(&profile)
+            .arg(&chromium)
+            .arg(mode)
+            .arg(fetch_key)
+            .env("NODE_PATH", &modules);
+        let (ok, out, err) = support::run_with_timeout(node, Duration::from_secs(120));
+        assert!(
+            ok,
+            "the browser run ({mode}) failed\nstdout: {out}\nstderr: {err}"
+        );
+        out
+    };
 
-    let mut node = Command::new("node");
-    node.arg(&script)
-        .arg(page.url())
-        .arg(&file)
-        .arg(work.join("profile"))
-        .arg(&chromium)
-        .env("NODE_PATH", &modules);
-    let (ok, out, err) = run_with_timeout(node, Duration::from_secs(120));
-    assert!(ok, "the browser run failed\nstdout: {out}\nstderr: {err}");
-
+    // 1. The form, submitted: a cross-origin navigation, no CORS rule needed.
+    let out = run("submit", "-");
     let up = page
         .wait_for_upload(Duration::from_secs(5))
         .expect("COS redirected the browser to /done");
@@ -214,5 +176,59 @@ fn headless_chromium_uploads_through_the_signed_form() {
     );
     assert!(out.contains("Uploaded browser/holiday photo.bin"), "{out}");
     assert_eq!(server.counters().get("PostObject"), 1);
+    let posts = log.of("PostObject");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0]["origin"],
+        page_origin.as_str(),
+        "sent from the page's origin"
+    );
+    assert_eq!(posts[0]["status"], 303);
+
+    // 2. The same form posted by fetch(): COS's answer is hidden from the script without a CORS rule...
+    let fetched = |out: &str| -> serde_json::Value {
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix("FETCH "))
+            .unwrap_or_else(|| panic!("{out}"));
+        serde_json::from_str(line).unwrap()
+    };
+    let refused = fetched(&run("fetch", "browser/fetch-refused.txt"));
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Failed to fetch")),
+        "{refused}"
+    );
+    assert!(page.wait_for_upload(Duration::from_millis(200)).is_none());
+
+    // ... and readable once the Rust SDK allows the page's origin.
+    client
+        .put_bucket_cors(vec![CorsRule::new()
+            .allowed_origin(&page_origin)
+            .allowed_method("POST")
+            .allowed_header("*")
+            .expose_header("ETag")])
+        .unwrap();
+    let allowed = fetched(&run("fetch", "browser/fetch.txt"));
+    assert_eq!(allowed["status"], 200, "{allowed}");
+    assert!(
+        allowed["text"]
+            .as_str()
+            .unwrap()
+            .contains("Uploaded browser/fetch.txt"),
+        "{allowed}"
+    );
+    let up = page
+        .wait_for_upload(Duration::from_secs(5))
+        .expect("the script followed COS's redirect to /done");
+    assert_eq!(up.key, "browser/fetch.txt");
+    assert_eq!(
+        server.object("browser/fetch.txt").unwrap().data.as_deref(),
+        Some(&b"posted by fetch() from the page\n"[..])
+    );
+    let posts = log.of("PostObject");
+    assert_eq!(posts.len(), 3);
+    assert!(posts.iter().all(|p| p["origin"] == page_origin.as_str()));
     let _ = std::fs::remove_dir_all(&work);
 }

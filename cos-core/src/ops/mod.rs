@@ -14,12 +14,17 @@ use crate::error::{Error, InvalidInput, ServiceError, UnexpectedResponse};
 use crate::task::RequestBody;
 
 mod append;
+mod cors;
 mod get;
 mod head;
 mod list_uploads;
 mod multipart;
 mod put;
 pub use append::{AppendObject, AppendObjectOutput, MAX_APPEND_OBJECT_SIZE};
+pub use cors::{
+    BucketCorsOutput, CorsConfiguration, CorsRule, DeleteBucketCors, GetBucketCors,
+    GetBucketCorsOutput, PutBucketCors, CORS_METHODS, MAX_CORS_RULES, MAX_CORS_XML_BYTES,
+};
 pub use get::{GetObject, GetObjectOutput};
 pub use head::{HeadObject, ObjectInfo, ObjectType};
 pub use list_uploads::{ListMultipartUploads, ListMultipartUploadsOutput, UploadInfo};

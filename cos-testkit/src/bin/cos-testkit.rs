@@ -3,6 +3,7 @@
 //! ```text
 //! cos-testkit serve --addr 127.0.0.1:9000 --bucket examplebucket-1250000000 --secret-id ID --secret-key KEY
 //!                   [--security-token TOKEN] [--data DIR] [--faults SPEC --seed N] [--sink]
+//!                   [--cors dev|FILE.xml] [--log FILE|-]
 //! ```
 //! The first line on stdout is `listening on http://ADDR`.
 
@@ -10,11 +11,22 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use cos_testkit::{FaultPlan, Server};
+use cos_core::ops::CorsConfiguration;
+use cos_testkit::{FaultPlan, RequestLog, Server};
 
 const USAGE: &str =
     "usage: cos-testkit serve [--addr 127.0.0.1:9000] [--bucket NAME-APPID] [--secret-id ID] \
-[--secret-key KEY] [--security-token TOKEN] [--data DIR] [--faults SPEC [--seed N]] [--sink]";
+[--secret-key KEY] [--security-token TOKEN] [--data DIR] [--faults SPEC [--seed N]] [--sink] \
+[--cors dev|FILE.xml] [--log FILE|-]
+
+  --cors dev       start with a permissive CORS rule for browser development: any origin, methods
+                   GET PUT POST DELETE HEAD, any request header, exposes ETag, Content-Length,
+                   x-cos-request-id, x-cos-hash-crc64ecma, x-cos-next-append-position, x-cos-version-id
+  --cors FILE.xml  start with the <CORSConfiguration> in FILE (the body of PUT Bucket cors)
+                   Without --cors the bucket has no CORS rule (or the one kept in --data): browser
+                   pages on other origins are refused, as by a COS bucket without CORS configuration.
+  --log FILE|-     one JSON line per request (time, method, operation, key, status, bytes in/out,
+                   duration, request id, error code, origin), appended to FILE or written to stdout";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -56,6 +68,27 @@ fn run(args: &[String]) -> Result<(), String> {
             "--faults" => faults = Some(FaultPlan::parse(&value()?).map_err(|e| e.to_string())?),
             "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--sink" => b = b.sink(true),
+            "--cors" => {
+                let v = value()?;
+                b = if v == "dev" {
+                    b.cors_dev()
+                } else {
+                    let text =
+                        std::fs::read_to_string(&v).map_err(|e| format!("--cors {v}: {e}"))?;
+                    let config = CorsConfiguration::from_xml(&text)
+                        .and_then(|c| c.validate().map(|()| c))
+                        .map_err(|e| format!("--cors {v}: {e}"))?;
+                    b.cors(config)
+                }
+            }
+            "--log" => {
+                let v = value()?;
+                b = b.request_log(if v == "-" {
+                    RequestLog::stdout()
+                } else {
+                    RequestLog::file(&v).map_err(|e| format!("--log {v}: {e}"))?
+                });
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }

@@ -4,7 +4,9 @@
 //! signature with `cos_core::auth`, and can inject faults ([`crate::FaultPlan`]).
 
 mod caseio;
+mod cors;
 mod form;
+mod log;
 mod ops;
 mod sigv;
 mod store;
@@ -16,8 +18,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cos_core::ops::CorsConfiguration;
 use cos_core::Credentials;
 use http::{HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -27,6 +30,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::faults::{Fault, FaultHandle, FaultPlan, FaultState};
+pub use cors::{dev_rule as dev_cors_rule, DEV_EXPOSE_HEADERS};
+pub use log::RequestLog;
 use store::Store;
 pub(crate) use util::Body;
 use util::{el, http_date, random_hex, unix_secs};
@@ -61,6 +66,8 @@ pub struct ServerBuilder {
     faults: FaultPlan,
     sink: bool,
     addr: SocketAddr,
+    cors: Option<CorsConfiguration>,
+    log: Option<RequestLog>,
 }
 
 impl Default for ServerBuilder {
@@ -74,6 +81,8 @@ impl Default for ServerBuilder {
             faults: FaultPlan::new(),
             sink: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cors: None,
+            log: None,
         }
     }
 }
@@ -125,8 +134,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts with this bucket CORS configuration (replacing one kept in the data directory). Without it the
+    /// bucket has the rules last set with `PUT /?cors` (kept with [`ServerBuilder::data_dir`]), or none, so
+    /// browsers on other origins are refused as an unconfigured COS bucket refuses them.
+    pub fn cors(mut self, config: CorsConfiguration) -> Self {
+        self.cors = Some(config);
+        self
+    }
+
+    /// Starts with the permissive development rule [`dev_cors_rule`]: any origin, the upload methods, any
+    /// header, and `ETag`, `x-cos-request-id`, … exposed (`cos-testkit serve --cors dev`).
+    pub fn cors_dev(self) -> Self {
+        self.cors(CorsConfiguration::new(vec![dev_cors_rule()]))
+    }
+
+    /// Writes one JSON line per request to `log` (`cos-testkit serve --log FILE|-`): time, method, operation,
+    /// key, status, bytes in and out, duration, request id, error code, origin.
+    pub fn request_log(mut self, log: RequestLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+
     fn into_inner(self) -> io::Result<Arc<Inner>> {
         Ok(Arc::new(Inner {
+            cors: cors::CorsState::open(self.data_dir.as_deref(), self.cors)?,
+            log: self.log,
             store: Store::open(self.data_dir, self.sink)?,
             creds: Credentials::new(self.secret_id, self.secret_key),
             bucket: self.bucket,
@@ -264,6 +296,8 @@ pub(crate) struct Inner {
     counters: Mutex<Counters>,
     faults: Arc<Mutex<FaultState>>,
     seq: AtomicU64,
+    cors: cors::CorsState,
+    log: Option<RequestLog>,
 }
 
 impl Inner {
@@ -384,6 +418,11 @@ impl Server {
             },
             last_modified: UNIX_EPOCH + Duration::from_secs(m.last_modified),
         })
+    }
+
+    /// The bucket's CORS configuration now (`None`: browsers on other origins are refused).
+    pub fn cors(&self) -> Option<CorsConfiguration> {
+        self.inner.cors.get()
     }
 
     /// Keys of all stored objects, sorted.
@@ -661,6 +700,7 @@ impl Ctx {
         if let Ok(v) = HeaderValue::from_str(&trace) {
             h.insert("x-cos-trace-id", v);
         }
+        r.extensions_mut().insert(log::ErrorCode(e.code));
         r
     }
 
@@ -696,9 +736,28 @@ async fn handle(
     inner: Arc<Inner>,
     req: http::Request<Incoming>,
 ) -> Result<Response<Body>, io::Error> {
-    let seq = inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
+    let started = Instant::now();
     let mut ctx = Ctx::new(inner.clone(), req);
-    let op = ctx.operation();
+    // CORS (issue 12): cors.rs names OPTIONS and `?cors` requests, answers them (see `serve`), and adds
+    // `Access-Control-*` headers to every answer; log.rs writes the request log.
+    let op = cors::operation(&ctx).unwrap_or_else(|| ctx.operation());
+    let seen = inner.log.as_ref().map(|_| log::Seen::of(&ctx, op));
+    let mut result = serve(&inner, &mut ctx, op).await;
+    if let Ok(r) = &mut result {
+        cors::decorate(&ctx, r);
+    }
+    if let (Some(seen), Some(log)) = (seen, &inner.log) {
+        seen.record(log, &result, started.elapsed());
+    }
+    result
+}
+
+async fn serve(
+    inner: &Arc<Inner>,
+    ctx: &mut Ctx,
+    op: &'static str,
+) -> Result<Response<Body>, io::Error> {
+    let seq = inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
     {
         let mut c = inner.counters.lock().unwrap_or_else(|e| e.into_inner());
         c.total += 1;
@@ -756,7 +815,12 @@ async fn handle(
         }
         Some(Fault::TruncatedBody) => truncate = true,
     }
-    let r = match ops::dispatch(&mut ctx, op).await {
+    // CORS (issue 12): cors.rs answers OPTIONS and `?cors`; every other operation is in ops.rs.
+    let answer = match cors::dispatch(ctx, op).await {
+        Some(a) => a,
+        None => ops::dispatch(ctx, op).await,
+    };
+    let r = match answer {
         Ok(r) => r,
         Err(e) => ctx.error_response(e),
     };
