@@ -6,6 +6,7 @@
 mod caseio;
 mod form;
 mod ops;
+mod route;
 mod sigv;
 mod store;
 mod util;
@@ -564,10 +565,6 @@ impl Ctx {
             .map(|(_, v)| v.as_str())
     }
 
-    pub(crate) fn has_q(&self, name: &str) -> bool {
-        self.query.iter().any(|(k, _)| k == name)
-    }
-
     /// A header's value (lossy UTF-8).
     pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers.get(name).map(sigv::header_str)
@@ -578,53 +575,19 @@ impl Ctx {
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
     }
 
+    /// What routing sees of this request.
+    pub(crate) fn route_input(&self) -> route::RouteInput<'_> {
+        route::RouteInput {
+            method: &self.method,
+            bucket_level: self.key.as_ref().map(|k| k.is_empty()).unwrap_or(false),
+            query: &self.query,
+            headers: &self.headers,
+        }
+    }
+
     /// The operation name, as counted.
     fn operation(&self) -> &'static str {
-        let key_empty = self.key.as_ref().map(|k| k.is_empty()).unwrap_or(false);
-        let m = &self.method;
-        if key_empty {
-            return match *m {
-                Method::GET if self.has_q("uploads") => "ListMultipartUploads",
-                Method::POST
-                    if self.header("content-type").is_some_and(|c| {
-                        c.to_ascii_lowercase().starts_with("multipart/form-data")
-                    }) =>
-                {
-                    "PostObject"
-                }
-                Method::HEAD => "HeadBucket",
-                _ => "Unsupported",
-            };
-        }
-        match *m {
-            Method::PUT if self.has_q("partNumber") && self.has_q("uploadId") => "UploadPart",
-            Method::PUT if self.headers.contains_key("x-cos-copy-source") => "Unsupported",
-            Method::PUT
-                if self
-                    .query
-                    .iter()
-                    .all(|(k, _)| k.starts_with("q-") || k.starts_with("x-cos-")) =>
-            {
-                "PutObject"
-            }
-            Method::PUT => "Unsupported",
-            Method::POST if self.has_q("uploads") => "InitiateMultipartUpload",
-            Method::POST if self.has_q("uploadId") => "CompleteMultipartUpload",
-            Method::POST if self.has_q("append") => "AppendObject",
-            Method::GET if self.has_q("uploadId") => "ListParts",
-            Method::GET => "GetObject",
-            Method::HEAD => "HeadObject",
-            Method::DELETE if self.has_q("uploadId") => "AbortMultipartUpload",
-            Method::DELETE
-                if self
-                    .query
-                    .iter()
-                    .all(|(k, _)| k.starts_with("q-") || k.starts_with("x-cos-")) =>
-            {
-                "DeleteObject"
-            }
-            _ => "Unsupported",
-        }
+        route::operation(&self.route_input())
     }
 
     /// The error XML response.

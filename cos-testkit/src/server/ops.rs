@@ -80,12 +80,20 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "AbortMultipartUpload" => abort(ctx, key),
         "ListMultipartUploads" => list_uploads(ctx),
         "HeadBucket" => Ok(respond(200, Body::empty(), &[])),
-        _ => Err(ApiError::new(
-            501,
-            "NotImplemented",
-            "cos-testkit does not implement this operation.",
-        )),
+        _ => Err(not_implemented(ctx)),
     }
+}
+
+/// `501 NotImplemented`, naming what the request asked for.
+pub(crate) fn not_implemented(ctx: &Ctx) -> ApiError {
+    ApiError::new(
+        501,
+        "NotImplemented",
+        format!(
+            "cos-testkit does not implement {}.",
+            super::route::unsupported_what(&ctx.route_input())
+        ),
+    )
 }
 
 /// The bucket a virtual host names must be ours; any other host (custom domain, IP) serves our bucket.
