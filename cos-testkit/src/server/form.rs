@@ -140,7 +140,7 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
             headers.push(("content-type".into(), ct.clone()));
         }
     }
-    let attrs = attrs_from(&headers)?;
+    let attrs = attrs_from(&key, &headers)?;
     let forbid = headers
         .iter()
         .any(|(k, v)| k == "x-cos-forbid-overwrite" && v.eq_ignore_ascii_case("true"));

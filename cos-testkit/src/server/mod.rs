@@ -5,6 +5,7 @@
 
 mod caseio;
 mod form;
+mod mime;
 mod ops;
 mod route;
 mod sigv;

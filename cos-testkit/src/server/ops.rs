@@ -128,10 +128,20 @@ fn etag_of(md5: &[u8; 16]) -> String {
 }
 
 /// The object attributes a PUT / Initiate / Append request sets, validated.
-pub(crate) fn attrs_from(headers: &[(String, String)]) -> Result<ObjectAttrs, ApiError> {
+///
+/// Empty header values count as absent (COS neither stores nor echoes them); without a `Content-Type` the
+/// key's extension gives one.
+pub(crate) fn attrs_from(key: &str, headers: &[(String, String)]) -> Result<ObjectAttrs, ApiError> {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .cloned()
+        .collect();
+    let headers = &headers[..];
     let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let mut attrs = ObjectAttrs {
-        content_type: get("content-type").unwrap_or_else(|| "application/octet-stream".into()),
+        content_type: get("content-type")
+            .unwrap_or_else(|| super::mime::content_type_for(key).to_string()),
         headers: Vec::new(),
         storage_class: "STANDARD".into(),
     };
@@ -345,7 +355,7 @@ pub(crate) fn commit_object(
 }
 
 async fn put_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
-    let attrs = attrs_from(&header_pairs(ctx))?;
+    let attrs = attrs_from(&key, &header_pairs(ctx))?;
     let forbid = forbid_overwrite(ctx);
     if forbid && ctx.inner.store.lock().objects.contains_key(&key) {
         return Err(already_exists());
@@ -378,7 +388,7 @@ async fn append_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, Api
         .q("position")
         .and_then(|p| p.trim().parse().ok())
         .ok_or_else(|| ApiError::invalid("position must be a number"))?;
-    let attrs = attrs_from(&header_pairs(ctx))?;
+    let attrs = attrs_from(&key, &header_pairs(ctx))?;
     let check = |existing: Option<&Object>| -> Result<(), ApiError> {
         match existing {
             Some(o) if !o.meta.appendable => Err(ApiError::new(
@@ -656,7 +666,7 @@ fn upload_id(ctx: &Ctx) -> String {
 }
 
 fn initiate(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
-    let attrs = attrs_from(&header_pairs(ctx))?;
+    let attrs = attrs_from(&key, &header_pairs(ctx))?;
     let store = &ctx.inner.store;
     let mut st = store.lock();
     if forbid_overwrite(ctx) && st.objects.contains_key(&key) {
@@ -692,7 +702,7 @@ async fn upload_part(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiEr
         .filter(|n| (1..=10_000).contains(n))
         .ok_or_else(|| ApiError::invalid("partNumber must be between 1 and 10000"))?;
     if let Some(t) = ctx.header("x-cos-traffic-limit") {
-        attrs_from(&[("x-cos-traffic-limit".into(), t)])?;
+        attrs_from(&key, &[("x-cos-traffic-limit".into(), t)])?;
     }
     let id = upload_id(ctx);
     let known = |ctx: &Ctx| {

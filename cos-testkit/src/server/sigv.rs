@@ -23,6 +23,8 @@ use super::ApiError;
 /// What the verifier needs from the request.
 pub(crate) struct SignedRequest<'a> {
     pub method: &'a str,
+    /// The decoded path without its first `/`. The path signed is the whole path as sent (`"/" + key`, even
+    /// when the key itself starts with `/`), as the official SDKs sign it.
     pub key: &'a str,
     /// Decoded query pairs.
     pub query: &'a [(String, String)],
@@ -166,13 +168,14 @@ pub(crate) fn verify(
             candidates.push(alt);
         }
     }
+    let path = format!("/{}", req.key);
     let mut first = None;
     for h in &candidates {
         let sig = get_authorization(
             creds,
             &SignInput {
                 method: req.method,
-                key: req.key,
+                key: &path,
                 query: &params,
                 headers: h,
                 key_time,
