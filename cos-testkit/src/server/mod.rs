@@ -10,6 +10,8 @@ mod ops;
 mod route;
 mod sigv;
 mod store;
+mod subres;
+mod throttle;
 mod util;
 
 use std::collections::BTreeMap;

@@ -15,7 +15,7 @@ use super::store::{
     Data, Object, ObjectAttrs, ObjectMeta, Part, PartMeta, Reader, Store, Upload, UploadMeta,
 };
 use super::util::{el, http_date, iso8601, random_hex};
-use super::{form, respond, xml_response, ApiError, Body, Ctx};
+use super::{form, respond, subres, throttle, xml_response, ApiError, Body, Ctx};
 
 /// Largest object or part.
 pub(crate) const MAX_OBJECT: u64 = 5 << 30;
@@ -80,6 +80,12 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "AbortMultipartUpload" => abort(ctx, key),
         "ListMultipartUploads" => list_uploads(ctx),
         "HeadBucket" => Ok(respond(200, Body::empty(), &[])),
+        "PutObjectTagging" => subres::put_tagging(ctx, key).await,
+        "GetObjectTagging" => subres::get_tagging(ctx, key),
+        "DeleteObjectTagging" => subres::delete_tagging(ctx, key),
+        "PutObjectAcl" => subres::put_acl(ctx, key).await,
+        "GetObjectAcl" => subres::get_acl(ctx, key),
+        "DeleteMultipleObjects" => subres::delete_multiple(ctx).await,
         _ => Err(not_implemented(ctx)),
     }
 }
@@ -144,6 +150,7 @@ pub(crate) fn attrs_from(key: &str, headers: &[(String, String)]) -> Result<Obje
             .unwrap_or_else(|| super::mime::content_type_for(key).to_string()),
         headers: Vec::new(),
         storage_class: "STANDARD".into(),
+        ..ObjectAttrs::default()
     };
     if let Some(c) = get("x-cos-storage-class") {
         let c = c.to_ascii_uppercase();
@@ -157,24 +164,25 @@ pub(crate) fn attrs_from(key: &str, headers: &[(String, String)]) -> Result<Obje
         attrs.storage_class = c;
     }
     if let Some(t) = get("x-cos-traffic-limit") {
-        match t.trim().parse::<u64>() {
-            Ok(v) if (819_200..=838_860_800).contains(&v) => {}
-            _ => {
-                return Err(ApiError::invalid(
-                    "x-cos-traffic-limit must be between 819200 and 838860800 bit/s",
-                ))
-            }
+        if !t
+            .trim()
+            .parse::<u64>()
+            .is_ok_and(|v| super::throttle::RANGE.contains(&v))
+        {
+            return Err(ApiError::invalid(
+                "x-cos-traffic-limit must be between 819200 and 838860800 bit/s",
+            ));
         }
     }
-    if let Some(a) = get("x-cos-acl") {
-        if !matches!(
-            a.as_str(),
-            "default" | "private" | "public-read" | "public-read-write"
-        ) {
-            return Err(ApiError::invalid(format!(
-                "x-cos-acl {a} is not a canned ACL"
-            )));
-        }
+    let (acl, grants) = subres::acl_from_headers(get)?;
+    attrs.acl = acl;
+    attrs.grants = grants;
+    if let Some(t) = get("x-cos-tagging") {
+        attrs.tags = subres::parse_tagging_header(&t)?;
+    }
+    if let Some((alg, md5)) = subres::sse_c_from(get)? {
+        attrs.headers.push((subres::SSE_C_ALGORITHM.into(), alg));
+        attrs.headers.push((subres::SSE_C_KEY_MD5.into(), md5));
     }
     if let Some(s) = get("x-cos-server-side-encryption") {
         if !matches!(s.as_str(), "AES256" | "cos/kms" | "SM4") {
@@ -275,6 +283,7 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
         }
         None => None,
     };
+    let mut pacer = throttle::limit(ctx)?.map(throttle::Pacer::new);
     let store = &ctx.inner.store;
     let mut w = store.writer(declared.unwrap_or(0)).await?;
     let mut digest = BodyDigest::new();
@@ -309,6 +318,9 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
                 if let Err(e) = w.write(&d).await {
                     store.abandon(w);
                     return Err(e.into());
+                }
+                if let Some(p) = &mut pacer {
+                    p.after(d.len()).await;
                 }
             }
         }
@@ -372,15 +384,13 @@ async fn put_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiErr
         blob: None,
     };
     let etag = meta.etag.clone();
+    let mut headers = vec![
+        ("etag", etag),
+        ("x-cos-hash-crc64ecma", d.crc64.to_string()),
+    ];
+    headers.extend(subres::sse_echo(&meta.attrs));
     commit_object(&ctx.inner.store, meta, data, forbid)?;
-    Ok(respond(
-        200,
-        Body::empty(),
-        &[
-            ("etag", etag),
-            ("x-cos-hash-crc64ecma", d.crc64.to_string()),
-        ],
-    ))
+    Ok(respond(200, Body::empty(), &headers))
 }
 
 async fn append_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
@@ -536,6 +546,8 @@ fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::new(404, "NoSuchKey", "The specified key does not exist."))?;
     let m = &obj.meta;
+    subres::check_sse_c_read(ctx, &m.attrs)?;
+    let bps = throttle::limit(ctx)?;
     if let Some(want) = ctx.header("if-match") {
         if want.trim() != "*" && want.trim().trim_matches('"') != m.etag.trim_matches('"') {
             return Err(ApiError::new(
@@ -572,6 +584,9 @@ fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     ];
     if m.attrs.storage_class != "STANDARD" {
         headers.push(("x-cos-storage-class", m.attrs.storage_class.clone()));
+    }
+    if !m.attrs.tags.is_empty() {
+        headers.push(("x-cos-tagging-count", m.attrs.tags.len().to_string()));
     }
     if let Some((s, e)) = range {
         headers.push(("content-range", format!("bytes {s}-{e}/{}", m.size)));
@@ -612,6 +627,10 @@ fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let body = match store.read(&obj.data, start, len)? {
         Reader::Bytes(b) => Body::Full(if b.is_empty() { None } else { Some(b) }),
         Reader::File(f, len) => file_body(f, len),
+    };
+    let body = match bps {
+        Some(bps) => throttle::body(body, bps),
+        None => body,
     };
     Ok(respond(status, body, &headers))
 }
@@ -679,6 +698,7 @@ fn initiate(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
         initiated: ctx.now,
         attrs,
     };
+    let echo = subres::sse_echo(&meta.attrs);
     store.save_upload(&meta)?;
     st.uploads.insert(
         id.clone(),
@@ -687,12 +707,18 @@ fn initiate(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
             parts: BTreeMap::new(),
         },
     );
-    Ok(xml_response(format!(
+    let mut r = xml_response(format!(
         "<InitiateMultipartUploadResult>{}{}{}</InitiateMultipartUploadResult>",
         el("Bucket", &ctx.inner.bucket),
         el("Key", &key),
         el("UploadId", &id)
-    )))
+    ));
+    for (k, v) in echo {
+        if let Ok(v) = http::HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    Ok(r)
 }
 
 async fn upload_part(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
@@ -915,7 +941,7 @@ fn bare_etag(s: &str) -> String {
     s.trim().trim_matches('"').to_ascii_lowercase()
 }
 
-async fn read_small_body(ctx: &mut Ctx, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_small_body(ctx: &mut Ctx, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = ctx
         .body
         .take()
