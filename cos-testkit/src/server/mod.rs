@@ -3,6 +3,7 @@
 //! It speaks the upload subset of the COS XML API described in the crate docs, verifies every request's
 //! signature with `cos_core::auth`, and can inject faults ([`crate::FaultPlan`]).
 
+mod buckets;
 mod caseio;
 mod form;
 mod mime;
@@ -130,8 +131,11 @@ impl ServerBuilder {
     }
 
     fn into_inner(self) -> io::Result<Arc<Inner>> {
+        let buckets = buckets::load(self.data_dir.as_ref(), self.sink)?;
         Ok(Arc::new(Inner {
-            store: Store::open(self.data_dir, self.sink)?,
+            store: Arc::new(Store::open(self.data_dir.clone(), self.sink)?),
+            buckets: Mutex::new(buckets),
+            data_dir: self.data_dir,
             creds: Credentials::new(self.secret_id, self.secret_key),
             bucket: self.bucket,
             token: std::sync::RwLock::new(self.security_token),
@@ -261,10 +265,15 @@ pub struct StoredObject {
 }
 
 pub(crate) struct Inner {
+    /// The configured bucket (always exists; served for hosts that name no bucket).
     bucket: String,
     creds: Credentials,
     token: std::sync::RwLock<Option<String>>,
-    store: Store,
+    /// The configured bucket's objects.
+    store: Arc<Store>,
+    /// Buckets created with PUT Bucket.
+    buckets: buckets::Buckets,
+    data_dir: Option<PathBuf>,
     counters: Mutex<Counters>,
     faults: Arc<Mutex<FaultState>>,
     seq: AtomicU64,
@@ -409,6 +418,17 @@ impl Server {
         v
     }
 
+    /// Names of the buckets created with PUT Bucket (the configured bucket not included), sorted.
+    pub fn created_buckets(&self) -> Vec<String> {
+        self.inner
+            .buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Stops the server (the same as dropping it).
     pub fn stop(self) {}
 }
@@ -521,6 +541,12 @@ impl From<io::Error> for ApiError {
 /// One request being served.
 pub(crate) struct Ctx {
     pub inner: Arc<Inner>,
+    /// The bucket the request names (from its host; the configured one by default).
+    pub bucket: String,
+    /// Whether that bucket exists; when not, `store` is the configured bucket's and must not be used.
+    pub bucket_exists: bool,
+    /// The bucket's objects.
+    pub store: Arc<Store>,
     pub method: Method,
     pub headers: http::HeaderMap,
     pub body: Option<Incoming>,
@@ -546,7 +572,12 @@ impl Ctx {
             .map(sigv::header_str)
             .or_else(|| parts.uri.authority().map(|a| a.to_string()))
             .unwrap_or_default();
+        let bucket = buckets::bucket_of_host(&host).unwrap_or_else(|| inner.bucket.clone());
+        let found = buckets::find(&inner, &bucket);
         Ctx {
+            bucket,
+            bucket_exists: found.is_some(),
+            store: found.unwrap_or_else(|| inner.store.clone()),
             inner,
             method: parts.method,
             headers: parts.headers,

@@ -15,7 +15,7 @@ use super::store::{
     Data, Object, ObjectAttrs, ObjectMeta, Part, PartMeta, Reader, Store, Upload, UploadMeta,
 };
 use super::util::{el, http_date, iso8601, random_hex};
-use super::{form, respond, subres, throttle, xml_response, ApiError, Body, Ctx};
+use super::{buckets, form, respond, subres, throttle, xml_response, ApiError, Body, Ctx};
 
 /// Largest object or part.
 pub(crate) const MAX_OBJECT: u64 = 5 << 30;
@@ -39,7 +39,11 @@ const STORAGE_CLASSES: &[&str] = &[
 ];
 
 pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response<Body>, ApiError> {
-    check_bucket(&ctx.host, &ctx.inner.bucket)?;
+    match (op, ctx.bucket_exists) {
+        ("PutBucket", _) => {}
+        (_, false) => return Err(buckets::no_such_bucket()),
+        _ => {}
+    }
     let key = ctx.key.clone().map_err(|_| {
         ApiError::new(
             400,
@@ -80,6 +84,8 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "AbortMultipartUpload" => abort(ctx, key),
         "ListMultipartUploads" => list_uploads(ctx),
         "HeadBucket" => Ok(respond(200, Body::empty(), &[])),
+        "PutBucket" => buckets::put_bucket(ctx),
+        "DeleteBucket" => buckets::delete_bucket(ctx),
         "PutObjectTagging" => subres::put_tagging(ctx, key).await,
         "GetObjectTagging" => subres::get_tagging(ctx, key),
         "DeleteObjectTagging" => subres::delete_tagging(ctx, key),
@@ -100,33 +106,6 @@ pub(crate) fn not_implemented(ctx: &Ctx) -> ApiError {
             super::route::unsupported_what(&ctx.route_input())
         ),
     )
-}
-
-/// The bucket a virtual host names must be ours; any other host (custom domain, IP) serves our bucket.
-pub(crate) fn check_bucket(host: &str, bucket: &str) -> Result<(), ApiError> {
-    let h = host.to_ascii_lowercase();
-    let h = match h.rsplit_once(':') {
-        Some((a, p)) if p.bytes().all(|b| b.is_ascii_digit()) => a.to_string(),
-        _ => h,
-    };
-    let rest = h
-        .strip_suffix(".myqcloud.com")
-        .or_else(|| h.strip_suffix(".tencentcos.cn"));
-    if let Some(rest) = rest {
-        if let Some((b, tail)) = rest.split_once('.') {
-            if tail.starts_with("cos.") || tail == "cos" {
-                if b != bucket {
-                    return Err(ApiError::new(
-                        404,
-                        "NoSuchBucket",
-                        "The specified bucket does not exist.",
-                    ));
-                }
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
 }
 
 fn etag_of(md5: &[u8; 16]) -> String {
@@ -284,7 +263,7 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
         None => None,
     };
     let mut pacer = throttle::limit(ctx)?.map(throttle::Pacer::new);
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let mut w = store.writer(declared.unwrap_or(0)).await?;
     let mut digest = BodyDigest::new();
     let mut got = 0u64;
@@ -369,7 +348,7 @@ pub(crate) fn commit_object(
 async fn put_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let attrs = attrs_from(&key, &header_pairs(ctx))?;
     let forbid = forbid_overwrite(ctx);
-    if forbid && ctx.inner.store.lock().objects.contains_key(&key) {
+    if forbid && ctx.store.lock().objects.contains_key(&key) {
         return Err(already_exists());
     }
     let (d, data) = receive(ctx, MAX_OBJECT).await?;
@@ -389,7 +368,7 @@ async fn put_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiErr
         ("x-cos-hash-crc64ecma", d.crc64.to_string()),
     ];
     headers.extend(subres::sse_echo(&meta.attrs));
-    commit_object(&ctx.inner.store, meta, data, forbid)?;
+    commit_object(&ctx.store, meta, data, forbid)?;
     Ok(respond(200, Body::empty(), &headers))
 }
 
@@ -422,9 +401,9 @@ async fn append_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, Api
             _ => Ok(()),
         }
     };
-    check(ctx.inner.store.lock().objects.get(&key))?;
+    check(ctx.store.lock().objects.get(&key))?;
     let (d, data) = receive(ctx, MAX_OBJECT).await?;
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let _guard = store.append_lock.lock().await;
     let existing = store.lock().objects.get(&key).cloned();
     if let Err(e) = check(existing.as_ref()) {
@@ -538,7 +517,7 @@ fn parse_range(v: &str, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
 }
 
 fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let obj = store
         .lock()
         .objects
@@ -661,7 +640,7 @@ fn file_body(f: std::fs::File, len: u64) -> Body {
 }
 
 fn delete_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let mut st = store.lock();
     if st.objects.contains_key(&key) {
         store.delete_object_meta(&key)?;
@@ -686,7 +665,7 @@ fn upload_id(ctx: &Ctx) -> String {
 
 fn initiate(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let attrs = attrs_from(&key, &header_pairs(ctx))?;
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let mut st = store.lock();
     if forbid_overwrite(ctx) && st.objects.contains_key(&key) {
         return Err(already_exists());
@@ -709,7 +688,7 @@ fn initiate(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     );
     let mut r = xml_response(format!(
         "<InitiateMultipartUploadResult>{}{}{}</InitiateMultipartUploadResult>",
-        el("Bucket", &ctx.inner.bucket),
+        el("Bucket", &ctx.bucket),
         el("Key", &key),
         el("UploadId", &id)
     ));
@@ -732,8 +711,7 @@ async fn upload_part(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiEr
     }
     let id = upload_id(ctx);
     let known = |ctx: &Ctx| {
-        ctx.inner
-            .store
+        ctx.store
             .lock()
             .uploads
             .get(&id)
@@ -743,7 +721,7 @@ async fn upload_part(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiEr
         return Err(no_such_upload());
     }
     let (d, data) = receive(ctx, MAX_OBJECT).await?;
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let meta = PartMeta {
         number,
         size: d.len,
@@ -836,7 +814,7 @@ fn list_parts(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let truncated = parts.next().is_some();
     let enc = |s: &str| if url { encode(s) } else { s.to_string() };
     let mut x = String::from("<ListPartsResult>");
-    x += &el("Bucket", &ctx.inner.bucket);
+    x += &el("Bucket", &ctx.bucket);
     if url {
         x += &el("Encoding-type", "url");
     }
@@ -984,7 +962,7 @@ async fn complete(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError
     let body = read_small_body(ctx, 16 << 20).await?;
     let wanted = parse_complete(&body)?;
     let forbid = forbid_overwrite(ctx);
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let up = store
         .lock()
         .uploads
@@ -1103,7 +1081,7 @@ async fn complete(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError
     let mut r = xml_response(format!(
         "<CompleteMultipartUploadResult>{}{}{}{}</CompleteMultipartUploadResult>",
         el("Location", &location),
-        el("Bucket", &ctx.inner.bucket),
+        el("Bucket", &ctx.bucket),
         el("Key", &key),
         el("ETag", &etag)
     ));
@@ -1115,7 +1093,7 @@ async fn complete(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError
 
 fn abort(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let id = upload_id(ctx);
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let mut st = store.lock();
     if !st.uploads.get(&id).is_some_and(|u| u.meta.key == key) {
         return Err(no_such_upload());
@@ -1196,7 +1174,7 @@ fn list_uploads(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
     }
     let enc = |s: &str| if url { encode(s) } else { s.to_string() };
     let mut x = String::from("<ListMultipartUploadsResult>");
-    x += &el("Bucket", &ctx.inner.bucket);
+    x += &el("Bucket", &ctx.bucket);
     if url {
         x += &el("Encoding-Type", "url");
     }
@@ -1260,21 +1238,5 @@ mod tests {
         assert!(parse_complete(b"<Other/>").is_err());
         assert!(parse_complete(b"<CompleteMultipartUpload></CompleteMultipartUpload>").is_err());
         assert!(parse_complete(b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>").is_err());
-    }
-
-    #[test]
-    fn vhost_bucket() {
-        assert!(check_bucket("b-1.cos.ap-guangzhou.myqcloud.com", "b-1").is_ok());
-        assert!(check_bucket("b-1.cos.ap-guangzhou.myqcloud.com:443", "b-1").is_ok());
-        assert!(check_bucket("b-1.cos.accelerate.myqcloud.com", "b-1").is_ok());
-        assert!(check_bucket("b-1.cos.ap-guangzhou.tencentcos.cn", "b-1").is_ok());
-        assert_eq!(
-            check_bucket("c-2.cos.ap-guangzhou.myqcloud.com", "b-1")
-                .unwrap_err()
-                .code,
-            "NoSuchBucket"
-        );
-        assert!(check_bucket("127.0.0.1:9000", "b-1").is_ok());
-        assert!(check_bucket("b-1.example.com", "b-1").is_ok());
     }
 }

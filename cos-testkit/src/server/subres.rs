@@ -280,7 +280,7 @@ fn no_such_key() -> ApiError {
 
 /// Changes an existing object's attributes in place (index and saved metadata).
 fn update_attrs(ctx: &Ctx, key: &str, f: impl FnOnce(&mut ObjectAttrs)) -> Result<(), ApiError> {
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let mut st = store.lock();
     let obj = st.objects.get_mut(key).ok_or_else(no_such_key)?;
     let mut meta: ObjectMeta = obj.meta.clone();
@@ -291,8 +291,7 @@ fn update_attrs(ctx: &Ctx, key: &str, f: impl FnOnce(&mut ObjectAttrs)) -> Resul
 }
 
 fn object_attrs(ctx: &Ctx, key: &str) -> Result<ObjectAttrs, ApiError> {
-    ctx.inner
-        .store
+    ctx.store
         .lock()
         .objects
         .get(key)
@@ -436,7 +435,7 @@ pub(crate) async fn delete_multiple(ctx: &mut Ctx) -> Result<Response<Body>, Api
     for o in &items {
         keys.push(field(o, "Key").ok_or_else(malformed)?.to_string());
     }
-    let store = &ctx.inner.store;
+    let store = &ctx.store;
     let mut x = String::from("<DeleteResult>");
     for key in keys {
         let res: Result<(), ApiError> = (|| {
