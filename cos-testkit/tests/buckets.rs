@@ -98,3 +98,38 @@ fn created_buckets_survive_a_restart() {
     assert_eq!(s.object("root").unwrap().data.as_deref(), Some(&b"r"[..]));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn get_bucket_lists_objects_with_prefix_delimiter_and_pages() {
+    let s = Server::builder().start_blocking().unwrap();
+    let c = creds(&s);
+    for k in ["/a/1", "/a/2", "/b", "/c/x/y", "/d"] {
+        assert_eq!(
+            send(s.addr(), &c, Req::new("PUT", k).body("xy")).status,
+            200
+        );
+    }
+    let r = send(s.addr(), &c, Req::new("GET", "/").query("delimiter=%2F"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    assert!(t.contains("<Name>examplebucket-1250000000</Name>"), "{t}");
+    assert!(t.contains("<Contents><Key>b</Key>"), "{t}");
+    assert!(t.contains("<Size>2</Size>"), "{t}");
+    assert!(t.contains("<CommonPrefixes><Prefix>a/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>c/</Prefix></CommonPrefixes>"), "{t}");
+    assert!(!t.contains("<Key>a/1</Key>"), "{t}");
+
+    let r = send(
+        s.addr(),
+        &c,
+        Req::new("GET", "/").query("prefix=a%2F&max-keys=1"),
+    );
+    assert_eq!(r.xml("IsTruncated").as_deref(), Some("true"));
+    assert_eq!(r.xml("NextMarker").as_deref(), Some("a/1"));
+    let r = send(
+        s.addr(),
+        &c,
+        Req::new("GET", "/").query("prefix=a%2F&max-keys=1&marker=a%2F1"),
+    );
+    assert_eq!(r.xml("Key").as_deref(), Some("a/2"));
+    assert_eq!(r.xml("IsTruncated").as_deref(), Some("false"));
+}

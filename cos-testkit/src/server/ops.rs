@@ -85,6 +85,7 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "ListMultipartUploads" => list_uploads(ctx),
         "HeadBucket" => Ok(respond(200, Body::empty(), &[])),
         "PutBucket" => buckets::put_bucket(ctx),
+        "GetBucket" => super::list::get_bucket(ctx),
         "DeleteBucket" => buckets::delete_bucket(ctx),
         "PutObjectTagging" => subres::put_tagging(ctx, key).await,
         "GetObjectTagging" => subres::get_tagging(ctx, key),
@@ -756,7 +757,7 @@ async fn upload_part(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiEr
     ))
 }
 
-fn owner_xml(tag: &str) -> String {
+pub(crate) fn owner_xml(tag: &str) -> String {
     format!(
         "<{tag}>{}{}</{tag}>",
         el("ID", OWNER),
@@ -764,7 +765,7 @@ fn owner_xml(tag: &str) -> String {
     )
 }
 
-fn url_encoding(ctx: &Ctx) -> Result<bool, ApiError> {
+pub(crate) fn url_encoding(ctx: &Ctx) -> Result<bool, ApiError> {
     match ctx.q("encoding-type") {
         None => Ok(false),
         Some(e) if e.eq_ignore_ascii_case("url") => Ok(true),
@@ -774,7 +775,7 @@ fn url_encoding(ctx: &Ctx) -> Result<bool, ApiError> {
     }
 }
 
-fn max_param(ctx: &Ctx, name: &str) -> Result<usize, ApiError> {
+pub(crate) fn max_param(ctx: &Ctx, name: &str) -> Result<usize, ApiError> {
     match ctx.q(name) {
         None => Ok(1000),
         Some(v) => v

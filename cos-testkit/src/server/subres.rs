@@ -337,7 +337,8 @@ pub(crate) async fn put_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>
     object_attrs(ctx, &key)?;
     let (canned, mut grants) = acl_from_headers(|n| ctx.header(n).filter(|v| !v.is_empty()))?;
     let body = super::ops::read_small_body(ctx, 64 << 10).await?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    let from_body = !body.iter().all(u8::is_ascii_whitespace);
+    if from_body {
         if canned.is_some() || !grants.is_empty() {
             return Err(ApiError::invalid(
                 "Specify an ACL either in headers or in the body, not both.",
@@ -367,6 +368,7 @@ pub(crate) async fn put_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>
     update_attrs(ctx, &key, |a| {
         a.acl = canned;
         a.grants = grants;
+        a.acl_from_body = from_body;
     })?;
     Ok(respond(200, Body::empty(), &[]))
 }
@@ -389,7 +391,8 @@ fn grant_xml(grantee: &str, permission: &str) -> String {
     format!("<Grant>{inner}{}</Grant>", el("Permission", permission))
 }
 
-/// GET Object ACL: the owner's FULL_CONTROL, the canned ACL's group grants, then the explicit grants.
+/// GET Object ACL: the owner's FULL_CONTROL (unless a policy body set the whole list), the canned ACL's
+/// group grants, then the explicit grants.
 pub(crate) fn get_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let attrs = object_attrs(ctx, &key)?;
     let mut x = format!(
@@ -397,7 +400,10 @@ pub(crate) fn get_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiE
         el("ID", OWNER),
         el("DisplayName", OWNER_NAME)
     );
-    x += &grant_xml(&format!("id=\"{OWNER}\""), "FULL_CONTROL");
+    // An ACL set by a policy body is exactly that list; otherwise the owner has FULL_CONTROL first.
+    if !attrs.acl_from_body {
+        x += &grant_xml(&format!("id=\"{OWNER}\""), "FULL_CONTROL");
+    }
     let all = format!("uri=\"{ALL_USERS}\"");
     match attrs.acl.as_deref() {
         Some("public-read") => x += &grant_xml(&all, "READ"),
