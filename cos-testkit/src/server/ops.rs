@@ -799,7 +799,6 @@ fn list_parts(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
             .map_err(|_| ApiError::invalid("part-number-marker must be a number"))?,
     };
     let up = ctx
-        .inner
         .store
         .lock()
         .uploads
@@ -951,7 +950,6 @@ pub(crate) async fn read_small_body(ctx: &mut Ctx, limit: usize) -> Result<Vec<u
 async fn complete(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let id = upload_id(ctx);
     let known = ctx
-        .inner
         .store
         .lock()
         .uploads
@@ -1113,7 +1111,6 @@ fn list_uploads(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
     let key_marker = ctx.q("key-marker").unwrap_or("").to_string();
     let id_marker = ctx.q("upload-id-marker").unwrap_or("").to_string();
     let mut all: Vec<(String, String, u64, String)> = ctx
-        .inner
         .store
         .lock()
         .uploads
