@@ -21,6 +21,9 @@ pub(crate) const SSE_C_ALGORITHM: &str = "x-cos-server-side-encryption-customer-
 pub(crate) const SSE_C_KEY_MD5: &str = "x-cos-server-side-encryption-customer-key-md5";
 const SSE_C_KEY: &str = "x-cos-server-side-encryption-customer-key";
 
+/// `(name, text)` pairs: tags, grants, XML element texts.
+type Pairs = Vec<(String, String)>;
+
 fn malformed() -> ApiError {
     ApiError::new(
         400,
@@ -88,7 +91,7 @@ fn parse_grantees(v: &str) -> Result<Vec<String>, ApiError> {
 /// The canned ACL and grants a request's `x-cos-acl` and `x-cos-grant-*` headers set.
 pub(crate) fn acl_from_headers(
     get: impl Fn(&str) -> Option<String>,
-) -> Result<(Option<String>, Vec<(String, String)>), ApiError> {
+) -> Result<(Option<String>, Pairs), ApiError> {
     let canned = get("x-cos-acl");
     if let Some(a) = &canned {
         if !matches!(
@@ -192,11 +195,7 @@ pub(crate) fn sse_echo(attrs: &ObjectAttrs) -> Vec<(&'static str, String)> {
 /// The direct-child texts of every `<item>` element under the root `<root>`, by child name (nested
 /// children are flattened: `Grantee/ID` is `ID`). Texts of other elements directly under the root are
 /// returned with the root entry, as `item = root`.
-fn xml_items(
-    body: &[u8],
-    root: &str,
-    item: &str,
-) -> Result<(Vec<(String, String)>, Vec<Vec<(String, String)>>), ApiError> {
+fn xml_items(body: &[u8], root: &str, item: &str) -> Result<(Pairs, Vec<Pairs>), ApiError> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(body);
     reader.config_mut().trim_text(true);
