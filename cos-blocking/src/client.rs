@@ -11,10 +11,12 @@ use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
 use cos_core::ops::{
     AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,
     BucketCorsOutput, CompleteMultipartUpload, CompleteMultipartUploadOutput, CorsRule,
-    DeleteBucketCors, GetBucketCors, GetBucketCorsOutput, GetObject, GetObjectOutput, HeadObject,
-    InitiateMultipartUpload, InitiateMultipartUploadOutput, ListMultipartUploads,
-    ListMultipartUploadsOutput, ListParts, ListPartsOutput, ObjectInfo, Operation, PutBucketCors,
-    PutObject, PutObjectOutput, UploadPart, UploadPartOutput,
+    DeleteBucketCors, DeleteObjectTagging, GetBucketCors, GetBucketCorsOutput, GetObject,
+    GetObjectAcl, GetObjectOutput, GetObjectTagging, HeadObject, InitiateMultipartUpload,
+    InitiateMultipartUploadOutput, ListMultipartUploads, ListMultipartUploadsOutput, ListParts,
+    ListPartsOutput, ObjectAcl, ObjectInfo, ObjectTaggingOutput, Operation, PutBucketCors,
+    PutObject, PutObjectAcl, PutObjectAclOutput, PutObjectOutput, PutObjectTagging, Tags,
+    UploadPart, UploadPartOutput,
 };
 use cos_core::task::{Event, Input, Now, OneShot, Output, Task, Transmit};
 use cos_core::{Config, Error};
@@ -459,6 +461,38 @@ impl Client {
     /// GET Object (the whole body, or the op's range, read into memory).
     pub fn get_object(&self, op: GetObject) -> Result<GetObjectOutput, Error> {
         self.execute(op)
+    }
+
+    /// PUT Object Tagging: replaces the tags of `key`.
+    pub fn put_object_tagging(
+        &self,
+        key: impl Into<String>,
+        tags: Tags,
+    ) -> Result<ObjectTaggingOutput, Error> {
+        self.execute(PutObjectTagging::new(key, tags))
+    }
+
+    /// GET Object Tagging: the tags of `key`.
+    pub fn get_object_tagging(&self, key: impl Into<String>) -> Result<Tags, Error> {
+        Ok(self.execute(GetObjectTagging::new(key))?.tags)
+    }
+
+    /// DELETE Object Tagging: removes all tags of `key`.
+    pub fn delete_object_tagging(
+        &self,
+        key: impl Into<String>,
+    ) -> Result<ObjectTaggingOutput, Error> {
+        self.execute(DeleteObjectTagging::new(key))
+    }
+
+    /// PUT Object ACL (canned ACL and grant headers).
+    pub fn put_object_acl(&self, op: PutObjectAcl) -> Result<PutObjectAclOutput, Error> {
+        self.execute(op)
+    }
+
+    /// GET Object ACL: owner and grants of `key`.
+    pub fn get_object_acl(&self, key: impl Into<String>) -> Result<ObjectAcl, Error> {
+        self.execute(GetObjectAcl::new(key))
     }
 
     /// Initiate Multipart Upload.

@@ -349,7 +349,8 @@ pub fn sign_request<B>(
         creds,
         &SignInput {
             method: req.method().as_str(),
-            key: &parts.key,
+            // The whole path as sent, even when the key starts with `/` (what COS verifies).
+            key: &format!("/{}", parts.key),
             query: &parts.query,
             headers: &parts.headers,
             key_time,
@@ -439,7 +440,8 @@ pub fn presign<B>(
         creds,
         &SignInput {
             method: req.method().as_str(),
-            key: &parts.key,
+            // The whole path as sent, even when the key starts with `/` (what COS verifies).
+            key: &format!("/{}", parts.key),
             query: &parts.query,
             headers: &parts.headers,
             key_time,

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, InvalidInput, ServiceError, UnexpectedResponse};
 use crate::task::RequestBody;
 
+mod acl;
 mod append;
 mod cors;
 mod get;
@@ -20,6 +21,10 @@ mod head;
 mod list_uploads;
 mod multipart;
 mod put;
+mod tagging;
+pub use acl::{
+    GetObjectAcl, Grant, Grantee, ObjectAcl, Permission, PutObjectAcl, PutObjectAclOutput,
+};
 pub use append::{AppendObject, AppendObjectOutput, MAX_APPEND_OBJECT_SIZE};
 pub use cors::{
     BucketCorsOutput, CorsConfiguration, CorsRule, DeleteBucketCors, GetBucketCors,
@@ -35,6 +40,10 @@ pub use multipart::{
     UploadPartOutput, MAX_PART_NUMBER, MAX_PART_SIZE,
 };
 pub use put::{PutObject, PutObjectOutput};
+pub use tagging::{
+    DeleteObjectTagging, GetObjectTagging, GetObjectTaggingOutput, ObjectTaggingOutput,
+    PutObjectTagging, Tags, MAX_TAGS,
+};
 
 /// One COS request/response exchange.
 pub trait Operation {
@@ -359,8 +368,8 @@ pub struct ObjectOptions {
     pub server_side_encryption: Option<ServerSideEncryption>,
     /// `x-cos-forbid-overwrite: true`.
     pub forbid_overwrite: bool,
-    /// `x-cos-tagging`.
-    pub tagging: Option<String>,
+    /// `x-cos-tagging`: the object's tags.
+    pub tagging: Option<Tags>,
     /// `Content-MD5` (base64).
     pub content_md5: Option<String>,
     /// Any other header (e.g. `x-cos-meta-md5` set by UploadAddMetaMd5, or a new COS header).
@@ -386,7 +395,6 @@ impl ObjectOptions {
             ("x-cos-grant-read-acp", &self.grant_read_acp),
             ("x-cos-grant-write-acp", &self.grant_write_acp),
             ("x-cos-grant-full-control", &self.grant_full_control),
-            ("x-cos-tagging", &self.tagging),
             ("content-md5", &self.content_md5),
         ];
         for (name, value) in opt {
@@ -396,6 +404,9 @@ impl ObjectOptions {
         }
         if self.expect_continue {
             set("expect", "100-continue")?;
+        }
+        if let Some(tags) = &self.tagging {
+            set("x-cos-tagging", &tags.to_header()?)?;
         }
         if let Some(acl) = &self.acl {
             set("x-cos-acl", acl.as_str())?;
@@ -541,9 +552,9 @@ macro_rules! object_options {
                 self.options.forbid_overwrite = true;
                 self
             }
-            /// `x-cos-tagging`, e.g. `a=1&b=2`.
-            pub fn tagging(mut self, v: impl Into<String>) -> Self {
-                self.options.tagging = Some(v.into());
+            /// `x-cos-tagging`: the object's tags (at most 10; checked when the request is built).
+            pub fn tagging(mut self, tags: $crate::ops::Tags) -> Self {
+                self.options.tagging = Some(tags);
                 self
             }
             /// `Content-MD5` (base64 of the body's MD5); COS rejects a body that does not match.

@@ -26,7 +26,7 @@ use cos_core::ops::{CorsConfiguration, CorsRule, CORS_METHODS};
 use http::{HeaderMap, HeaderValue, Method, Response};
 use http_body_util::BodyExt;
 
-use super::ops::check_bucket;
+use super::buckets;
 use super::sigv::{self, SignedRequest};
 use super::util::random_hex;
 use super::{respond, xml_response, ApiError, Body, Ctx};
@@ -127,7 +127,7 @@ pub(crate) fn operation(ctx: &Ctx) -> Option<&'static str> {
         return Some("OptionsObject");
     }
     let root = ctx.key.as_ref().is_ok_and(|k| k.is_empty());
-    if !root || !ctx.has_q("cors") {
+    if !root || ctx.q("cors").is_none() {
         return None;
     }
     match ctx.method {
@@ -153,7 +153,11 @@ pub(crate) async fn dispatch(
 }
 
 async fn answer(ctx: &mut Ctx, op: &'static str) -> Result<Response<Body>, ApiError> {
-    check_bucket(&ctx.host, &ctx.inner.bucket)?;
+    if let Some(b) = buckets::bucket_of_host(&ctx.host) {
+        if buckets::find(&ctx.inner, &b).is_none() {
+            return Err(buckets::no_such_bucket());
+        }
+    }
     if op == "OptionsObject" {
         return preflight(ctx);
     }

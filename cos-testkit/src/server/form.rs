@@ -118,7 +118,7 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
         })
         .collect();
     let size = file.data.len() as u64;
-    let bucket = ctx.inner.bucket.clone();
+    let bucket = ctx.bucket.clone();
     let creds = ctx.inner.credentials();
     let verified = verify_form(
         &FormSubmission {
@@ -140,24 +140,24 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
             headers.push(("content-type".into(), ct.clone()));
         }
     }
-    let attrs = attrs_from(&headers)?;
+    let attrs = attrs_from(&key, &headers)?;
     let forbid = headers
         .iter()
         .any(|(k, v)| k == "x-cos-forbid-overwrite" && v.eq_ignore_ascii_case("true"));
     let d = BodyDigest::of(&file.data);
-    let data = if ctx.inner.store.is_sink() {
+    let data = if ctx.store.is_sink() {
         Data::None
     } else {
-        let mut w = ctx.inner.store.writer(size).await?;
+        let mut w = ctx.store.writer(size).await?;
         if let Err(e) = w.write(&file.data).await {
-            ctx.inner.store.abandon(w);
+            ctx.store.abandon(w);
             return Err(e.into());
         }
-        ctx.inner.store.finish(w).await?
+        ctx.store.finish(w).await?
     };
     let etag = format!("\"{}\"", d.md5_hex());
     commit_object(
-        &ctx.inner.store,
+        &ctx.store,
         ObjectMeta {
             key: key.clone(),
             size,

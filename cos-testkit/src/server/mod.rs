@@ -3,13 +3,19 @@
 //! It speaks the upload subset of the COS XML API described in the crate docs, verifies every request's
 //! signature with `cos_core::auth`, and can inject faults ([`crate::FaultPlan`]).
 
+mod buckets;
 mod caseio;
 mod cors;
 mod form;
+mod list;
 mod log;
+mod mime;
 mod ops;
+mod route;
 mod sigv;
 mod store;
+mod subres;
+mod throttle;
 mod util;
 
 use std::collections::BTreeMap;
@@ -156,10 +162,13 @@ impl ServerBuilder {
     }
 
     fn into_inner(self) -> io::Result<Arc<Inner>> {
+        let buckets = buckets::load(self.data_dir.as_ref(), self.sink)?;
         Ok(Arc::new(Inner {
             cors: cors::CorsState::open(self.data_dir.as_deref(), self.cors)?,
             log: self.log,
-            store: Store::open(self.data_dir, self.sink)?,
+            store: Arc::new(Store::open(self.data_dir.clone(), self.sink)?),
+            buckets: Mutex::new(buckets),
+            data_dir: self.data_dir,
             creds: Credentials::new(self.secret_id, self.secret_key),
             bucket: self.bucket,
             token: std::sync::RwLock::new(self.security_token),
@@ -289,10 +298,15 @@ pub struct StoredObject {
 }
 
 pub(crate) struct Inner {
+    /// The configured bucket (always exists; served for hosts that name no bucket).
     bucket: String,
     creds: Credentials,
     token: std::sync::RwLock<Option<String>>,
-    store: Store,
+    /// The configured bucket's objects.
+    store: Arc<Store>,
+    /// Buckets created with PUT Bucket.
+    buckets: buckets::Buckets,
+    data_dir: Option<PathBuf>,
     counters: Mutex<Counters>,
     faults: Arc<Mutex<FaultState>>,
     seq: AtomicU64,
@@ -444,6 +458,17 @@ impl Server {
         v
     }
 
+    /// Names of the buckets created with PUT Bucket (the configured bucket not included), sorted.
+    pub fn created_buckets(&self) -> Vec<String> {
+        self.inner
+            .buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Stops the server (the same as dropping it).
     pub fn stop(self) {}
 }
@@ -556,6 +581,12 @@ impl From<io::Error> for ApiError {
 /// One request being served.
 pub(crate) struct Ctx {
     pub inner: Arc<Inner>,
+    /// The bucket the request names (from its host; the configured one by default).
+    pub bucket: String,
+    /// Whether that bucket exists; when not, `store` is the configured bucket's and must not be used.
+    pub bucket_exists: bool,
+    /// The bucket's objects.
+    pub store: Arc<Store>,
     pub method: Method,
     pub headers: http::HeaderMap,
     pub body: Option<Incoming>,
@@ -581,7 +612,12 @@ impl Ctx {
             .map(sigv::header_str)
             .or_else(|| parts.uri.authority().map(|a| a.to_string()))
             .unwrap_or_default();
+        let bucket = buckets::bucket_of_host(&host).unwrap_or_else(|| inner.bucket.clone());
+        let found = buckets::find(&inner, &bucket);
         Ctx {
+            bucket,
+            bucket_exists: found.is_some(),
+            store: found.unwrap_or_else(|| inner.store.clone()),
             inner,
             method: parts.method,
             headers: parts.headers,
@@ -603,10 +639,6 @@ impl Ctx {
             .map(|(_, v)| v.as_str())
     }
 
-    pub(crate) fn has_q(&self, name: &str) -> bool {
-        self.query.iter().any(|(k, _)| k == name)
-    }
-
     /// A header's value (lossy UTF-8).
     pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers.get(name).map(sigv::header_str)
@@ -617,53 +649,19 @@ impl Ctx {
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
     }
 
+    /// What routing sees of this request.
+    pub(crate) fn route_input(&self) -> route::RouteInput<'_> {
+        route::RouteInput {
+            method: &self.method,
+            bucket_level: self.key.as_ref().map(|k| k.is_empty()).unwrap_or(false),
+            query: &self.query,
+            headers: &self.headers,
+        }
+    }
+
     /// The operation name, as counted.
     fn operation(&self) -> &'static str {
-        let key_empty = self.key.as_ref().map(|k| k.is_empty()).unwrap_or(false);
-        let m = &self.method;
-        if key_empty {
-            return match *m {
-                Method::GET if self.has_q("uploads") => "ListMultipartUploads",
-                Method::POST
-                    if self.header("content-type").is_some_and(|c| {
-                        c.to_ascii_lowercase().starts_with("multipart/form-data")
-                    }) =>
-                {
-                    "PostObject"
-                }
-                Method::HEAD => "HeadBucket",
-                _ => "Unsupported",
-            };
-        }
-        match *m {
-            Method::PUT if self.has_q("partNumber") && self.has_q("uploadId") => "UploadPart",
-            Method::PUT if self.headers.contains_key("x-cos-copy-source") => "Unsupported",
-            Method::PUT
-                if self
-                    .query
-                    .iter()
-                    .all(|(k, _)| k.starts_with("q-") || k.starts_with("x-cos-")) =>
-            {
-                "PutObject"
-            }
-            Method::PUT => "Unsupported",
-            Method::POST if self.has_q("uploads") => "InitiateMultipartUpload",
-            Method::POST if self.has_q("uploadId") => "CompleteMultipartUpload",
-            Method::POST if self.has_q("append") => "AppendObject",
-            Method::GET if self.has_q("uploadId") => "ListParts",
-            Method::GET => "GetObject",
-            Method::HEAD => "HeadObject",
-            Method::DELETE if self.has_q("uploadId") => "AbortMultipartUpload",
-            Method::DELETE
-                if self
-                    .query
-                    .iter()
-                    .all(|(k, _)| k.starts_with("q-") || k.starts_with("x-cos-")) =>
-            {
-                "DeleteObject"
-            }
-            _ => "Unsupported",
-        }
+        route::operation(&self.route_input())
     }
 
     /// The error XML response.

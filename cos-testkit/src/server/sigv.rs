@@ -3,7 +3,7 @@
 //! The server recomputes the signature over exactly the headers and query parameters the client listed in
 //! `q-header-list` / `q-url-param-list`, taking each from the request. `host` is tried as sent and without its
 //! port (the Python SDK signs it without, the Node SDK with). Both the `Authorization` header and the
-//! presigned-URL form (the same fields in the query) are accepted.
+//! presigned-URL form (the same fields in the query, or the whole value in `sign=`) are accepted.
 //!
 //! Decisions where COS documents little:
 //! - no signature at all: 403 `AccessDenied`;
@@ -23,6 +23,8 @@ use super::ApiError;
 /// What the verifier needs from the request.
 pub(crate) struct SignedRequest<'a> {
     pub method: &'a str,
+    /// The decoded path without its first `/`. The path signed is the whole path as sent (`"/" + key`, even
+    /// when the key itself starts with `/`), as the official SDKs sign it.
     pub key: &'a str,
     /// Decoded query pairs.
     pub query: &'a [(String, String)],
@@ -58,9 +60,12 @@ pub(crate) fn verify(
     token: Option<&str>,
 ) -> Result<(), ApiError> {
     let presigned = req.query.iter().any(|(k, _)| k == "q-sign-algorithm");
+    // `?sign=` carries a whole Authorization value, URL-encoded (the Node SDK's signed URLs).
+    let sign_param = req.query.iter().find(|(k, _)| k == "sign").map(|(_, v)| v);
     let fields = match req.headers.get(http::header::AUTHORIZATION) {
         Some(v) => AuthorizationFields::parse(&header_str(v)),
         None if presigned => AuthorizationFields::from_pairs(req.query),
+        None if sign_param.is_some() => sign_param.and_then(|v| AuthorizationFields::parse(v)),
         None => {
             return Err(ApiError::new(
                 403,
@@ -166,13 +171,14 @@ pub(crate) fn verify(
             candidates.push(alt);
         }
     }
+    let path = format!("/{}", req.key);
     let mut first = None;
     for h in &candidates {
         let sig = get_authorization(
             creds,
             &SignInput {
                 method: req.method,
-                key: req.key,
+                key: &path,
                 query: &params,
                 headers: h,
                 key_time,

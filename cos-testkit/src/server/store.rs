@@ -32,6 +32,18 @@ pub(crate) struct ObjectAttrs {
     pub headers: Vec<(String, String)>,
     /// Upper-case storage class (`STANDARD` when none was given).
     pub storage_class: String,
+    /// Object tags, in order (from `x-cos-tagging` or PUT Object Tagging).
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    /// The canned ACL (`x-cos-acl`), if one was set.
+    #[serde(default)]
+    pub acl: Option<String>,
+    /// Explicit grants as `(permission, grantee)`, grantee `id="…"` or `uri="…"` as in `x-cos-grant-*`.
+    #[serde(default)]
+    pub grants: Vec<(String, String)>,
+    /// The ACL was set by an `AccessControlPolicy` body: `grants` is the whole list (no implicit owner grant).
+    #[serde(default)]
+    pub acl_from_body: bool,
 }
 
 /// An object's metadata.
