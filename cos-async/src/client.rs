@@ -227,7 +227,25 @@ impl<'a> InFlight<'a> {
     }
 }
 
-fn now() -> Now {
+/// This process's name in checkpoint leases: its pid and a random number.
+pub(crate) fn lease_owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| format!("pid {} run {:016x}", std::process::id(), random_u64()))
+}
+
+/// A random number from std's hasher keys (the core has no randomness).
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+pub(crate) fn now() -> Now {
     Now {
         instant: Instant::now(),
         system: SystemTime::now(),

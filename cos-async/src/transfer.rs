@@ -36,8 +36,8 @@ use cos_core::ops::{AbortMultipartUpload, PutObject};
 use cos_core::task::{Event, OneShot};
 use cos_core::upload::plan::DEFAULT_PART_SIZE;
 use cos_core::upload::{
-    choose_upload, Checkpoint, MultipartUpload, QueueOutput, SourceFingerprint, UploadMethod,
-    UploadQueue,
+    choose_upload, Checkpoint, LeaseCheck, LeaseDecision, MultipartUpload, QueueOutput,
+    SourceFingerprint, UploadMethod, UploadQueue,
 };
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome};
 use cos_core::{Error, InvalidInput};
@@ -134,6 +134,20 @@ async fn load_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Error> {
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(source_error(path, "cannot read the checkpoint", e)),
+    }
+}
+
+/// The checkpoint at `path`, once no other live upload holds it: the core's [`LeaseCheck`] decides, this
+/// only reads the file again when told to.
+async fn load_free_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Error> {
+    let mut check = LeaseCheck::new(crate::client::lease_owner());
+    loop {
+        let cp = load_checkpoint(path).await?;
+        match check.check(cp.as_ref(), crate::client::now()) {
+            LeaseDecision::Proceed => return Ok(cp),
+            LeaseDecision::ReloadAt(t) => tokio::time::sleep_until(t.into()).await,
+            LeaseDecision::Busy(e) => return Err(e),
+        }
     }
 }
 
@@ -422,7 +436,7 @@ impl Client {
             }
             let fingerprint = SourceFingerprint::new(meta.len(), meta.modified().ok());
             let checkpoint = match &options.checkpoint {
-                Some(p) => load_checkpoint(p).await?,
+                Some(p) => load_free_checkpoint(p).await?,
                 None => None,
             };
             if let Some(cp) = &checkpoint {
@@ -503,6 +517,7 @@ impl Client {
             },
         };
         let mut task = match task {
+            Ok(t) if options.checkpoint.is_some() => t.lease_owner(crate::client::lease_owner()),
             Ok(t) => t,
             Err(e) => return Ended::Done(Err(e)),
         };

@@ -200,7 +200,25 @@ struct NoSteer;
 
 impl<T: Task> Steer<T> for NoSteer {}
 
-fn now() -> Now {
+/// This process's name in checkpoint leases: its pid and a random number.
+pub(crate) fn lease_owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| format!("pid {} run {:016x}", std::process::id(), random_u64()))
+}
+
+/// A random number from std's hasher keys (the core has no randomness).
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+pub(crate) fn now() -> Now {
     Now {
         instant: Instant::now(),
         system: SystemTime::now(),
@@ -319,8 +337,10 @@ impl Client {
                     }
                 };
                 let mut answered = false;
-                if in_flight == 0 && ready.len() == 1 {
-                    // A lone request: send it here, as a single operation would.
+                if in_flight == 0 && ready.len() == 1 && until.is_none() {
+                    // A lone request of a task with no timer: send it here, as a single operation would.
+                    // (A task with a timer, such as an upload renewing its checkpoint lease, keeps the
+                    // loop free to serve it.)
                     let t = ready.pop().expect("one request");
                     let input = inner.transport.send(t, source, &inner.hooks);
                     task.handle_input(now(), input);

@@ -37,8 +37,8 @@ use cos_core::ops::{AbortMultipartUpload, PutObject};
 use cos_core::task::{Event, OneShot};
 use cos_core::upload::plan::DEFAULT_PART_SIZE;
 use cos_core::upload::{
-    choose_upload, Checkpoint, MultipartUpload, ProgressMeter, QueueOutput, SourceFingerprint,
-    UploadMethod, UploadQueue,
+    choose_upload, Checkpoint, LeaseCheck, LeaseDecision, MultipartUpload, ProgressMeter,
+    QueueOutput, SourceFingerprint, UploadMethod, UploadQueue,
 };
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome};
 use cos_core::{Error, InvalidInput};
@@ -156,6 +156,22 @@ fn load_checkpoint(path: &Path, bucket: &str, key: &str) -> Result<Option<Checkp
     })?;
     cp.ensure_for(bucket, key)?;
     Ok(Some(cp))
+}
+
+/// The checkpoint at `path`, once no other live upload holds it: the core's [`LeaseCheck`] decides, this
+/// only reads the file again when told to.
+fn load_free_checkpoint(path: &Path, bucket: &str, key: &str) -> Result<Option<Checkpoint>, Error> {
+    let mut check = LeaseCheck::new(crate::client::lease_owner());
+    loop {
+        let cp = load_checkpoint(path, bucket, key)?;
+        match check.check(cp.as_ref(), crate::client::now()) {
+            LeaseDecision::Proceed => return Ok(cp),
+            LeaseDecision::ReloadAt(t) => {
+                std::thread::sleep(t.saturating_duration_since(Instant::now()))
+            }
+            LeaseDecision::Busy(e) => return Err(e),
+        }
+    }
 }
 
 fn remove_checkpoint(path: Option<&Path>) {
@@ -421,7 +437,7 @@ impl Client {
                 let upload = options.upload_config(Some(plan.part_size()), meta_md5);
                 let checkpoint = options.checkpoint.as_deref();
                 let saved = match checkpoint {
-                    Some(p) => load_checkpoint(p, &bucket, key).map_err(fail)?,
+                    Some(p) => load_free_checkpoint(p, &bucket, key).map_err(fail)?,
                     None => None,
                 };
                 let mut task = match saved {
@@ -434,6 +450,9 @@ impl Client {
                         .and_then(|t| t.source_fingerprint(fingerprint)),
                 }
                 .map_err(fail)?;
+                if checkpoint.is_some() {
+                    task = task.lease_owner(crate::client::lease_owner());
+                }
                 let mut steer = FileSteer {
                     path,
                     checkpoint,

@@ -21,7 +21,10 @@ pub mod plan;
 pub mod progress;
 pub mod queue;
 
-pub use checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
+pub use checkpoint::{
+    Checkpoint, FinishedPart, Lease, LeaseCheck, LeaseDecision, SourceFingerprint,
+    CHECKPOINT_VERSION, LEASE_RENEW, LEASE_TTL,
+};
 pub use multipart::{
     MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
 };

@@ -51,11 +51,13 @@
 //! [`Error::Source`]. Streams have no checkpoint (their bytes cannot be read again).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
+use super::checkpoint::{
+    unix_ms, Checkpoint, FinishedPart, Lease, SourceFingerprint, CHECKPOINT_VERSION, LEASE_RENEW,
+};
 use super::plan::{PartPlan, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::checksum::{BodyDigest, Crc64, SentDigest};
 use crate::config::{validate_file_key, Config};
@@ -282,6 +284,12 @@ pub struct MultipartUpload {
     complete_sent: u32,
     /// [`MAX_PARTS`]; lowered by tests of the stream limit.
     max_parts: u32,
+    /// The lease owner written into checkpoints (see [`MultipartUpload::lease_owner`]).
+    owner: Option<String>,
+    /// When the lease is renewed next (a [`Event::CheckpointChanged`] even if no part finished).
+    renew_at: Option<Instant>,
+    /// The wall-clock time of the last call that carried one: the lease's renewal time.
+    clock: Option<SystemTime>,
 }
 
 fn bare(etag: &str) -> &str {
@@ -336,6 +344,9 @@ impl MultipartUpload {
             stopping: None,
             max_parts: MAX_PARTS,
             complete_sent: 0,
+            owner: None,
+            renew_at: None,
+            clock: None,
         }
     }
 
@@ -416,6 +427,16 @@ impl MultipartUpload {
         }
         self.source = source;
         Ok(self)
+    }
+
+    /// Marks the checkpoints this task writes with a [`Lease`] held by `owner` (a name unique to this
+    /// process and run, e.g. its pid and a random number), and renews it every
+    /// [`LEASE_RENEW`](super::checkpoint::LEASE_RENEW) with an [`Event::CheckpointChanged`] while the
+    /// upload runs, even when no part finishes. Another run that finds the lease live refuses to continue
+    /// the same upload ([`LeaseCheck`](super::checkpoint::LeaseCheck)).
+    pub fn lease_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
     }
 
     /// Continues the upload of a [`Checkpoint`]; `current` is the source's fingerprint now.
@@ -605,6 +626,10 @@ impl MultipartUpload {
             total_len: plan.total_len(),
             source: self.source,
             parts,
+            lease: self.owner.as_ref().map(|owner| Lease {
+                owner: owner.clone(),
+                renewed_unix_ms: self.clock.map_or(0, unix_ms),
+            }),
         })
     }
 
@@ -1039,10 +1064,37 @@ impl MultipartUpload {
     fn next_timer(&self, now: Now) -> Option<Instant> {
         let part = self.timers.first().map(|(t, _)| *t);
         let control = self.control.not_before.filter(|t| *t > now.instant);
-        match (part, control) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let renew = self.renew_at.filter(|t| *t > now.instant);
+        [part, control, renew].into_iter().flatten().min()
+    }
+
+    /// Renews the lease when it is due: while the upload has a checkpoint and has not ended, every
+    /// [`LEASE_RENEW`], so that a run that finds this checkpoint knows the upload is alive.
+    fn renew_lease(&mut self, now: Now) {
+        let active = self.owner.is_some()
+            && !self.finished
+            && self.done.is_none()
+            && self.stopping.is_none()
+            && self.checkpoint_exists();
+        if !active {
+            self.renew_at = None;
+            return;
         }
+        match self.renew_at {
+            Some(t) if t > now.instant => {}
+            Some(_) => {
+                self.renew_at = Some(now.instant + LEASE_RENEW);
+                self.events.push_back(Event::CheckpointChanged);
+            }
+            // The first checkpoint is announced by the step that creates it; renewals follow.
+            None => self.renew_at = Some(now.instant + LEASE_RENEW),
+        }
+    }
+
+    fn checkpoint_exists(&self) -> bool {
+        self.plan.is_some()
+            && self.upload_id.is_some()
+            && !matches!(self.step, Step::AbortStale { .. })
     }
 
     fn nothing_in_flight(&self) -> bool {
@@ -1526,6 +1578,8 @@ impl Task for MultipartUpload {
     }
 
     fn poll_output(&mut self, now: Now) -> Output<UploadOutcome> {
+        self.clock = Some(now.system);
+        self.renew_lease(now);
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Output::Event(e);
@@ -1602,6 +1656,7 @@ impl Task for MultipartUpload {
     }
 
     fn handle_input(&mut self, now: Now, input: Input) {
+        self.clock = Some(now.system);
         if self.finished || self.done.is_some() {
             return;
         }
