@@ -136,13 +136,18 @@ impl ClientBuilder {
         self
     }
 
-    /// The client.
+    /// The client. A config with the default retry seed gets a random one, so that clients in different
+    /// processes do not retry in lockstep; any other seed is kept (reproducible jitter).
     pub fn build(self) -> Client {
+        let mut config = self.config;
+        if config.retry.seed == cos_core::retry::RetryPolicy::default().seed {
+            config.retry.seed = random_u64();
+        }
         Client {
             inner: Arc::new(Inner {
                 transport: Transport::new(&self.settings),
                 hooks: self.hooks,
-                config: RwLock::new(self.config),
+                config: RwLock::new(config),
                 on_event: self.on_event,
                 credentials: self.credentials,
             }),

@@ -71,6 +71,17 @@ fn drivers_make_no_protocol_decisions() {
         "<Error><",
         "x-cos-hash-crc64ecma",
         "NoSuchUpload",
+        // Transfer decisions owned by cos-core: who may continue a checkpoint (leases, their lifetime and
+        // renewal), and how far a listing is followed (markers, page caps).
+        "LEASE_TTL",
+        "LEASE_RENEW",
+        "renewed_unix_ms",
+        ".lease =",
+        "next_part_number_marker",
+        "next_key_marker",
+        "next_upload_id_marker",
+        "MAX_LIST_PAGES",
+        "is_truncated",
     ];
     let mut files = Vec::new();
     rust_files(&root().join("cos-blocking/src"), &mut files);

@@ -27,6 +27,7 @@ pub use checkpoint::{
 };
 pub use multipart::{
     MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
+    MAX_LIST_PAGES,
 };
 pub use options::{
     BatchOptions, FileDoneFn, FileUpload, ProgressFn, UploadOptions, DEFAULT_FILE_PARALLEL,

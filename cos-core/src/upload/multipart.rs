@@ -73,6 +73,10 @@ use crate::task::{
     sign, AfterFailure, Attempts, Event, Input, Now, Output, RequestBody, RequestId, Task, Transmit,
 };
 
+/// The most List Multipart Uploads pages a search for an unfinished upload reads: a server whose listing
+/// never ends fails the task with [`Error::UnexpectedResponse`] instead of looping forever.
+pub const MAX_LIST_PAGES: u32 = 1000;
+
 /// The default number of parts in flight at once (as the official SDKs' `ChunkParallelLimit`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 3;
 
@@ -212,6 +216,8 @@ enum Step {
         key_marker: Option<String>,
         upload_id_marker: Option<String>,
         best: Option<(String, String)>,
+        /// Pages read so far.
+        pages: u32,
     },
     /// List Parts of `upload_id`; `from_checkpoint` selects the comparison.
     ListParts {
@@ -501,6 +507,7 @@ impl MultipartUpload {
             key_marker: None,
             upload_id_marker: None,
             best: None,
+            pages: 0,
         };
         Ok(task)
     }
@@ -1240,7 +1247,12 @@ impl MultipartUpload {
                     },
                 }
             }
-            Step::FindUploads { mut best, .. } => {
+            Step::FindUploads {
+                mut best,
+                key_marker: prev_key,
+                upload_id_marker: prev_id,
+                pages,
+            } => {
                 let op = ListMultipartUploads::new().prefix(&self.key);
                 match op.parse_response(&response, None) {
                     Ok(out) => {
@@ -1253,14 +1265,36 @@ impl MultipartUpload {
                                 best = Some((initiated, u.upload_id.clone()));
                             }
                         }
+                        // Keys are listed in order: past `key` itself, no upload of exactly it can follow.
                         let more = out.is_truncated
                             && (out.next_key_marker.is_some()
-                                || out.next_upload_id_marker.is_some());
+                                || out.next_upload_id_marker.is_some())
+                            && out
+                                .next_key_marker
+                                .as_deref()
+                                .map_or(true, |k| k <= self.key.as_str());
                         if more {
+                            let next = (out.next_key_marker, out.next_upload_id_marker);
+                            let advances =
+                                next.0 >= prev_key && next != (prev_key.clone(), prev_id.clone());
+                            if !advances || pages + 1 >= MAX_LIST_PAGES {
+                                self.fail(crate::ops::unexpected(
+                                    &response,
+                                    &format!(
+                                        "List Multipart Uploads does not advance (page {}, next \
+                                         markers {:?} after {:?})",
+                                        pages + 1,
+                                        next,
+                                        (prev_key, prev_id)
+                                    ),
+                                ));
+                                return;
+                            }
                             self.set_step(Step::FindUploads {
-                                key_marker: out.next_key_marker,
-                                upload_id_marker: out.next_upload_id_marker,
+                                key_marker: next.0,
+                                upload_id_marker: next.1,
                                 best,
+                                pages: pages + 1,
                             });
                         } else if let Some((_, upload_id)) = best {
                             self.upload_id = Some(upload_id);
@@ -1276,7 +1310,8 @@ impl MultipartUpload {
                 }
             }
             Step::ListParts {
-                from_checkpoint, ..
+                from_checkpoint,
+                marker: prev,
             } => {
                 let op = ListParts::new(&self.key, self.upload_id.clone().unwrap_or_default());
                 match op.parse_response(&response, None) {
@@ -1285,6 +1320,18 @@ impl MultipartUpload {
                             self.listed.insert(p.part_number, (p.etag, p.size));
                         }
                         match (out.is_truncated, out.next_part_number_marker) {
+                            // Part numbers only go up to MAX_PARTS, so a marker that must grow ends
+                            // the listing within MAX_PARTS pages.
+                            (true, Some(m)) if m <= prev.unwrap_or(0) || m > MAX_PARTS => {
+                                self.fail(crate::ops::unexpected(
+                                    &response,
+                                    &format!(
+                                        "List Parts does not advance (next part number marker {m} \
+                                         after {})",
+                                        prev.unwrap_or(0)
+                                    ),
+                                ));
+                            }
                             (true, Some(m)) => self.set_step(Step::ListParts {
                                 marker: Some(m),
                                 from_checkpoint,

@@ -14,7 +14,8 @@ use super::*;
 use crate::checksum::{hex, BodyDigest, Crc64, SentDigest};
 use crate::error::{Error, IntegrityError, TransportError, TransportErrorKind};
 use crate::task::{Event, Input, Now, Output, RequestBody, Task, Transmit};
-use crate::upload::plan::MIB;
+use crate::upload::multipart::MAX_LIST_PAGES;
+use crate::upload::plan::{MAX_PARTS, MIB};
 use crate::{Config, Credentials};
 
 const BUCKET: &str = "examplebucket-1250000000";
@@ -2170,4 +2171,140 @@ fn lease_checks_proceed_without_a_live_foreign_lease() {
     json.as_object_mut().unwrap().remove("lease");
     let back: Checkpoint = serde_json::from_value(json).unwrap();
     assert_eq!(back.lease, None);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Hostile pagination: a listing whose next marker does not advance must not loop forever.
+
+/// Answers every request of `task` with `answer(n, request)` until it ends; returns the result and the
+/// number of requests sent.
+fn answer_all(
+    task: &mut MultipartUpload,
+    mut answer: impl FnMut(usize, &Transmit) -> http::Response<Bytes>,
+) -> (Result<UploadOutcome, Error>, usize) {
+    let mut now = start();
+    let mut sent = 0;
+    loop {
+        match task.poll_output(now) {
+            Output::Transmit(t) => {
+                sent += 1;
+                assert!(sent < 20_000, "the task keeps listing");
+                let response = answer(sent, &t);
+                task.handle_input(
+                    now,
+                    Input::Response {
+                        id: t.id,
+                        response,
+                        sent: None,
+                    },
+                );
+            }
+            Output::Event(_) => {}
+            Output::Wait { until: Some(t) } => now = now.advance(t - now.instant),
+            Output::Wait { until: None } => panic!("stuck"),
+            Output::Done(r) => return (r, sent),
+        }
+    }
+}
+
+fn list_parts_page(marker: u32, next: u32) -> http::Response<Bytes> {
+    xml(
+        200,
+        format!(
+            "<ListPartsResult><Bucket>{BUCKET}</Bucket><Key>{KEY}</Key><UploadId>up</UploadId>\
+             <PartNumberMarker>{marker}</PartNumberMarker><IsTruncated>true</IsTruncated>\
+             <NextPartNumberMarker>{next}</NextPartNumberMarker></ListPartsResult>"
+        ),
+    )
+}
+
+fn resumed_task() -> MultipartUpload {
+    let cp = Checkpoint::new(BUCKET, KEY, "up", MIB, fingerprint());
+    MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap()
+}
+
+#[test]
+fn list_parts_that_repeat_or_go_back_fail_instead_of_looping() {
+    for next in [|_| 0, |m| m, |m: u32| m.saturating_sub(1)] {
+        let mut task = resumed_task();
+        let mut marker = 0;
+        let (r, sent) = answer_all(&mut task, |n, t| {
+            assert_eq!(t.operation, "ListParts");
+            // The first page advances to 5; the second does not advance.
+            let reply = if n == 1 { 5 } else { next(marker) };
+            let page = list_parts_page(marker, reply);
+            marker = reply;
+            page
+        });
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, Error::UnexpectedResponse(_)) && e.to_string().contains("does not advance"),
+            "{e}"
+        );
+        assert_eq!(sent, 2);
+    }
+    // A marker beyond the last possible part number cannot be followed either.
+    let mut task = resumed_task();
+    let (r, sent) = answer_all(&mut task, |_, _| list_parts_page(0, MAX_PARTS + 1));
+    assert!(matches!(r, Err(Error::UnexpectedResponse(_))));
+    assert_eq!(sent, 1);
+}
+
+fn uploads_page(next_key: &str, next_id: &str) -> http::Response<Bytes> {
+    xml(
+        200,
+        format!(
+            "<ListMultipartUploadsResult><Bucket>{BUCKET}</Bucket><Prefix>{KEY}</Prefix>\
+             <IsTruncated>true</IsTruncated><NextKeyMarker>{next_key}</NextKeyMarker>\
+             <NextUploadIdMarker>{next_id}</NextUploadIdMarker></ListMultipartUploadsResult>"
+        ),
+    )
+}
+
+#[test]
+fn list_multipart_uploads_that_do_not_advance_fail_instead_of_looping() {
+    let find = || MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    // The same markers twice.
+    let (r, sent) = answer_all(&mut find(), |_, _| uploads_page(KEY, "u-1"));
+    let e = r.unwrap_err();
+    assert!(
+        matches!(e, Error::UnexpectedResponse(_)) && e.to_string().contains("does not advance"),
+        "{e}"
+    );
+    assert_eq!(sent, 2);
+    // A key marker that goes back.
+    let (r, sent) = answer_all(&mut find(), |n, _| {
+        uploads_page(if n == 1 { KEY } else { "a" }, &format!("u-{n}"))
+    });
+    assert!(matches!(r, Err(Error::UnexpectedResponse(_))));
+    assert_eq!(sent, 2);
+    // Markers that change forever (new upload ids of the same key): capped.
+    let (r, sent) = answer_all(&mut find(), |n, _| uploads_page(KEY, &format!("u-{n}")));
+    assert!(matches!(r, Err(Error::UnexpectedResponse(_))));
+    assert_eq!(sent, MAX_LIST_PAGES as usize);
+    // A key marker past the key ends the search (no upload of the key can follow): a new upload starts.
+    let mut ops = Vec::new();
+    let (r, _) = answer_all(&mut find(), |n, t| {
+        ops.push(t.operation);
+        match t.operation {
+            "ListMultipartUploads" => uploads_page(&format!("{KEY}~"), &format!("u-{n}")),
+            "InitiateMultipartUpload" => xml(
+                200,
+                format!(
+                    "<InitiateMultipartUploadResult><Bucket>{BUCKET}</Bucket><Key>{KEY}</Key>\
+                 <UploadId>new</UploadId></InitiateMultipartUploadResult>"
+                ),
+            ),
+            _ => cos_error(400, "InvalidArgument"),
+        }
+    });
+    assert!(r.is_err(), "the parts are refused by this fake");
+    assert_eq!(
+        ops[..3],
+        [
+            "ListMultipartUploads",
+            "InitiateMultipartUpload",
+            "UploadPart"
+        ]
+    );
 }
