@@ -285,6 +285,12 @@ impl Checkpoint {
         Ok(plan)
     }
 
+    /// The request that aborts this checkpoint's upload (after a cancel, or when the file is now sent
+    /// with a single PUT); an upload that is already gone counts as aborted.
+    pub fn abort_upload(&self) -> crate::ops::AbortMultipartUpload {
+        crate::ops::AbortMultipartUpload::new(&self.key, &self.upload_id).missing_ok()
+    }
+
     /// Bytes confirmed so far.
     pub fn loaded(&self) -> u64 {
         self.parts.iter().map(|p| p.len).sum()

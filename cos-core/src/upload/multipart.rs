@@ -551,6 +551,12 @@ impl MultipartUpload {
         self.plan
     }
 
+    /// The part size: every part but the last has this length (for a stream, the bytes of each
+    /// [`push_part`](Self::push_part)).
+    pub fn part_size(&self) -> u64 {
+        self.part_size
+    }
+
     /// The object key.
     pub fn key(&self) -> &str {
         &self.key
@@ -883,9 +889,7 @@ impl MultipartUpload {
             options.forbid_overwrite = true;
         }
         if let Some(md5) = &upload.meta_md5 {
-            options
-                .extra_headers
-                .push(("x-cos-meta-md5".into(), md5.to_ascii_lowercase()));
+            super::file::push_meta_md5(&mut options, md5);
         }
         InitiateMultipartUpload::new(key).options(options)
     }
