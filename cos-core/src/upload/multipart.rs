@@ -68,10 +68,8 @@ use crate::ops::{
     InitiateMultipartUpload, ListMultipartUploads, ListParts, ObjectOptions, Operation, PutObject,
     UploadPart,
 };
-use crate::retry::Rng;
-use crate::task::{
-    sign, AfterFailure, Attempts, Event, Input, Now, Output, RequestBody, RequestId, Task, Transmit,
-};
+use crate::retry::{AfterFailure, Attempts, Rng};
+use crate::task::{sign, Event, Input, Now, Output, RequestBody, RequestId, Task, Transmit};
 
 /// The most List Multipart Uploads pages a search for an unfinished upload reads: a server whose listing
 /// never ends fails the task with [`Error::UnexpectedResponse`] instead of looping forever.
