@@ -283,6 +283,12 @@ impl Steer<MultipartUpload> for FileSteer<'_> {
             }
             Event::Progress { loaded, total } => self.meter.update(*loaded, *total),
             Event::Paused if self.pause_sent && !self.cancel_sent => {
+                // The checkpoint is final for this run: store it (as the async client does).
+                if let (Some(path), Some(cp)) = (self.checkpoint, task.checkpoint()) {
+                    if let Err(e) = save_checkpoint(path, &cp) {
+                        tracing::warn!(path = %path.display(), "cannot write the checkpoint: {e}");
+                    }
+                }
                 self.paused = true;
                 return Some(Error::Cancelled);
             }
