@@ -139,13 +139,18 @@ impl ClientBuilder {
         self
     }
 
-    /// The client.
+    /// The client. A config with the default retry seed gets a random one, so that clients in different
+    /// processes do not retry in lockstep; any other seed is kept (reproducible jitter).
     pub fn build(self) -> Client {
+        let mut config = self.config;
+        if config.retry.seed == cos_core::retry::RetryPolicy::default().seed {
+            config.retry.seed = random_u64();
+        }
         Client {
             inner: Arc::new(Inner {
                 transport: Transport::new(&self.settings),
                 hooks: self.hooks,
-                config: RwLock::new(self.config),
+                config: RwLock::new(config),
                 on_event: self.on_event,
                 credentials: self.credentials,
             }),
@@ -230,7 +235,25 @@ impl<'a> InFlight<'a> {
     }
 }
 
-fn now() -> Now {
+/// This process's name in checkpoint leases: its pid and a random number.
+pub(crate) fn lease_owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| format!("pid {} run {:016x}", std::process::id(), random_u64()))
+}
+
+/// A random number from std's hasher keys (the core has no randomness).
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+pub(crate) fn now() -> Now {
     Now {
         instant: Instant::now(),
         system: SystemTime::now(),

@@ -1,7 +1,7 @@
 //! Transfers: whole files (one PUT, or a resumable multipart upload with parts in parallel), streams of
 //! unknown length, batches, and a background task list.
 //!
-//! Every decision is made by [`cos_core::upload`] ([`choose_upload`], [`MultipartUpload`], [`Checkpoint`],
+//! Every decision is made by [`cos_core::upload`] ([`start_file_upload`], [`MultipartUpload`], [`Checkpoint`],
 //! [`UploadQueue`], [`ProgressMeter`]); this module does the I/O: it reads file ranges (computing their
 //! digest on the way), persists checkpoints atomically (a temporary file renamed over the old one), hashes
 //! the parts an unfinished upload already has, and runs the per-file tasks on tokio.
@@ -30,13 +30,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cos_core::checksum::{md5_hex, BodyDigest, SentDigest};
-use cos_core::config::validate_file_key;
-use cos_core::ops::{AbortMultipartUpload, PutObject};
-use cos_core::task::{Event, OneShot};
-use cos_core::upload::plan::DEFAULT_PART_SIZE;
+use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::task::Event;
 use cos_core::upload::{
-    choose_upload, Checkpoint, MultipartUpload, QueueOutput, SourceFingerprint, UploadMethod,
+    check_file_upload, checkpoint_after, checkpoint_from_bytes, checkpoint_to_bytes,
+    derived_checkpoint_name, start_file_upload, start_stream_upload, Checkpoint, CheckpointAfter,
+    FileStart, LeaseCheck, LeaseDecision, MultipartUpload, QueueOutput, SourceFingerprint,
     UploadQueue,
 };
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome};
@@ -127,26 +126,51 @@ async fn hash_range(
     Ok(digest.finish())
 }
 
-async fn load_checkpoint(path: &Path) -> Result<Option<Checkpoint>, Error> {
+async fn load_checkpoint(
+    path: &Path,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Checkpoint>, Error> {
     match tokio::fs::read(path).await {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            InvalidInput::Checkpoint(format!("{} is not a checkpoint: {e}", path.display())).into()
-        }),
+        Ok(bytes) => checkpoint_from_bytes(&bytes, bucket, key).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(source_error(path, "cannot read the checkpoint", e)),
     }
 }
 
+/// The checkpoint at `path`, once no other live upload holds it: the core's [`LeaseCheck`] decides, this
+/// only reads the file again when told to.
+async fn load_free_checkpoint(
+    path: &Path,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Checkpoint>, Error> {
+    let mut check = LeaseCheck::new(crate::client::lease_owner());
+    loop {
+        let cp = load_checkpoint(path, bucket, key).await?;
+        match check.check(cp.as_ref(), crate::client::now()) {
+            LeaseDecision::Proceed => return Ok(cp),
+            LeaseDecision::ReloadAt(t) => tokio::time::sleep_until(t.into()).await,
+            LeaseDecision::Busy(e) => return Err(e),
+        }
+    }
+}
+
 /// Writes the checkpoint to a temporary file next to `path` and renames it over `path`.
 async fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> io::Result<()> {
-    let json = serde_json::to_vec_pretty(checkpoint).map_err(io::Error::other)?;
+    let json = checkpoint_to_bytes(checkpoint);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await?;
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    tokio::fs::write(&tmp, &json).await?;
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut f = tokio::fs::File::create(&tmp).await?;
+        f.write_all(&json).await?;
+        f.sync_all().await?;
+    }
     tokio::fs::rename(&tmp, path).await
 }
 
@@ -412,8 +436,8 @@ impl Client {
         mut control: Option<&mut mpsc::UnboundedReceiver<Control>>,
         on_loaded: Option<&LoadedFn>,
     ) -> Ended<UploadOutcome> {
+        let bucket = self.config().bucket.to_string();
         let prepared = async {
-            validate_file_key(key)?;
             let meta = tokio::fs::metadata(path)
                 .await
                 .map_err(|e| source_error(path, "cannot read", e))?;
@@ -421,13 +445,11 @@ impl Client {
                 return Err(Error::Source(format!("{} is not a file", path.display())));
             }
             let fingerprint = SourceFingerprint::new(meta.len(), meta.modified().ok());
+            check_file_upload(key, options, fingerprint.size)?;
             let checkpoint = match &options.checkpoint {
-                Some(p) => load_checkpoint(p).await?,
+                Some(p) => load_free_checkpoint(p, &bucket, key).await?,
                 None => None,
             };
-            if let Some(cp) = &checkpoint {
-                cp.ensure_for(self.config().bucket.as_str(), key)?;
-            }
             Ok((fingerprint, checkpoint))
         };
         let (fingerprint, checkpoint) = match prepared.await {
@@ -451,68 +473,48 @@ impl Client {
             None
         };
         let mut reporter = Reporter::new(options.on_progress.clone(), on_loaded);
-        let config = self.config();
-
-        let task = match checkpoint {
-            Some(cp) => MultipartUpload::resume(
-                config,
-                cp,
-                fingerprint,
-                options.upload_config(options.part_size, meta_md5),
-            ),
-            None => match choose_upload(size, Some(options.threshold), options.part_size) {
-                Err(e) => Err(e.into()),
-                Ok(UploadMethod::SinglePut) => {
-                    let mut object = options.object.clone();
-                    if options.forbid_overwrite {
-                        object.forbid_overwrite = true;
-                    }
-                    if let Some(md5) = meta_md5 {
-                        object.extra_headers.push(("x-cos-meta-md5".into(), md5));
-                    }
-                    let op = PutObject::new(key).options(object).with_source(size);
-                    let task = match OneShot::new(op, config) {
-                        Ok(t) => t,
-                        Err(e) => return Ended::Done(Err(e)),
-                    };
-                    let bucket = self.config().bucket.to_string();
-                    let put = self.run(task, &source);
-                    tokio::pin!(put);
-                    let result = loop {
-                        tokio::select! {
-                            r = &mut put => break r,
-                            c = next_command(&mut control) => if c == Control::Cancel {
-                                return Ended::Done(Err(Error::Cancelled));
-                            },
-                        }
-                    };
-                    return Ended::Done(result.map(|put| {
-                        reporter.update(size, Some(size));
-                        UploadOutcome::from_put(&bucket, key, size, put)
-                    }));
-                }
-                Ok(UploadMethod::Multipart(plan)) => {
-                    let upload = options.upload_config(Some(plan.part_size()), meta_md5);
-                    let task = if options.resume_unfinished {
-                        MultipartUpload::find_unfinished(config, key, size, upload)
-                    } else {
-                        MultipartUpload::new(config, key, size, upload)
-                    };
-                    task.and_then(|t| t.source_fingerprint(fingerprint))
-                }
-            },
-        };
-        let mut task = match task {
-            Ok(t) => t,
+        let owner = options
+            .checkpoint
+            .as_ref()
+            .map(|_| crate::client::lease_owner());
+        let start = start_file_upload(
+            self.config(),
+            key,
+            options,
+            fingerprint,
+            checkpoint,
+            meta_md5,
+            owner,
+        );
+        let mut task = match start {
             Err(e) => return Ended::Done(Err(e)),
+            Ok(FileStart::Multipart(task)) => task,
+            Ok(FileStart::SinglePut { task, stale }) => {
+                let put = self.run(task, &source);
+                tokio::pin!(put);
+                let result = loop {
+                    tokio::select! {
+                        r = &mut put => break r,
+                        c = next_command(&mut control) => if c == Control::Cancel {
+                            return Ended::Done(Err(Error::Cancelled));
+                        },
+                    }
+                };
+                if result.is_ok() {
+                    if let Some(abort) = stale {
+                        // The file shrank below the threshold since a multipart attempt: drop that upload.
+                        match self.abort_multipart_upload(abort).await {
+                            Ok(_) => remove_checkpoint(options.checkpoint.as_deref()).await,
+                            Err(e) => tracing::warn!("cannot abort the stale upload: {e}"),
+                        }
+                    }
+                }
+                return Ended::Done(result.map(|put| {
+                    reporter.update(size, Some(size));
+                    UploadOutcome::from_put(&bucket, key, size, put)
+                }));
+            }
         };
-        if task.key() != key {
-            return Ended::Done(Err(InvalidInput::Checkpoint(format!(
-                "it is for key {:?}, not {key:?}",
-                task.key()
-            ))
-            .into()));
-        }
         let checkpoint_path = options.checkpoint.as_deref();
         let mut driver = FileDriver {
             source: &source,
@@ -521,15 +523,15 @@ impl Client {
             control,
         };
         let ended = self.drive(&mut task, &source, &mut driver).await;
-        match &ended {
-            Ended::Done(Ok(outcome)) => {
+        if let Ended::Done(result) = &ended {
+            if let Ok(outcome) = result {
                 driver
                     .reporter
                     .update(outcome.total_len, Some(outcome.total_len));
+            }
+            if checkpoint_after(result, false) == CheckpointAfter::Remove {
                 remove_checkpoint(checkpoint_path).await;
             }
-            Ended::Done(Err(Error::Cancelled)) => remove_checkpoint(checkpoint_path).await,
-            Ended::Done(Err(_)) | Ended::Stopped => {}
         }
         ended
     }
@@ -567,13 +569,8 @@ impl Client {
         key: &str,
         options: &UploadOptions,
     ) -> Result<UploadOutcome, Error> {
-        validate_file_key(key)?;
-        let part_size = options.part_size.unwrap_or(DEFAULT_PART_SIZE);
-        let mut task = MultipartUpload::stream(
-            self.config(),
-            key,
-            options.upload_config(Some(part_size), None),
-        )?;
+        let mut task = start_stream_upload(self.config(), key, options)?;
+        let part_size = task.part_size();
         let mut driver = StreamDriver {
             fill,
             part_size: usize::try_from(part_size).map_err(|_| InvalidInput::Size {
@@ -608,33 +605,48 @@ impl Client {
         files: Vec<FileUpload>,
         options: &BatchOptions,
     ) -> Vec<Result<UploadOutcome, Error>> {
-        let limit = Arc::new(tokio::sync::Semaphore::new(options.file_parallel.max(1)));
-        let mut upload = options.upload.clone();
-        upload.checkpoint = None;
-        let handles: Vec<_> = files
-            .into_iter()
-            .map(|file| {
-                let (client, limit, upload) = (self.clone(), limit.clone(), upload.clone());
-                let done = options.on_file_done.clone();
-                tokio::spawn(async move {
-                    let _slot = limit.acquire_owned().await.expect("never closed");
+        // The core's queue decides which file starts next, as in the blocking client.
+        let mut queue: UploadQueue<usize> = UploadQueue::new(options.file_parallel.max(1));
+        for (i, f) in files.iter().enumerate() {
+            let len = tokio::fs::metadata(&f.path).await.ok().map(|m| m.len());
+            queue.add(i, len);
+        }
+        let upload = options.file_options();
+        let mut results: Vec<Option<Result<UploadOutcome, Error>>> =
+            files.iter().map(|_| None).collect();
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while let Some(out) = queue.poll() {
+                let QueueOutput::Start(id) = out else {
+                    continue;
+                };
+                let Some(&i) = queue.get(id).map(|t| &t.meta) else {
+                    continue;
+                };
+                let (client, file, upload) = (self.clone(), files[i].clone(), upload.clone());
+                running.spawn(async move {
                     let r = client.upload_file(&file.path, &file.key, &upload).await;
-                    if let Some(f) = done {
-                        f(&file, &r);
-                    }
-                    r
-                })
-            })
-            .collect();
-        let mut results = Vec::with_capacity(handles.len());
-        for h in handles {
-            match h.await {
-                Ok(r) => results.push(r),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => results.push(Err(Error::Cancelled)),
+                    (id, i, r)
+                });
             }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (id, i, r) = match joined {
+                Ok(x) => x,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => continue,
+            };
+            let _ = queue.finished(id, r.as_ref().map(|_| ()).map_err(Clone::clone));
+            if let Some(f) = &options.on_file_done {
+                f(&files[i], &r);
+            }
+            results[i] = Some(r);
         }
         results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::Cancelled)))
+            .collect()
     }
 
     /// A task list that uploads files in the background, `file_parallel` at a time (call inside a tokio
@@ -822,13 +834,15 @@ impl QueueShared {
     fn spawn_abort(self: &Arc<Self>, state: &mut QueueState, id: TaskId) {
         let Some(t) = state.queue.get(id) else { return };
         let checkpoint = t.meta.options.checkpoint.clone();
+        let key = t.meta.key.clone();
         state.entries.entry(id).or_default().aborting = true;
         let shared = self.clone();
         self.runtime.spawn(async move {
             if let Some(path) = checkpoint {
-                match load_checkpoint(&path).await {
+                let bucket = shared.client.config().bucket.to_string();
+                match load_checkpoint(&path, &bucket, &key).await {
                     Ok(Some(cp)) => {
-                        let op = AbortMultipartUpload::new(cp.key, cp.upload_id).missing_ok();
+                        let op = cp.abort_upload();
                         match shared.client.abort_multipart_upload(op).await {
                             Ok(_) => remove_checkpoint(Some(&path)).await,
                             Err(e) => tracing::warn!("cannot abort the cancelled upload: {e}"),
@@ -951,13 +965,11 @@ impl TaskQueue {
         let mut options = options;
         if options.checkpoint.is_none() {
             let bucket = self.shared.client.config().bucket.to_string();
-            let absolute = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-            let name = md5_hex(format!("{bucket}\n{}\n{key}", absolute.display()).as_bytes());
-            options.checkpoint = Some(
-                std::env::temp_dir()
-                    .join("cos-rs-checkpoints")
-                    .join(format!("{name}.json")),
-            );
+            let absolute = std::fs::canonicalize(&path)
+                .or_else(|_| std::path::absolute(&path))
+                .unwrap_or_else(|_| path.clone());
+            let name = derived_checkpoint_name(&bucket, &absolute.display().to_string(), key);
+            options.checkpoint = Some(std::env::temp_dir().join("cos-rs-checkpoints").join(name));
         }
         let total = std::fs::metadata(&path).ok().map(|m| m.len());
         let meta = Meta {

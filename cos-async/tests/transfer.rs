@@ -590,6 +590,7 @@ async fn a_corrupt_or_foreign_checkpoint_is_a_typed_error_and_nothing_is_sent() 
         total_len: 3 * MIB as u64,
         source: cos_core::upload::SourceFingerprint::new(3 * MIB as u64, None),
         parts: vec![],
+        lease: None,
     };
     std::fs::write(&cp, serde_json::to_vec(&other).unwrap()).unwrap();
     let err = c

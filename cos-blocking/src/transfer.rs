@@ -31,14 +31,13 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cos_core::checksum::{md5_hex, BodyDigest, SentDigest};
-use cos_core::config::validate_file_key;
-use cos_core::ops::{AbortMultipartUpload, PutObject};
-use cos_core::task::{Event, OneShot};
-use cos_core::upload::plan::DEFAULT_PART_SIZE;
+use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::task::Event;
 use cos_core::upload::{
-    choose_upload, Checkpoint, MultipartUpload, ProgressMeter, QueueOutput, SourceFingerprint,
-    UploadMethod, UploadQueue,
+    check_file_upload, checkpoint_after, checkpoint_from_bytes, checkpoint_to_bytes,
+    derived_checkpoint_name, start_file_upload, start_stream_upload, Checkpoint, CheckpointAfter,
+    FileStart, LeaseCheck, LeaseDecision, MultipartUpload, ProgressMeter, QueueOutput,
+    SourceFingerprint, UploadQueue,
 };
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome};
 use cos_core::{Error, InvalidInput};
@@ -125,7 +124,7 @@ fn save_checkpoint(path: &Path, cp: &Checkpoint) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let json = serde_json::to_vec_pretty(cp).map_err(io::Error::other)?;
+    let json = checkpoint_to_bytes(cp);
     {
         let mut f = File::create(&tmp)?;
         f.write_all(&json)?;
@@ -148,14 +147,23 @@ fn load_checkpoint(path: &Path, bucket: &str, key: &str) -> Result<Option<Checkp
             )))
         }
     };
-    let cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::from(InvalidInput::Checkpoint(format!(
-            "{} is not a checkpoint: {e}",
-            path.display()
-        )))
-    })?;
-    cp.ensure_for(bucket, key)?;
-    Ok(Some(cp))
+    checkpoint_from_bytes(&bytes, bucket, key).map(Some)
+}
+
+/// The checkpoint at `path`, once no other live upload holds it: the core's [`LeaseCheck`] decides, this
+/// only reads the file again when told to.
+fn load_free_checkpoint(path: &Path, bucket: &str, key: &str) -> Result<Option<Checkpoint>, Error> {
+    let mut check = LeaseCheck::new(crate::client::lease_owner());
+    loop {
+        let cp = load_checkpoint(path, bucket, key)?;
+        match check.check(cp.as_ref(), crate::client::now()) {
+            LeaseDecision::Proceed => return Ok(cp),
+            LeaseDecision::ReloadAt(t) => {
+                std::thread::sleep(t.saturating_duration_since(Instant::now()))
+            }
+            LeaseDecision::Busy(e) => return Err(e),
+        }
+    }
 }
 
 fn remove_checkpoint(path: Option<&Path>) {
@@ -275,6 +283,12 @@ impl Steer<MultipartUpload> for FileSteer<'_> {
             }
             Event::Progress { loaded, total } => self.meter.update(*loaded, *total),
             Event::Paused if self.pause_sent && !self.cancel_sent => {
+                // The checkpoint is final for this run: store it (as the async client does).
+                if let (Some(path), Some(cp)) = (self.checkpoint, task.checkpoint()) {
+                    if let Err(e) = save_checkpoint(path, &cp) {
+                        tracing::warn!(path = %path.display(), "cannot write the checkpoint: {e}");
+                    }
+                }
                 self.paused = true;
                 return Some(Error::Cancelled);
             }
@@ -368,15 +382,13 @@ impl Client {
         control: Option<&Control>,
     ) -> Result<(UploadOutcome, bool), (Error, bool)> {
         let fail = |e: Error| (e, false);
-        validate_file_key(key).map_err(|e| fail(e.into()))?;
         let meta = fs::metadata(path).map_err(|e| fail(source_error(path, "cannot read", e)))?;
         if !meta.is_file() {
             return Err(fail(source_error(path, "cannot upload", "not a file")));
         }
         let len = meta.len();
         let fingerprint = SourceFingerprint::new(len, meta.modified().ok());
-        let method = choose_upload(len, Some(options.threshold), options.part_size)
-            .map_err(|e| fail(e.into()))?;
+        check_file_upload(key, options, len).map_err(fail)?;
         if let Some(c) = control {
             c.check().map_err(fail)?;
         }
@@ -397,43 +409,29 @@ impl Client {
         let bucket = config.bucket.to_string();
         let mut meter = Meter::new(Some(len), options.on_progress.clone());
         let source = FileSource::new(path);
-        match method {
-            UploadMethod::SinglePut => {
-                let mut object = options.object.clone();
-                if options.forbid_overwrite {
-                    object.forbid_overwrite = true;
-                }
-                if let Some(md5) = meta_md5 {
-                    object.metadata.push(("md5".into(), md5));
-                }
-                let op = PutObject::new(key).with_source(len).options(object);
-                let task = OneShot::new(op, config).map_err(fail)?;
+        let checkpoint = options.checkpoint.as_deref();
+        let saved = match checkpoint {
+            Some(p) => load_free_checkpoint(p, &bucket, key).map_err(fail)?,
+            None => None,
+        };
+        let owner = checkpoint.map(|_| crate::client::lease_owner());
+        let start = start_file_upload(config, key, options, fingerprint, saved, meta_md5, owner)
+            .map_err(fail)?;
+        match start {
+            FileStart::SinglePut { task, stale } => {
                 meter.update(0, Some(len));
                 let put = self.run(task, &source).map_err(fail)?;
                 meter.update(len, Some(len));
-                if let Some(cp) = &options.checkpoint {
+                if let Some(abort) = stale {
                     // The file shrank below the threshold since a multipart attempt: drop that upload.
-                    self.abort_checkpoint(cp, key);
+                    match self.abort_multipart_upload(abort) {
+                        Ok(_) => remove_checkpoint(checkpoint),
+                        Err(e) => tracing::warn!("cannot abort the stale upload: {e}"),
+                    }
                 }
                 Ok((UploadOutcome::from_put(&bucket, key, len, put), false))
             }
-            UploadMethod::Multipart(plan) => {
-                let upload = options.upload_config(Some(plan.part_size()), meta_md5);
-                let checkpoint = options.checkpoint.as_deref();
-                let saved = match checkpoint {
-                    Some(p) => load_checkpoint(p, &bucket, key).map_err(fail)?,
-                    None => None,
-                };
-                let mut task = match saved {
-                    Some(cp) => MultipartUpload::resume(config, cp, fingerprint, upload),
-                    None if options.resume_unfinished => {
-                        MultipartUpload::find_unfinished(config, key, len, upload)
-                            .and_then(|t| t.source_fingerprint(fingerprint))
-                    }
-                    None => MultipartUpload::new(config, key, len, upload)
-                        .and_then(|t| t.source_fingerprint(fingerprint)),
-                }
-                .map_err(fail)?;
+            FileStart::Multipart(mut task) => {
                 let mut steer = FileSteer {
                     path,
                     checkpoint,
@@ -444,20 +442,13 @@ impl Client {
                     paused: false,
                 };
                 let result = self.drive(&mut task, &source, &mut steer);
-                match result {
-                    Ok(outcome) => {
-                        steer.meter.update(len, Some(len));
-                        remove_checkpoint(checkpoint);
-                        Ok((outcome, false))
-                    }
-                    Err(e) if steer.paused => Err((e, true)),
-                    Err(Error::Cancelled) => {
-                        // The task aborted the upload: nothing is left to resume.
-                        remove_checkpoint(checkpoint);
-                        Err((Error::Cancelled, false))
-                    }
-                    Err(e) => Err((e, false)),
+                if result.is_ok() {
+                    steer.meter.update(len, Some(len));
                 }
+                if checkpoint_after(&result, steer.paused) == CheckpointAfter::Remove {
+                    remove_checkpoint(checkpoint);
+                }
+                result.map(|o| (o, false)).map_err(|e| (e, steer.paused))
             }
         }
     }
@@ -481,18 +472,10 @@ impl Client {
         key: &str,
         options: &UploadOptions,
     ) -> Result<UploadOutcome, Error> {
-        if options.add_meta_md5 {
-            return Err(InvalidInput::Parameter {
-                name: "add_meta_md5",
-                reason: "a stream's MD5 is known only at its end; set the metadata yourself".into(),
-            }
-            .into());
-        }
-        let upload = options.upload_config(options.part_size, None);
-        let mut task = MultipartUpload::stream(self.config(), key, upload)?;
+        let mut task = start_stream_upload(self.config(), key, options)?;
         let mut steer = StreamSteer {
             reader: &mut reader,
-            part_size: options.part_size.unwrap_or(DEFAULT_PART_SIZE),
+            part_size: task.part_size(),
             ended: false,
             meter: Meter::new(None, options.on_progress.clone()),
         };
@@ -517,6 +500,7 @@ impl Client {
         }
         let mut results: Vec<Option<Result<UploadOutcome, Error>>> =
             files.iter().map(|_| None).collect();
+        let upload = options.file_options();
         let (tx, rx) = mpsc::channel();
         std::thread::scope(|scope| {
             let mut running = 0usize;
@@ -528,7 +512,7 @@ impl Client {
                     let Some(&i) = queue.get(id).map(|t| &t.meta) else {
                         continue;
                     };
-                    let (tx, file, upload) = (tx.clone(), &files[i], &options.upload);
+                    let (tx, file, upload) = (tx.clone(), &files[i], &upload);
                     running += 1;
                     scope.spawn(move || {
                         let r = self.upload_file(&file.path, &file.key, upload);
@@ -582,9 +566,7 @@ impl Client {
                 return;
             }
         };
-        match self
-            .abort_multipart_upload(AbortMultipartUpload::new(&cp.key, &cp.upload_id).missing_ok())
-        {
+        match self.abort_multipart_upload(cp.abort_upload()) {
             Ok(_) => remove_checkpoint(Some(path)),
             Err(e) => {
                 tracing::warn!(upload_id = %cp.upload_id, "cannot abort the cancelled upload: {e}")
@@ -696,11 +678,11 @@ fn task_infos(st: &QueueState) -> Vec<TaskInfo> {
 /// The checkpoint a queued task uses when it has none: in the temporary directory, named after the
 /// bucket, the file and the key.
 fn derived_checkpoint(bucket: &str, path: &Path, key: &str) -> PathBuf {
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let id = md5_hex(format!("{bucket}\0{}\0{key}", path.display()).as_bytes());
-    std::env::temp_dir()
-        .join("cos-rs-checkpoints")
-        .join(format!("{id}.json"))
+    let path = fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    let name = derived_checkpoint_name(bucket, &path.display().to_string(), key);
+    std::env::temp_dir().join("cos-rs-checkpoints").join(name)
 }
 
 impl QueueShared {

@@ -1,8 +1,10 @@
 //! Retry policy: which failures are retried, how long to wait, and the seeded jitter source.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use crate::config::Config;
 use crate::error::Error;
+use crate::task::skew_offset;
 
 /// Bounded exponential backoff with jitter.
 ///
@@ -94,6 +96,51 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+}
+
+/// How a failed attempt is handled; shared by every task so that the decision is made once.
+#[derive(Debug)]
+pub(crate) enum AfterFailure {
+    /// Re-sign with the new clock offset and send again now.
+    SkewRetry(i64),
+    /// Send again after this delay.
+    Backoff(Duration),
+    /// Report the error.
+    Fail,
+}
+
+/// Per-request retry bookkeeping: attempts, the one clock-skew retry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Attempts {
+    pub attempt: u32,
+    pub skew_retried: bool,
+}
+
+impl Attempts {
+    /// Decides what follows a failure; `replayable` is false for bodies that cannot be sent twice.
+    pub fn after_failure(
+        &mut self,
+        config: &Config,
+        error: &Error,
+        date: Option<&str>,
+        now: SystemTime,
+        replayable: bool,
+        rng: &mut Rng,
+    ) -> AfterFailure {
+        if !replayable {
+            return AfterFailure::Fail;
+        }
+        if error.code() == Some("RequestTimeTooSkewed") && !self.skew_retried {
+            self.skew_retried = true;
+            if let Some(offset) = skew_offset(date, now) {
+                return AfterFailure::SkewRetry(offset);
+            }
+        }
+        match config.retry.decide(error, self.attempt, rng) {
+            RetryDecision::RetryAfter(d) => AfterFailure::Backoff(d),
+            RetryDecision::GiveUp => AfterFailure::Fail,
+        }
     }
 }
 

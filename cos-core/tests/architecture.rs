@@ -33,6 +33,7 @@ fn core_dependencies_are_the_allowed_ones() {
         "bytes",
         "quick-xml",
         "serde",
+        "serde_json",
         "hmac",
         "sha1",
         "md-5",
@@ -71,6 +72,34 @@ fn drivers_make_no_protocol_decisions() {
         "<Error><",
         "x-cos-hash-crc64ecma",
         "NoSuchUpload",
+        // Transfer decisions owned by cos-core: who may continue a checkpoint (leases, their lifetime and
+        // renewal), and how far a listing is followed (markers, page caps).
+        "LEASE_TTL",
+        "LEASE_RENEW",
+        "renewed_unix_ms",
+        ".lease =",
+        "next_part_number_marker",
+        "next_key_marker",
+        "next_upload_id_marker",
+        "MAX_LIST_PAGES",
+        "is_truncated",
+        // Whole-file and stream decisions (cos_core::upload::file): single PUT or multipart, the size
+        // threshold and part size, resume from a checkpoint or by search, checkpoint JSON and its checks,
+        // stale-upload aborts, derived checkpoint names, UploadAddMetaMd5.
+        "serde_json",
+        "choose_upload",
+        "find_unfinished",
+        "MultipartUpload::resume",
+        "MultipartUpload::new(",
+        "MultipartUpload::stream",
+        "DEFAULT_PART_SIZE",
+        ".threshold",
+        "upload_config(",
+        "ensure_for(",
+        "AbortMultipartUpload::new(",
+        "md5_hex(format",
+        "x-cos-meta-md5",
+        "metadata.push",
     ];
     let mut files = Vec::new();
     rust_files(&root().join("cos-blocking/src"), &mut files);

@@ -19,12 +19,13 @@
 //! # Ok::<(), cos_core::InvalidInput>(())
 //! ```
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use super::plan::PartPlan;
-use crate::error::InvalidInput;
+use crate::error::{Error, InvalidInput};
+use crate::task::Now;
 
 /// The checkpoint format this version writes and reads.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -84,6 +85,120 @@ pub struct Checkpoint {
     pub source: SourceFingerprint,
     /// Parts COS confirmed, in ascending order.
     pub parts: Vec<FinishedPart>,
+    /// Who is uploading with this checkpoint, renewed while the upload runs (absent in checkpoints written
+    /// before leases existed, and when the task was given no owner). See [`LeaseCheck`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// How often a running upload renews the [`Lease`] in its checkpoint, even when no part finishes.
+pub const LEASE_RENEW: Duration = Duration::from_secs(1);
+/// A lease not renewed for this long is dead: its upload was killed (or hangs), and another run may take
+/// the checkpoint over.
+pub const LEASE_TTL: Duration = Duration::from_secs(4);
+
+/// The mark a running upload keeps in its checkpoint: who it is and when it last renewed the checkpoint.
+///
+/// Two processes must never continue the same upload at once: each would send every remaining part, one
+/// would Complete while the other's parts are still in flight, and those would then fail with
+/// `NoSuchUpload`. That is what happens when `kill -9` hits `cargo run` (or a shell) rather than the
+/// upload itself: the upload lives on, orphaned, and a rerun with the same checkpoint races it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The owner, as the driver named it (e.g. `pid 4242 run 1f2e…`).
+    pub owner: String,
+    /// Wall-clock time of the last renewal, in milliseconds since the Unix epoch.
+    pub renewed_unix_ms: u64,
+}
+
+/// What a driver does next before resuming from a checkpoint: see [`LeaseCheck`].
+#[derive(Debug)]
+#[must_use]
+pub enum LeaseDecision {
+    /// No live upload holds the checkpoint: resume from it (or start without one when there is none).
+    Proceed,
+    /// Another upload renewed the checkpoint recently: read the checkpoint again at this time and pass it
+    /// to [`LeaseCheck::check`] again.
+    ReloadAt(Instant),
+    /// Another upload is alive (it renewed the lease while we waited): fail with this error, sending
+    /// nothing.
+    Busy(Error),
+}
+
+/// Decides whether a checkpoint may be taken over, sans-IO: the driver loads the checkpoint, asks
+/// [`check`](Self::check), and on [`LeaseDecision::ReloadAt`] waits, loads it again and asks again.
+///
+/// A lease renewed less than [`LEASE_TTL`] ago by another owner is waited out once: if it is renewed
+/// meanwhile, its upload is alive and the check ends with [`LeaseDecision::Busy`]; if not, its upload is
+/// dead (killed) and the checkpoint is taken over. A checkpoint without a lease, with our own lease, or
+/// that disappeared while we waited (the other upload ended) is used at once.
+///
+/// ```
+/// use std::time::{Duration, Instant, SystemTime};
+/// use cos_core::task::Now;
+/// use cos_core::upload::checkpoint::{Lease, LeaseCheck, LeaseDecision, LEASE_TTL};
+/// use cos_core::upload::{Checkpoint, SourceFingerprint};
+/// let now = Now { instant: Instant::now(), system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000) };
+/// let mut cp = Checkpoint::new("examplebucket-1250000000", "a.bin", "up-1", 1 << 20,
+///     SourceFingerprint { size: 3 << 20, mtime_nanos: None });
+/// cp.lease = Some(Lease { owner: "pid 1".into(), renewed_unix_ms: 999_500 });
+/// let mut check = LeaseCheck::new("pid 2");
+/// let LeaseDecision::ReloadAt(at) = check.check(Some(&cp), now) else { panic!() };
+/// assert_eq!(at, now.instant + LEASE_TTL - Duration::from_millis(500));
+/// cp.lease.as_mut().unwrap().renewed_unix_ms += 1_000; // the other upload is alive
+/// assert!(matches!(check.check(Some(&cp), now.advance(LEASE_TTL)), LeaseDecision::Busy(_)));
+/// ```
+#[derive(Clone, Debug)]
+pub struct LeaseCheck {
+    owner: String,
+    seen: Option<Lease>,
+}
+
+impl LeaseCheck {
+    /// A check for the upload that will run as `owner`.
+    pub fn new(owner: impl Into<String>) -> LeaseCheck {
+        LeaseCheck {
+            owner: owner.into(),
+            seen: None,
+        }
+    }
+
+    /// Decides on the checkpoint as it was just read (`None`: there is none).
+    pub fn check(&mut self, checkpoint: Option<&Checkpoint>, now: Now) -> LeaseDecision {
+        let Some(lease) = checkpoint.and_then(|c| c.lease.as_ref()) else {
+            return LeaseDecision::Proceed;
+        };
+        if lease.owner == self.owner {
+            return LeaseDecision::Proceed;
+        }
+        if let Some(seen) = &self.seen {
+            if seen == lease {
+                return LeaseDecision::Proceed; // not renewed for a whole TTL: its upload is dead
+            }
+            return LeaseDecision::Busy(
+                InvalidInput::Checkpoint(format!(
+                    "another upload ({}) is still running with this checkpoint (it renewed it while we \
+                     waited): wait for that upload to end or stop it, then run again",
+                    lease.owner
+                ))
+                .into(),
+            );
+        }
+        let now_ms = unix_ms(now.system);
+        let age = Duration::from_millis(now_ms.saturating_sub(lease.renewed_unix_ms));
+        if age >= LEASE_TTL {
+            return LeaseDecision::Proceed;
+        }
+        self.seen = Some(lease.clone());
+        LeaseDecision::ReloadAt(now.instant + (LEASE_TTL - age))
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl Checkpoint {
@@ -104,6 +219,7 @@ impl Checkpoint {
             total_len: source.size,
             source,
             parts: Vec::new(),
+            lease: None,
         }
     }
 
@@ -167,6 +283,12 @@ impl Checkpoint {
             }
         }
         Ok(plan)
+    }
+
+    /// The request that aborts this checkpoint's upload (after a cancel, or when the file is now sent
+    /// with a single PUT); an upload that is already gone counts as aborted.
+    pub fn abort_upload(&self) -> crate::ops::AbortMultipartUpload {
+        crate::ops::AbortMultipartUpload::new(&self.key, &self.upload_id).missing_ok()
     }
 
     /// Bytes confirmed so far.

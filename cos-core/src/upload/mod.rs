@@ -15,15 +15,25 @@
 //! find-unfinished mode, answer [`Event::PartDigestNeeded`](crate::task::Event::PartDigestNeeded).
 
 pub mod checkpoint;
+pub mod file;
 pub mod multipart;
 pub mod options;
 pub mod plan;
 pub mod progress;
 pub mod queue;
 
-pub use checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
+pub use checkpoint::{
+    Checkpoint, FinishedPart, Lease, LeaseCheck, LeaseDecision, SourceFingerprint,
+    CHECKPOINT_VERSION, LEASE_RENEW, LEASE_TTL,
+};
+pub use file::{
+    check_file_upload, checkpoint_after, checkpoint_from_bytes, checkpoint_to_bytes,
+    derived_checkpoint_name, start_file_upload, start_stream_upload, with_meta_md5,
+    CheckpointAfter, FileStart,
+};
 pub use multipart::{
     MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
+    MAX_LIST_PAGES,
 };
 pub use options::{
     BatchOptions, FileDoneFn, FileUpload, ProgressFn, UploadOptions, DEFAULT_FILE_PARALLEL,

@@ -51,11 +51,13 @@
 //! [`Error::Source`]. Streams have no checkpoint (their bytes cannot be read again).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
+use super::checkpoint::{
+    unix_ms, Checkpoint, FinishedPart, Lease, SourceFingerprint, CHECKPOINT_VERSION, LEASE_RENEW,
+};
 use super::plan::{PartPlan, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::checksum::{BodyDigest, Crc64, SentDigest};
 use crate::config::{validate_file_key, Config};
@@ -66,10 +68,12 @@ use crate::ops::{
     InitiateMultipartUpload, ListMultipartUploads, ListParts, ObjectOptions, Operation, PutObject,
     UploadPart,
 };
-use crate::retry::Rng;
-use crate::task::{
-    sign, AfterFailure, Attempts, Event, Input, Now, Output, RequestBody, RequestId, Task, Transmit,
-};
+use crate::retry::{AfterFailure, Attempts, Rng};
+use crate::task::{sign, Event, Input, Now, Output, RequestBody, RequestId, Task, Transmit};
+
+/// The most List Multipart Uploads pages a search for an unfinished upload reads: a server whose listing
+/// never ends fails the task with [`Error::UnexpectedResponse`] instead of looping forever.
+pub const MAX_LIST_PAGES: u32 = 1000;
 
 /// The default number of parts in flight at once (as the official SDKs' `ChunkParallelLimit`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 3;
@@ -210,6 +214,8 @@ enum Step {
         key_marker: Option<String>,
         upload_id_marker: Option<String>,
         best: Option<(String, String)>,
+        /// Pages read so far.
+        pages: u32,
     },
     /// List Parts of `upload_id`; `from_checkpoint` selects the comparison.
     ListParts {
@@ -282,6 +288,12 @@ pub struct MultipartUpload {
     complete_sent: u32,
     /// [`MAX_PARTS`]; lowered by tests of the stream limit.
     max_parts: u32,
+    /// The lease owner written into checkpoints (see [`MultipartUpload::lease_owner`]).
+    owner: Option<String>,
+    /// When the lease is renewed next (a [`Event::CheckpointChanged`] even if no part finished).
+    renew_at: Option<Instant>,
+    /// The wall-clock time of the last call that carried one: the lease's renewal time.
+    clock: Option<SystemTime>,
 }
 
 fn bare(etag: &str) -> &str {
@@ -336,6 +348,9 @@ impl MultipartUpload {
             stopping: None,
             max_parts: MAX_PARTS,
             complete_sent: 0,
+            owner: None,
+            renew_at: None,
+            clock: None,
         }
     }
 
@@ -418,6 +433,16 @@ impl MultipartUpload {
         Ok(self)
     }
 
+    /// Marks the checkpoints this task writes with a [`Lease`] held by `owner` (a name unique to this
+    /// process and run, e.g. its pid and a random number), and renews it every
+    /// [`LEASE_RENEW`](super::checkpoint::LEASE_RENEW) with an [`Event::CheckpointChanged`] while the
+    /// upload runs, even when no part finishes. Another run that finds the lease live refuses to continue
+    /// the same upload ([`LeaseCheck`](super::checkpoint::LeaseCheck)).
+    pub fn lease_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
     /// Continues the upload of a [`Checkpoint`]; `current` is the source's fingerprint now.
     ///
     /// The checkpoint's parts are verified with List Parts: a part whose ETag or size differs on the server,
@@ -480,6 +505,7 @@ impl MultipartUpload {
             key_marker: None,
             upload_id_marker: None,
             best: None,
+            pages: 0,
         };
         Ok(task)
     }
@@ -521,6 +547,12 @@ impl MultipartUpload {
     /// The plan (`None` for a stream).
     pub fn plan(&self) -> Option<PartPlan> {
         self.plan
+    }
+
+    /// The part size: every part but the last has this length (for a stream, the bytes of each
+    /// [`push_part`](Self::push_part)).
+    pub fn part_size(&self) -> u64 {
+        self.part_size
     }
 
     /// The object key.
@@ -605,6 +637,10 @@ impl MultipartUpload {
             total_len: plan.total_len(),
             source: self.source,
             parts,
+            lease: self.owner.as_ref().map(|owner| Lease {
+                owner: owner.clone(),
+                renewed_unix_ms: self.clock.map_or(0, unix_ms),
+            }),
         })
     }
 
@@ -851,9 +887,7 @@ impl MultipartUpload {
             options.forbid_overwrite = true;
         }
         if let Some(md5) = &upload.meta_md5 {
-            options
-                .extra_headers
-                .push(("x-cos-meta-md5".into(), md5.to_ascii_lowercase()));
+            super::file::push_meta_md5(&mut options, md5);
         }
         InitiateMultipartUpload::new(key).options(options)
     }
@@ -1039,10 +1073,37 @@ impl MultipartUpload {
     fn next_timer(&self, now: Now) -> Option<Instant> {
         let part = self.timers.first().map(|(t, _)| *t);
         let control = self.control.not_before.filter(|t| *t > now.instant);
-        match (part, control) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let renew = self.renew_at.filter(|t| *t > now.instant);
+        [part, control, renew].into_iter().flatten().min()
+    }
+
+    /// Renews the lease when it is due: while the upload has a checkpoint and has not ended, every
+    /// [`LEASE_RENEW`], so that a run that finds this checkpoint knows the upload is alive.
+    fn renew_lease(&mut self, now: Now) {
+        let active = self.owner.is_some()
+            && !self.finished
+            && self.done.is_none()
+            && self.stopping.is_none()
+            && self.checkpoint_exists();
+        if !active {
+            self.renew_at = None;
+            return;
         }
+        match self.renew_at {
+            Some(t) if t > now.instant => {}
+            Some(_) => {
+                self.renew_at = Some(now.instant + LEASE_RENEW);
+                self.events.push_back(Event::CheckpointChanged);
+            }
+            // The first checkpoint is announced by the step that creates it; renewals follow.
+            None => self.renew_at = Some(now.instant + LEASE_RENEW),
+        }
+    }
+
+    fn checkpoint_exists(&self) -> bool {
+        self.plan.is_some()
+            && self.upload_id.is_some()
+            && !matches!(self.step, Step::AbortStale { .. })
     }
 
     fn nothing_in_flight(&self) -> bool {
@@ -1188,7 +1249,12 @@ impl MultipartUpload {
                     },
                 }
             }
-            Step::FindUploads { mut best, .. } => {
+            Step::FindUploads {
+                mut best,
+                key_marker: prev_key,
+                upload_id_marker: prev_id,
+                pages,
+            } => {
                 let op = ListMultipartUploads::new().prefix(&self.key);
                 match op.parse_response(&response, None) {
                     Ok(out) => {
@@ -1201,14 +1267,36 @@ impl MultipartUpload {
                                 best = Some((initiated, u.upload_id.clone()));
                             }
                         }
+                        // Keys are listed in order: past `key` itself, no upload of exactly it can follow.
                         let more = out.is_truncated
                             && (out.next_key_marker.is_some()
-                                || out.next_upload_id_marker.is_some());
+                                || out.next_upload_id_marker.is_some())
+                            && out
+                                .next_key_marker
+                                .as_deref()
+                                .map_or(true, |k| k <= self.key.as_str());
                         if more {
+                            let next = (out.next_key_marker, out.next_upload_id_marker);
+                            let advances =
+                                next.0 >= prev_key && next != (prev_key.clone(), prev_id.clone());
+                            if !advances || pages + 1 >= MAX_LIST_PAGES {
+                                self.fail(crate::ops::unexpected(
+                                    &response,
+                                    &format!(
+                                        "List Multipart Uploads does not advance (page {}, next \
+                                         markers {:?} after {:?})",
+                                        pages + 1,
+                                        next,
+                                        (prev_key, prev_id)
+                                    ),
+                                ));
+                                return;
+                            }
                             self.set_step(Step::FindUploads {
-                                key_marker: out.next_key_marker,
-                                upload_id_marker: out.next_upload_id_marker,
+                                key_marker: next.0,
+                                upload_id_marker: next.1,
                                 best,
+                                pages: pages + 1,
                             });
                         } else if let Some((_, upload_id)) = best {
                             self.upload_id = Some(upload_id);
@@ -1224,7 +1312,8 @@ impl MultipartUpload {
                 }
             }
             Step::ListParts {
-                from_checkpoint, ..
+                from_checkpoint,
+                marker: prev,
             } => {
                 let op = ListParts::new(&self.key, self.upload_id.clone().unwrap_or_default());
                 match op.parse_response(&response, None) {
@@ -1233,6 +1322,18 @@ impl MultipartUpload {
                             self.listed.insert(p.part_number, (p.etag, p.size));
                         }
                         match (out.is_truncated, out.next_part_number_marker) {
+                            // Part numbers only go up to MAX_PARTS, so a marker that must grow ends
+                            // the listing within MAX_PARTS pages.
+                            (true, Some(m)) if m <= prev.unwrap_or(0) || m > MAX_PARTS => {
+                                self.fail(crate::ops::unexpected(
+                                    &response,
+                                    &format!(
+                                        "List Parts does not advance (next part number marker {m} \
+                                         after {})",
+                                        prev.unwrap_or(0)
+                                    ),
+                                ));
+                            }
                             (true, Some(m)) => self.set_step(Step::ListParts {
                                 marker: Some(m),
                                 from_checkpoint,
@@ -1526,6 +1627,8 @@ impl Task for MultipartUpload {
     }
 
     fn poll_output(&mut self, now: Now) -> Output<UploadOutcome> {
+        self.clock = Some(now.system);
+        self.renew_lease(now);
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Output::Event(e);
@@ -1602,6 +1705,7 @@ impl Task for MultipartUpload {
     }
 
     fn handle_input(&mut self, now: Now, input: Input) {
+        self.clock = Some(now.system);
         if self.finished || self.done.is_some() {
             return;
         }

@@ -160,6 +160,17 @@ impl UploadOptions {
     }
 }
 
+impl BatchOptions {
+    /// The options each file of the batch is uploaded with: [`BatchOptions::upload`] less its checkpoint
+    /// path (one checkpoint file cannot serve several files; a batch's files resume by finding their
+    /// unfinished uploads on the server). Both drivers use this, so batches decide the same way.
+    pub fn file_options(&self) -> UploadOptions {
+        let mut o = self.upload.clone();
+        o.checkpoint = None;
+        o
+    }
+}
+
 /// One file of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileUpload {

@@ -14,7 +14,8 @@ use super::*;
 use crate::checksum::{hex, BodyDigest, Crc64, SentDigest};
 use crate::error::{Error, IntegrityError, TransportError, TransportErrorKind};
 use crate::task::{Event, Input, Now, Output, RequestBody, Task, Transmit};
-use crate::upload::plan::MIB;
+use crate::upload::multipart::MAX_LIST_PAGES;
+use crate::upload::plan::{MAX_PARTS, MIB};
 use crate::{Config, Credentials};
 
 const BUCKET: &str = "examplebucket-1250000000";
@@ -1882,4 +1883,428 @@ impl<T: std::fmt::Debug> UnwrapEvent for Output<T> {
             other => panic!("expected an event, got {other:?}"),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Two runs on one checkpoint (issue 9): `kill -9` of `cargo run` leaves the upload running, orphaned, and a
+// rerun with the same checkpoint must not race it.
+
+/// Drives a task against the fake server where every answer takes `stall` of virtual time, as
+/// `cos-testkit serve --faults stall=300ms:1.0` does. Requests stay in flight across calls, so that a run
+/// can be interrupted (another run looks at the checkpoint meanwhile) and continued.
+struct Stalled {
+    stall: Duration,
+    in_flight: Vec<(Instant, Transmit)>,
+    /// Every checkpoint the task asked to store, as the driver would have written it.
+    stored: Vec<Checkpoint>,
+    parts_sent: Vec<u32>,
+    completes: usize,
+    /// Parts in flight when each Complete was sent.
+    parts_in_flight_at_complete: Vec<usize>,
+}
+
+impl Stalled {
+    fn new(stall: Duration) -> Self {
+        Stalled {
+            stall,
+            in_flight: Vec::new(),
+            stored: Vec::new(),
+            parts_sent: Vec::new(),
+            completes: 0,
+            parts_in_flight_at_complete: Vec::new(),
+        }
+    }
+
+    /// Runs `task` until it ends (`Some`) or the virtual clock reaches `deadline` (`None`).
+    fn run(
+        &mut self,
+        h: &mut Harness,
+        task: &mut MultipartUpload,
+        deadline: Option<Instant>,
+    ) -> Option<Result<UploadOutcome, Error>> {
+        loop {
+            match task.poll_output(h.now) {
+                Output::Transmit(t) => {
+                    if t.operation == "UploadPart" {
+                        self.parts_sent.push(part_number(&t).unwrap());
+                    }
+                    if t.operation == "CompleteMultipartUpload" {
+                        self.completes += 1;
+                        let parts = self
+                            .in_flight
+                            .iter()
+                            .filter(|(_, t)| t.operation == "UploadPart")
+                            .count();
+                        self.parts_in_flight_at_complete.push(parts);
+                    }
+                    self.in_flight.push((h.now.instant + self.stall, t));
+                }
+                Output::Event(Event::CheckpointChanged) => {
+                    if let Some(cp) = task.checkpoint() {
+                        self.stored.push(cp);
+                    }
+                }
+                Output::Event(_) => {}
+                Output::Done(r) => return Some(r),
+                Output::Wait { until } => {
+                    let due = self.in_flight.iter().map(|(at, _)| *at).min();
+                    let next = [due, until].into_iter().flatten().min()?;
+                    if deadline.is_some_and(|d| next > d) {
+                        h.now = h.now.advance(deadline.unwrap() - h.now.instant);
+                        return None;
+                    }
+                    if next > h.now.instant {
+                        h.now = h.now.advance(next - h.now.instant);
+                    }
+                    let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+                        .into_iter()
+                        .partition(|(at, _)| *at <= h.now.instant);
+                    self.in_flight = later;
+                    for (_, t) in ready {
+                        let input = h.deliver(t);
+                        task.handle_input(h.now, input);
+                    }
+                }
+            }
+        }
+    }
+
+    fn last_stored(&self) -> Option<Checkpoint> {
+        self.stored.last().cloned()
+    }
+}
+
+fn leased_task(owner: &str, max_in_flight: usize) -> MultipartUpload {
+    MultipartUpload::new(
+        config(),
+        KEY,
+        LEN,
+        UploadConfig {
+            max_in_flight,
+            ..UploadConfig::default()
+        },
+    )
+    .unwrap()
+    .source_fingerprint(fingerprint())
+    .unwrap()
+    .lease_owner(owner)
+}
+
+#[test]
+fn the_lease_is_renewed_while_answers_stall_longer_than_its_lifetime() {
+    let mut h = Harness::new();
+    // Each answer takes longer than a lease lives: only the timer keeps it alive.
+    let mut run = Stalled::new(LEASE_TTL + Duration::from_secs(2));
+    let mut task = leased_task("pid 1 run a", 2);
+    run.run(&mut h, &mut task, None).unwrap().unwrap();
+    h.assert_object_is_source();
+    let renewals: Vec<u64> = run
+        .stored
+        .iter()
+        .map(|c| {
+            c.lease
+                .as_ref()
+                .expect("a leased checkpoint")
+                .renewed_unix_ms
+        })
+        .collect();
+    assert!(renewals.len() > 20, "{renewals:?}");
+    assert!(run
+        .stored
+        .iter()
+        .all(|c| c.lease.as_ref().unwrap().owner == "pid 1 run a"));
+    for w in renewals.windows(2) {
+        assert!(w[1] >= w[0], "renewals go forward: {renewals:?}");
+        assert!(
+            w[1] - w[0] <= LEASE_RENEW.as_millis() as u64,
+            "a gap of {} ms between renewals: {renewals:?}",
+            w[1] - w[0]
+        );
+    }
+    // Without an owner: no lease and no renewals beyond the parts' own checkpoints.
+    let mut h = Harness::new();
+    let mut run = Stalled::new(LEASE_TTL + Duration::from_secs(2));
+    let mut task = new_task();
+    run.run(&mut h, &mut task, None).unwrap().unwrap();
+    assert!(run.stored.iter().all(|c| c.lease.is_none()));
+    assert_eq!(run.stored.len(), 1 + 20, "Initiate and one per part");
+}
+
+#[test]
+fn a_rerun_never_races_a_live_upload_of_the_same_checkpoint() {
+    let stall = Duration::from_millis(300);
+    let mut h = Harness::new();
+    let mut a = Stalled::new(stall);
+    // One part at a time, so that A is still running when B has waited out its lease.
+    let mut task_a = leased_task("pid 1 run a", 1);
+    // Run A for a while: a few parts are done and stored.
+    let t = h.now.instant + Duration::from_secs(1);
+    assert!(a.run(&mut h, &mut task_a, Some(t)).is_none());
+    let cp = a.last_stored().expect("A stored a checkpoint");
+    assert!(
+        !cp.parts.is_empty() && cp.parts.len() < 20,
+        "{}",
+        cp.parts.len()
+    );
+    // The rerun B finds A's live lease: it must look again later.
+    let mut check = LeaseCheck::new("pid 2 run b");
+    let LeaseDecision::ReloadAt(at) = check.check(Some(&cp), h.now) else {
+        panic!("a fresh lease of another owner is waited out")
+    };
+    assert!(at > h.now.instant && at <= h.now.instant + LEASE_TTL);
+    // A keeps running (it is alive, merely orphaned) and renews the lease meanwhile.
+    assert!(a.run(&mut h, &mut task_a, Some(at)).is_none());
+    let reread = a.last_stored().unwrap();
+    let LeaseDecision::Busy(e) = check.check(Some(&reread), h.now) else {
+        panic!("A renewed its lease: B must not continue its upload")
+    };
+    assert!(
+        e.to_string().contains("pid 1 run a") && e.to_string().contains("still running"),
+        "{e}"
+    );
+    // B sent nothing; A finishes alone: each part once, one Complete, nothing in flight when it is sent.
+    let out = a.run(&mut h, &mut task_a, None).unwrap().unwrap();
+    assert_eq!(out.crc64, Some(source_crc()));
+    h.assert_object_is_source();
+    let mut sent = a.parts_sent.clone();
+    sent.sort();
+    assert_eq!(sent, (1..=20).collect::<Vec<_>>(), "each part sent once");
+    assert_eq!(
+        (a.completes, a.parts_in_flight_at_complete.clone()),
+        (1, vec![0])
+    );
+}
+
+#[test]
+fn a_rerun_takes_over_once_the_killed_upload_stops_renewing() {
+    let stall = Duration::from_millis(300);
+    let mut h = Harness::new();
+    let mut a = Stalled::new(stall);
+    let mut task_a = leased_task("pid 1 run a", 2);
+    let t = h.now.instant + Duration::from_secs(2);
+    assert!(a.run(&mut h, &mut task_a, Some(t)).is_none());
+    // kill -9: A's requests in flight reach the server or are lost; it never renews again.
+    drop(task_a);
+    h.in_flight = a.in_flight.drain(..).map(|(_, t)| t).collect();
+    h.crash();
+    let cp = a.last_stored().unwrap();
+    let done_parts: Vec<u32> = cp.parts.iter().map(|p| p.number).collect();
+    let mut check = LeaseCheck::new("pid 2 run b");
+    let LeaseDecision::ReloadAt(at) = check.check(Some(&cp), h.now) else {
+        panic!("a fresh lease is waited out")
+    };
+    h.now = h.now.advance(at - h.now.instant);
+    // The checkpoint, read again, is unchanged: A is dead.
+    assert!(matches!(
+        check.check(Some(&cp), h.now),
+        LeaseDecision::Proceed
+    ));
+    let mut b = Stalled::new(stall);
+    let mut task_b = MultipartUpload::resume(
+        config(),
+        cp,
+        fingerprint(),
+        UploadConfig {
+            max_in_flight: 2,
+            ..UploadConfig::default()
+        },
+    )
+    .unwrap()
+    .lease_owner("pid 2 run b");
+    let out = b.run(&mut h, &mut task_b, None).unwrap().unwrap();
+    assert_eq!(out.crc64, Some(source_crc()));
+    h.assert_object_is_source();
+    let mut sent = b.parts_sent.clone();
+    sent.sort();
+    let missing: Vec<u32> = (1..=20).filter(|n| !done_parts.contains(n)).collect();
+    assert_eq!(sent, missing, "each missing part sent once");
+    assert_eq!(
+        (b.completes, b.parts_in_flight_at_complete.clone()),
+        (1, vec![0])
+    );
+    assert!(b
+        .stored
+        .iter()
+        .all(|c| c.lease.as_ref().unwrap().owner == "pid 2 run b"));
+}
+
+#[test]
+fn lease_checks_proceed_without_a_live_foreign_lease() {
+    let now = start();
+    let mut cp = Checkpoint::new(BUCKET, KEY, "up", MIB, fingerprint());
+    let mut check = LeaseCheck::new("me");
+    assert!(matches!(check.check(None, now), LeaseDecision::Proceed));
+    assert!(matches!(
+        check.check(Some(&cp), now),
+        LeaseDecision::Proceed
+    ));
+    let now_ms = 1_700_000_000_000;
+    cp.lease = Some(Lease {
+        owner: "me".into(),
+        renewed_unix_ms: now_ms,
+    });
+    assert!(
+        matches!(check.check(Some(&cp), now), LeaseDecision::Proceed),
+        "our own lease"
+    );
+    cp.lease = Some(Lease {
+        owner: "other".into(),
+        renewed_unix_ms: now_ms - LEASE_TTL.as_millis() as u64,
+    });
+    assert!(
+        matches!(check.check(Some(&cp), now), LeaseDecision::Proceed),
+        "an expired lease"
+    );
+    // A lease renewed "in the future" (another machine's clock) is waited out in full.
+    cp.lease = Some(Lease {
+        owner: "other".into(),
+        renewed_unix_ms: now_ms + 60_000,
+    });
+    let LeaseDecision::ReloadAt(at) = check.check(Some(&cp), now) else {
+        panic!()
+    };
+    assert_eq!(at, now.instant + LEASE_TTL);
+    // The other upload ended and removed its checkpoint while we waited.
+    assert!(matches!(check.check(None, now), LeaseDecision::Proceed));
+    // Old checkpoints without the field still parse.
+    let mut json: serde_json::Value = serde_json::to_value(&cp).unwrap();
+    json.as_object_mut().unwrap().remove("lease");
+    let back: Checkpoint = serde_json::from_value(json).unwrap();
+    assert_eq!(back.lease, None);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Hostile pagination: a listing whose next marker does not advance must not loop forever.
+
+/// Answers every request of `task` with `answer(n, request)` until it ends; returns the result and the
+/// number of requests sent.
+fn answer_all(
+    task: &mut MultipartUpload,
+    mut answer: impl FnMut(usize, &Transmit) -> http::Response<Bytes>,
+) -> (Result<UploadOutcome, Error>, usize) {
+    let mut now = start();
+    let mut sent = 0;
+    loop {
+        match task.poll_output(now) {
+            Output::Transmit(t) => {
+                sent += 1;
+                assert!(sent < 20_000, "the task keeps listing");
+                let response = answer(sent, &t);
+                task.handle_input(
+                    now,
+                    Input::Response {
+                        id: t.id,
+                        response,
+                        sent: None,
+                    },
+                );
+            }
+            Output::Event(_) => {}
+            Output::Wait { until: Some(t) } => now = now.advance(t - now.instant),
+            Output::Wait { until: None } => panic!("stuck"),
+            Output::Done(r) => return (r, sent),
+        }
+    }
+}
+
+fn list_parts_page(marker: u32, next: u32) -> http::Response<Bytes> {
+    xml(
+        200,
+        format!(
+            "<ListPartsResult><Bucket>{BUCKET}</Bucket><Key>{KEY}</Key><UploadId>up</UploadId>\
+             <PartNumberMarker>{marker}</PartNumberMarker><IsTruncated>true</IsTruncated>\
+             <NextPartNumberMarker>{next}</NextPartNumberMarker></ListPartsResult>"
+        ),
+    )
+}
+
+fn resumed_task() -> MultipartUpload {
+    let cp = Checkpoint::new(BUCKET, KEY, "up", MIB, fingerprint());
+    MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap()
+}
+
+#[test]
+fn list_parts_that_repeat_or_go_back_fail_instead_of_looping() {
+    for next in [|_| 0, |m| m, |m: u32| m.saturating_sub(1)] {
+        let mut task = resumed_task();
+        let mut marker = 0;
+        let (r, sent) = answer_all(&mut task, |n, t| {
+            assert_eq!(t.operation, "ListParts");
+            // The first page advances to 5; the second does not advance.
+            let reply = if n == 1 { 5 } else { next(marker) };
+            let page = list_parts_page(marker, reply);
+            marker = reply;
+            page
+        });
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, Error::UnexpectedResponse(_)) && e.to_string().contains("does not advance"),
+            "{e}"
+        );
+        assert_eq!(sent, 2);
+    }
+    // A marker beyond the last possible part number cannot be followed either.
+    let mut task = resumed_task();
+    let (r, sent) = answer_all(&mut task, |_, _| list_parts_page(0, MAX_PARTS + 1));
+    assert!(matches!(r, Err(Error::UnexpectedResponse(_))));
+    assert_eq!(sent, 1);
+}
+
+fn uploads_page(next_key: &str, next_id: &str) -> http::Response<Bytes> {
+    xml(
+        200,
+        format!(
+            "<ListMultipartUploadsResult><Bucket>{BUCKET}</Bucket><Prefix>{KEY}</Prefix>\
+             <IsTruncated>true</IsTruncated><NextKeyMarker>{next_key}</NextKeyMarker>\
+             <NextUploadIdMarker>{next_id}</NextUploadIdMarker></ListMultipartUploadsResult>"
+        ),
+    )
+}
+
+#[test]
+fn list_multipart_uploads_that_do_not_advance_fail_instead_of_looping() {
+    let find = || MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    // The same markers twice.
+    let (r, sent) = answer_all(&mut find(), |_, _| uploads_page(KEY, "u-1"));
+    let e = r.unwrap_err();
+    assert!(
+        matches!(e, Error::UnexpectedResponse(_)) && e.to_string().contains("does not advance"),
+        "{e}"
+    );
+    assert_eq!(sent, 2);
+    // A key marker that goes back.
+    let (r, sent) = answer_all(&mut find(), |n, _| {
+        uploads_page(if n == 1 { KEY } else { "a" }, &format!("u-{n}"))
+    });
+    assert!(matches!(r, Err(Error::UnexpectedResponse(_))));
+    assert_eq!(sent, 2);
+    // Markers that change forever (new upload ids of the same key): capped.
+    let (r, sent) = answer_all(&mut find(), |n, _| uploads_page(KEY, &format!("u-{n}")));
+    assert!(matches!(r, Err(Error::UnexpectedResponse(_))));
+    assert_eq!(sent, MAX_LIST_PAGES as usize);
+    // A key marker past the key ends the search (no upload of the key can follow): a new upload starts.
+    let mut ops = Vec::new();
+    let (r, _) = answer_all(&mut find(), |n, t| {
+        ops.push(t.operation);
+        match t.operation {
+            "ListMultipartUploads" => uploads_page(&format!("{KEY}~"), &format!("u-{n}")),
+            "InitiateMultipartUpload" => xml(
+                200,
+                format!(
+                    "<InitiateMultipartUploadResult><Bucket>{BUCKET}</Bucket><Key>{KEY}</Key>\
+                 <UploadId>new</UploadId></InitiateMultipartUploadResult>"
+                ),
+            ),
+            _ => cos_error(400, "InvalidArgument"),
+        }
+    });
+    assert!(r.is_err(), "the parts are refused by this fake");
+    assert_eq!(
+        ops[..3],
+        [
+            "ListMultipartUploads",
+            "InitiateMultipartUpload",
+            "UploadPart"
+        ]
+    );
 }

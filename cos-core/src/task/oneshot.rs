@@ -1,0 +1,245 @@
+//! [`OneShot`]: one operation as a task, with retries, backoff and clock-skew correction.
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::error::Error;
+use crate::ops::Operation;
+use crate::retry::{AfterFailure, Attempts, Rng};
+use crate::task::{sign, Event, Input, Now, Output, RequestId, Task, Transmit};
+
+/// Runs one [`Operation`] with retries, backoff and clock-skew correction.
+///
+/// ```
+/// use std::time::{Instant, SystemTime};
+/// use cos_core::{ops::PutObject, task::{Now, OneShot, Output, Task, Input}, Config, Credentials};
+/// let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY")).unwrap();
+/// let mut task = OneShot::new(PutObject::new("a.txt").with_bytes("hello"), config).unwrap();
+/// let now = Now { instant: Instant::now(), system: SystemTime::now() };
+/// let Output::Transmit(t) = task.poll_output(now) else { panic!() };
+/// assert_eq!(t.request.method(), "PUT");
+/// let response = http::Response::builder().status(200)
+///     .header("etag", "\"5d41402abc4b2a76b9719d911017c592\"").body(bytes::Bytes::new()).unwrap();
+/// task.handle_input(now, Input::Response { id: t.id, response, sent: None });
+/// let Output::Done(Ok(out)) = task.poll_output(now) else { panic!() };
+/// assert_eq!(out.etag, "\"5d41402abc4b2a76b9719d911017c592\"");
+/// ```
+#[derive(Debug)]
+pub struct OneShot<O: Operation> {
+    op: O,
+    config: Config,
+    rng: Rng,
+    attempts: Attempts,
+    next_id: u64,
+    in_flight: Option<RequestId>,
+    not_before: Option<Instant>,
+    events: std::collections::VecDeque<Event>,
+    done: Option<Result<O::Output, Error>>,
+    finished: bool,
+    replayable: bool,
+}
+
+impl<O: Operation> OneShot<O> {
+    /// Validates the operation (building its request once) and prepares to run it.
+    /// An invalid input fails here, before anything is sent.
+    pub fn new(op: O, config: Config) -> Result<Self, Error> {
+        op.to_request(&config)?;
+        let rng = Rng::new(config.retry.seed ^ 0x0a11_0ca7);
+        Ok(OneShot {
+            op,
+            config,
+            rng,
+            attempts: Attempts::default(),
+            next_id: 0,
+            in_flight: None,
+            not_before: None,
+            events: Default::default(),
+            done: None,
+            finished: false,
+            replayable: true,
+        })
+    }
+
+    /// Marks the body as one that can be sent only once (a reader that cannot be rewound): no retries.
+    pub fn not_replayable(mut self) -> Self {
+        self.replayable = false;
+        self
+    }
+
+    /// The operation.
+    pub fn operation(&self) -> &O {
+        &self.op
+    }
+
+    /// The config, with any clock offset learned so far.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl<O: Operation> Task for OneShot<O> {
+    type Output = O::Output;
+
+    fn poll_output(&mut self, now: Now) -> Output<O::Output> {
+        if let Some(e) = self.events.pop_front() {
+            return Output::Event(e);
+        }
+        if let Some(done) = self.done.take() {
+            self.finished = true;
+            return Output::Done(done);
+        }
+        if self.finished || self.in_flight.is_some() {
+            return Output::Wait { until: None };
+        }
+        if let Some(t) = self.not_before {
+            if now.instant < t {
+                return Output::Wait { until: Some(t) };
+            }
+            self.not_before = None;
+        }
+        let mut request = match self.op.to_request(&self.config) {
+            Ok(r) => r,
+            Err(e) => {
+                self.finished = true;
+                return Output::Done(Err(e));
+            }
+        };
+        if let Err(e) = sign(&self.config, &mut request, now.system) {
+            self.finished = true;
+            return Output::Done(Err(e));
+        }
+        self.attempts.attempt += 1;
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        self.in_flight = Some(id);
+        Output::Transmit(Transmit {
+            id,
+            operation: O::NAME,
+            attempt: self.attempts.attempt,
+            request,
+        })
+    }
+
+    fn set_credentials(&mut self, credentials: Credentials) {
+        self.config.credentials = credentials;
+    }
+
+    fn handle_input(&mut self, now: Now, input: Input) {
+        if self.in_flight != Some(input.id()) {
+            return; // a stale or foreign answer
+        }
+        self.in_flight = None;
+        let (error, date) = match input {
+            Input::Response { response, sent, .. } => {
+                match self.op.parse_response(&response, sent.as_ref()) {
+                    Ok(out) => {
+                        self.done = Some(Ok(out));
+                        return;
+                    }
+                    Err(e) => {
+                        let date = response
+                            .headers()
+                            .get(http::header::DATE)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        (e, date)
+                    }
+                }
+            }
+            Input::Failed { error, .. } => (Error::Transport(error), None),
+        };
+        match self.attempts.after_failure(
+            &self.config,
+            &error,
+            date.as_deref(),
+            now.system,
+            self.replayable,
+            &mut self.rng,
+        ) {
+            AfterFailure::SkewRetry(offset) => {
+                self.config.clock_offset_secs = offset;
+                self.events.push_back(Event::ClockSkewAdjusted {
+                    offset_secs: offset,
+                });
+            }
+            AfterFailure::Backoff(delay) => {
+                self.not_before = Some(now.instant + delay);
+                self.events.push_back(Event::RetryScheduled {
+                    operation: O::NAME,
+                    part: None,
+                    attempt: self.attempts.attempt + 1,
+                    delay,
+                    error,
+                });
+            }
+            AfterFailure::Fail => self.done = Some(Err(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the origin of virtual time
+    fn set_credentials_signs_the_next_attempt_with_the_new_token() {
+        use crate::ops::PutObject;
+        let config = Config::new(
+            "b-1250000000",
+            "ap-guangzhou",
+            Credentials::new("id1", "k1"),
+        )
+        .unwrap();
+        let mut task = OneShot::new(PutObject::new("a").with_bytes("x"), config).unwrap();
+        let now = Now {
+            instant: Instant::now(),
+            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        };
+        let auth = |t: &Transmit| {
+            let h = t.request.headers();
+            (
+                h["authorization"].to_str().unwrap().to_string(),
+                h.get("x-cos-security-token")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
+        };
+        let Output::Transmit(t) = task.poll_output(now) else {
+            panic!()
+        };
+        let (a1, tok1) = auth(&t);
+        assert!(a1.contains("q-ak=id1&") && tok1.is_none(), "{a1}");
+        let response = http::Response::builder()
+            .status(503)
+            .body(Bytes::new())
+            .unwrap();
+        task.handle_input(
+            now,
+            Input::Response {
+                id: t.id,
+                response,
+                sent: None,
+            },
+        );
+        Task::set_credentials(
+            &mut task,
+            Credentials::new("id2", "k2").with_security_token("tok2"),
+        );
+        let later = now.advance(Duration::from_secs(60));
+        let t = loop {
+            match task.poll_output(later) {
+                Output::Transmit(t) => break t,
+                Output::Event(_) => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        let (a2, tok2) = auth(&t);
+        assert!(a2.contains("q-ak=id2&"), "{a2}");
+        assert_eq!(tok2.as_deref(), Some("tok2"));
+    }
+}
