@@ -57,9 +57,10 @@
 pub mod faults;
 pub mod replay;
 mod server;
+pub mod sim;
 
 pub use faults::{Fault, FaultHandle, FaultPlan, FaultSpecError, InjectedFault};
 pub use server::{
-    Counters, ObjectType, Server, ServerBuilder, StoredObject, DEFAULT_BUCKET, DEFAULT_SECRET_ID,
-    DEFAULT_SECRET_KEY,
+    Counters, MemoryServer, ObjectType, Server, ServerBuilder, StoredObject, DEFAULT_BUCKET,
+    DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY,
 };
