@@ -69,6 +69,8 @@ pub struct Summary {
 pub struct Failure {
     /// The seed.
     pub seed: u64,
+    /// Which check failed: `"progress-end"` (success without progress reaching the total), or `"invariant"`.
+    pub kind: &'static str,
     /// What went wrong.
     pub message: String,
     /// The run's trace (only when tracing).
@@ -270,6 +272,8 @@ struct Sim {
     changed: bool,
     trace: Option<Vec<String>>,
     kills_left: u32,
+    /// Faults met by the current run.
+    run_faults: u32,
 }
 
 fn error_response(status: u16, code: &str) -> http::Response<Bytes> {
@@ -300,8 +304,13 @@ impl Sim {
     }
 
     fn fail(&mut self, message: impl Into<String>) -> Failure {
+        self.fail_as("invariant", message)
+    }
+
+    fn fail_as(&mut self, kind: &'static str, message: impl Into<String>) -> Failure {
         Failure {
             seed: self.seed,
+            kind,
             message: message.into(),
             trace: self.trace.take().unwrap_or_default(),
         }
@@ -356,6 +365,9 @@ impl Sim {
             }
         }
         let stall = !clean && r.chance(sc.stall);
+        if stall || !matches!(fate, Fate::Answer) {
+            self.run_faults += 1;
+        }
         let mut to_apply = r.ms(1, 40);
         let mut after = r.ms(1, 40);
         if stall {
@@ -565,6 +577,7 @@ impl Sim {
             Err(e) => return Err(self.fail(format!("run {run}: the task refused to start: {e}"))),
         };
         let total = self.source.len() as u64;
+        self.run_faults = 0;
         let mut inflight: BTreeMap<RequestId, Option<(String, u32)>> = BTreeMap::new();
         let mut parts: BTreeMap<(String, u32), PartSend> = BTreeMap::new();
         let mut used: BTreeSet<String> = BTreeSet::new();
@@ -755,7 +768,7 @@ impl Sim {
                     self.owned.extend(used);
                     if let Ok(o) = &r {
                         if last_progress != Some(total) {
-                            return Err(self.fail(format!(
+                            return Err(self.fail_as("progress-end", format!(
                                 "run {run}: succeeded but progress ended at {last_progress:?} of {total}"
                             )));
                         }
@@ -768,8 +781,11 @@ impl Sim {
                     }
                     if let Err(e) = &r {
                         if !cancelled || !matches!(e, Error::Cancelled) {
+                            // A retried Complete that meets NoSuchUpload and cannot confirm the object with
+                            // HEAD (faults) ends with the Complete's error.
                             let expected = matches!(e, Error::Transport(_))
-                                || e.status().is_some_and(|s| s >= 500);
+                                || e.status().is_some_and(|s| s >= 500)
+                                || (e.code() == Some("NoSuchUpload") && self.run_faults > 0);
                             if !expected {
                                 return Err(self.fail(format!(
                                     "run {run}: failed with an error no fault explains: {e}"
@@ -893,6 +909,7 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
     let sc = Scenario::pick(&mut rng);
     let fail = |m: String| Failure {
         seed,
+        kind: "invariant",
         message: m,
         trace: Vec::new(),
     };
@@ -927,6 +944,7 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
         changed: false,
         trace: trace.then(Vec::new),
         kills_left,
+        run_faults: 0,
     };
     let sc = sim.sc.clone();
     sim.log(|| format!("seed {seed}: {sc:?}"));
