@@ -9,8 +9,8 @@ use cos_testkit::sim;
 const SHARDS: u64 = 4;
 
 /// Failure kinds of known core bugs, reported but not failing the run until the core is fixed (set
-/// `COS_SIM_STRICT=1` to fail on them too). See `known_bug_progress_end` for the bug and its seed.
-const KNOWN: &[&str] = &["progress-end"];
+/// `COS_SIM_STRICT=1` to fail on them too). See the `known_bug_*` tests for the bugs and their seeds.
+const KNOWN: &[&str] = &["progress-end", "complete-no-such-upload"];
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -110,5 +110,23 @@ fn known_bug_progress_end() {
             println!("{line}");
         }
         panic!("{f}");
+    }
+}
+
+/// Known core bug (seeds 2007, 2718): the process is killed after sending Complete, whose answer is slow; the
+/// resumed run lists the parts (the upload still exists), then the killed run's Complete lands, and the resumed
+/// run's own Complete meets `NoSuchUpload`. Because it was its *first* Complete, `MultipartUpload` fails with
+/// NoSuchUpload instead of confirming the object with HEAD: the user is told the upload failed although the
+/// object is stored and byte-identical. Un-ignore once a resumed task confirms with HEAD on any NoSuchUpload.
+#[test]
+#[ignore = "core bug: resumed run's first Complete meets NoSuchUpload and fails (seed 2007)"]
+fn known_bug_complete_no_such_upload_after_resume() {
+    for seed in [2007, 2718] {
+        if let Err(f) = sim::run(seed, true) {
+            for line in &f.trace {
+                println!("{line}");
+            }
+            panic!("{f}");
+        }
     }
 }

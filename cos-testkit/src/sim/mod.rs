@@ -587,6 +587,7 @@ impl Sim {
         let mut cancelled = false;
         let mut resume_at: Option<Instant> = None;
         let mut steps = 0u32;
+        let mut completes = 0u32;
         loop {
             steps += 1;
             if steps > 50_000 {
@@ -666,6 +667,7 @@ impl Sim {
                         return Err(self.fail(format!("run {run}: {op} sent while paused")));
                     }
                     if op == "CompleteMultipartUpload" {
+                        completes += 1;
                         let busy: Vec<u32> = inflight.values().flatten().map(|(_, n)| *n).collect();
                         if !busy.is_empty() {
                             return Err(self.fail(format!(
@@ -785,7 +787,22 @@ impl Sim {
                             // HEAD (faults) ends with the Complete's error.
                             let expected = matches!(e, Error::Transport(_))
                                 || e.status().is_some_and(|s| s >= 500)
-                                || (e.code() == Some("NoSuchUpload") && self.run_faults > 0);
+                                || (e.code() == Some("NoSuchUpload")
+                                    && completes > 1
+                                    && self.run_faults > 0);
+                            if e.code() == Some("NoSuchUpload") && completes == 1 {
+                                let there = self
+                                    .server
+                                    .object(KEY)
+                                    .is_some_and(|o| o.data.as_deref() == Some(&self.source[..]));
+                                return Err(self.fail_as(
+                                    "complete-no-such-upload",
+                                    format!(
+                                        "run {run}: its first Complete met NoSuchUpload and the run failed \
+                                         (object already stored and identical: {there}): {e}"
+                                    ),
+                                ));
+                            }
                             if !expected {
                                 return Err(self.fail(format!(
                                     "run {run}: failed with an error no fault explains: {e}"
