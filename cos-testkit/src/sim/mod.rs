@@ -216,6 +216,8 @@ enum Fate {
     Answer,
     /// Applied; the answer is lost (the client sees a timeout).
     Lost,
+    /// The client times out first; the server applies it later anyway.
+    Late,
     /// Applied; the client gets this status instead of the answer.
     After(u16, &'static str),
 }
@@ -352,7 +354,11 @@ impl Sim {
         } else {
             acc += sc.lost;
             if x < acc {
-                fate = Fate::Lost;
+                fate = if r.chance(0.5) {
+                    Fate::Lost
+                } else {
+                    Fate::Late
+                };
             } else {
                 acc += sc.post_fault;
                 if x < acc {
@@ -378,12 +384,13 @@ impl Sim {
                 after += r.ms(300, 5000);
             }
         }
-        if matches!(fate, Fate::Lost) {
+        if matches!(fate, Fate::Lost | Fate::Late) {
             after += r.ms(1000, 30_000); // the client's read timeout
         }
         let now = self.now.instant;
         let (apply_at, answer_at) = match fate {
             Fate::Before(_) => (None, now + to_apply),
+            Fate::Late => (Some(now + after + to_apply), now + after),
             _ => (Some(now + to_apply), now + to_apply + after),
         };
         let n = self.next_flight;
@@ -410,7 +417,13 @@ impl Sim {
     fn next_network(&self) -> Option<(Instant, u64)> {
         self.flights
             .iter()
-            .filter_map(|(n, f)| f.apply_at.or(f.answer_at).map(|t| (t, *n)))
+            .filter_map(|(n, f)| {
+                let t = match (f.apply_at, f.answer_at) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b)?,
+                };
+                Some((t, *n))
+            })
             .min()
     }
 
@@ -472,11 +485,30 @@ impl Sim {
                 self.now = self.now.advance(t - self.now.instant);
             }
             let f = &self.flights[&n];
-            if f.apply_at.is_some() {
+            if f.apply_at
+                .is_some_and(|a| f.answer_at.map_or(true, |b| a <= b))
+            {
                 self.apply(n);
                 continue;
             }
-            let f = self.flights.remove(&n).expect("flight");
+            let mut f = self.flights.remove(&n).expect("flight");
+            if f.apply_at.is_some() {
+                // The client gave up; the request still reaches the server later.
+                let orphan = Flight {
+                    run: f.run,
+                    id: f.id,
+                    op: f.op,
+                    part: f.part.clone(),
+                    request: f.request.take(),
+                    sent: None,
+                    fate: Fate::Late,
+                    apply_at: f.apply_at,
+                    answer_at: None,
+                    delay_after_apply: f.delay_after_apply,
+                    response: None,
+                };
+                self.flights.insert(n, orphan);
+            }
             if f.run != run {
                 continue;
             }
@@ -486,7 +518,7 @@ impl Sim {
                     TransportErrorKind::Reset,
                     "simulated reset",
                 )),
-                (Fate::Lost, _) => Err(TransportError::new(
+                (Fate::Lost | Fate::Late, _) => Err(TransportError::new(
                     TransportErrorKind::Timeout,
                     "simulated lost answer",
                 )),
