@@ -276,6 +276,8 @@ struct Sim {
     kills_left: u32,
     /// Faults met by the current run.
     run_faults: u32,
+    /// The current run meets no faults (the last one).
+    clean_run: bool,
 }
 
 fn error_response(status: u16, code: &str) -> http::Response<Bytes> {
@@ -334,8 +336,8 @@ impl Sim {
         part: Option<(String, u32)>,
         request: http::Request<Bytes>,
         sent: Option<SentDigest>,
-        clean: bool,
     ) {
+        let clean = self.clean_run;
         let sc = self.sc.clone();
         let r = &mut self.rng;
         let x = if clean {
@@ -610,6 +612,7 @@ impl Sim {
         };
         let total = self.source.len() as u64;
         self.run_faults = 0;
+        self.clean_run = last;
         let mut inflight: BTreeMap<RequestId, Option<(String, u32)>> = BTreeMap::new();
         let mut parts: BTreeMap<(String, u32), PartSend> = BTreeMap::new();
         let mut used: BTreeSet<String> = BTreeSet::new();
@@ -737,7 +740,7 @@ impl Sim {
                         parts.insert(p.clone(), PartSend::InFlight);
                     }
                     inflight.insert(id, part.clone());
-                    self.send(run, id, op, part, request, sent, last);
+                    self.send(run, id, op, part, request, sent);
                 }
                 Out::Progress { loaded, total: t } => {
                     if let Some(prev) = last_progress {
@@ -994,6 +997,7 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
         trace: trace.then(Vec::new),
         kills_left,
         run_faults: 0,
+        clean_run: false,
     };
     let sc = sim.sc.clone();
     sim.log(|| format!("seed {seed}: {sc:?}"));
