@@ -265,8 +265,17 @@ struct Sim {
     stored: Option<Vec<u8>>,
     flights: BTreeMap<u64, Flight>,
     next_flight: u64,
-    /// Upload ids the client knew of (stored in a checkpoint, or used by a run that was not killed).
+    /// Upload ids stored in a checkpoint.
     owned: BTreeSet<String>,
+    /// Upload ids used by runs that ended without a kill (in find-unfinished mode the driver keeps no memory
+    /// of them between runs).
+    used_by_runs: BTreeSet<String>,
+    /// Upload ids used by the last run.
+    used_last: BTreeSet<String>,
+    /// An earlier run's Abort reached the server during the current run.
+    orphan_abort: bool,
+    /// The current run.
+    current_run: u32,
     /// Parts the server holds, by (upload id, number): ETag. Forgotten when the upload ends.
     server_parts: BTreeMap<(String, u32), String>,
     summary: Summary,
@@ -461,6 +470,9 @@ impl Sim {
                 }
             }
             ("CompleteMultipartUpload", 200) | ("AbortMultipartUpload", 204 | 200) => {
+                if op == "AbortMultipartUpload" && run != self.current_run {
+                    self.orphan_abort = true;
+                }
                 if let Some(u) = upload_id {
                     self.server_parts.retain(|(id, _), _| *id != u);
                 }
@@ -613,6 +625,8 @@ impl Sim {
         let total = self.source.len() as u64;
         self.run_faults = 0;
         self.clean_run = last;
+        self.orphan_abort = false;
+        self.current_run = run;
         let mut inflight: BTreeMap<RequestId, Option<(String, u32)>> = BTreeMap::new();
         let mut parts: BTreeMap<(String, u32), PartSend> = BTreeMap::new();
         let mut used: BTreeSet<String> = BTreeSet::new();
@@ -778,7 +792,8 @@ impl Sim {
                     }
                     if self.rng.chance(0.5) {
                         self.log(|| format!("run {run}: paused, the run ends"));
-                        self.owned.extend(used);
+                        self.used_by_runs.extend(used.iter().cloned());
+                        self.used_last = used;
                         return Ok(RunEnd::PausedStop);
                     }
                     resume_at = Some(self.now.instant + self.rng.ms(10, 5000));
@@ -802,7 +817,8 @@ impl Sim {
                 }
                 Out::Done(r) => {
                     self.log(|| format!("run {run}: done: {r:?}"));
-                    self.owned.extend(used);
+                    self.used_by_runs.extend(used.iter().cloned());
+                    self.used_last = used;
                     if let Ok(o) = &r {
                         if last_progress != Some(total) {
                             return Err(self.fail_as("progress-end", format!(
@@ -824,7 +840,11 @@ impl Sim {
                                 || e.status().is_some_and(|s| s >= 500)
                                 || (e.code() == Some("NoSuchUpload")
                                     && completes > 1
-                                    && self.run_faults > 0);
+                                    && self.run_faults > 0)
+                                // The user's cancel of a killed run finished late (its Abort landed now).
+                                || (e.code() == Some("NoSuchUpload")
+                                    && completes == 0
+                                    && self.orphan_abort);
                             if e.code() == Some("NoSuchUpload") && completes == 1 {
                                 let there = self
                                     .server
@@ -934,22 +954,37 @@ impl Sim {
                 )));
             }
         }
-        let left: Vec<String> = self
+        let what = if self.summary.cancelled {
+            "cancel"
+        } else {
+            "success"
+        };
+        let unfinished: Vec<String> = self
             .server
             .multipart_uploads()
             .into_iter()
-            .filter(|(k, id)| k == KEY && self.owned.contains(id))
+            .filter(|(k, _)| k == KEY)
             .map(|(_, id)| id)
             .collect();
+        let left: Vec<&String> = unfinished
+            .iter()
+            .filter(|id| self.owned.contains(*id) || self.used_last.contains(*id))
+            .collect();
         if !left.is_empty() {
-            let what = if self.summary.cancelled {
-                "cancel"
-            } else {
-                "success"
-            };
-            return Err(self.fail(format!(
-                "after {what}, unfinished uploads are left: {left:?}"
-            )));
+            let message = format!("after {what}, unfinished uploads are left: {left:?}");
+            return Err(self.fail(message));
+        }
+        let forgotten: Vec<&String> = unfinished
+            .iter()
+            .filter(|id| self.used_by_runs.contains(*id))
+            .collect();
+        if !forgotten.is_empty() {
+            // Without checkpoints, a later run knows only what List Multipart Uploads shows it.
+            let message = format!(
+                "after {what}, uploads used by earlier runs are left unfinished: {forgotten:?} (the last \
+                 run found another upload, or was cancelled before it found one)"
+            );
+            return Err(self.fail_as("find-leftover", message));
         }
         Ok(self.summary.clone())
     }
@@ -991,6 +1026,10 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
         flights: BTreeMap::new(),
         next_flight: 0,
         owned: BTreeSet::new(),
+        used_by_runs: BTreeSet::new(),
+        used_last: BTreeSet::new(),
+        orphan_abort: false,
+        current_run: 0,
         server_parts: BTreeMap::new(),
         summary: Summary::default(),
         changed: false,
