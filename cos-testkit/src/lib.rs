@@ -13,6 +13,10 @@
 //!   "fail the n-th `UploadPart`" rules, changeable at runtime through [`Server::faults`].
 //! - [`Server::counters`]: requests per operation; [`Server::object`], [`Server::multipart_uploads`]: state.
 //! - [`replay`]: recorded-exchange replay of `cos-core` tasks.
+//! - [`MemoryServer`]: the same request handling as a function over the store, without sockets, and [`sim`],
+//!   the deterministic transfer simulation built on it (`cargo test -p cos-testkit --test sim`;
+//!   `COS_SIM_SEED=N` or `cos-testkit sim --seed N` replays one seed). The driver conformance suite, run
+//!   against both clients, is `cargo test -p cos-testkit --test drivers`.
 //!
 //! Addressing: the bucket comes from a `Host` of the form `<bucket>.cos.<region>.myqcloud.com` (also
 //! `.tencentcos.cn` and `cos.accelerate`), which must name the server's bucket (else 404 `NoSuchBucket`); any
