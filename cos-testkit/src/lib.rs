@@ -16,6 +16,10 @@
 //!   "fail the n-th `UploadPart`" rules, changeable at runtime through [`Server::faults`].
 //! - [`Server::counters`]: requests per operation; [`Server::object`], [`Server::multipart_uploads`]: state.
 //! - [`replay`]: recorded-exchange replay of `cos-core` tasks.
+//! - [`MemoryServer`]: the same request handling as a function over the store, without sockets, and [`sim`],
+//!   the deterministic transfer simulation built on it (`cargo test -p cos-testkit --test sim`;
+//!   `COS_SIM_SEED=N` or `cos-testkit sim --seed N` replays one seed). The driver conformance suite, run
+//!   against both clients, is `cargo test -p cos-testkit --test drivers`.
 //!
 //! Addressing: the bucket comes from a `Host` of the form `<bucket>.cos.<region>.myqcloud.com` (also
 //! `.tencentcos.cn`, `cos.accelerate`, or any host whose first label is `<name>-<appid>`); a bucket other than
@@ -80,9 +84,10 @@
 pub mod faults;
 pub mod replay;
 mod server;
+pub mod sim;
 
 pub use faults::{Fault, FaultHandle, FaultPlan, FaultSpecError, InjectedFault};
 pub use server::{
-    dev_cors_rule, Counters, ObjectType, RequestLog, Server, ServerBuilder, StoredObject,
-    DEFAULT_BUCKET, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, DEV_EXPOSE_HEADERS,
+    dev_cors_rule, Counters, MemoryServer, ObjectType, RequestLog, Server, ServerBuilder,
+    StoredObject, DEFAULT_BUCKET, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, DEV_EXPOSE_HEADERS,
 };

@@ -6,6 +6,9 @@
 //!                   [--cors dev|FILE.xml] [--log FILE|-]
 //! ```
 //! The first line on stdout is `listening on http://ADDR`.
+//!
+//! `cos-testkit sim --seed N [--count C]` plays seeds N..N+C of the transfer simulation (`cos_testkit::sim`),
+//! printing the trace when C is 1 (the default); it exits with 1 if an invariant broke.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -18,6 +21,7 @@ const USAGE: &str =
     "usage: cos-testkit serve [--addr 127.0.0.1:9000] [--bucket NAME-APPID] [--secret-id ID] \
 [--secret-key KEY] [--security-token TOKEN] [--data DIR] [--faults SPEC [--seed N]] [--sink] \
 [--cors dev|FILE.xml] [--log FILE|-]
+       cos-testkit sim --seed N [--count C]
 
   --cors dev       start with a permissive CORS rule for browser development: any origin, methods
                    GET PUT POST DELETE HEAD, any request header, exposes ETag, Content-Length,
@@ -26,10 +30,21 @@ const USAGE: &str =
                    Without --cors the bucket has no CORS rule (or the one kept in --data): browser
                    pages on other origins are refused, as by a COS bucket without CORS configuration.
   --log FILE|-     one JSON line per request (time, method, operation, key, status, bytes in/out,
-                   duration, request id, error code, origin), appended to FILE or written to stdout";
+                   duration, request id, error code, origin), appended to FILE or written to stdout
+  sim              replays the deterministic transfer simulation for seeds N..N+C (default C = 1)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("sim") {
+        return match sim(&args[1..]) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("cos-testkit: {e}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -111,4 +126,38 @@ fn run(args: &[String]) -> Result<(), String> {
     loop {
         std::thread::park();
     }
+}
+
+/// `cos-testkit sim`: true when every seed kept the invariants.
+fn sim(args: &[String]) -> Result<bool, String> {
+    let (mut seed, mut count) = (None, 1u64);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let n: u64 = value.parse().map_err(|e| format!("{flag}: {e}"))?;
+        match flag.as_str() {
+            "--seed" => seed = Some(n),
+            "--count" => count = n.max(1),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    let seed = seed.ok_or("sim needs --seed N")?;
+    let mut ok = true;
+    for s in seed..seed.saturating_add(count) {
+        match cos_testkit::sim::run(s, count == 1) {
+            Ok(summary) => {
+                if count == 1 {
+                    println!("seed {s}: ok {summary:?}");
+                }
+            }
+            Err(f) => {
+                for line in &f.trace {
+                    println!("{line}");
+                }
+                println!("{f}");
+                ok = false;
+            }
+        }
+    }
+    Ok(ok)
 }

@@ -42,6 +42,10 @@ use store::Store;
 pub(crate) use util::Body;
 use util::{el, http_date, random_hex, unix_secs};
 
+/// A request body as the handlers read it: hyper's, or whole bytes from [`MemoryServer::handle`].
+pub(crate) type ReqBody =
+    http_body_util::combinators::BoxBody<bytes::Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
 /// The default bucket.
 pub const DEFAULT_BUCKET: &str = "examplebucket-1250000000";
 /// The default SecretId.
@@ -178,6 +182,19 @@ impl ServerBuilder {
         }))
     }
 
+    /// The server's request handling without sockets, called as a function (see [`MemoryServer`]). Request
+    /// and upload ids come from `id_seed`, so that a run can be replayed exactly.
+    pub fn in_memory(self, id_seed: u64) -> io::Result<MemoryServer> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        Ok(MemoryServer {
+            inner: self.into_inner()?,
+            rt,
+            ids: std::cell::Cell::new(id_seed),
+        })
+    }
+
     /// Starts serving on the current tokio runtime.
     pub async fn start(self) -> io::Result<Server> {
         let addr = self.addr;
@@ -240,6 +257,88 @@ impl ServerBuilder {
             shutdown: tx,
             thread: Some(thread),
         })
+    }
+}
+
+/// The server's request handling as a function `http::Request<Bytes> -> http::Response<Bytes>` over its
+/// store, with no sockets: for deterministic simulations that supply their own clock.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use cos_testkit::Server;
+/// let server = Server::builder().in_memory(7)?;
+/// let req = http::Request::get("http://examplebucket-1250000000.cos.ap-guangzhou.myqcloud.com/nothing")
+///     .body(bytes::Bytes::new())
+///     .unwrap();
+/// let resp = server.handle(req, SystemTime::now())?;
+/// assert_eq!(resp.status(), 403); // unsigned
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct MemoryServer {
+    inner: Arc<Inner>,
+    rt: tokio::runtime::Runtime,
+    ids: std::cell::Cell<u64>,
+}
+
+impl std::fmt::Debug for MemoryServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryServer")
+            .field("bucket", &self.inner.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryServer {
+    /// Serves one request as if the server's clock read `now`; the body is read whole. `Err` is a connection
+    /// failure (an injected reset); faults of the builder's [`FaultPlan`] apply as over TCP (a stall really
+    /// sleeps).
+    pub fn handle(
+        &self,
+        req: http::Request<bytes::Bytes>,
+        now: SystemTime,
+    ) -> io::Result<http::Response<bytes::Bytes>> {
+        let req = req.map(|b| {
+            http_body_util::Full::new(b)
+                .map_err(|never| match never {})
+                .boxed()
+        });
+        let _ids = util::SeededIds::enter(&self.ids);
+        self.rt.block_on(async {
+            let r = handle_at(self.inner.clone(), req, now).await?;
+            let (parts, body) = r.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok(http::Response::from_parts(parts, body))
+        })
+    }
+
+    /// The bucket served.
+    pub fn bucket(&self) -> &str {
+        &self.inner.bucket
+    }
+
+    /// Credentials that this server accepts.
+    pub fn credentials(&self) -> Credentials {
+        self.inner.credentials()
+    }
+
+    /// A snapshot of the request counters.
+    pub fn counters(&self) -> Counters {
+        self.inner.counters()
+    }
+
+    /// The stored object at `key`, content included.
+    pub fn object(&self, key: &str) -> Option<StoredObject> {
+        self.inner.object(key)
+    }
+
+    /// Keys of all stored objects, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.inner.keys()
+    }
+
+    /// Unfinished multipart uploads as `(key, upload id)`, sorted by key then id.
+    pub fn multipart_uploads(&self) -> Vec<(String, String)> {
+        self.inner.multipart_uploads()
     }
 }
 
@@ -327,6 +426,61 @@ impl Inner {
             None => self.creds.clone(),
         }
     }
+
+    fn counters(&self) -> Counters {
+        self.counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The stored object at `key`, content included (read whole: meant for tests).
+    pub(crate) fn object(&self, key: &str) -> Option<StoredObject> {
+        let obj = self.store.lock().objects.get(key).cloned()?;
+        let m = obj.meta;
+        let data = self.store.read_all(&obj.data, m.size);
+        let metadata = m
+            .attrs
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("x-cos-meta-")?.to_string(), v.clone())))
+            .collect();
+        Some(StoredObject {
+            key: m.key,
+            size: m.size,
+            etag: m.etag,
+            crc64: m.crc64,
+            data,
+            content_type: m.attrs.content_type,
+            metadata,
+            headers: m.attrs.headers,
+            storage_class: m.attrs.storage_class,
+            object_type: if m.appendable {
+                ObjectType::Appendable
+            } else {
+                ObjectType::Normal
+            },
+            last_modified: UNIX_EPOCH + Duration::from_secs(m.last_modified),
+        })
+    }
+
+    /// Keys of all stored objects, sorted.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        self.store.lock().objects.keys().cloned().collect()
+    }
+
+    /// Unfinished multipart uploads as `(key, upload id)`, sorted by key then id.
+    pub(crate) fn multipart_uploads(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .store
+            .lock()
+            .uploads
+            .values()
+            .map(|u| (u.meta.key.clone(), u.meta.upload_id.clone()))
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 /// A running local COS server. Stops when dropped.
@@ -392,11 +546,7 @@ impl Server {
 
     /// A snapshot of the request counters.
     pub fn counters(&self) -> Counters {
-        self.inner
-            .counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.counters()
     }
 
     /// Changes the fault plan while the server runs.
@@ -406,32 +556,7 @@ impl Server {
 
     /// The stored object at `key`, content included (read whole: meant for tests).
     pub fn object(&self, key: &str) -> Option<StoredObject> {
-        let obj = self.inner.store.lock().objects.get(key).cloned()?;
-        let m = obj.meta;
-        let data = self.inner.store.read_all(&obj.data, m.size);
-        let metadata = m
-            .attrs
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("x-cos-meta-")?.to_string(), v.clone())))
-            .collect();
-        Some(StoredObject {
-            key: m.key,
-            size: m.size,
-            etag: m.etag,
-            crc64: m.crc64,
-            data,
-            content_type: m.attrs.content_type,
-            metadata,
-            headers: m.attrs.headers,
-            storage_class: m.attrs.storage_class,
-            object_type: if m.appendable {
-                ObjectType::Appendable
-            } else {
-                ObjectType::Normal
-            },
-            last_modified: UNIX_EPOCH + Duration::from_secs(m.last_modified),
-        })
+        self.inner.object(key)
     }
 
     /// The bucket's CORS configuration now (`None`: browsers on other origins are refused).
@@ -441,21 +566,12 @@ impl Server {
 
     /// Keys of all stored objects, sorted.
     pub fn keys(&self) -> Vec<String> {
-        self.inner.store.lock().objects.keys().cloned().collect()
+        self.inner.keys()
     }
 
     /// Unfinished multipart uploads as `(key, upload id)`, sorted by key then id.
     pub fn multipart_uploads(&self) -> Vec<(String, String)> {
-        let mut v: Vec<_> = self
-            .inner
-            .store
-            .lock()
-            .uploads
-            .values()
-            .map(|u| (u.meta.key.clone(), u.meta.upload_id.clone()))
-            .collect();
-        v.sort();
-        v
+        self.inner.multipart_uploads()
     }
 
     /// Names of the buckets created with PUT Bucket (the configured bucket not included), sorted.
@@ -589,7 +705,7 @@ pub(crate) struct Ctx {
     pub store: Arc<Store>,
     pub method: Method,
     pub headers: http::HeaderMap,
-    pub body: Option<Incoming>,
+    pub body: Option<ReqBody>,
     /// The decoded key (`Err` when the path does not decode).
     pub key: Result<String, ()>,
     pub query: Vec<(String, String)>,
@@ -600,7 +716,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn new(inner: Arc<Inner>, req: http::Request<Incoming>) -> Ctx {
+    fn new(inner: Arc<Inner>, req: http::Request<ReqBody>, now: SystemTime) -> Ctx {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let key = cos_core::auth::decode(raw_path.strip_prefix('/').unwrap_or(&raw_path)).ok_or(());
@@ -627,7 +743,7 @@ impl Ctx {
             raw_path,
             host,
             request_id: random_hex(2),
-            now: unix_secs(SystemTime::now()),
+            now: unix_secs(now),
         }
     }
 
@@ -734,8 +850,18 @@ async fn handle(
     inner: Arc<Inner>,
     req: http::Request<Incoming>,
 ) -> Result<Response<Body>, io::Error> {
+    let req = req.map(|b| b.map_err(Into::into).boxed());
+    handle_at(inner, req, SystemTime::now()).await
+}
+
+/// Serves one request as if the server's clock read `now`.
+async fn handle_at(
+    inner: Arc<Inner>,
+    req: http::Request<ReqBody>,
+    now: SystemTime,
+) -> Result<Response<Body>, io::Error> {
     let started = Instant::now();
-    let mut ctx = Ctx::new(inner.clone(), req);
+    let mut ctx = Ctx::new(inner.clone(), req, now);
     // CORS (issue 12): cors.rs names OPTIONS and `?cors` requests, answers them (see `serve`), and adds
     // `Access-Control-*` headers to every answer; log.rs writes the request log.
     let op = cors::operation(&ctx).unwrap_or_else(|| ctx.operation());

@@ -24,8 +24,39 @@ pub(crate) use cos_core::task::format_http_date as http_date;
 /// `2024-01-02T03:04:05.000Z` (the core's formatter).
 pub(crate) use cos_core::post_policy::format_iso8601 as iso8601;
 
+thread_local! {
+    /// Set while a [`super::MemoryServer`] serves a request on this thread: ids come from this seed.
+    static SEEDED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes ids deterministic on this thread while alive (splitmix64 over the state in `cell`).
+pub(crate) struct SeededIds<'a>(&'a std::cell::Cell<u64>);
+
+impl<'a> SeededIds<'a> {
+    pub(crate) fn enter(cell: &'a std::cell::Cell<u64>) -> SeededIds<'a> {
+        SEEDED.with(|s| s.set(Some(cell.get())));
+        SeededIds(cell)
+    }
+}
+
+impl Drop for SeededIds<'_> {
+    fn drop(&mut self) {
+        if let Some(v) = SEEDED.with(|s| s.take()) {
+            self.0.set(v);
+        }
+    }
+}
+
 /// A random 64-bit value (not cryptographic; ids only).
 pub(crate) fn random_u64() -> u64 {
+    if let Some(state) = SEEDED.with(|s| s.get()) {
+        let state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        SEEDED.with(|s| s.set(Some(state)));
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        return z ^ (z >> 31);
+    }
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));

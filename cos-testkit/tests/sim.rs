@@ -1,0 +1,159 @@
+//! The deterministic transfer simulation (see `cos_testkit::sim`): `COS_SIM_SEEDS` seeds (default 10,000)
+//! from `COS_SIM_START` (default 0), in four shards run in parallel. `COS_SIM_SEED=N` replays one seed with its
+//! trace.
+
+use std::time::Instant;
+
+use cos_testkit::sim;
+
+const SHARDS: u64 = 4;
+
+/// Failure kinds of known core bugs, reported but not failing the run until the core is fixed (set
+/// `COS_SIM_STRICT=1` to fail on them too). See the `known_bug_*` tests for the bugs and their seeds.
+const KNOWN: &[&str] = &["progress-end", "complete-no-such-upload", "find-leftover"];
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn shard(index: u64) {
+    if let Some(seed) = env_u64("COS_SIM_SEED") {
+        if index == 0 {
+            match sim::run(seed, true) {
+                Ok(s) => println!("seed {seed}: ok {s:?}"),
+                Err(f) => {
+                    for line in &f.trace {
+                        println!("{line}");
+                    }
+                    panic!("{f}");
+                }
+            }
+        }
+        return;
+    }
+    let start = env_u64("COS_SIM_START").unwrap_or(0);
+    let count = env_u64("COS_SIM_SEEDS").unwrap_or(10_000);
+    let t = Instant::now();
+    let strict = std::env::var_os("COS_SIM_STRICT").is_some();
+    let mut failures = Vec::new();
+    let mut known = Vec::new();
+    let mut total = sim::Summary::default();
+    let mut seeds = 0u64;
+    for seed in (start..start + count).filter(|s| s % SHARDS == index) {
+        seeds += 1;
+        match sim::run(seed, false) {
+            Ok(s) => {
+                total.runs += s.runs;
+                total.requests += s.requests;
+                total.kills += s.kills;
+                total.failed_runs += s.failed_runs;
+            }
+            Err(f) if !strict && KNOWN.contains(&f.kind) => known.push(f),
+            Err(f) => failures.push(f),
+        }
+    }
+    println!(
+        "shard {index}: {seeds} seeds in {:.1?}: {} runs, {} requests, {} kills, {} failed runs resumed",
+        t.elapsed(),
+        total.runs,
+        total.requests,
+        total.kills,
+        total.failed_runs
+    );
+    for kind in KNOWN {
+        let hits: Vec<u64> = known
+            .iter()
+            .filter(|f| f.kind == *kind)
+            .map(|f| f.seed)
+            .collect();
+        if !hits.is_empty() {
+            println!(
+                "shard {index}: known bug {kind}: {} seeds, first {:?}",
+                hits.len(),
+                &hits[..hits.len().min(5)]
+            );
+        }
+    }
+    if !failures.is_empty() {
+        for f in failures.iter().take(10) {
+            eprintln!("{f}");
+        }
+        panic!(
+            "{} of {seeds} seeds broke an invariant (first: {})",
+            failures.len(),
+            failures[0]
+        );
+    }
+}
+
+#[test]
+fn seeds_shard_0() {
+    shard(0);
+}
+
+#[test]
+fn seeds_shard_1() {
+    shard(1);
+}
+
+#[test]
+fn seeds_shard_2() {
+    shard(2);
+}
+
+#[test]
+fn seeds_shard_3() {
+    shard(3);
+}
+
+/// Known core bug (seed 115): a resumed run finds the upload gone because the killed run's Complete went
+/// through, confirms the object with HEAD and succeeds, but never reports progress: the bar stays where it was
+/// instead of reaching the total. Un-ignore once `MultipartUpload` emits `Progress { loaded: total }` on every
+/// success.
+#[test]
+#[ignore = "core bug: no final Progress after a HEAD-confirmed success (seed 115)"]
+fn known_bug_progress_end() {
+    if let Err(f) = sim::run(115, true) {
+        for line in &f.trace {
+            println!("{line}");
+        }
+        panic!("{f}");
+    }
+}
+
+/// Known core bug (seeds 2007, 7987, 9241): the process is killed after sending Complete, whose answer is slow; the
+/// resumed run lists the parts (the upload still exists), then the killed run's Complete lands, and the resumed
+/// run's own Complete meets `NoSuchUpload`. Because it was its *first* Complete, `MultipartUpload` fails with
+/// NoSuchUpload instead of confirming the object with HEAD: the user is told the upload failed although the
+/// object is stored and byte-identical. Un-ignore once a resumed task confirms with HEAD on any NoSuchUpload.
+#[test]
+#[ignore = "core bug: resumed run's first Complete meets NoSuchUpload and fails (seed 2007)"]
+fn known_bug_complete_no_such_upload_after_resume() {
+    for seed in [2007, 7987, 9241] {
+        if let Err(f) = sim::run(seed, true) {
+            for line in &f.trace {
+                println!("{line}");
+            }
+            panic!("{f}");
+        }
+    }
+}
+
+/// Known core behaviour (seeds 5070, 4919), find-unfinished mode (no checkpoint): a lost Initiate answer
+/// leaves an empty orphan upload next to the one the run then used; both are listed with the same `Initiated`
+/// second, and the resumed run picks the orphan (a tie goes to the later listed id), sends every part again
+/// and leaves the upload that holds parts unfinished (5070). And a cancel that arrives while the search runs
+/// ends at once, leaving the earlier run's upload (4919). Un-ignore once the core prefers, on a tie, the
+/// upload whose parts match, and aborts what its search finds after a cancel.
+#[test]
+#[ignore = "core: find-unfinished may leave an earlier upload unfinished (seeds 5070, 4919)"]
+fn known_bug_find_unfinished_leaves_an_upload() {
+    for seed in [5070, 4919] {
+        if let Err(f) = sim::run(seed, true) {
+            for line in &f.trace {
+                println!("{line}");
+            }
+            panic!("{f}");
+        }
+    }
+}
