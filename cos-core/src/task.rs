@@ -217,72 +217,7 @@ pub trait Task {
     fn set_credentials(&mut self, _credentials: Credentials) {}
 }
 
-/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix seconds.
-pub fn parse_http_date(s: &str) -> Option<u64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let day: u64 = parts[1].parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == parts[2])? as u64
-        + 1;
-    let year: u64 = parts[3].parse().ok()?;
-    let mut hms = parts[4].split(':').map(|x| x.parse::<u64>());
-    let (h, mi, se) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + mi * 60 + se)
-}
-
-/// Formats Unix seconds as an HTTP date.
-pub fn format_http_date(secs: u64) -> String {
-    let days = secs / 86400;
-    let rem = secs % 86400;
-    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let z = days + 719468;
-    let era = z / 146097;
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!("{weekday}, {d:02} {month} {y} {h:02}:{mi:02}:{s:02} GMT")
-}
-
-/// The clock offset a `RequestTimeTooSkewed` answer implies: server `Date` minus local time, in seconds.
-pub fn skew_offset(response_date: Option<&str>, local: SystemTime) -> Option<i64> {
-    let server = parse_http_date(response_date?)? as i64;
-    let local = local.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
-    Some(server - local)
-}
-
-/// The signing time after applying a clock offset.
-pub fn corrected(now: SystemTime, offset_secs: i64) -> SystemTime {
-    if offset_secs >= 0 {
-        now + Duration::from_secs(offset_secs as u64)
-    } else {
-        now - Duration::from_secs(offset_secs.unsigned_abs())
-    }
-}
+pub use crate::date::{corrected, format_http_date, parse_http_date, skew_offset};
 
 /// Signs a request for sending at `now` with the config's credentials, validity and clock offset.
 pub fn sign(
@@ -291,7 +226,7 @@ pub fn sign(
     now: SystemTime,
 ) -> Result<(), Error> {
     let key_time = KeyTime::around(
-        corrected(now, config.clock_offset_secs),
+        corrected(now, config.clock_offset_secs)?,
         config.signature_validity,
     );
     sign_request(request, &config.credentials, key_time).map(|_| ())
@@ -516,15 +451,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn http_dates_round_trip() {
-        let s = "Sun, 06 Nov 1994 08:49:37 GMT";
-        let secs = parse_http_date(s).unwrap();
-        assert_eq!(secs, 784111777);
-        assert_eq!(format_http_date(secs), s);
-        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-    }
-
-    #[test]
     #[allow(clippy::disallowed_methods)] // the origin of virtual time
     fn set_credentials_signs_the_next_attempt_with_the_new_token() {
         use crate::ops::PutObject;
@@ -579,5 +505,82 @@ mod tests {
         let (a2, tok2) = auth(&t);
         assert!(a2.contains("q-ak=id2&"), "{a2}");
         assert_eq!(tok2.as_deref(), Some("tok2"));
+    }
+
+    /// A `RequestTimeTooSkewed` whose `Date` is hostile (overflowing fields) or implies an offset beyond
+    /// one day ends the task with that service error: no panic, no re-signing with an absurd clock.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the origin of virtual time
+    fn hostile_skew_dates_end_in_the_service_error() {
+        use crate::ops::PutObject;
+        let now = Now {
+            instant: Instant::now(),
+            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        };
+        for (date, retried) in [
+            ("Thu, 01 Jan 1970 00:00:9223372036854776808 GMT", false),
+            ("Sat, 01 Jan 0 00:00:00 GMT", false),
+            ("Mon, 01 Jan 1900 00:00:00 GMT", false),
+            ("Thu, 99999999999999999999 Jan 1970 00:00:00 GMT", false),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", false),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", false),
+            // Within a day: followed once.
+            ("Tue, 14 Nov 2023 23:13:20 GMT", true),
+        ] {
+            let config =
+                Config::new("b-1250000000", "ap-guangzhou", Credentials::new("id", "k")).unwrap();
+            let mut task = OneShot::new(PutObject::new("a").with_bytes("x"), config).unwrap();
+            let mut sent = 0;
+            let result = loop {
+                match task.poll_output(now) {
+                    Output::Transmit(t) => {
+                        sent += 1;
+                        let response = http::Response::builder()
+                            .status(403)
+                            .header("date", date)
+                            .body(Bytes::from_static(
+                                b"<Error><Code>RequestTimeTooSkewed</Code><Message>m</Message></Error>",
+                            ))
+                            .unwrap();
+                        task.handle_input(
+                            now,
+                            Input::Response {
+                                id: t.id,
+                                response,
+                                sent: None,
+                            },
+                        );
+                    }
+                    Output::Event(_) => {}
+                    Output::Wait { .. } => panic!("waiting"),
+                    Output::Done(r) => break r,
+                }
+            };
+            assert_eq!(
+                result.unwrap_err().code(),
+                Some("RequestTimeTooSkewed"),
+                "{date}"
+            );
+            assert_eq!(sent, if retried { 2 } else { 1 }, "{date}");
+        }
+    }
+
+    /// A clock offset set by hand beyond the window fails signing with a typed error.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the origin of virtual time
+    fn an_absurd_configured_offset_is_an_error() {
+        use crate::ops::PutObject;
+        let mut config =
+            Config::new("b-1250000000", "ap-guangzhou", Credentials::new("id", "k")).unwrap();
+        config.clock_offset_secs = i64::MAX;
+        let mut task = OneShot::new(PutObject::new("a").with_bytes("x"), config).unwrap();
+        let now = Now {
+            instant: Instant::now(),
+            system: SystemTime::now(),
+        };
+        let Output::Done(Err(Error::InvalidInput(e))) = task.poll_output(now) else {
+            panic!()
+        };
+        assert!(e.to_string().contains("clock_offset_secs"), "{e}");
     }
 }
