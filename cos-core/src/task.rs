@@ -82,6 +82,62 @@ pub struct Transmit {
     pub request: http::Request<RequestBody>,
 }
 
+/// How many response body bytes the core accepts for a request, set by the core per operation as an
+/// extension of [`Transmit::request`] (read it with [`ResponseLimits::of`]).
+///
+/// A driver reads at most `success` bytes of a 2xx body and at most `error` bytes of any other; a 2xx body
+/// longer than its limit is a [`crate::error::TransportErrorKind::TooLarge`] failure, an error document
+/// longer than its limit is cut there (the rest is not read: the connection is dropped) and handed over
+/// with a [`BodyTruncated`] response extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseLimits {
+    /// Largest 2xx body accepted.
+    pub success: u64,
+    /// Largest error document read; longer ones are cut.
+    pub error: u64,
+}
+
+impl ResponseLimits {
+    /// The default limit of an answer: 64 KiB (upload answers are empty or a few hundred bytes).
+    pub const DEFAULT_BODY: u64 = 64 * 1024;
+    /// The largest error document read: 64 KiB.
+    pub const ERROR_BODY: u64 = 64 * 1024;
+
+    /// The limits a request carries, or the defaults when it carries none.
+    pub fn of<B>(request: &http::Request<B>) -> ResponseLimits {
+        request
+            .extensions()
+            .get::<ResponseLimits>()
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The limit for an answer with this status.
+    pub fn for_status(&self, status: http::StatusCode) -> u64 {
+        if status.is_success() {
+            self.success
+        } else {
+            self.error
+        }
+    }
+}
+
+impl Default for ResponseLimits {
+    fn default() -> Self {
+        ResponseLimits {
+            success: Self::DEFAULT_BODY,
+            error: Self::ERROR_BODY,
+        }
+    }
+}
+
+/// A response extension set by a driver: the body was cut at `at` bytes (see [`ResponseLimits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyTruncated {
+    /// The number of bytes kept.
+    pub at: u64,
+}
+
 /// What the driver feeds back into a task.
 #[derive(Debug)]
 pub enum Input {

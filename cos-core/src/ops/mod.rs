@@ -48,6 +48,19 @@ pub trait Operation {
     ) -> Result<Self::Output, Error>;
 }
 
+/// Sets the largest 2xx body the core accepts for this request (see [`crate::task::ResponseLimits`]).
+pub(crate) fn accept_success_body(req: &mut http::Request<RequestBody>, limit: u64) {
+    let limits = crate::task::ResponseLimits {
+        success: limit,
+        ..Default::default()
+    };
+    req.extensions_mut().insert(limits);
+}
+
+/// The largest listing answer accepted (List Parts, List Multipart Uploads: at most 1000 entries of a few
+/// hundred bytes each): 8 MiB.
+pub const MAX_LISTING_BODY: u64 = 8 * 1024 * 1024;
+
 /// Starts a request with `Host`, `User-Agent` and the body's `Content-Length` (for methods with bodies).
 pub(crate) fn request(
     config: &Config,
@@ -67,6 +80,8 @@ pub(crate) fn request(
     if method == http::Method::PUT || method == http::Method::POST {
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
+    // Upload answers are empty or a few hundred bytes: the default limits; listings and GET raise them.
+    req = req.extension(crate::task::ResponseLimits::default());
     req.body(body)
         .map_err(|e| Error::InvalidInput(InvalidInput::Uri(e.to_string())))
 }
@@ -181,9 +196,13 @@ pub fn error_from_response(response: &http::Response<Bytes>) -> Error {
 
 /// An [`Error::UnexpectedResponse`] for this response.
 pub fn unexpected(response: &http::Response<Bytes>, reason: &str) -> Error {
+    let reason = match response.extensions().get::<crate::task::BodyTruncated>() {
+        Some(t) => format!("{reason} (body cut after {} bytes)", t.at),
+        None => reason.to_string(),
+    };
     Error::UnexpectedResponse(Box::new(UnexpectedResponse {
         status: response.status().as_u16(),
-        reason: reason.to_string(),
+        reason,
         excerpt: excerpt(response.body()),
         request_id: request_id(response),
     }))
@@ -576,6 +595,61 @@ pub fn check_etag(part: Option<u32>, etag: &str, sent: Option<&SentDigest>) -> R
     }
 }
 
+/// What an upload answer let the core check against the bytes sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verified {
+    /// The ETag is the MD5 of the bytes sent and the CRC-64 matches.
+    Both,
+    /// The ETag is the MD5 of the bytes sent; no CRC-64 to compare.
+    Md5,
+    /// The CRC-64 matches; the ETag is not an MD5 (e.g. KMS encryption) or there was no digest of it.
+    Crc64,
+    /// Nothing could be compared (accepted only with `accept_unverified`).
+    Nothing,
+}
+
+impl std::fmt::Display for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verified::Both => "ETag/MD5 and CRC-64 verified",
+            Verified::Md5 => "ETag/MD5 verified",
+            Verified::Crc64 => "CRC-64 verified",
+            Verified::Nothing => "not verified",
+        })
+    }
+}
+
+/// Checks an upload answer's ETag and CRC-64 against what was sent and says what was verified. A mismatch
+/// is an [`Error::Integrity`]; an answer that lets nothing be compared (no MD5 ETag, no parseable
+/// `x-cos-hash-crc64ecma`, or no digest of what was sent) is
+/// [`crate::error::IntegrityError::Unverified`] unless `accept_unverified`.
+pub fn verify_upload(
+    part: Option<u32>,
+    etag: &str,
+    crc64: Option<u64>,
+    expected_crc64: Option<u64>,
+    sent: Option<&SentDigest>,
+    accept_unverified: bool,
+) -> Result<Verified, Error> {
+    check_etag(part, etag, sent)?;
+    check_crc64(part, crc64, expected_crc64)?;
+    let bare = etag.trim_matches('"');
+    let md5 = sent.is_some() && bare.len() == 32 && bare.bytes().all(|b| b.is_ascii_hexdigit());
+    let crc = crc64.is_some() && expected_crc64.is_some();
+    match (md5, crc) {
+        (true, true) => Ok(Verified::Both),
+        (true, false) => Ok(Verified::Md5),
+        (false, true) => Ok(Verified::Crc64),
+        (false, false) if accept_unverified => Ok(Verified::Nothing),
+        (false, false) => Err(Error::Integrity(crate::error::IntegrityError::Unverified {
+            part,
+            etag: etag.to_string(),
+            crc64_present: crc64.is_some(),
+        })),
+    }
+}
+
 /// Checks a response CRC-64 against what was sent, when both are known.
 pub fn check_crc64(
     part: Option<u32>,
@@ -719,3 +793,6 @@ pub(crate) mod test_util {
     pub const HTML_502: &str =
         "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>";
 }
+
+#[cfg(test)]
+mod hostile_tests;
