@@ -181,9 +181,9 @@ pub struct Config {
 ///
 /// One attempt that sends `n` body bytes and may receive up to `l` answer bytes (the limit the core sets
 /// per operation, see [`crate::task::ResponseLimits`]) ends within
-/// `connect + (rate_grace + n / min_rate + idle) + response_head + (rate_grace + l / min_rate + idle)`;
-/// with the defaults, an upload answer (`l` = 64 KiB) is bounded by 10 + (30 + n/1024) + 30 + 94 seconds,
-/// and a server that drips bytes is cut off about `rate_grace` + 1 s after a body starts.
+/// `connect + (connect + rate_grace + n / min_rate + idle) + response_head + (rate_grace + l / min_rate +
+/// idle)`; with the defaults, an upload answer (`l` = 64 KiB) is bounded by 10 + (40 + n/1024) + 30 + 94
+/// seconds, and a server that drips bytes is cut off about `rate_grace` + 1 s after a body starts.
 ///
 /// ```
 /// use std::time::Duration;
@@ -205,7 +205,8 @@ pub struct Timeouts {
     /// The longest time no byte may move while a body is sent or received. Default 20 s.
     pub idle: Duration,
     /// The minimum average rate of a body, either direction, in bytes per second, enforced once
-    /// `rate_grace` has passed since the body started (for request bodies, since the exchange started).
+    /// `rate_grace` has passed since the body started (for a request body: since the exchange started plus
+    /// `connect`, as connecting takes no body bytes).
     /// 0 turns the check off. Default 1024 (1 KiB/s).
     pub min_rate: u64,
     /// How long a body may run before `min_rate` is enforced. Default 10 s.
