@@ -13,6 +13,7 @@
 //!   "fail the n-th `UploadPart`" rules, changeable at runtime through [`Server::faults`].
 //! - [`Server::counters`]: requests per operation; [`Server::object`], [`Server::multipart_uploads`]: state.
 //! - [`replay`]: recorded-exchange replay of `cos-core` tasks.
+//! - [`hostile`]: a scriptable raw-TCP server of misbehaviours (drips, freezes, resets, malformed answers).
 //!
 //! Addressing: the bucket comes from a `Host` of the form `<bucket>.cos.<region>.myqcloud.com` (also
 //! `.tencentcos.cn` and `cos.accelerate`), which must name the server's bucket (else 404 `NoSuchBucket`); any
@@ -55,6 +56,7 @@
 #![warn(missing_docs)]
 
 pub mod faults;
+pub mod hostile;
 pub mod replay;
 mod server;
 
