@@ -523,6 +523,8 @@ pub(crate) struct Ctx {
     /// The decoded key (`Err` when the path does not decode).
     pub key: Result<String, ()>,
     pub query: Vec<(String, String)>,
+    /// The query string does not decode (`uploadId=%zz`): answered 400 `InvalidURI`, as COS does.
+    pub bad_query: bool,
     pub raw_path: String,
     pub host: String,
     pub request_id: String,
@@ -534,8 +536,9 @@ impl Ctx {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let key = cos_core::auth::decode(raw_path.strip_prefix('/').unwrap_or(&raw_path)).ok_or(());
-        let query =
-            cos_core::auth::parse_query(parts.uri.query().unwrap_or("")).unwrap_or_default();
+        let parsed = cos_core::auth::parse_query(parts.uri.query().unwrap_or(""));
+        let bad_query = parsed.is_none();
+        let query = parsed.unwrap_or_default();
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -549,6 +552,7 @@ impl Ctx {
             body: Some(body),
             key,
             query,
+            bad_query,
             raw_path,
             host,
             request_id: random_hex(2),
@@ -756,9 +760,17 @@ async fn handle(
         }
         Some(Fault::TruncatedBody) => truncate = true,
     }
-    let r = match ops::dispatch(&mut ctx, op).await {
-        Ok(r) => r,
-        Err(e) => ctx.error_response(e),
+    let r = if ctx.bad_query {
+        ctx.error_response(ApiError::new(
+            400,
+            "InvalidURI",
+            "Couldn't parse the specified URI: the query string does not decode.",
+        ))
+    } else {
+        match ops::dispatch(&mut ctx, op).await {
+            Ok(r) => r,
+            Err(e) => ctx.error_response(e),
+        }
     };
     ctx.drain().await;
     let r = ctx.finish(r);
