@@ -194,6 +194,25 @@ fn inputs<'a>(target: &str, pool: &'a [Vec<u8>]) -> impl Iterator<Item = Vec<u8>
     })
 }
 
+/// Runs one input; a panic is reported with the input, which is also written to
+/// `target/fuzz-failures/<target>` for reproduction.
+fn guard(target: &str, input: &[u8], f: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fuzz-failures");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(target), input);
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        panic!(
+            "{target}: panic {msg:?} on input {:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
 /// Checks what users see of an error.
 fn check_error(e: &Error, input: &[u8]) {
     let shown = e.to_string();
@@ -299,7 +318,13 @@ fn fuzz_response_parsers() {
     for input in inputs("response-bodies", &pool) {
         let resp = response(&mut r, input.clone());
         let s = sent(&mut r);
-        let i = &input;
+        guard("response-bodies", &input, || parse_all(&resp, s, &input));
+    }
+}
+
+fn parse_all(resp: &http::Response<Bytes>, s: Option<cos_core::checksum::SentDigest>, i: &[u8]) {
+    let resp = resp.clone();
+    {
         check(
             ops::PutObject::new("k").parse_response(&resp, s.as_ref()),
             i,

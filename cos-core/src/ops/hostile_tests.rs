@@ -166,3 +166,22 @@ fn xml_bombs_do_not_expand() {
         .parse_response(&r, None)
         .is_err());
 }
+
+/// Found by `tests/fuzz.rs`: a DOCTYPE inside element text made quick-xml 0.37 hit `unreachable!()`.
+#[test]
+fn a_doctype_inside_text_is_refused_not_a_panic() {
+    let r = response(403, &[], "<Error><Code>a<!DOCTYPE x>b</Code></Error>");
+    assert!(matches!(
+        error_from_response(&r),
+        Error::UnexpectedResponse(_)
+    ));
+    let r = response(
+        200,
+        &[],
+        "<ListPartsResult><Bucket>1<!DOCTYPE x>2</Bucket></ListPartsResult>",
+    );
+    let err = ListParts::new("k", "u")
+        .parse_response(&r, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("markup declarations"), "{err}");
+}
