@@ -366,25 +366,23 @@ impl Transport {
         progress.head();
         let (mut parts, mut body) = response.into_parts();
         let limit = limits.for_status(parts.status);
-        let success = parts.status.is_success();
         let declared = http_body::Body::size_hint(&body).exact();
-        if success && declared.is_some_and(|n| n > limit) {
-            return Err(too_large(limit));
+        if !limit.cut && declared.is_some_and(|n| n > limit.max) {
+            return Err(limit.too_large());
         }
         let mut buf = BytesMut::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| map_error_chain(&e, false))?;
             if let Ok(data) = frame.into_data() {
                 progress.received(data.len() as u64);
-                let room = usize::try_from(limit - buf.len() as u64).unwrap_or(usize::MAX);
+                let room = usize::try_from(limit.max - buf.len() as u64).unwrap_or(usize::MAX);
                 if data.len() > room {
-                    if success {
-                        return Err(too_large(limit));
+                    if !limit.cut {
+                        return Err(limit.too_large());
                     }
-                    // The rest of an oversized error document is not read: dropping the body closes the
-                    // connection.
+                    // The rest of the body is not read: dropping it closes the connection.
                     buf.extend_from_slice(&data[..room]);
-                    parts.extensions.insert(BodyTruncated { at: limit });
+                    parts.extensions.insert(BodyTruncated { at: limit.max });
                     break;
                 }
                 buf.extend_from_slice(&data);
@@ -392,13 +390,6 @@ impl Transport {
         }
         Ok(http::Response::from_parts(parts, buf.freeze()))
     }
-}
-
-fn too_large(limit: u64) -> TransportError {
-    TransportError::new(
-        TransportErrorKind::TooLarge,
-        format!("the answer is larger than the {limit} bytes accepted for this request"),
-    )
 }
 
 /// The optional transport hooks: record every exchange, or answer requests in memory (replay).

@@ -145,19 +145,19 @@ impl Transport {
         };
         let (parts, mut body) = response.into_parts();
         let limit = limits.for_status(parts.status);
-        if parts.status.is_success() && body.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large(limit));
+        if !limit.cut && body.content_length().is_some_and(|n| n > limit.max) {
+            return Err(limit.too_large());
         }
-        let (bytes, truncated) = read_limited(&mut body.as_reader(), limit, t)?;
+        let (bytes, truncated) = read_limited(&mut body.as_reader(), limit.max, t)?;
         let mut response = http::Response::from_parts(parts, Bytes::from(bytes));
         if truncated {
-            if response.status().is_success() {
-                return Err(too_large(limit));
+            if !limit.cut {
+                return Err(limit.too_large());
             }
-            // The rest of an oversized error document is not read: the connection is dropped with it.
+            // The rest of the body is not read: the connection is dropped with it.
             response
                 .extensions_mut()
-                .insert(BodyTruncated { at: limit });
+                .insert(BodyTruncated { at: limit.max });
         }
         Ok((response, sent))
     }
@@ -179,13 +179,6 @@ impl Transport {
             .build();
         self.agent.run(request).map_err(map_error)
     }
-}
-
-fn too_large(limit: u64) -> TransportError {
-    TransportError::new(
-        TransportErrorKind::TooLarge,
-        format!("the answer is larger than the {limit} bytes accepted for this request"),
-    )
 }
 
 /// Reads at most `limit` bytes (and one more, to know whether there is more) of a response body, failing

@@ -112,13 +112,43 @@ impl ResponseLimits {
             .unwrap_or_default()
     }
 
-    /// The limit for an answer with this status.
-    pub fn for_status(&self, status: http::StatusCode) -> u64 {
+    /// What a driver does with the body of an answer with this status: 2xx bodies over `success` fail,
+    /// other bodies are cut at `error`.
+    pub fn for_status(&self, status: http::StatusCode) -> BodyLimit {
         if status.is_success() {
-            self.success
+            BodyLimit {
+                max: self.success,
+                cut: false,
+            }
         } else {
-            self.error
+            BodyLimit {
+                max: self.error,
+                cut: true,
+            }
         }
+    }
+}
+
+/// The limit on one response body ([`ResponseLimits::for_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimit {
+    /// The most bytes read.
+    pub max: u64,
+    /// Beyond `max`: `true` cuts the body there (and marks the response with [`BodyTruncated`]), `false`
+    /// fails the exchange with [`BodyLimit::too_large`].
+    pub cut: bool,
+}
+
+impl BodyLimit {
+    /// The failure of a body longer than `max` when it is not cut.
+    pub fn too_large(&self) -> crate::error::TransportError {
+        crate::error::TransportError::new(
+            crate::error::TransportErrorKind::TooLarge,
+            format!(
+                "the answer is larger than the {} bytes accepted for this request",
+                self.max
+            ),
+        )
     }
 }
 

@@ -143,7 +143,11 @@ fn every_request_carries_its_response_limits() {
     assert_eq!(ResponseLimits::of(&get).success, 5);
     for limits in [ResponseLimits::of(&put), ResponseLimits::of(&list)] {
         assert_eq!(limits.error, ResponseLimits::ERROR_BODY);
-        assert_eq!(limits.for_status(http::StatusCode::FORBIDDEN), limits.error);
+        let cut = limits.for_status(http::StatusCode::FORBIDDEN);
+        assert_eq!((cut.max, cut.cut), (limits.error, true));
+        let fail = limits.for_status(http::StatusCode::OK);
+        assert_eq!((fail.max, fail.cut), (limits.success, false));
+        assert_eq!(fail.too_large().kind, TransportErrorKind::TooLarge);
     }
     let _ = Bytes::new();
 }
