@@ -321,7 +321,9 @@ impl fmt::Display for TransportError {
             f,
             "transport error ({:?}): {}",
             self.kind,
-            Untrusted(&self.message, MAX_SHOWN)
+            // Written by the driver (a replay diff can be long), but it may quote what a server sent:
+            // escaped, and cut only at a generous length.
+            Untrusted(&self.message, 8 * MAX_SHOWN)
         )
     }
 }
