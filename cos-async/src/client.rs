@@ -96,7 +96,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How long no byte may move while a body is sent or received ([`Timeouts::idle`]). Default 20 s.
+    /// How long no byte may move while a body is sent or received or the answer is awaited
+    /// ([`Timeouts::idle`]). Default 30 s.
     pub fn read_timeout(mut self, d: Duration) -> Self {
         self.config.timeouts.idle = d;
         self

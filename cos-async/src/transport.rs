@@ -185,9 +185,13 @@ impl Progress {
             } else {
                 self.base + t.connect
             };
-            return (
-                from.checked_add(t.response_head),
-                format!("no complete response head within {:?}", t.response_head),
+            // As with ureq's per-read timeout, nothing arriving for `idle` ends the wait too.
+            return earliest(
+                idle,
+                (
+                    from.checked_add(t.response_head),
+                    format!("no complete response head within {:?}", t.response_head),
+                ),
             );
         }
         // The request body's rate is counted from the connect deadline on (connecting takes no body bytes).

@@ -182,15 +182,17 @@ pub struct Config {
 /// One attempt that sends `n` body bytes and may receive up to `l` answer bytes (the limit the core sets
 /// per operation, see [`crate::task::ResponseLimits`]) ends within
 /// `connect + (connect + rate_grace + n / min_rate + idle) + response_head + (rate_grace + l / min_rate +
-/// idle)`; with the defaults, an upload answer (`l` = 64 KiB) is bounded by 10 + (40 + n/1024) + 30 + 94
+/// idle)`; with the defaults, an upload answer (`l` = 64 KiB) is bounded by 10 + (50 + n/1024) + 30 + 104
 /// seconds, and a server that drips bytes is cut off about `rate_grace` + 1 s after a body starts.
+/// Waiting for the response head also ends after `idle` with nothing received (so keep `idle` ≥
+/// `response_head` for `response_head` to matter).
 ///
 /// ```
 /// use std::time::Duration;
 /// let t = cos_core::config::Timeouts::default();
 /// assert_eq!(t.connect, Duration::from_secs(10));
 /// assert_eq!(t.response_head, Duration::from_secs(30));
-/// assert_eq!(t.idle, Duration::from_secs(20));
+/// assert_eq!(t.idle, Duration::from_secs(30));
 /// assert_eq!(t.min_rate, 1024);
 /// assert_eq!(t.rate_grace, Duration::from_secs(10));
 /// ```
@@ -202,7 +204,8 @@ pub struct Timeouts {
     /// From the end of the request (its body sent) to the end of the response head (status line and
     /// every header), however slowly the head arrives. Default 30 s.
     pub response_head: Duration,
-    /// The longest time no byte may move while a body is sent or received. Default 20 s.
+    /// The longest time no byte may move while a body is sent or received, or while the response head
+    /// is awaited. Default 30 s.
     pub idle: Duration,
     /// The minimum average rate of a body, either direction, in bytes per second, enforced once
     /// `rate_grace` has passed since the body started (for a request body: since the exchange started plus
@@ -218,7 +221,7 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_secs(10),
             response_head: Duration::from_secs(30),
-            idle: Duration::from_secs(20),
+            idle: Duration::from_secs(30),
             min_rate: 1024,
             rate_grace: Duration::from_secs(10),
         }
