@@ -1,5 +1,9 @@
 //! Sending one [`Transmit`] with hyper: the request exactly as the core built it, a source body streamed in
-//! 256 KiB chunks with its digest computed on the way, the response read whole.
+//! 256 KiB chunks with its digest computed on the way, the response read up to the limit the core set for it.
+//!
+//! Deadlines ([`Timeouts`], shared with the blocking transport): the connector's connect timeout, and a
+//! watchdog that follows the exchange through its phases — sending the body (idle time and minimum
+//! rate), awaiting the response head (`response_head`), receiving the body (idle time and minimum rate).
 
 use std::error::Error as StdError;
 use std::io;
@@ -11,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::config::Timeouts;
 use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
-use cos_core::task::{Input, RequestBody, Transmit};
+use cos_core::task::{BodyTruncated, Input, RequestBody, ResponseLimits, Transmit};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
@@ -28,21 +33,27 @@ use crate::body::{AsyncSource, SourceReader};
 /// Size of the chunks a source body is read and sent in.
 const CHUNK: usize = 256 * 1024;
 
+/// Size of the frames a body in memory is handed to hyper in (so that its progress can be followed).
+const FRAME: usize = 64 * 1024;
+
 /// Connection settings of the hyper client.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
+    pub timeouts: Timeouts,
     pub max_idle_connections: usize,
 }
 
-/// The request body hyper sends: bytes in memory, or chunks pumped from the source through a channel.
-pub(crate) enum ReqBody {
-    Full(Option<Bytes>),
-    Channel {
-        rx: mpsc::Receiver<io::Result<Bytes>>,
-        len: u64,
-    },
+/// The request body hyper sends: bytes in memory, or chunks pumped from the source through a channel;
+/// every frame hyper takes is counted in the exchange's [`Progress`].
+pub(crate) struct ReqBody {
+    kind: ReqKind,
+    remaining: u64,
+    progress: Arc<Progress>,
+}
+
+enum ReqKind {
+    Full(Bytes),
+    Channel(mpsc::Receiver<io::Result<Bytes>>),
 }
 
 impl http_body::Body for ReqBody {
@@ -53,24 +64,25 @@ impl http_body::Body for ReqBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        match &mut *self {
-            ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ReqBody::Channel { rx, .. } => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
+        let this = &mut *self;
+        let next = match &mut this.kind {
+            ReqKind::Full(b) if b.is_empty() => Poll::Ready(None),
+            ReqKind::Full(b) => Poll::Ready(Some(Ok(b.split_to(FRAME.min(b.len()))))),
+            ReqKind::Channel(rx) => rx.poll_recv(cx),
+        };
+        if let Poll::Ready(Some(Ok(data))) = &next {
+            this.remaining = this.remaining.saturating_sub(data.len() as u64);
+            this.progress.sent(data.len() as u64, this.remaining == 0);
         }
+        next.map(|c| c.map(|r| r.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            ReqBody::Full(b) => b.as_ref().map_or(true, |b| b.is_empty()),
-            ReqBody::Channel { len, .. } => *len == 0,
-        }
+        self.remaining == 0
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ReqBody::Channel { len, .. } => SizeHint::with_exact(*len),
-        }
+        SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -78,7 +90,7 @@ type HyperClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnect
 
 pub(crate) struct Transport {
     client: HyperClient,
-    read_timeout: Duration,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for Transport {
@@ -87,35 +99,119 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// The last moment the exchange moved (a chunk accepted, a response head or body frame received).
+/// Where an exchange stands, for the watchdog: nanoseconds since `base` (0: not yet) of the last byte
+/// moved, of the end of the request body and of the response head, and the bytes moved each way.
 struct Progress {
     base: Instant,
-    nanos: AtomicU64,
+    last: AtomicU64,
+    body_done: AtomicU64,
+    head: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
 }
 
 impl Progress {
     fn new() -> Self {
         Progress {
             base: Instant::now(),
-            nanos: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+            body_done: AtomicU64::new(0),
+            head: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
         }
     }
 
-    fn touch(&self) {
-        let n = self.base.elapsed().as_nanos().min(u64::MAX as u128) as u64;
-        self.nanos.store(n, Ordering::Relaxed);
+    fn stamp(&self) -> u64 {
+        (self.base.elapsed().as_nanos().min(u64::MAX as u128 - 1) as u64) + 1
     }
 
-    fn last(&self) -> Instant {
-        self.base + Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    fn at(&self, stamp: u64) -> Instant {
+        self.base + Duration::from_nanos(stamp.saturating_sub(1))
     }
 
-    /// Completes once nothing has moved for `limit`.
-    async fn stalled(&self, limit: Duration) {
+    fn sent(&self, n: u64, done: bool) {
+        let now = self.stamp();
+        self.sent.fetch_add(n, Ordering::Relaxed);
+        self.last.store(now, Ordering::Relaxed);
+        if done {
+            self.body_done.store(now, Ordering::Relaxed);
+        }
+    }
+
+    fn head(&self) {
+        let now = self.stamp();
+        self.last.store(now, Ordering::Relaxed);
+        self.head.store(now, Ordering::Relaxed);
+    }
+
+    fn received(&self, n: u64) {
+        self.received.fetch_add(n, Ordering::Relaxed);
+        self.last.store(self.stamp(), Ordering::Relaxed);
+    }
+
+    /// The next deadline of the exchange and what passing it means.
+    fn deadline(&self, t: &Timeouts, has_body: bool) -> (Option<Instant>, String) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let last = self.at(load(&self.last).max(1));
+        let idle = (
+            last.checked_add(t.idle),
+            format!("no byte moved for {:?}", t.idle),
+        );
+        let rate = |start: Instant, bytes: u64, what: &str| {
+            (
+                t.rate_deadline(bytes).and_then(|d| start.checked_add(d)),
+                format!(
+                    "{what} below the minimum rate of {} bytes/s ({bytes} bytes)",
+                    t.min_rate
+                ),
+            )
+        };
+        let earliest = |a: (Option<Instant>, String), b: (Option<Instant>, String)| match (a.0, b.0)
+        {
+            (Some(x), Some(y)) if y < x => b,
+            (None, Some(_)) => b,
+            _ => a,
+        };
+        let head = load(&self.head);
+        if head != 0 {
+            let received = load(&self.received);
+            return earliest(idle, rate(self.at(head), received, "response body"));
+        }
+        let done = load(&self.body_done);
+        if done != 0 || !has_body {
+            let from = if done != 0 {
+                self.at(done)
+            } else {
+                self.base + t.connect
+            };
+            // As with ureq's per-read timeout, nothing arriving for `idle` ends the wait too.
+            return earliest(
+                idle,
+                (
+                    from.checked_add(t.response_head),
+                    format!("no complete response head within {:?}", t.response_head),
+                ),
+            );
+        }
+        // The request body's rate is counted from the connect deadline on (connecting takes no body bytes).
+        earliest(
+            idle,
+            rate(self.base + t.connect, load(&self.sent), "request body"),
+        )
+    }
+
+    /// Completes with a timeout error once the exchange misses a deadline.
+    async fn watchdog(&self, t: &Timeouts, has_body: bool) -> TransportError {
         loop {
-            let deadline = self.last() + limit;
+            let (deadline, why) = self.deadline(t, has_body);
+            let Some(deadline) = deadline else {
+                // No deadline can be represented: wait for the next change of phase.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
             if Instant::now() >= deadline {
-                return;
+                return TransportError::new(TransportErrorKind::Timeout, why);
             }
             tokio::time::sleep_until(deadline.into()).await;
         }
@@ -134,7 +230,7 @@ impl Transport {
     pub(crate) fn new(s: &Settings) -> Transport {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
-        http.set_connect_timeout(Some(s.connect_timeout));
+        http.set_connect_timeout(Some(s.timeouts.connect));
         http.set_nodelay(true);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
@@ -149,7 +245,7 @@ impl Transport {
             .build(https);
         Transport {
             client,
-            read_timeout: s.read_timeout,
+            timeouts: s.timeouts.clone(),
         }
     }
 
@@ -208,24 +304,26 @@ impl Transport {
         request: http::Request<RequestBody>,
         source: &dyn AsyncSource,
     ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
+        let limits = ResponseLimits::of(&request);
         let (parts, body) = request.into_parts();
-        let progress = Progress::new();
-        let timeout = || {
-            TransportError::new(
-                TransportErrorKind::Timeout,
-                format!("no progress for {:?}", self.read_timeout),
-            )
+        let progress = Arc::new(Progress::new());
+        let t = &self.timeouts;
+        let len = body.len();
+        let req_body = |kind| ReqBody {
+            kind,
+            remaining: len,
+            progress: progress.clone(),
         };
         match body {
             RequestBody::Empty | RequestBody::Bytes(_) => {
                 let full = match body {
-                    RequestBody::Bytes(b) => Some(b),
-                    _ => None,
+                    RequestBody::Bytes(b) => b,
+                    _ => Bytes::new(),
                 };
-                let request = http::Request::from_parts(parts, ReqBody::Full(full));
+                let request = http::Request::from_parts(parts, req_body(ReqKind::Full(full)));
                 tokio::select! {
-                    r = self.exchange(request, &progress) => r.map(|r| (r, None)),
-                    _ = progress.stalled(self.read_timeout) => Err(timeout()),
+                    r = self.exchange(request, &progress, &limits) => r.map(|r| (r, None)),
+                    e = progress.watchdog(t, len > 0) => Err(e),
                 }
             }
             RequestBody::Source { offset, len } => {
@@ -233,18 +331,17 @@ impl Transport {
                     .open(offset, len)
                     .await
                     .map_err(|e| open_error(offset, len, e))?;
-                progress.touch();
                 let (tx, rx) = mpsc::channel(2);
-                let request = http::Request::from_parts(parts, ReqBody::Channel { rx, len });
+                let request = http::Request::from_parts(parts, req_body(ReqKind::Channel(rx)));
                 let both = async {
                     tokio::join!(
-                        self.exchange(request, &progress),
-                        pump(reader, len, tx, &progress)
+                        self.exchange(request, &progress, &limits),
+                        pump(reader, len, tx)
                     )
                 };
                 let (response, pumped) = tokio::select! {
                     r = both => r,
-                    _ = progress.stalled(self.read_timeout) => return Err(timeout()),
+                    e = progress.watchdog(t, len > 0) => return Err(e),
                 };
                 match (response, pumped) {
                     (_, Err(PumpError::Source(msg))) => {
@@ -263,19 +360,35 @@ impl Transport {
         &self,
         request: http::Request<ReqBody>,
         progress: &Progress,
+        limits: &ResponseLimits,
     ) -> Result<http::Response<Bytes>, TransportError> {
         let response = self
             .client
             .request(request)
             .await
             .map_err(map_legacy_error)?;
-        progress.touch();
-        let (parts, mut body) = response.into_parts();
+        progress.head();
+        let (mut parts, mut body) = response.into_parts();
+        let limit = limits.for_status(parts.status);
+        let declared = http_body::Body::size_hint(&body).exact();
+        if !limit.cut && declared.is_some_and(|n| n > limit.max) {
+            return Err(limit.too_large());
+        }
         let mut buf = BytesMut::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| map_error_chain(&e, false))?;
-            progress.touch();
             if let Ok(data) = frame.into_data() {
+                progress.received(data.len() as u64);
+                let room = usize::try_from(limit.max - buf.len() as u64).unwrap_or(usize::MAX);
+                if data.len() > room {
+                    if !limit.cut {
+                        return Err(limit.too_large());
+                    }
+                    // The rest of the body is not read: dropping it closes the connection.
+                    buf.extend_from_slice(&data[..room]);
+                    parts.extensions.insert(BodyTruncated { at: limit.max });
+                    break;
+                }
                 buf.extend_from_slice(&data);
             }
         }
@@ -348,7 +461,6 @@ async fn pump(
     mut reader: SourceReader,
     len: u64,
     tx: mpsc::Sender<io::Result<Bytes>>,
-    progress: &Progress,
 ) -> Result<SentDigest, PumpError> {
     let mut digest = BodyDigest::new();
     let mut remaining = len;
@@ -367,7 +479,6 @@ async fn pump(
                 if tx.send(Ok(buf.freeze())).await.is_err() {
                     return Err(PumpError::Gone);
                 }
-                progress.touch();
                 None
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => None,

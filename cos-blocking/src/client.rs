@@ -5,6 +5,7 @@ use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use cos_core::config::Timeouts;
 use cos_core::credentials::ProvideCredentials;
 use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
@@ -89,15 +90,23 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// How long establishing a connection (DNS, TCP, TLS) may take. Default 10 s.
+    /// How long establishing a connection (DNS, TCP, TLS) may take ([`Timeouts::connect`]). Default 10 s.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.settings.connect_timeout = d;
+        self.config.timeouts.connect = d;
         self
     }
 
-    /// How long a single socket read or write may stall. Default 60 s.
+    /// How long no byte may move while a body is sent or received or the answer is awaited
+    /// ([`Timeouts::idle`]). Default 30 s.
     pub fn read_timeout(mut self, d: Duration) -> Self {
-        self.settings.read_timeout = d;
+        self.config.timeouts.idle = d;
+        self
+    }
+
+    /// Every deadline and the minimum transfer rate at once (the config's [`Timeouts`], the same on both
+    /// transports).
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.config.timeouts = timeouts;
         self
     }
 
@@ -145,7 +154,10 @@ impl ClientBuilder {
         }
         Client {
             inner: Arc::new(Inner {
-                transport: Transport::new(&self.settings),
+                transport: Transport::new(&Settings {
+                    timeouts: config.timeouts.clone(),
+                    ..self.settings
+                }),
                 hooks: self.hooks,
                 config: RwLock::new(config),
                 on_event: self.on_event,
@@ -244,8 +256,7 @@ impl Client {
         ClientBuilder {
             config,
             settings: Settings {
-                connect_timeout: Duration::from_secs(10),
-                read_timeout: Duration::from_secs(60),
+                timeouts: Timeouts::default(),
                 max_idle_connections: 16,
             },
             hooks: Hooks::default(),

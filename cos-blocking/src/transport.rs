@@ -1,28 +1,34 @@
 //! Sending one [`Transmit`] with ureq: the request exactly as the core built it, the body streamed from the
-//! source with its digest computed on the way, the response read whole.
+//! source with its digest computed on the way, the response read up to the limit the core set for it.
+//!
+//! Deadlines ([`Timeouts`], shared with the async transport): ureq's connect, response-head
+//! (`timeout_recv_response`), per-read/per-write idle and whole-body (`timeout_send_body`,
+//! `timeout_recv_body`, scaled by size) timeouts, plus a minimum-rate check on every chunk read from the
+//! source or the response.
 
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::config::Timeouts;
 use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
-use cos_core::task::{Input, RequestBody, Transmit};
+use cos_core::task::{BodyTruncated, Input, RequestBody, ResponseLimits, Transmit};
 
 use crate::body::Source;
 
 /// Connection settings of the ureq agent.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
+    pub timeouts: Timeouts,
     pub max_idle_connections: usize,
 }
 
 pub(crate) struct Transport {
     agent: ureq::Agent,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for Transport {
@@ -41,14 +47,17 @@ impl Transport {
             // Send exactly the core's headers: no automatic Accept (User-Agent is always set by the core).
             .accept("")
             .user_agent("")
-            .timeout_connect(Some(s.connect_timeout))
-            .timeout_per_read(Some(s.read_timeout))
-            .timeout_per_write(Some(s.read_timeout))
+            .timeout_connect(Some(s.timeouts.connect))
+            .timeout_send_request(Some(s.timeouts.idle))
+            .timeout_recv_response(Some(s.timeouts.response_head))
+            .timeout_per_read(Some(s.timeouts.idle))
+            .timeout_per_write(Some(s.timeouts.idle))
             .max_idle_connections(s.max_idle_connections)
             .max_idle_connections_per_host(s.max_idle_connections)
             .build();
         Transport {
             agent: ureq::Agent::new_with_config(config),
+            timeouts: s.timeouts.clone(),
         }
     }
 
@@ -99,45 +108,130 @@ impl Transport {
         request: http::Request<RequestBody>,
         source: &dyn Source,
     ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
+        let limits = ResponseLimits::of(&request);
+        let t = &self.timeouts;
         let (parts, body) = request.into_parts();
+        let started = Instant::now();
         let (response, sent) = match body {
-            RequestBody::Empty => (
-                self.agent
-                    .run(http::Request::from_parts(parts, ()))
-                    .map_err(map_error)?,
-                None,
-            ),
-            RequestBody::Bytes(b) => (
-                self.agent
-                    .run(http::Request::from_parts(parts, &b[..]))
-                    .map_err(map_error)?,
-                None,
-            ),
+            RequestBody::Empty => (self.run(parts, (), 0, &limits)?, None),
+            RequestBody::Bytes(b) => {
+                let len = b.len() as u64;
+                // Read through a rate-checked reader too, so that a slow server is cut off alike.
+                let mut reader = DigestReader::new(Box::new(io::Cursor::new(b)), len, t, started);
+                let body = ureq::SendBody::from_reader(&mut reader);
+                let r = self.run(parts, body, len, &limits);
+                match (r, reader.failure.take()) {
+                    (Err(_), Some((kind, msg))) => return Err(TransportError::new(kind, msg)),
+                    (r, _) => (r?, None),
+                }
+            }
             RequestBody::Source { offset, len } => {
                 let inner = source
                     .open(offset, len)
                     .map_err(|e| open_error(offset, len, e))?;
-                let mut reader = DigestReader::new(inner, len);
-                let sent = self.agent.run(http::Request::from_parts(
+                let mut reader = DigestReader::new(inner, len, t, started);
+                let sent = self.run(
                     parts,
                     ureq::SendBody::from_reader(&mut reader),
-                ));
+                    len,
+                    &limits,
+                );
                 match (sent, reader.failure.take()) {
-                    (Err(_), Some(body_error)) => {
-                        return Err(TransportError::new(TransportErrorKind::Body, body_error))
-                    }
-                    (Err(e), None) => return Err(map_error(e)),
+                    (Err(_), Some((kind, msg))) => return Err(TransportError::new(kind, msg)),
+                    (Err(e), None) => return Err(e),
                     (Ok(r), _) => (r, Some(reader.digest.finish())),
                 }
             }
         };
         let (parts, mut body) = response.into_parts();
-        let bytes = body
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_vec()
-            .map_err(map_error)?;
-        Ok((http::Response::from_parts(parts, Bytes::from(bytes)), sent))
+        let limit = limits.for_status(parts.status);
+        if !limit.cut && body.content_length().is_some_and(|n| n > limit.max) {
+            return Err(limit.too_large());
+        }
+        let (bytes, truncated) = read_limited(&mut body.as_reader(), limit.max, t)?;
+        let mut response = http::Response::from_parts(parts, Bytes::from(bytes));
+        if truncated {
+            if !limit.cut {
+                return Err(limit.too_large());
+            }
+            // The rest of the body is not read: the connection is dropped with it.
+            response
+                .extensions_mut()
+                .insert(BodyTruncated { at: limit.max });
+        }
+        Ok((response, sent))
+    }
+
+    /// Runs one exchange with the body deadlines scaled to the request body and the accepted answer size.
+    fn run(
+        &self,
+        parts: http::request::Parts,
+        body: impl ureq::AsSendBody,
+        len: u64,
+        limits: &ResponseLimits,
+    ) -> Result<http::Response<ureq::Body>, TransportError> {
+        let t = &self.timeouts;
+        let request = self
+            .agent
+            .configure_request(http::Request::from_parts(parts, body))
+            .timeout_send_body(t.body_deadline(len))
+            .timeout_recv_body(t.body_deadline(limits.success.max(limits.error)))
+            .build();
+        self.agent.run(request).map_err(map_error)
+    }
+}
+
+/// Reads at most `limit` bytes (and one more, to know whether there is more) of a response body, failing
+/// with a timeout when the body falls below the minimum rate. Returns the bytes and whether it was cut.
+fn read_limited(
+    body: &mut dyn Read,
+    limit: u64,
+    t: &Timeouts,
+) -> Result<(Vec<u8>, bool), TransportError> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok((out, false)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(map_io_body_error(e)),
+        };
+        let room = usize::try_from(limit - out.len() as u64).unwrap_or(usize::MAX);
+        if n > room {
+            out.extend_from_slice(&buf[..room]);
+            return Ok((out, true));
+        }
+        out.extend_from_slice(&buf[..n]);
+        if t.below_min_rate(out.len() as u64, started.elapsed()) {
+            return Err(slow(out.len() as u64, started.elapsed(), t));
+        }
+    }
+}
+
+fn slow(bytes: u64, elapsed: Duration, t: &Timeouts) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Timeout,
+        format!(
+            "{bytes} bytes in {:.1} s is below the minimum rate of {} bytes/s",
+            elapsed.as_secs_f64(),
+            t.min_rate
+        ),
+    )
+}
+
+/// A ureq body read error: ureq wraps its own errors (timeouts, protocol) in `io::Error`.
+fn map_io_body_error(e: io::Error) -> TransportError {
+    let kind = e.kind();
+    match e.into_inner() {
+        Some(inner) => match inner.downcast::<ureq::Error>() {
+            Ok(u) => map_error(*u),
+            Err(other) => {
+                TransportError::new(io_kind(&io::Error::new(kind, "")), other.to_string())
+            }
+        },
+        None => TransportError::new(io_kind(&io::Error::from(kind)), kind.to_string()),
     }
 }
 
@@ -178,10 +272,12 @@ fn replay(
             let inner = source
                 .open(*offset, *len)
                 .map_err(|e| open_error(*offset, *len, e))?;
-            let mut reader = DigestReader::new(inner, *len);
+            let mut no_rate = Timeouts::default();
+            no_rate.min_rate = 0;
+            let mut reader = DigestReader::new(inner, *len, &no_rate, Instant::now());
             let mut buf = Vec::new();
             if let Err(e) = reader.read_to_end(&mut buf) {
-                let msg = reader.failure.take().unwrap_or_else(|| e.to_string());
+                let msg = reader.failure.take().map_or_else(|| e.to_string(), |f| f.1);
                 return Err(TransportError::new(TransportErrorKind::Body, msg));
             }
             (Bytes::from(buf), Some(reader.digest.finish()))
@@ -198,17 +294,27 @@ struct DigestReader<'a> {
     digest: BodyDigest,
     len: u64,
     remaining: u64,
-    failure: Option<String>,
+    /// Why reading stopped: a body error, or a timeout when the server takes the body too slowly.
+    failure: Option<(TransportErrorKind, String)>,
+    timeouts: Timeouts,
+    started: Instant,
 }
 
 impl<'a> DigestReader<'a> {
-    fn new(inner: Box<dyn Read + Send + 'a>, len: u64) -> Self {
+    fn new(
+        inner: Box<dyn Read + Send + 'a>,
+        len: u64,
+        timeouts: &Timeouts,
+        started: Instant,
+    ) -> Self {
         DigestReader {
             inner,
             digest: BodyDigest::new(),
             len,
             remaining: len,
             failure: None,
+            timeouts: timeouts.clone(),
+            started,
         }
     }
 }
@@ -217,6 +323,16 @@ impl Read for DigestReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
+        }
+        // ureq asks for more only once it has written what it had: the bytes taken so far are the bytes
+        // the server accepted (give or take one buffer).
+        // The rate is counted from the connect deadline on (connecting takes no body bytes).
+        let taken = self.len - self.remaining;
+        let elapsed = self.started.elapsed().saturating_sub(self.timeouts.connect);
+        if self.timeouts.below_min_rate(taken, elapsed) {
+            let e = slow(taken, elapsed, &self.timeouts);
+            self.failure = Some((e.kind, e.message.clone()));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, e.message));
         }
         let max = buf
             .len()
@@ -228,7 +344,7 @@ impl Read for DigestReader<'_> {
                     self.len - self.remaining,
                     self.len
                 );
-                self.failure = Some(msg.clone());
+                self.failure = Some((TransportErrorKind::Body, msg.clone()));
                 Err(io::Error::new(io::ErrorKind::UnexpectedEof, msg))
             }
             Ok(n) => {
@@ -238,7 +354,10 @@ impl Read for DigestReader<'_> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                self.failure = Some(format!("reading the body source failed: {e}"));
+                self.failure = Some((
+                    TransportErrorKind::Body,
+                    format!("reading the body source failed: {e}"),
+                ));
                 Err(e)
             }
         }
@@ -280,15 +399,26 @@ mod tests {
 
     #[test]
     fn digest_reader_limits_and_reports_short_sources() {
-        let mut r = DigestReader::new(Box::new(io::Cursor::new(b"hello world".to_vec())), 5);
+        let t = Timeouts::default();
+        let mut r = DigestReader::new(
+            Box::new(io::Cursor::new(b"hello world".to_vec())),
+            5,
+            &t,
+            Instant::now(),
+        );
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"hello");
         assert_eq!(r.digest.finish(), BodyDigest::of(b"hello"));
 
-        let mut r = DigestReader::new(Box::new(io::Cursor::new(b"abc".to_vec())), 5);
+        let mut r = DigestReader::new(
+            Box::new(io::Cursor::new(b"abc".to_vec())),
+            5,
+            &t,
+            Instant::now(),
+        );
         let mut out = Vec::new();
         assert!(r.read_to_end(&mut out).is_err());
-        assert!(r.failure.unwrap().contains("3 of 5"));
+        assert!(r.failure.unwrap().1.contains("3 of 5"));
     }
 }

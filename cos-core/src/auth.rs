@@ -32,7 +32,7 @@ impl KeyTime {
             .unwrap_or(0);
         KeyTime {
             start: secs.saturating_sub(60),
-            end: secs + valid.as_secs().max(1),
+            end: secs.saturating_add(valid.as_secs().max(1)),
         }
     }
 

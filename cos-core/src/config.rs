@@ -171,6 +171,94 @@ pub struct Config {
     pub clock_offset_secs: i64,
     /// Sent as `User-Agent`.
     pub user_agent: String,
+    /// Deadlines and the minimum transfer rate, applied the same way by both transports.
+    pub timeouts: Timeouts,
+}
+
+/// Deadlines and the minimum transfer rate of one HTTP exchange, applied the same way by the blocking
+/// (ureq) and async (hyper) transports. A failure is a [`crate::error::TransportErrorKind::Timeout`]
+/// transport error, retried like any transport failure ([`crate::retry::RetryPolicy`]).
+///
+/// One attempt that sends `n` body bytes and may receive up to `l` answer bytes (the limit the core sets
+/// per operation, see [`crate::task::ResponseLimits`]) ends within
+/// `connect + (connect + rate_grace + n / min_rate + idle) + response_head + (rate_grace + l / min_rate +
+/// idle)`; with the defaults, an upload answer (`l` = 64 KiB) is bounded by 10 + (50 + n/1024) + 30 + 104
+/// seconds, and a server that drips bytes is cut off about `rate_grace` + 1 s after a body starts.
+/// Waiting for the response head also ends after `idle` with nothing received (so keep `idle` ≥
+/// `response_head` for `response_head` to matter).
+///
+/// ```
+/// use std::time::Duration;
+/// let t = cos_core::config::Timeouts::default();
+/// assert_eq!(t.connect, Duration::from_secs(10));
+/// assert_eq!(t.response_head, Duration::from_secs(30));
+/// assert_eq!(t.idle, Duration::from_secs(30));
+/// assert_eq!(t.min_rate, 1024);
+/// assert_eq!(t.rate_grace, Duration::from_secs(10));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// Establishing a connection (DNS, TCP, TLS). Default 10 s.
+    pub connect: Duration,
+    /// From the end of the request (its body sent) to the end of the response head (status line and
+    /// every header), however slowly the head arrives. Default 30 s.
+    pub response_head: Duration,
+    /// The longest time no byte may move while a body is sent or received, or while the response head
+    /// is awaited. Default 30 s.
+    pub idle: Duration,
+    /// The minimum average rate of a body, either direction, in bytes per second, enforced once
+    /// `rate_grace` has passed since the body started (for a request body: since the exchange started plus
+    /// `connect`, as connecting takes no body bytes).
+    /// 0 turns the check off. Default 1024 (1 KiB/s).
+    pub min_rate: u64,
+    /// How long a body may run before `min_rate` is enforced. Default 10 s.
+    pub rate_grace: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            response_head: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            min_rate: 1024,
+            rate_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The longest a body of `len` bytes may take at the minimum rate, idle time included: `rate_grace +
+    /// len / min_rate + idle`; `None` when unbounded (`min_rate` 0) or too large to represent.
+    pub fn body_deadline(&self, len: u64) -> Option<Duration> {
+        if self.min_rate == 0 {
+            return None;
+        }
+        self.rate_grace
+            .checked_add(Duration::from_secs(len / self.min_rate + 1))?
+            .checked_add(self.idle)
+    }
+
+    /// Whether `bytes` moved in `elapsed` since a body started is below the minimum rate (never within
+    /// `rate_grace`).
+    pub fn below_min_rate(&self, bytes: u64, elapsed: Duration) -> bool {
+        let Some(over) = elapsed.checked_sub(self.rate_grace) else {
+            return false;
+        };
+        (bytes as u128) < (self.min_rate as u128) * over.as_millis() / 1000
+    }
+
+    /// When, counted from the start of a body, `bytes` stop being enough for the minimum rate: `rate_grace +
+    /// bytes / min_rate`; `None` when the rate is not checked.
+    pub fn rate_deadline(&self, bytes: u64) -> Option<Duration> {
+        if self.min_rate == 0 {
+            return None;
+        }
+        let millis = (bytes as u128) * 1000 / (self.min_rate as u128);
+        self.rate_grace
+            .checked_add(Duration::from_millis(u64::try_from(millis).ok()?))
+    }
 }
 
 impl Config {
@@ -196,6 +284,7 @@ impl Config {
             signature_validity: Duration::from_secs(3600),
             clock_offset_secs: 0,
             user_agent: concat!("cos-rs/", env!("CARGO_PKG_VERSION")).to_string(),
+            timeouts: Timeouts::default(),
         };
         config.check_host()?;
         Ok(config)

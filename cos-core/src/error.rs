@@ -210,17 +210,59 @@ pub struct ServiceError {
 }
 
 impl fmt::Display for ServiceError {
+    /// Server text is shown through [`Untrusted`]: control characters escaped, long values cut (the
+    /// fields keep the full text).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "COS error {} {}: {}",
-            self.status, self.code, self.message
+            self.status,
+            Untrusted(&self.code, 64),
+            Untrusted(&self.message, MAX_SHOWN)
         )?;
         if let Some(id) = &self.request_id {
-            write!(f, " (request id {id})")?;
+            write!(f, " (request id {})", Untrusted(id, 128))?;
         }
         if let Some(s) = &self.format_string {
-            write!(f, "; server FormatString {s:?}")?;
+            write!(f, "; server FormatString \"{}\"", Untrusted(s, MAX_SHOWN))?;
+        }
+        Ok(())
+    }
+}
+
+/// How many characters of one server-provided value a `Display` shows.
+pub const MAX_SHOWN: usize = 512;
+
+/// Displays text that came from a server safely on a terminal: control characters (C0, DEL, C1, and the
+/// bidirectional overrides) are written as `\n`, `\t`, `\u{1b}`…, and after `.1` characters the rest is
+/// replaced by `…(N more bytes)`.
+///
+/// ```
+/// use cos_core::error::Untrusted;
+/// assert_eq!(Untrusted("ok\x1b[2K\rupload ok", 100).to_string(), "ok\\u{1b}[2K\\rupload ok");
+/// assert_eq!(Untrusted(&"x".repeat(10), 4).to_string(), "xxxx…(6 more bytes)");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Untrusted<'a>(pub &'a str, pub usize);
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Untrusted(s, max) = *self;
+        for (n, (i, c)) in s.char_indices().enumerate() {
+            if n == max {
+                return write!(f, "…({} more bytes)", s.len() - i);
+            }
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control()
+                    || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+                {
+                    write!(f, "{}", c.escape_unicode())?
+                }
+                c => fmt::Write::write_char(f, c)?,
+            }
         }
         Ok(())
     }
@@ -241,9 +283,14 @@ pub struct UnexpectedResponse {
 
 impl fmt::Display for UnexpectedResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unexpected response {}: {}", self.status, self.reason)?;
+        write!(
+            f,
+            "unexpected response {}: {}",
+            self.status,
+            Untrusted(&self.reason, MAX_SHOWN)
+        )?;
         if !self.excerpt.is_empty() {
-            write!(f, "; body starts {:?}", self.excerpt)?;
+            write!(f, "; body starts \"{}\"", Untrusted(&self.excerpt, 256))?;
         }
         Ok(())
     }
@@ -270,7 +317,14 @@ impl TransportError {
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "transport error ({:?}): {}", self.kind, self.message)
+        write!(
+            f,
+            "transport error ({:?}): {}",
+            self.kind,
+            // Written by the driver (a replay diff can be long), but it may quote what a server sent:
+            // escaped, and cut only at a generous length.
+            Untrusted(&self.message, 8 * MAX_SHOWN)
+        )
     }
 }
 
@@ -288,6 +342,9 @@ pub enum TransportErrorKind {
     Reset,
     /// Reading the request body from its source failed.
     Body,
+    /// The answer's body is larger than the core accepts for the operation
+    /// ([`crate::task::ResponseLimits`]); the driver stopped reading it.
+    TooLarge,
     /// Anything else.
     Other,
 }
@@ -314,6 +371,17 @@ pub enum IntegrityError {
         /// CRC-64 returned.
         actual: u64,
     },
+    /// The answer lets nothing be verified: its ETag is not an MD5 of what was sent (or there is no
+    /// digest of what was sent) and it carries no usable `x-cos-hash-crc64ecma`. Accept such answers with
+    /// `accept_unverified` on the operation.
+    Unverified {
+        /// Part number, or `None` for a single PUT or append.
+        part: Option<u32>,
+        /// The ETag returned (empty when absent).
+        etag: String,
+        /// Whether an `x-cos-hash-crc64ecma` was present (but unparseable or nothing to compare with).
+        crc64_present: bool,
+    },
 }
 
 impl fmt::Display for IntegrityError {
@@ -329,8 +397,24 @@ impl fmt::Display for IntegrityError {
                 actual,
             } => write!(
                 f,
-                "{} ETag {actual} is not the MD5 {expected} of the bytes sent",
-                what(part)
+                "{} ETag {} is not the MD5 {expected} of the bytes sent",
+                what(part),
+                Untrusted(actual, 80)
+            ),
+            IntegrityError::Unverified {
+                part,
+                etag,
+                crc64_present,
+            } => write!(
+                f,
+                "{} answer cannot be verified: ETag \"{}\" is not an MD5 of the bytes sent and {}",
+                what(part),
+                Untrusted(etag, 80),
+                if *crc64_present {
+                    "x-cos-hash-crc64ecma cannot be compared"
+                } else {
+                    "there is no x-cos-hash-crc64ecma"
+                }
             ),
             IntegrityError::Crc64 {
                 part,

@@ -54,9 +54,9 @@ use crate::auth::{self, sign_key, KeyTime};
 use crate::checksum::{hex, SentDigest};
 use crate::config::{validate_file_key, validate_key, Config};
 use crate::credentials::Credentials;
+use crate::date::corrected;
 use crate::error::{Error, InvalidInput};
 use crate::ops::{self, Acl, StorageClass, MAX_METADATA_BYTES};
-use crate::task::corrected;
 
 mod task;
 pub use task::{FileDigest, PostObjectTask};
@@ -317,7 +317,7 @@ impl PostPolicy {
                 ),
             ));
         }
-        let start = unix_secs(corrected(now, config.clock_offset_secs)).saturating_sub(60);
+        let start = unix_secs(corrected(now, config.clock_offset_secs)?).saturating_sub(60);
         if start >= exp {
             return Err(param(
                 "expiration",
@@ -1767,90 +1767,7 @@ fn unix_secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SS.000Z`.
-///
-/// ```
-/// assert_eq!(cos_core::post_policy::format_iso8601(1_567_157_892), "2019-08-30T09:38:12.000Z");
-/// ```
-pub fn format_iso8601(secs: u64) -> String {
-    let (y, m, d) = civil_from_days(secs / 86_400);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into milliseconds since the Unix epoch.
-///
-/// ```
-/// assert_eq!(cos_core::post_policy::parse_iso8601("2019-08-30T09:38:12.414Z"), Some(1_567_157_892_414));
-/// assert_eq!(cos_core::post_policy::parse_iso8601("2019-08-30 09:38:12"), None);
-/// ```
-pub fn parse_iso8601(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u64> {
-        let t = s.get(r)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 || y < 1970
-    {
-        return None;
-    }
-    let rest = &s[19..];
-    let frac = match rest.strip_suffix('Z')? {
-        "" => 0,
-        f => {
-            let digits = f.strip_prefix('.')?;
-            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let ms: String = digits.chars().chain("000".chars()).take(3).collect();
-            ms.parse::<u64>().ok()?
-        }
-    };
-    let days = days_from_civil(y, mo, d);
-    Some((days * 86_400 + h * 3600 + mi * 60 + se) * 1000 + frac)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm), `y >= 1970`.
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + u64::from(m <= 2), m, d)
-}
+pub use crate::date::{format_iso8601, parse_iso8601};
 
 /// Writes `s` as a JSON string literal: `"` and `\` escaped, control characters as `\n`, `\r`, `\t` or
 /// `\u00XX`, everything else (including non-ASCII) as is.

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::{self, KeyTime};
 use crate::config::{validate_key, Config};
+use crate::date::corrected;
 use crate::error::{Error, InvalidInput};
-use crate::task::corrected;
 
 /// A presigned URL for `method` on `key`, valid from `now` to `now + expires_in`.
 ///
@@ -51,7 +51,7 @@ pub fn presigned_url(
         }
         .into());
     }
-    let start = corrected(now, config.clock_offset_secs)
+    let start = corrected(now, config.clock_offset_secs)?
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);

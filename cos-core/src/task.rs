@@ -83,6 +83,92 @@ pub struct Transmit {
     pub request: http::Request<RequestBody>,
 }
 
+/// How many response body bytes the core accepts for a request, set by the core per operation as an
+/// extension of [`Transmit::request`] (read it with [`ResponseLimits::of`]).
+///
+/// A driver reads at most `success` bytes of a 2xx body and at most `error` bytes of any other; a 2xx body
+/// longer than its limit is a [`crate::error::TransportErrorKind::TooLarge`] failure, an error document
+/// longer than its limit is cut there (the rest is not read: the connection is dropped) and handed over
+/// with a [`BodyTruncated`] response extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseLimits {
+    /// Largest 2xx body accepted.
+    pub success: u64,
+    /// Largest error document read; longer ones are cut.
+    pub error: u64,
+}
+
+impl ResponseLimits {
+    /// The default limit of an answer: 64 KiB (upload answers are empty or a few hundred bytes).
+    pub const DEFAULT_BODY: u64 = 64 * 1024;
+    /// The largest error document read: 64 KiB.
+    pub const ERROR_BODY: u64 = 64 * 1024;
+
+    /// The limits a request carries, or the defaults when it carries none.
+    pub fn of<B>(request: &http::Request<B>) -> ResponseLimits {
+        request
+            .extensions()
+            .get::<ResponseLimits>()
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// What a driver does with the body of an answer with this status: 2xx bodies over `success` fail,
+    /// other bodies are cut at `error`.
+    pub fn for_status(&self, status: http::StatusCode) -> BodyLimit {
+        if status.is_success() {
+            BodyLimit {
+                max: self.success,
+                cut: false,
+            }
+        } else {
+            BodyLimit {
+                max: self.error,
+                cut: true,
+            }
+        }
+    }
+}
+
+/// The limit on one response body ([`ResponseLimits::for_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimit {
+    /// The most bytes read.
+    pub max: u64,
+    /// Beyond `max`: `true` cuts the body there (and marks the response with [`BodyTruncated`]), `false`
+    /// fails the exchange with [`BodyLimit::too_large`].
+    pub cut: bool,
+}
+
+impl BodyLimit {
+    /// The failure of a body longer than `max` when it is not cut.
+    pub fn too_large(&self) -> crate::error::TransportError {
+        crate::error::TransportError::new(
+            crate::error::TransportErrorKind::TooLarge,
+            format!(
+                "the answer is larger than the {} bytes accepted for this request",
+                self.max
+            ),
+        )
+    }
+}
+
+impl Default for ResponseLimits {
+    fn default() -> Self {
+        ResponseLimits {
+            success: Self::DEFAULT_BODY,
+            error: Self::ERROR_BODY,
+        }
+    }
+}
+
+/// A response extension set by a driver: the body was cut at `at` bytes (see [`ResponseLimits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyTruncated {
+    /// The number of bytes kept.
+    pub at: u64,
+}
+
 /// What the driver feeds back into a task.
 #[derive(Debug)]
 pub enum Input {
@@ -218,72 +304,7 @@ pub trait Task {
     fn set_credentials(&mut self, _credentials: Credentials) {}
 }
 
-/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix seconds.
-pub fn parse_http_date(s: &str) -> Option<u64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let day: u64 = parts[1].parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == parts[2])? as u64
-        + 1;
-    let year: u64 = parts[3].parse().ok()?;
-    let mut hms = parts[4].split(':').map(|x| x.parse::<u64>());
-    let (h, mi, se) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + mi * 60 + se)
-}
-
-/// Formats Unix seconds as an HTTP date.
-pub fn format_http_date(secs: u64) -> String {
-    let days = secs / 86400;
-    let rem = secs % 86400;
-    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let z = days + 719468;
-    let era = z / 146097;
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!("{weekday}, {d:02} {month} {y} {h:02}:{mi:02}:{s:02} GMT")
-}
-
-/// The clock offset a `RequestTimeTooSkewed` answer implies: server `Date` minus local time, in seconds.
-pub fn skew_offset(response_date: Option<&str>, local: SystemTime) -> Option<i64> {
-    let server = parse_http_date(response_date?)? as i64;
-    let local = local.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
-    Some(server - local)
-}
-
-/// The signing time after applying a clock offset.
-pub fn corrected(now: SystemTime, offset_secs: i64) -> SystemTime {
-    if offset_secs >= 0 {
-        now + Duration::from_secs(offset_secs as u64)
-    } else {
-        now - Duration::from_secs(offset_secs.unsigned_abs())
-    }
-}
+pub use crate::date::{corrected, format_http_date, parse_http_date, skew_offset};
 
 /// Signs a request for sending at `now` with the config's credentials, validity and clock offset.
 pub fn sign(
@@ -292,22 +313,8 @@ pub fn sign(
     now: SystemTime,
 ) -> Result<(), Error> {
     let key_time = KeyTime::around(
-        corrected(now, config.clock_offset_secs),
+        corrected(now, config.clock_offset_secs)?,
         config.signature_validity,
     );
     sign_request(request, &config.credentials, key_time).map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_dates_round_trip() {
-        let s = "Sun, 06 Nov 1994 08:49:37 GMT";
-        let secs = parse_http_date(s).unwrap();
-        assert_eq!(secs, 784111777);
-        assert_eq!(format_http_date(secs), s);
-        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-    }
 }

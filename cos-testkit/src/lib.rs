@@ -20,6 +20,7 @@
 //!   the deterministic transfer simulation built on it (`cargo test -p cos-testkit --test sim`;
 //!   `COS_SIM_SEED=N` or `cos-testkit sim --seed N` replays one seed). The driver conformance suite, run
 //!   against both clients, is `cargo test -p cos-testkit --test drivers`.
+//! - [`hostile`]: a scriptable raw-TCP server of misbehaviours (drips, freezes, resets, malformed answers).
 //!
 //! Addressing: the bucket comes from a `Host` of the form `<bucket>.cos.<region>.myqcloud.com` (also
 //! `.tencentcos.cn`, `cos.accelerate`, or any host whose first label is `<name>-<appid>`); a bucket other than
@@ -82,6 +83,7 @@
 #![warn(missing_docs)]
 
 pub mod faults;
+pub mod hostile;
 pub mod replay;
 mod server;
 pub mod sim;

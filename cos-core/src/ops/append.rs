@@ -2,10 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{
-    check_crc64, check_etag, crc64_header, header, object_options, request, unexpected,
-    ObjectOptions, Operation,
-};
+use super::{crc64_header, header, object_options, request, unexpected, ObjectOptions, Operation};
 use crate::checksum::{BodyDigest, Crc64, SentDigest};
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
@@ -28,11 +25,20 @@ pub struct AppendObject {
     bytes_digest: Option<SentDigest>,
     previous_crc64: Option<u64>,
     options: ObjectOptions,
+    accept_unverified: bool,
 }
 
 object_options!(AppendObject);
 
 impl AppendObject {
+    /// Accepts an answer that lets nothing be verified (neither an MD5 ETag nor a CRC-64 to compare with
+    /// the bytes sent) as a success with [`super::Verified::Nothing`]; by default it is an
+    /// [`crate::error::IntegrityError::Unverified`] error.
+    pub fn accept_unverified(mut self) -> Self {
+        self.accept_unverified = true;
+        self
+    }
+
     /// An append to `key` at `position` (the object's current length; 0 to create it), with an empty body.
     pub fn new(key: impl Into<String>, position: u64) -> Self {
         AppendObject {
@@ -40,6 +46,7 @@ impl AppendObject {
             position,
             body: RequestBody::Empty,
             bytes_digest: None,
+            accept_unverified: false,
             previous_crc64: None,
             options: ObjectOptions::default(),
         }
@@ -94,6 +101,8 @@ pub struct AppendObjectOutput {
     pub etag: String,
     /// `x-cos-request-id`.
     pub request_id: Option<String>,
+    /// What the answer let the core check against the bytes sent.
+    pub verified: super::Verified,
 }
 
 impl Operation for AppendObject {
@@ -134,15 +143,19 @@ impl Operation for AppendObject {
         super::expect_success(response)?;
         let etag = header(response, "etag").unwrap_or_default();
         let sent = sent.or(self.bytes_digest.as_ref());
-        check_etag(None, &etag, sent)?;
         let crc64 = crc64_header(response);
-        if let (Some(prev), Some(sent)) = (self.previous_crc64, sent) {
-            check_crc64(
-                None,
-                crc64,
-                Some(Crc64::combine(prev, sent.crc64, sent.len)),
-            )?;
-        }
+        let expected_crc64 = match (self.previous_crc64, sent) {
+            (Some(prev), Some(sent)) => Some(Crc64::combine(prev, sent.crc64, sent.len)),
+            _ => None,
+        };
+        let verified = super::verify_upload(
+            None,
+            &etag,
+            crc64,
+            expected_crc64,
+            sent,
+            self.accept_unverified,
+        )?;
         let next_position = match header(response, "x-cos-next-append-position") {
             Some(v) => v
                 .trim()
@@ -151,6 +164,7 @@ impl Operation for AppendObject {
             None => self.position + sent.map_or(self.body.len(), |d| d.len),
         };
         Ok(AppendObjectOutput {
+            verified,
             next_position,
             crc64,
             etag,
@@ -236,6 +250,7 @@ mod tests {
                 crc64: Some(Crc64::checksum(b"hello")),
                 etag: HELLO_MD5.into(),
                 request_id: Some("rid".into()),
+                verified: crate::ops::Verified::Both,
             }
         );
     }

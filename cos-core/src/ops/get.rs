@@ -26,6 +26,7 @@ pub struct GetObject {
     response_overrides: Vec<(&'static str, String)>,
     traffic_limit: Option<u64>,
     verify_crc64: bool,
+    max_len: Option<u64>,
 }
 
 impl GetObject {
@@ -39,6 +40,7 @@ impl GetObject {
             response_overrides: Vec::new(),
             traffic_limit: None,
             verify_crc64: true,
+            max_len: None,
         }
     }
 
@@ -46,6 +48,14 @@ impl GetObject {
     /// `start > end` is rejected as invalid input.
     pub fn range(mut self, start: u64, end_inclusive: Option<u64>) -> Self {
         self.range = Some((start, end_inclusive));
+        self
+    }
+
+    /// The largest body accepted: a longer answer is a [`crate::error::TransportErrorKind::TooLarge`]
+    /// failure and reading stops there. Default: the range's length for a closed range, otherwise no limit
+    /// (the body is held in memory whole, so set one when the object size is not known).
+    pub fn max_len(mut self, bytes: u64) -> Self {
+        self.max_len = Some(bytes);
         self
     }
 
@@ -183,6 +193,11 @@ impl Operation for GetObject {
             validate_traffic_limit(limit)?;
             set_header(headers, "x-cos-traffic-limit", &limit.to_string())?;
         }
+        let range_len = match self.range {
+            Some((start, Some(end))) => end.checked_sub(start).and_then(|d| d.checked_add(1)),
+            _ => None,
+        };
+        super::accept_success_body(&mut req, self.max_len.or(range_len).unwrap_or(u64::MAX));
         Ok(req)
     }
 

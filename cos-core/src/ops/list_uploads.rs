@@ -203,7 +203,9 @@ impl Operation for ListMultipartUploads {
             query.push(("max-uploads", n.to_string()));
         }
         // The bucket root: key "" gives the path "/".
-        request(config, http::Method::GET, "", &query, RequestBody::Empty)
+        let mut req = request(config, http::Method::GET, "", &query, RequestBody::Empty)?;
+        super::accept_success_body(&mut req, super::MAX_LISTING_BODY);
+        Ok(req)
     }
 
     fn parse_response(

@@ -62,6 +62,19 @@ pub trait Operation {
     ) -> Result<Self::Output, Error>;
 }
 
+/// Sets the largest 2xx body the core accepts for this request (see [`crate::task::ResponseLimits`]).
+pub(crate) fn accept_success_body(req: &mut http::Request<RequestBody>, limit: u64) {
+    let limits = crate::task::ResponseLimits {
+        success: limit,
+        ..Default::default()
+    };
+    req.extensions_mut().insert(limits);
+}
+
+/// The largest listing answer accepted (List Parts, List Multipart Uploads: at most 1000 entries of a few
+/// hundred bytes each): 8 MiB.
+pub const MAX_LISTING_BODY: u64 = 8 * 1024 * 1024;
+
 /// Starts a request with `Host`, `User-Agent` and the body's `Content-Length` (for methods with bodies).
 pub(crate) fn request(
     config: &Config,
@@ -81,6 +94,8 @@ pub(crate) fn request(
     if method == http::Method::PUT || method == http::Method::POST {
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
+    // Upload answers are empty or a few hundred bytes: the default limits; listings and GET raise them.
+    req = req.extension(crate::task::ResponseLimits::default());
     req.body(body)
         .map_err(|e| Error::InvalidInput(InvalidInput::Uri(e.to_string())))
 }
@@ -133,6 +148,23 @@ struct ErrorXml {
     format_string: Option<String>,
 }
 
+/// Deserializes an XML document from a server. Markup declarations (`<!DOCTYPE`, `<!ENTITY`, anything
+/// `<!` but comments and CDATA) are refused: COS never sends them, and a DOCTYPE inside element text
+/// makes quick-xml 0.37 panic (found by `cos-core/tests/fuzz.rs`). A panic of the parser on any other
+/// input is turned into an error as well.
+pub(crate) fn from_xml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut rest = text;
+    while let Some(i) = rest.find("<!") {
+        rest = &rest[i + 2..];
+        if !(rest.starts_with("--") || rest.starts_with("[CDATA[")) {
+            return Err("markup declarations (<!DOCTYPE, <!ENTITY…) are not accepted".into());
+        }
+    }
+    std::panic::catch_unwind(|| quick_xml::de::from_str::<T>(text))
+        .map_err(|_| "the XML parser failed on this document".to_string())?
+        .map_err(|e| e.to_string())
+}
+
 /// Short, lossy excerpt of a body for error messages.
 pub fn excerpt(body: &[u8]) -> String {
     let cut = &body[..body.len().min(256)];
@@ -145,7 +177,7 @@ pub fn parse_error_body(response: &http::Response<Bytes>) -> Option<ServiceError
     if !text.contains("<Error") {
         return None;
     }
-    let x: ErrorXml = quick_xml::de::from_str(text).ok()?;
+    let x: ErrorXml = from_xml(text).ok()?;
     if x.code.is_empty() {
         return None;
     }
@@ -195,9 +227,13 @@ pub fn error_from_response(response: &http::Response<Bytes>) -> Error {
 
 /// An [`Error::UnexpectedResponse`] for this response.
 pub fn unexpected(response: &http::Response<Bytes>, reason: &str) -> Error {
+    let reason = match response.extensions().get::<crate::task::BodyTruncated>() {
+        Some(t) => format!("{reason} (body cut after {} bytes)", t.at),
+        None => reason.to_string(),
+    };
     Error::UnexpectedResponse(Box::new(UnexpectedResponse {
         status: response.status().as_u16(),
-        reason: reason.to_string(),
+        reason,
         excerpt: excerpt(response.body()),
         request_id: request_id(response),
     }))
@@ -230,8 +266,7 @@ pub fn parse_xml<T: serde::de::DeserializeOwned>(
             &format!("expected an XML <{root}> document"),
         ));
     }
-    quick_xml::de::from_str(text)
-        .map_err(|e| unexpected(response, &format!("malformed <{root}>: {e}")))
+    from_xml(text).map_err(|e| unexpected(response, &format!("malformed <{root}>: {e}")))
 }
 
 /// Access control list values for `x-cos-acl`.
@@ -592,6 +627,61 @@ pub fn check_etag(part: Option<u32>, etag: &str, sent: Option<&SentDigest>) -> R
     }
 }
 
+/// What an upload answer let the core check against the bytes sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verified {
+    /// The ETag is the MD5 of the bytes sent and the CRC-64 matches.
+    Both,
+    /// The ETag is the MD5 of the bytes sent; no CRC-64 to compare.
+    Md5,
+    /// The CRC-64 matches; the ETag is not an MD5 (e.g. KMS encryption) or there was no digest of it.
+    Crc64,
+    /// Nothing could be compared (accepted only with `accept_unverified`).
+    Nothing,
+}
+
+impl std::fmt::Display for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verified::Both => "ETag/MD5 and CRC-64 verified",
+            Verified::Md5 => "ETag/MD5 verified",
+            Verified::Crc64 => "CRC-64 verified",
+            Verified::Nothing => "not verified",
+        })
+    }
+}
+
+/// Checks an upload answer's ETag and CRC-64 against what was sent and says what was verified. A mismatch
+/// is an [`Error::Integrity`]; an answer that lets nothing be compared (no MD5 ETag, no parseable
+/// `x-cos-hash-crc64ecma`, or no digest of what was sent) is
+/// [`crate::error::IntegrityError::Unverified`] unless `accept_unverified`.
+pub fn verify_upload(
+    part: Option<u32>,
+    etag: &str,
+    crc64: Option<u64>,
+    expected_crc64: Option<u64>,
+    sent: Option<&SentDigest>,
+    accept_unverified: bool,
+) -> Result<Verified, Error> {
+    check_etag(part, etag, sent)?;
+    check_crc64(part, crc64, expected_crc64)?;
+    let bare = etag.trim_matches('"');
+    let md5 = sent.is_some() && bare.len() == 32 && bare.bytes().all(|b| b.is_ascii_hexdigit());
+    let crc = crc64.is_some() && expected_crc64.is_some();
+    match (md5, crc) {
+        (true, true) => Ok(Verified::Both),
+        (true, false) => Ok(Verified::Md5),
+        (false, true) => Ok(Verified::Crc64),
+        (false, false) if accept_unverified => Ok(Verified::Nothing),
+        (false, false) => Err(Error::Integrity(crate::error::IntegrityError::Unverified {
+            part,
+            etag: etag.to_string(),
+            crc64_present: crc64.is_some(),
+        })),
+    }
+}
+
 /// Checks a response CRC-64 against what was sent, when both are known.
 pub fn check_crc64(
     part: Option<u32>,
@@ -735,3 +825,6 @@ pub(crate) mod test_util {
     pub const HTML_502: &str =
         "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>";
 }
+
+#[cfg(test)]
+mod hostile_tests;

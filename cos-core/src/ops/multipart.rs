@@ -5,9 +5,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{
-    check_crc64, check_etag, crc64_header, header, non_empty, object_options, parse_bool,
-    parse_number, parse_xml, request, set_header, unexpected, url_decoded, validate_max,
-    validate_traffic_limit, validate_upload_id, version_id, ObjectOptions, Operation, StorageClass,
+    check_crc64, crc64_header, header, non_empty, object_options, parse_bool, parse_number,
+    parse_xml, request, set_header, unexpected, url_decoded, validate_max, validate_traffic_limit,
+    validate_upload_id, version_id, ObjectOptions, Operation, StorageClass,
 };
 use crate::checksum::{BodyDigest, SentDigest};
 use crate::config::{validate_key, Config};
@@ -185,9 +185,18 @@ pub struct UploadPart {
     content_md5: Option<String>,
     traffic_limit: Option<u64>,
     extra_headers: Vec<(String, String)>,
+    accept_unverified: bool,
 }
 
 impl UploadPart {
+    /// Accepts an answer that lets nothing be verified (neither an MD5 ETag nor a CRC-64 to compare with
+    /// the bytes sent) as a success with [`super::Verified::Nothing`]; by default it is an
+    /// [`crate::error::IntegrityError::Unverified`] error.
+    pub fn accept_unverified(mut self) -> Self {
+        self.accept_unverified = true;
+        self
+    }
+
     /// Part `part_number` (1..=10000) of upload `upload_id`, with an empty body.
     pub fn new(key: impl Into<String>, upload_id: impl Into<String>, part_number: u32) -> Self {
         UploadPart {
@@ -196,6 +205,7 @@ impl UploadPart {
             part_number,
             body: RequestBody::Empty,
             bytes_digest: None,
+            accept_unverified: false,
             content_md5: None,
             traffic_limit: None,
             extra_headers: Vec::new(),
@@ -276,6 +286,8 @@ pub struct UploadPartOutput {
     /// What was sent (the driver's digest for a streamed body, or the bytes' digest), for combining the
     /// parts' CRC-64s into the object's.
     pub sent: Option<SentDigest>,
+    /// What the answer let the core check against the bytes sent.
+    pub verified: super::Verified,
 }
 
 impl Operation for UploadPart {
@@ -330,12 +342,19 @@ impl Operation for UploadPart {
             return Err(unexpected(response, "Upload Part answer without an ETag"));
         }
         let sent = sent.or(self.bytes_digest.as_ref()).copied();
-        check_etag(Some(self.part_number), &etag, sent.as_ref())?;
         let crc64 = crc64_header(response);
-        check_crc64(Some(self.part_number), crc64, sent.map(|d| d.crc64))?;
+        let verified = super::verify_upload(
+            Some(self.part_number),
+            &etag,
+            crc64,
+            sent.map(|d| d.crc64),
+            sent.as_ref(),
+            self.accept_unverified,
+        )?;
         Ok(UploadPartOutput {
             etag,
             crc64,
+            verified,
             request_id: super::request_id(response),
             sent,
         })
@@ -499,13 +518,15 @@ impl Operation for ListParts {
             query.push(("part-number-marker", n.to_string()));
         }
         query.push(("uploadId", self.upload_id.clone()));
-        request(
+        let mut req = request(
             config,
             http::Method::GET,
             &self.key,
             &query,
             RequestBody::Empty,
-        )
+        )?;
+        super::accept_success_body(&mut req, super::MAX_LISTING_BODY);
+        Ok(req)
     }
 
     fn parse_response(

@@ -2,10 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{
-    check_crc64, check_etag, crc64_header, header, object_options, request, version_id,
-    ObjectOptions, Operation,
-};
+use super::{crc64_header, header, object_options, request, version_id, ObjectOptions, Operation};
 use crate::checksum::{BodyDigest, SentDigest};
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
@@ -26,17 +23,27 @@ pub struct PutObject {
     bytes_digest: Option<SentDigest>,
     options: ObjectOptions,
     add_meta_md5: bool,
+    accept_unverified: bool,
 }
 
 object_options!(PutObject);
 
 impl PutObject {
+    /// Accepts an answer that lets nothing be verified (neither an MD5 ETag nor a CRC-64 to compare with
+    /// the bytes sent) as a success with [`super::Verified::Nothing`]; by default it is an
+    /// [`crate::error::IntegrityError::Unverified`] error.
+    pub fn accept_unverified(mut self) -> Self {
+        self.accept_unverified = true;
+        self
+    }
+
     /// A PUT of `key` with an empty body.
     pub fn new(key: impl Into<String>) -> Self {
         PutObject {
             key: key.into(),
             body: RequestBody::Empty,
             bytes_digest: None,
+            accept_unverified: false,
             options: ObjectOptions::default(),
             add_meta_md5: false,
         }
@@ -95,6 +102,8 @@ pub struct PutObjectOutput {
     pub version_id: Option<String>,
     /// `x-cos-request-id`.
     pub request_id: Option<String>,
+    /// What the answer let the core check against the bytes sent.
+    pub verified: super::Verified,
 }
 
 impl Operation for PutObject {
@@ -132,12 +141,19 @@ impl Operation for PutObject {
         super::expect_success(response)?;
         let etag = header(response, "etag").unwrap_or_default();
         let sent = sent.or(self.bytes_digest.as_ref());
-        check_etag(None, &etag, sent)?;
         let crc64 = crc64_header(response);
-        check_crc64(None, crc64, sent.map(|d| d.crc64))?;
+        let verified = super::verify_upload(
+            None,
+            &etag,
+            crc64,
+            sent.map(|d| d.crc64),
+            sent,
+            self.accept_unverified,
+        )?;
         Ok(PutObjectOutput {
             etag,
             crc64,
+            verified,
             version_id: version_id(response),
             request_id: super::request_id(response),
         })

@@ -242,4 +242,81 @@ mod tests {
         assert!(a2.contains("q-ak=id2&"), "{a2}");
         assert_eq!(tok2.as_deref(), Some("tok2"));
     }
+
+    /// A `RequestTimeTooSkewed` whose `Date` is hostile (overflowing fields) or implies an offset beyond
+    /// one day ends the task with that service error: no panic, no re-signing with an absurd clock.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the origin of virtual time
+    fn hostile_skew_dates_end_in_the_service_error() {
+        use crate::ops::PutObject;
+        let now = Now {
+            instant: Instant::now(),
+            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        };
+        for (date, retried) in [
+            ("Thu, 01 Jan 1970 00:00:9223372036854776808 GMT", false),
+            ("Sat, 01 Jan 0 00:00:00 GMT", false),
+            ("Mon, 01 Jan 1900 00:00:00 GMT", false),
+            ("Thu, 99999999999999999999 Jan 1970 00:00:00 GMT", false),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", false),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", false),
+            // Within a day: followed once.
+            ("Tue, 14 Nov 2023 23:13:20 GMT", true),
+        ] {
+            let config =
+                Config::new("b-1250000000", "ap-guangzhou", Credentials::new("id", "k")).unwrap();
+            let mut task = OneShot::new(PutObject::new("a").with_bytes("x"), config).unwrap();
+            let mut sent = 0;
+            let result = loop {
+                match task.poll_output(now) {
+                    Output::Transmit(t) => {
+                        sent += 1;
+                        let response = http::Response::builder()
+                            .status(403)
+                            .header("date", date)
+                            .body(Bytes::from_static(
+                                b"<Error><Code>RequestTimeTooSkewed</Code><Message>m</Message></Error>",
+                            ))
+                            .unwrap();
+                        task.handle_input(
+                            now,
+                            Input::Response {
+                                id: t.id,
+                                response,
+                                sent: None,
+                            },
+                        );
+                    }
+                    Output::Event(_) => {}
+                    Output::Wait { .. } => panic!("waiting"),
+                    Output::Done(r) => break r,
+                }
+            };
+            assert_eq!(
+                result.unwrap_err().code(),
+                Some("RequestTimeTooSkewed"),
+                "{date}"
+            );
+            assert_eq!(sent, if retried { 2 } else { 1 }, "{date}");
+        }
+    }
+
+    /// A clock offset set by hand beyond the window fails signing with a typed error.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the origin of virtual time
+    fn an_absurd_configured_offset_is_an_error() {
+        use crate::ops::PutObject;
+        let mut config =
+            Config::new("b-1250000000", "ap-guangzhou", Credentials::new("id", "k")).unwrap();
+        config.clock_offset_secs = i64::MAX;
+        let mut task = OneShot::new(PutObject::new("a").with_bytes("x"), config).unwrap();
+        let now = Now {
+            instant: Instant::now(),
+            system: SystemTime::now(),
+        };
+        let Output::Done(Err(Error::InvalidInput(e))) = task.poll_output(now) else {
+            panic!()
+        };
+        assert!(e.to_string().contains("clock_offset_secs"), "{e}");
+    }
 }

@@ -709,6 +709,8 @@ pub(crate) struct Ctx {
     /// The decoded key (`Err` when the path does not decode).
     pub key: Result<String, ()>,
     pub query: Vec<(String, String)>,
+    /// The query string does not decode (`uploadId=%zz`): answered 400 `InvalidURI`, as COS does.
+    pub bad_query: bool,
     pub raw_path: String,
     pub host: String,
     pub request_id: String,
@@ -720,8 +722,9 @@ impl Ctx {
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
         let key = cos_core::auth::decode(raw_path.strip_prefix('/').unwrap_or(&raw_path)).ok_or(());
-        let query =
-            cos_core::auth::parse_query(parts.uri.query().unwrap_or("")).unwrap_or_default();
+        let parsed = cos_core::auth::parse_query(parts.uri.query().unwrap_or(""));
+        let bad_query = parsed.is_none();
+        let query = parsed.unwrap_or_default();
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -740,6 +743,7 @@ impl Ctx {
             body: Some(body),
             key,
             query,
+            bad_query,
             raw_path,
             host,
             request_id: random_hex(2),
@@ -940,9 +944,17 @@ async fn serve(
         Some(Fault::TruncatedBody) => truncate = true,
     }
     // CORS (issue 12): cors.rs answers OPTIONS and `?cors`; every other operation is in ops.rs.
-    let answer = match cors::dispatch(ctx, op).await {
-        Some(a) => a,
-        None => ops::dispatch(ctx, op).await,
+    let answer = if ctx.bad_query {
+        Err(ApiError::new(
+            400,
+            "InvalidURI",
+            "Couldn't parse the specified URI: the query string does not decode.",
+        ))
+    } else {
+        match cors::dispatch(ctx, op).await {
+            Some(a) => a,
+            None => ops::dispatch(ctx, op).await,
+        }
     };
     let r = match answer {
         Ok(r) => r,
