@@ -396,7 +396,13 @@ impl Client {
         options: &UploadOptions,
     ) -> Result<UploadOutcome, Error> {
         match self
-            .upload_file_with(path.as_ref(), key, options, None, None)
+            .upload_file_with(
+                path.as_ref(),
+                key,
+                &options.for_file(path.as_ref()),
+                None,
+                None,
+            )
             .await
         {
             Ended::Done(r) => r,
@@ -616,8 +622,13 @@ impl Client {
             .map(|file| {
                 let (client, limit, upload) = (self.clone(), limit.clone(), upload.clone());
                 let done = options.on_file_done.clone();
+                let per_file = options.per_file.clone();
                 tokio::spawn(async move {
                     let _slot = limit.acquire_owned().await.expect("never closed");
+                    let upload = match per_file {
+                        Some(f) => f(&file), // the file's own options, checkpoint included
+                        None => upload,
+                    };
                     let r = client.upload_file(&file.path, &file.key, &upload).await;
                     if let Some(f) = done {
                         f(&file, &r);
@@ -810,7 +821,7 @@ impl QueueShared {
                 .upload_file_with(
                     &meta.path,
                     &meta.key,
-                    &meta.options,
+                    &meta.options.for_file(&meta.path),
                     Some(&mut rx),
                     Some(&progress),
                 )

@@ -406,6 +406,7 @@ async fn a_batch_with_one_failing_file() {
         on_file_done: Some(Arc::new(move |_, _| {
             d.fetch_add(1, Ordering::SeqCst);
         })),
+        ..Default::default()
     };
     let results = client(&server).upload_files(uploads, &opts).await;
     assert_eq!(results.len(), 5);

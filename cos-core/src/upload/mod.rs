@@ -15,6 +15,7 @@
 //! find-unfinished mode, answer [`Event::PartDigestNeeded`](crate::task::Event::PartDigestNeeded).
 
 pub mod checkpoint;
+pub mod content_type;
 pub mod multipart;
 pub mod options;
 pub mod plan;
@@ -22,11 +23,13 @@ pub mod progress;
 pub mod queue;
 
 pub use checkpoint::{Checkpoint, FinishedPart, SourceFingerprint, CHECKPOINT_VERSION};
+pub use content_type::{content_type_for_extension, content_type_for_path, EXTENSION_TYPES};
 pub use multipart::{
     MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
 };
 pub use options::{
-    BatchOptions, FileDoneFn, FileUpload, ProgressFn, UploadOptions, DEFAULT_FILE_PARALLEL,
+    BatchOptions, FileDoneFn, FileOptionsFn, FileUpload, ProgressFn, UploadOptions,
+    DEFAULT_FILE_PARALLEL,
 };
 pub use plan::{choose_upload, PartPlan, PartRange, UploadMethod};
 pub use progress::{Progress, ProgressMeter, DEFAULT_PROGRESS_INTERVAL};
