@@ -495,6 +495,20 @@ struct Reporter {
     last_line: Mutex<Instant>,
     stdout: Mutex<std::io::BufWriter<std::io::Stdout>>,
     failures: Mutex<Vec<(String, String)>>,
+    /// Per-file bars not lent to a file now.
+    slots: Mutex<Vec<indicatif::ProgressBar>>,
+}
+
+fn idle_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("").expect("template")
+}
+
+fn file_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(
+        "  [{bar:30}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}",
+    )
+    .expect("template")
+    .progress_chars("=> ")
 }
 
 fn err_line(s: &str) {
@@ -515,7 +529,8 @@ fn human(bytes: u64) -> String {
 }
 
 impl Reporter {
-    fn new(cli: &Cli, total_files: u64, total_bytes: u64) -> Reporter {
+    /// `slots`: how many per-file bars may show at once.
+    fn new(cli: &Cli, total_files: u64, total_bytes: u64, slots: usize) -> Reporter {
         let mode = if cli.quiet {
             Mode::Quiet
         } else if std::io::stderr().is_terminal() {
@@ -528,7 +543,7 @@ impl Reporter {
             let overall = multi.add(indicatif::ProgressBar::new(total_bytes));
             overall.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+                    "{spinner} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {msg}, {elapsed}, eta {eta}",
                 )
                 .expect("template")
                 .progress_chars("=> "),
@@ -538,6 +553,18 @@ impl Reporter {
             (Some(multi), Some(overall))
         } else {
             (None, None)
+        };
+        // A fixed set of lines under the overall bar, each lent to one file at a time: bars are never
+        // added or removed while drawing, so the display keeps its height and leaves nothing behind.
+        let slots = match &multi {
+            Some(m) => (0..slots)
+                .map(|_| {
+                    let b = m.add(indicatif::ProgressBar::new(0));
+                    b.set_style(idle_style());
+                    b
+                })
+                .collect(),
+            None => Vec::new(),
         };
         Reporter {
             mode,
@@ -560,6 +587,7 @@ impl Reporter {
                 std::io::stdout(),
             )),
             failures: Mutex::new(Vec::new()),
+            slots: Mutex::new(slots),
         }
     }
 
@@ -572,21 +600,20 @@ impl Reporter {
         if self.mode == Mode::Quiet {
             return None;
         }
-        let bar = self.multi.as_ref().map(|m| {
-            let b = indicatif::ProgressBar::new(size);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "  {wide_msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
-                )
-                .expect("template")
-                .progress_chars("=> "),
-            );
+        // A file sent with one PUT (up to 1 MiB) ends in one request: the overall bar counts it; a bar of
+        // its own would only flicker.
+        let own_bar = size > cos_core::upload::plan::DEFAULT_SINGLE_PUT_THRESHOLD;
+        let bar = if own_bar {
+            self.slots.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        } else {
+            None
+        };
+        if let Some(b) = &bar {
+            b.reset();
+            b.set_length(size);
             b.set_message(key.to_string());
-            match &self.overall {
-                Some(o) => m.insert_before(o, b),
-                None => m.add(b),
-            }
-        });
+            b.set_style(file_style());
+        }
         let a = Arc::new(Active {
             started: Instant::now(),
             loaded: AtomicU64::new(0),
@@ -657,13 +684,10 @@ impl Reporter {
         let seconds = a
             .as_ref()
             .map_or(0.0, |a| a.started.elapsed().as_secs_f64());
-        if let Some(a) = &a {
-            if let Some(b) = &a.bar {
-                b.finish_and_clear();
-                if let Some(m) = &self.multi {
-                    m.remove(b);
-                }
-            }
+        if let Some(b) = a.as_ref().and_then(|a| a.bar.clone()) {
+            b.set_style(idle_style());
+            b.set_message("");
+            self.slots.lock().unwrap_or_else(|e| e.into_inner()).push(b);
         }
         let n = self.done_files.fetch_add(1, Ordering::Relaxed) + 1;
         let loaded = a.as_ref().map_or(0, |a| a.loaded.load(Ordering::Relaxed));
@@ -753,6 +777,9 @@ impl Reporter {
     fn close(&self) {
         if let Some(o) = &self.overall {
             o.finish_and_clear();
+        }
+        for b in self.slots.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            b.finish_and_clear();
         }
         if let Some(m) = &self.multi {
             let _ = m.clear();
@@ -975,7 +1002,12 @@ fn run(cli: Cli) -> Result<ExitCode, Usage> {
     };
     let total_bytes: u64 = todo.iter().chain(&skipped).map(|i| i.size).sum();
     let total_files = (todo.len() + skipped.len() + stdin_key.is_some() as usize) as u64;
-    let reporter = Arc::new(Reporter::new(&cli, total_files, total_bytes));
+    let big_files = todo
+        .iter()
+        .filter(|i| i.size > cos_core::upload::plan::DEFAULT_SINGLE_PUT_THRESHOLD)
+        .count();
+    let slots = big_files.min(cli.file_parallel).min(8);
+    let reporter = Arc::new(Reporter::new(&cli, total_files, total_bytes, slots));
     *interrupt.reporter.lock().unwrap() = Some(reporter.clone());
     if !skipped.is_empty() && !cli.quiet {
         reporter.above_bars(&format!(
@@ -985,6 +1017,9 @@ fn run(cli: Cli) -> Result<ExitCode, Usage> {
     }
     for s in &skipped {
         reporter.skipped(s);
+    }
+    if let Some(o) = &reporter.overall {
+        o.reset_eta(); // the skipped bytes are not a speed
     }
 
     // The options every file shares; each file adds its Content-Type, checkpoint and progress bar.
