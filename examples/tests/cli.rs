@@ -594,3 +594,62 @@ fn ctrl_c_then_the_same_command_resumes_blocking() {
 fn ctrl_c_then_the_same_command_resumes_async() {
     ctrl_c_then_resume("async");
 }
+
+/// Off a terminal: progress as plain lines on stderr, at most one a second; one line per file on stdout;
+/// `--quiet` prints nothing on success.
+#[test]
+fn plain_progress_lines_are_throttled_and_quiet_is_quiet() {
+    let dir = temp_dir("lines");
+    let data: Vec<u8> = (0..12 * 1048576).map(|i| (i % 239) as u8).collect();
+    write(&dir.join("in/slow.bin"), &data);
+    let server = Server::builder()
+        .faults(FaultPlan::parse("stall=150ms:1").unwrap())
+        .start_blocking()
+        .unwrap();
+    let file = dir.join("in/slow.bin");
+    let t = Instant::now();
+    let (code, out, err) = run(at(&server, &dir, "blocking").args([
+        "--bucket",
+        server.bucket(),
+        "--part-size",
+        "1MiB",
+        "--concurrency",
+        "1",
+        file.to_str().unwrap(),
+        "slow.bin",
+    ]));
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line in {secs:.1} s: {err}");
+    assert!(
+        lines.len() as f64 <= secs + 1.0,
+        "{} lines in {secs:.1} s",
+        lines.len()
+    );
+    assert!(
+        lines[0].contains("0/1 files") && lines[0].contains("of 12.0 MiB"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        out.starts_with("slow.bin: 12582912 bytes, 12 part(s)"),
+        "{out}"
+    );
+
+    server.faults().clear();
+    let (code, out, err) = run(at(&server, &dir, "async").args([
+        "--quiet",
+        "--bucket",
+        server.bucket(),
+        file.to_str().unwrap(),
+        "quiet.bin",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((out.as_str(), err.as_str()), ("", ""));
+    assert_eq!(server.object("quiet.bin").unwrap().size, data.len() as u64);
+    let _ = std::fs::remove_dir_all(&dir);
+}
