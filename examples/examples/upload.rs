@@ -21,7 +21,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 use cos_core::ops::{Acl, ObjectOptions, ServerSideEncryption, StorageClass};
-use cos_core::upload::{BatchOptions, FileUpload, Progress, UploadOptions, UploadOutcome};
+use cos_core::upload::{
+    BatchOptions, FileUpload, Progress, ProgressFn, UploadOptions, UploadOutcome,
+};
 use cos_core::{Config, Credentials, Endpoint};
 
 const EXAMPLES: &str = "\
@@ -592,11 +594,7 @@ impl Reporter {
     }
 
     /// A file starts; returns its progress callback.
-    fn start(
-        self: &Arc<Self>,
-        key: &str,
-        size: u64,
-    ) -> Option<Arc<dyn Fn(&Progress) + Send + Sync>> {
+    fn start(self: &Arc<Self>, key: &str, size: u64) -> Option<ProgressFn> {
         if self.mode == Mode::Quiet {
             return None;
         }
