@@ -6,7 +6,7 @@
 //! cargo build --release -p cos-testkit --bin cos-testkit
 //! cargo build --release -p cos-examples --example upload
 //! cargo run --release -p cos-examples --example bench_batch -- [--files 10000] [--size 4096] [--runs 3] \
-//!     [--file-parallel 16]
+//!     [--file-parallel N[,N…]]   # default: the command's own default
 //! ```
 //! The server (`cos-testkit serve --sink`) runs in a child process, and so does the command: its figure
 //! includes starting the process, listing the files and printing the summary, as a user sees it. The Python
@@ -49,7 +49,7 @@ fn args() -> Args {
         files: 10_000,
         size: 4096,
         runs: 3,
-        file_parallel: vec![16],
+        file_parallel: vec![0], // 0: the command's default
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     for w in v.windows(2) {
@@ -140,7 +140,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .env("COS_SECRET_ID", id)
                     .env("COS_SECRET_KEY", key)
                     .args(["--endpoint", &server.endpoint, "--transport", transport])
-                    .args(["--file-parallel", &fp.to_string(), "--quiet", "-r"])
+                    .args(if fp == 0 {
+                        vec!["--quiet".to_string(), "-r".into()]
+                    } else {
+                        vec![
+                            "--file-parallel".into(),
+                            fp.to_string(),
+                            "--quiet".into(),
+                            "-r".into(),
+                        ]
+                    })
                     .args(["--exclude", ".complete", "--checkpoint-dir"])
                     .arg(&cp_dir)
                     .arg(&dir)
@@ -159,7 +168,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             best_rs.push((transport, best));
             println!(
                 "{:<44} {:>10.0}",
-                format!("upload command, {transport}, --file-parallel {fp}"),
+                match fp {
+                    0 => format!("upload command, {transport}, default"),
+                    _ => format!("upload command, {transport}, --file-parallel {fp}"),
+                },
                 best
             );
         }
