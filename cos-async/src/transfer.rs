@@ -420,7 +420,13 @@ impl Client {
         options: &UploadOptions,
     ) -> Result<UploadOutcome, Error> {
         match self
-            .upload_file_with(path.as_ref(), key, options, None, None)
+            .upload_file_with(
+                path.as_ref(),
+                key,
+                &options.for_file(path.as_ref()),
+                None,
+                None,
+            )
             .await
         {
             Ended::Done(r) => r,
@@ -611,7 +617,6 @@ impl Client {
             let len = tokio::fs::metadata(&f.path).await.ok().map(|m| m.len());
             queue.add(i, len);
         }
-        let upload = options.file_options();
         let mut results: Vec<Option<Result<UploadOutcome, Error>>> =
             files.iter().map(|_| None).collect();
         let mut running = tokio::task::JoinSet::new();
@@ -623,7 +628,9 @@ impl Client {
                 let Some(&i) = queue.get(id).map(|t| &t.meta) else {
                     continue;
                 };
-                let (client, file, upload) = (self.clone(), files[i].clone(), upload.clone());
+                let (client, file) = (self.clone(), files[i].clone());
+                // The file's own options (per_file), else the batch's less its checkpoint.
+                let upload = options.options_for(&file).into_owned();
                 running.spawn(async move {
                     let r = client.upload_file(&file.path, &file.key, &upload).await;
                     (id, i, r)
@@ -822,7 +829,7 @@ impl QueueShared {
                 .upload_file_with(
                     &meta.path,
                     &meta.key,
-                    &meta.options,
+                    &meta.options.for_file(&meta.path),
                     Some(&mut rx),
                     Some(&progress),
                 )

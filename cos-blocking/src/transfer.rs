@@ -368,7 +368,8 @@ impl Client {
         key: &str,
         options: &UploadOptions,
     ) -> Result<UploadOutcome, Error> {
-        self.upload_file_inner(path.as_ref(), key, options, None)
+        let options = options.for_file(path.as_ref()); // the guessed Content-Type
+        self.upload_file_inner(path.as_ref(), key, &options, None)
             .map(|(outcome, _)| outcome)
             .map_err(|(e, _)| e)
     }
@@ -500,7 +501,6 @@ impl Client {
         }
         let mut results: Vec<Option<Result<UploadOutcome, Error>>> =
             files.iter().map(|_| None).collect();
-        let upload = options.file_options();
         let (tx, rx) = mpsc::channel();
         std::thread::scope(|scope| {
             let mut running = 0usize;
@@ -512,10 +512,11 @@ impl Client {
                     let Some(&i) = queue.get(id).map(|t| &t.meta) else {
                         continue;
                     };
-                    let (tx, file, upload) = (tx.clone(), &files[i], &upload);
+                    let (tx, file) = (tx.clone(), &files[i]);
                     running += 1;
                     scope.spawn(move || {
-                        let r = self.upload_file(&file.path, &file.key, upload);
+                        let upload = options.options_for(file);
+                        let r = self.upload_file(&file.path, &file.key, &upload);
                         let _ = tx.send((id, i, r));
                     });
                 }
@@ -748,9 +749,12 @@ impl QueueShared {
         );
         let shared = self.clone();
         std::thread::spawn(move || {
-            let result = shared
-                .client
-                .upload_file_inner(&path, &key, &options, Some(&control));
+            let result = shared.client.upload_file_inner(
+                &path,
+                &key,
+                &options.for_file(&path),
+                Some(&control),
+            );
             shared.run_ended(id, result, &options, &key);
         });
     }

@@ -15,6 +15,7 @@
 //! find-unfinished mode, answer [`Event::PartDigestNeeded`](crate::task::Event::PartDigestNeeded).
 
 pub mod checkpoint;
+pub mod content_type;
 pub mod file;
 pub mod multipart;
 pub mod options;
@@ -26,6 +27,7 @@ pub use checkpoint::{
     Checkpoint, FinishedPart, Lease, LeaseCheck, LeaseDecision, SourceFingerprint,
     CHECKPOINT_VERSION, LEASE_RENEW, LEASE_TTL,
 };
+pub use content_type::{content_type_for_extension, content_type_for_path, EXTENSION_TYPES};
 pub use file::{
     check_file_upload, checkpoint_after, checkpoint_from_bytes, checkpoint_to_bytes,
     derived_checkpoint_name, start_file_upload, start_stream_upload, with_meta_md5,
@@ -36,7 +38,8 @@ pub use multipart::{
     MAX_LIST_PAGES,
 };
 pub use options::{
-    BatchOptions, FileDoneFn, FileUpload, ProgressFn, UploadOptions, DEFAULT_FILE_PARALLEL,
+    BatchOptions, FileDoneFn, FileOptionsFn, FileUpload, ProgressFn, UploadOptions,
+    DEFAULT_FILE_PARALLEL,
 };
 pub use plan::{choose_upload, PartPlan, PartRange, UploadMethod};
 pub use progress::{Progress, ProgressMeter, DEFAULT_PROGRESS_INTERVAL};

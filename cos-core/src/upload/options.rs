@@ -1,7 +1,8 @@
 //! Options of the whole-file and stream transfers, shared by both drivers (`cos_blocking::UploadOptions` and
 //! `cos_async::UploadOptions` are this type): plain data and callbacks, no I/O.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Error;
@@ -49,6 +50,11 @@ pub struct UploadOptions {
     pub on_progress: Option<ProgressFn>,
     /// Called while `add_meta_md5` hashes the file (throttled).
     pub on_hash_progress: Option<ProgressFn>,
+    /// When `object.content_type` is unset, a file's `Content-Type` is guessed from its extension with
+    /// [`content_type_for_path`](crate::upload::content_type_for_path) (a table of common types with the
+    /// `mime_guess` crate's values; an unknown extension sends none, and COS stores
+    /// `application/octet-stream`). Files only; default true.
+    pub guess_content_type: bool,
 }
 
 impl Default for UploadOptions {
@@ -64,6 +70,7 @@ impl Default for UploadOptions {
             add_meta_md5: false,
             on_progress: None,
             on_hash_progress: None,
+            guess_content_type: true,
         }
     }
 }
@@ -81,6 +88,7 @@ impl std::fmt::Debug for UploadOptions {
             .field("add_meta_md5", &self.add_meta_md5)
             .field("on_progress", &self.on_progress.is_some())
             .field("on_hash_progress", &self.on_hash_progress.is_some())
+            .field("guess_content_type", &self.guess_content_type)
             .finish()
     }
 }
@@ -146,6 +154,38 @@ impl UploadOptions {
         self
     }
 
+    /// Sets [`guess_content_type`](Self::guess_content_type).
+    pub fn guess_content_type(mut self, on: bool) -> Self {
+        self.guess_content_type = on;
+        self
+    }
+
+    /// These options for the file at `path`: with [`guess_content_type`](Self::guess_content_type) on, no
+    /// content type set and a known extension, a copy with the guessed `Content-Type`; else `self`. The
+    /// drivers' `upload_file` calls it.
+    ///
+    /// ```
+    /// use cos_core::upload::UploadOptions;
+    /// let o = UploadOptions::default();
+    /// assert_eq!(o.for_file("a/photo.jpg".as_ref()).object.content_type.as_deref(), Some("image/jpeg"));
+    /// assert_eq!(o.for_file("a/notes".as_ref()).object.content_type, None);
+    /// let off = UploadOptions::default().guess_content_type(false);
+    /// assert_eq!(off.for_file("a/photo.jpg".as_ref()).object.content_type, None);
+    /// ```
+    pub fn for_file(&self, path: &Path) -> Cow<'_, UploadOptions> {
+        if !self.guess_content_type || self.object.content_type.is_some() {
+            return Cow::Borrowed(self);
+        }
+        match crate::upload::content_type::content_type_for_path(path) {
+            Some(t) => {
+                let mut o = self.clone();
+                o.object.content_type = Some(t.to_string());
+                Cow::Owned(o)
+            }
+            None => Cow::Borrowed(self),
+        }
+    }
+
     /// The core task configuration these options stand for (drivers pass the chosen part size and, with
     /// `add_meta_md5`, the file's hex MD5).
     pub fn upload_config(&self, part_size: Option<u64>, meta_md5: Option<String>) -> UploadConfig {
@@ -190,6 +230,9 @@ impl FileUpload {
     }
 }
 
+/// Gives the options of one file of a batch (see [`BatchOptions::per_file`]).
+pub type FileOptionsFn = Arc<dyn Fn(&FileUpload) -> UploadOptions + Send + Sync>;
+
 /// Called when a file of a batch ends, with its result.
 pub type FileDoneFn = Arc<dyn Fn(&FileUpload, &Result<UploadOutcome, Error>) + Send + Sync>;
 
@@ -202,6 +245,9 @@ pub struct BatchOptions {
     pub upload: UploadOptions,
     /// Called as each file ends (in completion order).
     pub on_file_done: Option<FileDoneFn>,
+    /// When set, called as each file starts for that file's options (its own checkpoint, content type,
+    /// progress callback…), instead of `upload`.
+    pub per_file: Option<FileOptionsFn>,
 }
 
 impl Default for BatchOptions {
@@ -210,6 +256,7 @@ impl Default for BatchOptions {
             file_parallel: DEFAULT_FILE_PARALLEL,
             upload: UploadOptions::default(),
             on_file_done: None,
+            per_file: None,
         }
     }
 }
@@ -220,6 +267,7 @@ impl std::fmt::Debug for BatchOptions {
             .field("file_parallel", &self.file_parallel)
             .field("upload", &self.upload)
             .field("on_file_done", &self.on_file_done.is_some())
+            .field("per_file", &self.per_file.is_some())
             .finish()
     }
 }
@@ -235,6 +283,33 @@ impl BatchOptions {
     pub fn upload(mut self, upload: UploadOptions) -> Self {
         self.upload = upload;
         self
+    }
+
+    /// Sets [`per_file`](Self::per_file).
+    ///
+    /// ```
+    /// use cos_core::upload::{BatchOptions, FileUpload, UploadOptions};
+    /// let b = BatchOptions::default().per_file(|f: &FileUpload| {
+    ///     UploadOptions::default().checkpoint(format!("/tmp/cp/{}.json", f.key.replace('/', "_")))
+    /// });
+    /// let o = b.options_for(&FileUpload::new("x.bin", "a/x.bin"));
+    /// assert_eq!(o.checkpoint.as_deref(), Some("/tmp/cp/a_x.bin.json".as_ref()));
+    /// ```
+    pub fn per_file(
+        mut self,
+        f: impl Fn(&FileUpload) -> UploadOptions + Send + Sync + 'static,
+    ) -> Self {
+        self.per_file = Some(Arc::new(f));
+        self
+    }
+
+    /// The options `file` is uploaded with: [`per_file`](Self::per_file)'s answer (its own checkpoint
+    /// included), else [`file_options`](Self::file_options). Both drivers use this.
+    pub fn options_for(&self, file: &FileUpload) -> Cow<'_, UploadOptions> {
+        match &self.per_file {
+            Some(f) => Cow::Owned(f(file)),
+            None => Cow::Owned(self.file_options()),
+        }
     }
 
     /// Sets [`on_file_done`](Self::on_file_done).
