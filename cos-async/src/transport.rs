@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cos_core::checksum::{BodyDigest, SentDigest};
-use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
 use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
 use cos_core::task::{Input, RequestBody, Transmit};
 use http_body::{Frame, SizeHint};
@@ -166,6 +166,13 @@ impl Transport {
             request_id = tracing::field::Empty,
         );
         let id = t.id;
+        let context = RequestContext::of(t.operation, t.attempt, &t.request);
+        let authority = t
+            .request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let copy = hooks.recorder.as_ref().map(|_| copy_request(&t.request));
         let result = match &hooks.responder {
             Some(responder) => {
@@ -181,7 +188,7 @@ impl Transport {
         };
         let _enter = span.enter();
         match result {
-            Ok((response, sent)) => {
+            Ok((mut response, sent)) => {
                 span.record("status", response.status().as_u16());
                 if let Some(rid) = response
                     .headers()
@@ -194,9 +201,12 @@ impl Transport {
                     let body = body_record(request.body(), sent.as_ref());
                     recorder.record(&request, body, &response);
                 }
+                // The core names the request in any error it reads from this response.
+                response.extensions_mut().insert(context);
                 Input::Response { id, response, sent }
             }
             Err(error) => {
+                let error = error.for_request(context, &authority);
                 tracing::debug!(kind = ?error.kind, "request failed: {}", error.message);
                 Input::Failed { id, error }
             }
@@ -273,7 +283,7 @@ impl Transport {
         let (parts, mut body) = response.into_parts();
         let mut buf = BytesMut::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| map_error_chain(&e, false))?;
+            let frame = frame.map_err(|e| map_error_chain(&e, false).with_cause(e))?;
             progress.touch();
             if let Ok(data) = frame.into_data() {
                 buf.extend_from_slice(&data);
@@ -295,6 +305,7 @@ fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {
         TransportErrorKind::Body,
         format!("cannot open the body source at {offset}+{len}: {e}"),
     )
+    .with_cause(e)
 }
 
 /// A copy of a request head and body description, for the recorder.
@@ -395,7 +406,7 @@ fn io_kind(e: &io::Error) -> TransportErrorKind {
 }
 
 fn map_legacy_error(e: hyper_util::client::legacy::Error) -> TransportError {
-    map_error_chain(&e, e.is_connect())
+    map_error_chain(&e, e.is_connect()).with_cause(e)
 }
 
 /// Classifies an error by walking its source chain for an `io::Error` or a `hyper::Error`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
-use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
 use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
 use cos_core::task::{Input, RequestBody, Transmit};
 
@@ -66,13 +66,15 @@ impl Transport {
             request_id = tracing::field::Empty,
         );
         let _enter = span.enter();
+        let context = RequestContext::of(t.operation, t.attempt, &t.request);
+        let authority = authority_of(&t.request);
         let copy = hooks.recorder.as_ref().map(|_| copy_request(&t.request));
         let result = match &hooks.responder {
             Some(responder) => replay(&**responder, t.request, source),
             None => self.send_inner(t.request, source),
         };
         match result {
-            Ok((response, sent)) => {
+            Ok((mut response, sent)) => {
                 span.record("status", response.status().as_u16());
                 if let Some(rid) = response
                     .headers()
@@ -85,9 +87,12 @@ impl Transport {
                     let body = body_record(request.body(), sent.as_ref());
                     recorder.record(&request, body, &response);
                 }
+                // The core names the request in any error it reads from this response.
+                response.extensions_mut().insert(context);
                 Input::Response { id, response, sent }
             }
             Err(error) => {
+                let error = error.for_request(context, &authority);
                 tracing::debug!(kind = ?error.kind, "request failed: {}", error.message);
                 Input::Failed { id, error }
             }
@@ -123,8 +128,9 @@ impl Transport {
                     ureq::SendBody::from_reader(&mut reader),
                 ));
                 match (sent, reader.failure.take()) {
-                    (Err(_), Some(body_error)) => {
-                        return Err(TransportError::new(TransportErrorKind::Body, body_error))
+                    (Err(e), Some(body_error)) => {
+                        return Err(TransportError::new(TransportErrorKind::Body, body_error)
+                            .with_cause(e.into_io()))
                     }
                     (Err(e), None) => return Err(map_error(e)),
                     (Ok(r), _) => (r, Some(reader.digest.finish())),
@@ -153,6 +159,16 @@ fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {
         TransportErrorKind::Body,
         format!("cannot open the body source at {offset}+{len}: {e}"),
     )
+    .with_cause(e)
+}
+
+/// `host[:port]` of the request, for messages.
+pub(crate) fn authority_of<B>(request: &http::Request<B>) -> String {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 /// A copy of a request head and body description, for the recorder.
@@ -271,7 +287,12 @@ fn map_error(e: ureq::Error) -> TransportError {
         U::Protocol(_) => TransportErrorKind::Reset,
         _ => TransportErrorKind::Other,
     };
-    TransportError::new(kind, e.to_string())
+    let message = e.to_string();
+    // Keep the cause: the `io::Error` itself for I/O failures (ureq's error has no `source`).
+    match e {
+        U::Io(io) => TransportError::new(kind, message).with_cause(io),
+        e => TransportError::new(kind, message).with_cause(e),
+    }
 }
 
 #[cfg(test)]

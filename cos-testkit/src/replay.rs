@@ -45,11 +45,14 @@ pub fn load_fixture(path: impl AsRef<Path>) -> std::io::Result<Fixture> {
     Ok(f)
 }
 
-/// Writes a fixture file (pretty JSON), atomically.
+/// Writes a fixture file (pretty JSON), atomically. The secret key, signatures and security tokens are
+/// written as `<redacted>` ([`Fixture::redact`]), whatever the fixture holds.
 pub fn save_fixture(path: impl AsRef<Path>, fixture: &Fixture) -> std::io::Result<()> {
     let path = path.as_ref();
     let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(fixture).map_err(std::io::Error::other)?;
+    let mut fixture = fixture.clone();
+    fixture.redact();
+    let text = serde_json::to_string_pretty(&fixture).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, text + "\n")?;
     std::fs::rename(tmp, path)
 }
@@ -432,6 +435,10 @@ impl ExchangeResponder for Responder {
 }
 
 /// An [`ExchangeRecorder`] that collects a client's exchanges into a fixture.
+///
+/// Secrets are redacted as they arrive: the fixture holds the SecretId but never the SecretKey, and each
+/// request's `q-signature` and security token read `<redacted>` (a replay checks the signed header and
+/// parameter lists instead).
 #[derive(Debug)]
 pub struct Recorder {
     fixture: Mutex<Fixture>,
@@ -450,7 +457,7 @@ impl Recorder {
                 docs: docs.to_string(),
                 clock_unix,
                 secret_id: config.credentials.secret_id().to_string(),
-                secret_key: config.credentials.secret_key().to_string(),
+                secret_key: cos_core::fixture::REDACTED.to_string(),
                 bucket: config.bucket.to_string(),
                 region: config.region.as_str().to_string(),
                 endpoint,
@@ -466,10 +473,13 @@ impl Recorder {
     }
 
     /// Records one exchange directly (for harnesses that drive a task themselves).
-    pub fn push(&self, request: RecordedRequest, response: &http::Response<Bytes>) {
+    pub fn push(&self, mut request: RecordedRequest, response: &http::Response<Bytes>) {
+        request.redact();
+        let mut response = RecordedResponse::of(response);
+        response.redact();
         self.fixture.lock().unwrap().exchanges.push(Exchange {
             request,
-            response: RecordedResponse::of(response),
+            response,
             times: 1,
         });
     }
