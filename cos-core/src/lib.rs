@@ -57,6 +57,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod fixture;
+pub mod instance_role;
 pub mod ops;
 pub mod post_policy;
 pub mod presign;
