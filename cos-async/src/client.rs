@@ -242,13 +242,21 @@ impl Client {
 
     /// A builder for connection settings.
     pub fn builder(config: Config) -> ClientBuilder {
+        let settings = Settings {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+            max_idle_connections: 16,
+            roots: config.network.roots.clone(),
+            // The environment's proxy variables are read here, once per client.
+            proxy: config
+                .network
+                .proxy_for(config.scheme(), &config.host(), |name| {
+                    std::env::var(name).ok()
+                }),
+        };
         ClientBuilder {
             config,
-            settings: Settings {
-                connect_timeout: Duration::from_secs(10),
-                read_timeout: Duration::from_secs(60),
-                max_idle_connections: 16,
-            },
+            settings,
             hooks: Hooks::default(),
             on_event: None,
             credentials: None,

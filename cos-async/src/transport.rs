@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::network::Conn;
 use bytes::{Bytes, BytesMut};
 use cos_core::checksum::{BodyDigest, SentDigest};
 use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
@@ -17,7 +18,6 @@ use cos_core::task::{Input, RequestBody, Transmit};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -34,6 +34,10 @@ pub(crate) struct Settings {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub max_idle_connections: usize,
+    /// Trust roots.
+    pub roots: cos_core::network::TlsRoots,
+    /// The proxy for the endpoint, as the core decided it.
+    pub proxy: Option<cos_core::network::Proxy>,
 }
 
 /// The request body hyper sends: bytes in memory, or chunks pumped from the source through a channel.
@@ -74,10 +78,11 @@ impl http_body::Body for ReqBody {
     }
 }
 
-type HyperClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, ReqBody>;
+type HyperClient = hyper_util::client::legacy::Client<HttpsConnector<Conn>, ReqBody>;
 
 pub(crate) struct Transport {
-    client: HyperClient,
+    /// The client, or why it could not be set up (an unreadable CA certificate…), reported per request.
+    client: Result<HyperClient, String>,
     read_timeout: Duration,
 }
 
@@ -132,21 +137,15 @@ enum PumpError {
 
 impl Transport {
     pub(crate) fn new(s: &Settings) -> Transport {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(s.connect_timeout));
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .pool_max_idle_per_host(s.max_idle_connections)
-            .build(https);
+        let client =
+            crate::network::connector(&s.roots, s.proxy.as_ref(), s.connect_timeout).map(|https| {
+                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(50))
+                    .pool_max_idle_per_host(s.max_idle_connections)
+                    .build(https)
+            });
         Transport {
             client,
             read_timeout: s.read_timeout,
@@ -274,11 +273,11 @@ impl Transport {
         request: http::Request<ReqBody>,
         progress: &Progress,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let response = self
+        let client = self
             .client
-            .request(request)
-            .await
-            .map_err(map_legacy_error)?;
+            .as_ref()
+            .map_err(|e| TransportError::new(TransportErrorKind::Tls, e.clone()))?;
+        let response = client.request(request).await.map_err(map_legacy_error)?;
         progress.touch();
         let (parts, mut body) = response.into_parts();
         let mut buf = BytesMut::new();
@@ -393,6 +392,19 @@ async fn pump(
     Ok(digest.finish())
 }
 
+/// Whether an `io::Error` carries a rustls error (a failed handshake or an untrusted certificate), possibly
+/// wrapped in further `io::Error`s.
+fn is_tls(e: &io::Error) -> bool {
+    let mut inner = e.get_ref();
+    while let Some(e) = inner {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        inner = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+    }
+    false
+}
+
 fn io_kind(e: &io::Error) -> TransportErrorKind {
     use io::ErrorKind as K;
     match e.kind() {
@@ -423,7 +435,9 @@ fn map_error_chain(e: &(dyn StdError + 'static), connecting: bool) -> TransportE
         first = false;
         if kind.is_none() {
             if let Some(io) = err.downcast_ref::<io::Error>() {
+                let tls = is_tls(io);
                 kind = Some(match io_kind(io) {
+                    _ if tls => TransportErrorKind::Tls,
                     // rustls reports handshake and certificate failures as invalid data.
                     TransportErrorKind::Other
                         if connecting && io.kind() == io::ErrorKind::InvalidData =>

@@ -23,6 +23,7 @@
 mod body;
 mod client;
 mod instance_role;
+mod network;
 mod post;
 mod presign;
 mod provider;

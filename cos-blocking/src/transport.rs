@@ -19,10 +19,15 @@ pub(crate) struct Settings {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub max_idle_connections: usize,
+    /// Trust roots.
+    pub roots: cos_core::network::TlsRoots,
+    /// The proxy for the endpoint, as the core decided it.
+    pub proxy: Option<cos_core::network::Proxy>,
 }
 
 pub(crate) struct Transport {
-    agent: ureq::Agent,
+    /// The agent, or why it could not be set up (an unreadable CA certificate…), reported per request.
+    agent: Result<ureq::Agent, String>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -33,7 +38,15 @@ impl std::fmt::Debug for Transport {
 
 impl Transport {
     pub(crate) fn new(s: &Settings) -> Transport {
+        let network = crate::network::tls_config(&s.roots)
+            .and_then(|tls| Ok((tls, crate::network::ureq_proxy(s.proxy.as_ref())?)));
+        let (tls, proxy) = match network {
+            Ok(x) => x,
+            Err(e) => return Transport { agent: Err(e) },
+        };
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .proxy(proxy)
             // Every status reaches the core, which decides what it means.
             .http_status_as_error(false)
             // Redirects are answers for the core too.
@@ -48,7 +61,7 @@ impl Transport {
             .max_idle_connections_per_host(s.max_idle_connections)
             .build();
         Transport {
-            agent: ureq::Agent::new_with_config(config),
+            agent: Ok(ureq::Agent::new_with_config(config)),
         }
     }
 
@@ -104,16 +117,20 @@ impl Transport {
         request: http::Request<RequestBody>,
         source: &dyn Source,
     ) -> Result<(http::Response<Bytes>, Option<SentDigest>), TransportError> {
+        let agent = self
+            .agent
+            .as_ref()
+            .map_err(|e| TransportError::new(TransportErrorKind::Tls, e.clone()))?;
         let (parts, body) = request.into_parts();
         let (response, sent) = match body {
             RequestBody::Empty => (
-                self.agent
+                agent
                     .run(http::Request::from_parts(parts, ()))
                     .map_err(map_error)?,
                 None,
             ),
             RequestBody::Bytes(b) => (
-                self.agent
+                agent
                     .run(http::Request::from_parts(parts, &b[..]))
                     .map_err(map_error)?,
                 None,
@@ -123,7 +140,7 @@ impl Transport {
                     .open(offset, len)
                     .map_err(|e| open_error(offset, len, e))?;
                 let mut reader = DigestReader::new(inner, len);
-                let sent = self.agent.run(http::Request::from_parts(
+                let sent = agent.run(http::Request::from_parts(
                     parts,
                     ureq::SendBody::from_reader(&mut reader),
                 ));
@@ -261,6 +278,19 @@ impl Read for DigestReader<'_> {
     }
 }
 
+/// Whether an `io::Error` carries a rustls error (a failed handshake or an untrusted certificate), possibly
+/// wrapped in further `io::Error`s.
+fn is_tls(e: &io::Error) -> bool {
+    let mut inner = e.get_ref();
+    while let Some(e) = inner {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        inner = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+    }
+    false
+}
+
 fn io_kind(e: &io::Error) -> TransportErrorKind {
     use io::ErrorKind as K;
     match e.kind() {
@@ -281,6 +311,8 @@ fn map_error(e: ureq::Error) -> TransportError {
         U::HostNotFound | U::ConnectionFailed | U::ConnectProxyFailed(_) => {
             TransportErrorKind::Connect
         }
+        // rustls reports handshake and certificate failures through an io::Error.
+        U::Io(io) if is_tls(io) => TransportErrorKind::Tls,
         U::Io(io) => io_kind(io),
         U::Tls(_) | U::Pem(_) | U::Rustls(_) | U::TlsRequired => TransportErrorKind::Tls,
         // The server closed the connection or sent garbage mid-exchange.

@@ -171,6 +171,8 @@ pub struct Config {
     pub clock_offset_secs: i64,
     /// Sent as `User-Agent`.
     pub user_agent: String,
+    /// Trust roots and proxy, applied by the drivers ([`crate::network`]).
+    pub network: crate::network::Network,
 }
 
 impl Config {
@@ -196,6 +198,7 @@ impl Config {
             signature_validity: Duration::from_secs(3600),
             clock_offset_secs: 0,
             user_agent: concat!("cos-rs/", env!("CARGO_PKG_VERSION")).to_string(),
+            network: Default::default(),
         };
         config.check_host()?;
         Ok(config)
@@ -276,6 +279,43 @@ impl Config {
             config = config.with_endpoint(Endpoint::custom(&e)?)?;
         }
         Ok(config)
+    }
+
+    /// Trusts exactly the CA certificates in `pem` (instead of the built-in roots), e.g. a private CA or
+    /// the test CA of `cos-testkit serve --tls`.
+    pub fn with_ca_pem(mut self, pem: &str) -> Result<Config, Error> {
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(InvalidInput::Parameter {
+                name: "ca_pem",
+                reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
+            }
+            .into());
+        }
+        self.network.roots = crate::network::TlsRoots::Pem(pem.to_string());
+        Ok(self)
+    }
+
+    /// Chooses the trust roots ([`crate::network::TlsRoots`]).
+    pub fn with_tls_roots(mut self, roots: crate::network::TlsRoots) -> Config {
+        self.network.roots = roots;
+        self
+    }
+
+    /// Sends every request through `proxy` (`http://[user:password@]host:port`) whatever the environment
+    /// says, except to the hosts in `no_proxy` (comma-separated, as `NO_PROXY`). Without it the
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` variables decide; see [`crate::network`].
+    pub fn with_proxy(mut self, proxy: &str, no_proxy: &str) -> Result<Config, Error> {
+        self.network.proxy = crate::network::ProxySetting::Explicit {
+            proxy: crate::network::Proxy::parse(proxy)?,
+            no_proxy: no_proxy.to_string(),
+        };
+        Ok(self)
+    }
+
+    /// Connects directly, ignoring the proxy variables of the environment.
+    pub fn without_proxy(mut self) -> Config {
+        self.network.proxy = crate::network::ProxySetting::Direct;
+        self
     }
 
     /// Replaces the endpoint.

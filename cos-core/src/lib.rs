@@ -58,6 +58,7 @@ pub mod credentials;
 pub mod error;
 pub mod fixture;
 pub mod instance_role;
+pub mod network;
 pub mod ops;
 pub mod post_policy;
 pub mod presign;

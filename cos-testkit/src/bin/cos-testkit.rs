@@ -3,8 +3,12 @@
 //! ```text
 //! cos-testkit serve --addr 127.0.0.1:9000 --bucket examplebucket-1250000000 --secret-id ID --secret-key KEY
 //!                   [--security-token TOKEN] [--data DIR] [--faults SPEC --seed N] [--sink]
+//!                   [--tls [--ca-out FILE]]
 //! ```
-//! The first line on stdout is `listening on http://ADDR`.
+//! The first line on stdout is `listening on http://ADDR` (`https://ADDR` with `--tls`). With `--tls` a
+//! test CA and a certificate for `localhost`/`127.0.0.1` are generated at start, the CA is written to
+//! `FILE` (default `cos-testkit-ca.pem` in the temporary directory) and the second line is
+//! `CA certificate FILE`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -14,7 +18,8 @@ use cos_testkit::{FaultPlan, Server};
 
 const USAGE: &str =
     "usage: cos-testkit serve [--addr 127.0.0.1:9000] [--bucket NAME-APPID] [--secret-id ID] \
-[--secret-key KEY] [--security-token TOKEN] [--data DIR] [--faults SPEC [--seed N]] [--sink]";
+[--secret-key KEY] [--security-token TOKEN] [--data DIR] [--faults SPEC [--seed N]] [--sink] \
+[--tls [--ca-out FILE]]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,6 +45,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut b = Server::builder().addr(SocketAddr::from(([127, 0, 0, 1], 9000)));
     let (mut id, mut key) = (None, None);
     let (mut faults, mut seed) = (None, 0u64);
+    let (mut tls, mut ca_out) = (false, None);
     while let Some(flag) = it.next() {
         let mut value = || {
             it.next()
@@ -56,6 +62,8 @@ fn run(args: &[String]) -> Result<(), String> {
             "--faults" => faults = Some(FaultPlan::parse(&value()?).map_err(|e| e.to_string())?),
             "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--sink" => b = b.sink(true),
+            "--tls" => tls = true,
+            "--ca-out" => ca_out = Some(std::path::PathBuf::from(value()?)),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -68,11 +76,20 @@ fn run(args: &[String]) -> Result<(), String> {
     if let Some(plan) = faults {
         b = b.faults(plan.seed(seed));
     }
+    if ca_out.is_some() && !tls {
+        return Err("--ca-out needs --tls".into());
+    }
     let server = b
+        .tls(tls)
         .start_blocking()
         .map_err(|e| format!("cannot start: {e}"))?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on {}", server.endpoint());
+    if let Some(pem) = server.ca_pem() {
+        let path = ca_out.unwrap_or_else(|| std::env::temp_dir().join("cos-testkit-ca.pem"));
+        std::fs::write(&path, pem).map_err(|e| format!("--ca-out {}: {e}", path.display()))?;
+        let _ = writeln!(out, "CA certificate {}", path.display());
+    }
     let _ = out.flush();
     drop(out);
     loop {

@@ -8,6 +8,7 @@ mod form;
 mod ops;
 mod sigv;
 mod store;
+mod tls;
 mod util;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,7 @@ pub struct ServerBuilder {
     faults: FaultPlan,
     sink: bool,
     addr: SocketAddr,
+    tls: bool,
 }
 
 impl Default for ServerBuilder {
@@ -74,6 +76,7 @@ impl Default for ServerBuilder {
             faults: FaultPlan::new(),
             sink: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
         }
     }
 }
@@ -119,6 +122,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves HTTPS with a certificate for `localhost` and `127.0.0.1` signed by a test CA generated at
+    /// start; clients trust it through [`Server::ca_pem`] (`Config::with_ca_pem`). Off by default.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
     /// The address to listen on (default `127.0.0.1:0`, a free port).
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -126,7 +136,13 @@ impl ServerBuilder {
     }
 
     fn into_inner(self) -> io::Result<Arc<Inner>> {
+        let tls = if self.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
         Ok(Arc::new(Inner {
+            tls,
             store: Store::open(self.data_dir, self.sink)?,
             creds: Credentials::new(self.secret_id, self.secret_key),
             bucket: self.bucket,
@@ -260,6 +276,8 @@ pub(crate) struct Inner {
     bucket: String,
     creds: Credentials,
     token: std::sync::RwLock<Option<String>>,
+    /// The test CA and acceptor, when serving HTTPS.
+    tls: Option<tls::TestTls>,
     store: Store,
     counters: Mutex<Counters>,
     faults: Arc<Mutex<FaultState>>,
@@ -305,9 +323,18 @@ impl Server {
         ServerBuilder::default()
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` when serving TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.inner.tls {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// The test CA certificate (PEM) a client must trust to reach this server over TLS; `None` for plain
+    /// HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.inner.tls.as_ref().map(|t| t.ca_pem.as_str())
     }
 
     /// The listening address.
@@ -435,6 +462,30 @@ async fn accept_loop(
         let inner = inner.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            match inner.tls.as_ref().map(|t| t.acceptor.clone()) {
+                None => serve_connection(stream, inner, &mut shutdown).await,
+                Some(acceptor) => {
+                    let accepted = tokio::select! {
+                        _ = shutdown.changed() => return,
+                        r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)) => r,
+                    };
+                    // A client that does not trust the test CA fails the handshake: nothing to serve.
+                    if let Ok(Ok(stream)) = accepted {
+                        serve_connection(stream, inner, &mut shutdown).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Serves HTTP/1.1 on one connection (plain TCP or TLS) until it closes or the server stops.
+async fn serve_connection<S>(stream: S, inner: Arc<Inner>, shutdown: &mut watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    {
+        {
             let heads = caseio::HeadQueue::default();
             let io = TokioIo::new(caseio::CaseIo::new(stream, heads.clone()));
             let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
@@ -452,7 +503,7 @@ async fn accept_loop(
                 _ = shutdown.changed() => {}
                 _ = conn => {}
             }
-        });
+        }
     }
 }
 
