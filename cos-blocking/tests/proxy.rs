@@ -40,11 +40,7 @@ impl TestProxy {
     }
 }
 
-fn tunnel(
-    client: TcpStream,
-    required: Option<&str>,
-    seen: &Mutex<Vec<(String, Option<String>)>>,
-) {
+fn tunnel(client: TcpStream, required: Option<&str>, seen: &Mutex<Vec<(String, Option<String>)>>) {
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -178,7 +174,10 @@ fn proxies_explicit_and_from_the_environment_on_both_clients() {
         assert!(server.object("explicit.b").is_some() && server.object("explicit.a").is_some());
         // The config's Debug names the proxy but not its password.
         let shown = format!("{c:?}");
-        assert!(shown.contains("alice") && !shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("alice") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
     // Wrong credentials: the proxy refuses, the request never reaches the server, both say so alike.
     let before = http.counters().total;
@@ -189,7 +188,10 @@ fn proxies_explicit_and_from_the_environment_on_both_clients() {
     for e in &errors {
         let e = e.as_ref().unwrap_err();
         assert!(matches!(e, Error::Transport(_)), "{e:?}");
-        assert!(e.to_string().contains("407") || e.to_string().to_lowercase().contains("auth"), "{e}");
+        assert!(
+            e.to_string().contains("407") || e.to_string().to_lowercase().contains("auth"),
+            "{e}"
+        );
     }
     assert_eq!(http.counters().total, before);
     // NO_PROXY-style bypass of an explicit proxy.
@@ -225,13 +227,20 @@ fn proxies_explicit_and_from_the_environment_on_both_clients() {
     );
     assert!(t.iter().all(|(_, a)| a.is_none()));
     // An explicit setting wins over the environment.
-    for r in put_both(&config(&http).with_proxy(&with_creds, "").unwrap(), "explicit-wins", &rt) {
+    for r in put_both(
+        &config(&http).with_proxy(&with_creds, "").unwrap(),
+        "explicit-wins",
+        &rt,
+    ) {
         r.unwrap();
     }
     assert_eq!(env_proxy.tunnels().len(), 4);
 
     // NO_PROXY (with a port, and as a host) and without_proxy(): direct.
-    std::env::set_var("NO_PROXY", format!("example.com,127.0.0.1:{}", http.addr().port()));
+    std::env::set_var(
+        "NO_PROXY",
+        format!("example.com,127.0.0.1:{}", http.addr().port()),
+    );
     for r in put_both(&config(&http), "env-bypass", &rt) {
         r.unwrap();
     }
@@ -244,13 +253,21 @@ fn proxies_explicit_and_from_the_environment_on_both_clients() {
     for r in put_both(&config(&https), "env-bypass-2", &rt) {
         r.unwrap();
     }
-    assert_eq!(env_proxy.tunnels().len(), 6, "no_proxy (lower case first) bypassed");
+    assert_eq!(
+        env_proxy.tunnels().len(),
+        6,
+        "no_proxy (lower case first) bypassed"
+    );
     std::env::remove_var("no_proxy");
     std::env::remove_var("NO_PROXY");
     for r in put_both(&config(&http).without_proxy(), "direct", &rt) {
         r.unwrap();
     }
-    assert_eq!(env_proxy.tunnels().len(), 6, "without_proxy() ignores HTTP_PROXY");
+    assert_eq!(
+        env_proxy.tunnels().len(),
+        6,
+        "without_proxy() ignores HTTP_PROXY"
+    );
 
     // A proxy that is not there: a connection error naming the proxy, the same on both clients.
     let dead = {

@@ -28,7 +28,7 @@ impl Error {
     /// `RequestTimeout`, and unreadable 2xx bodies. Never other 4xx (clock skew is handled separately).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(_) => true,
+            Error::Transport(e) => e.kind != TransportErrorKind::ReplayMismatch,
             Error::Service(e) => {
                 e.status >= 500
                     || matches!(
@@ -510,6 +510,9 @@ pub enum TransportErrorKind {
     Reset,
     /// Reading the request body from its source failed.
     Body,
+    /// A replay responder (recorded exchanges, in tests) has no answer for the request: never retried,
+    /// so a mismatch fails at once instead of after backoff sleeps.
+    ReplayMismatch,
     /// Anything else.
     Other,
 }

@@ -427,7 +427,7 @@ impl ExchangeResponder for Responder {
         let rec = RecordedRequest::of(request, body);
         self.0.lock().unwrap().answer(&rec).map_err(|m| {
             cos_core::error::TransportError::new(
-                cos_core::error::TransportErrorKind::Other,
+                cos_core::error::TransportErrorKind::ReplayMismatch,
                 format!("replay: {m}"),
             )
         })
