@@ -12,11 +12,14 @@ use std::sync::{Arc, Mutex};
 use cos_core::{Config, Endpoint, Error};
 use cos_testkit::Server;
 
+/// Each tunnel: `CONNECT target` and its `Proxy-Authorization`.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A CONNECT proxy: records each tunnel's target and `Proxy-Authorization`, refuses with 407 when
 /// `required` credentials are not given.
 struct TestProxy {
     url: String,
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Seen,
 }
 
 impl TestProxy {
