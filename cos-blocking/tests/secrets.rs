@@ -116,7 +116,9 @@ fn no_secret_token_or_signature_in_anything_printed() {
         .with_writer(captured.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global (not per-thread): callsite interest is process-wide, and the other test of this binary runs
+    // at the same time on another thread.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let server = Server::builder()
         .credentials("AKIDSWEEP", KEY)
@@ -280,7 +282,6 @@ fn no_secret_token_or_signature_in_anything_printed() {
         std::fs::read_to_string(&path).unwrap(),
     ));
 
-    drop(_guard);
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("cos_request"), "trace output captured: {log}");
     sweep.shown.push(("trace log".into(), log));
