@@ -13,16 +13,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::network::Conn;
 use bytes::{Bytes, BytesMut};
 use cos_core::checksum::{BodyDigest, SentDigest};
 use cos_core::config::Timeouts;
-use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
 use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
 use cos_core::task::{BodyTruncated, Input, RequestBody, ResponseLimits, Transmit};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -41,6 +41,10 @@ const FRAME: usize = 64 * 1024;
 pub(crate) struct Settings {
     pub timeouts: Timeouts,
     pub max_idle_connections: usize,
+    /// Trust roots.
+    pub roots: cos_core::network::TlsRoots,
+    /// The proxy for the endpoint, as the core decided it.
+    pub proxy: Option<cos_core::network::Proxy>,
 }
 
 /// The request body hyper sends: bytes in memory, or chunks pumped from the source through a channel;
@@ -86,10 +90,11 @@ impl http_body::Body for ReqBody {
     }
 }
 
-type HyperClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, ReqBody>;
+type HyperClient = hyper_util::client::legacy::Client<HttpsConnector<Conn>, ReqBody>;
 
 pub(crate) struct Transport {
-    client: HyperClient,
+    /// The client, or why it could not be set up (an unreadable CA certificate…), reported per request.
+    client: Result<HyperClient, String>,
     timeouts: Timeouts,
 }
 
@@ -228,21 +233,16 @@ enum PumpError {
 
 impl Transport {
     pub(crate) fn new(s: &Settings) -> Transport {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(s.timeouts.connect));
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .pool_max_idle_per_host(s.max_idle_connections)
-            .build(https);
+        let client = crate::network::connector(&s.roots, s.proxy.as_ref(), s.timeouts.connect).map(
+            |https| {
+                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(50))
+                    .pool_max_idle_per_host(s.max_idle_connections)
+                    .build(https)
+            },
+        );
         Transport {
             client,
             timeouts: s.timeouts.clone(),
@@ -262,6 +262,13 @@ impl Transport {
             request_id = tracing::field::Empty,
         );
         let id = t.id;
+        let context = RequestContext::of(t.operation, t.attempt, &t.request);
+        let authority = t
+            .request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let copy = hooks.recorder.as_ref().map(|_| copy_request(&t.request));
         let result = match &hooks.responder {
             Some(responder) => {
@@ -277,7 +284,7 @@ impl Transport {
         };
         let _enter = span.enter();
         match result {
-            Ok((response, sent)) => {
+            Ok((mut response, sent)) => {
                 span.record("status", response.status().as_u16());
                 if let Some(rid) = response
                     .headers()
@@ -290,9 +297,12 @@ impl Transport {
                     let body = body_record(request.body(), sent.as_ref());
                     recorder.record(&request, body, &response);
                 }
+                // The core names the request in any error it reads from this response.
+                response.extensions_mut().insert(context);
                 Input::Response { id, response, sent }
             }
             Err(error) => {
+                let error = error.for_request(context, &authority);
                 tracing::debug!(kind = ?error.kind, "request failed: {}", error.message);
                 Input::Failed { id, error }
             }
@@ -362,11 +372,11 @@ impl Transport {
         progress: &Progress,
         limits: &ResponseLimits,
     ) -> Result<http::Response<Bytes>, TransportError> {
-        let response = self
+        let client = self
             .client
-            .request(request)
-            .await
-            .map_err(map_legacy_error)?;
+            .as_ref()
+            .map_err(|e| TransportError::new(TransportErrorKind::Tls, e.clone()))?;
+        let response = client.request(request).await.map_err(map_legacy_error)?;
         progress.head();
         let (mut parts, mut body) = response.into_parts();
         let limit = limits.for_status(parts.status);
@@ -376,7 +386,7 @@ impl Transport {
         }
         let mut buf = BytesMut::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| map_error_chain(&e, false))?;
+            let frame = frame.map_err(|e| map_error_chain(&e, false).with_cause(e))?;
             if let Ok(data) = frame.into_data() {
                 progress.received(data.len() as u64);
                 let room = usize::try_from(limit.max - buf.len() as u64).unwrap_or(usize::MAX);
@@ -408,6 +418,7 @@ fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {
         TransportErrorKind::Body,
         format!("cannot open the body source at {offset}+{len}: {e}"),
     )
+    .with_cause(e)
 }
 
 /// A copy of a request head and body description, for the recorder.
@@ -493,6 +504,19 @@ async fn pump(
     Ok(digest.finish())
 }
 
+/// Whether an `io::Error` carries a rustls error (a failed handshake or an untrusted certificate), possibly
+/// wrapped in further `io::Error`s.
+fn is_tls(e: &io::Error) -> bool {
+    let mut inner = e.get_ref();
+    while let Some(e) = inner {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        inner = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+    }
+    false
+}
+
 fn io_kind(e: &io::Error) -> TransportErrorKind {
     use io::ErrorKind as K;
     match e.kind() {
@@ -506,7 +530,7 @@ fn io_kind(e: &io::Error) -> TransportErrorKind {
 }
 
 fn map_legacy_error(e: hyper_util::client::legacy::Error) -> TransportError {
-    map_error_chain(&e, e.is_connect())
+    map_error_chain(&e, e.is_connect()).with_cause(e)
 }
 
 /// Classifies an error by walking its source chain for an `io::Error` or a `hyper::Error`.
@@ -523,7 +547,9 @@ fn map_error_chain(e: &(dyn StdError + 'static), connecting: bool) -> TransportE
         first = false;
         if kind.is_none() {
             if let Some(io) = err.downcast_ref::<io::Error>() {
+                let tls = is_tls(io);
                 kind = Some(match io_kind(io) {
+                    _ if tls => TransportErrorKind::Tls,
                     // rustls reports handshake and certificate failures as invalid data.
                     TransportErrorKind::Other
                         if connecting && io.kind() == io::ErrorKind::InvalidData =>

@@ -253,12 +253,20 @@ impl Client {
 
     /// A builder for connection settings.
     pub fn builder(config: Config) -> ClientBuilder {
+        let settings = Settings {
+            timeouts: config.timeouts.clone(),
+            max_idle_connections: 16,
+            roots: config.network.roots.clone(),
+            // The environment's proxy variables are read here, once per client.
+            proxy: config
+                .network
+                .proxy_for(config.scheme(), &config.host(), |name| {
+                    std::env::var(name).ok()
+                }),
+        };
         ClientBuilder {
             config,
-            settings: Settings {
-                timeouts: Timeouts::default(),
-                max_idle_connections: 16,
-            },
+            settings,
             hooks: Hooks::default(),
             on_event: None,
             credentials: None,

@@ -22,6 +22,8 @@
 
 mod body;
 mod client;
+mod instance_role;
+mod network;
 mod post;
 mod presign;
 mod provider;
@@ -30,6 +32,7 @@ mod transport;
 
 pub use body::{Body, FileSource, NoSource, Source};
 pub use client::{Client, ClientBuilder};
+pub use instance_role::{default_credentials_chain, instance_role_credentials};
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
     TaskState, UploadOptions, UploadOutcome, DEFAULT_FILE_PARALLEL,
@@ -44,6 +47,7 @@ pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };
 pub use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
+pub use cos_core::instance_role::{ChainCredentials, InstanceRole};
 pub use cos_core::ops;
 pub use cos_core::post_policy::{PostForm, PostObjectOutput, PostPolicy};
 pub use cos_core::retry::RetryPolicy;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
 use cos_core::config::Timeouts;
-use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
 use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
 use cos_core::task::{BodyTruncated, Input, RequestBody, ResponseLimits, Transmit};
 
@@ -24,10 +24,15 @@ use crate::body::Source;
 pub(crate) struct Settings {
     pub timeouts: Timeouts,
     pub max_idle_connections: usize,
+    /// Trust roots.
+    pub roots: cos_core::network::TlsRoots,
+    /// The proxy for the endpoint, as the core decided it.
+    pub proxy: Option<cos_core::network::Proxy>,
 }
 
 pub(crate) struct Transport {
-    agent: ureq::Agent,
+    /// The agent, or why it could not be set up (an unreadable CA certificate…), reported per request.
+    agent: Result<ureq::Agent, String>,
     timeouts: Timeouts,
 }
 
@@ -39,7 +44,20 @@ impl std::fmt::Debug for Transport {
 
 impl Transport {
     pub(crate) fn new(s: &Settings) -> Transport {
+        let network = crate::network::tls_config(&s.roots)
+            .and_then(|tls| Ok((tls, crate::network::ureq_proxy(s.proxy.as_ref())?)));
+        let (tls, proxy) = match network {
+            Ok(x) => x,
+            Err(e) => {
+                return Transport {
+                    agent: Err(e),
+                    timeouts: s.timeouts.clone(),
+                }
+            }
+        };
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .proxy(proxy)
             // Every status reaches the core, which decides what it means.
             .http_status_as_error(false)
             // Redirects are answers for the core too.
@@ -56,7 +74,7 @@ impl Transport {
             .max_idle_connections_per_host(s.max_idle_connections)
             .build();
         Transport {
-            agent: ureq::Agent::new_with_config(config),
+            agent: Ok(ureq::Agent::new_with_config(config)),
             timeouts: s.timeouts.clone(),
         }
     }
@@ -75,13 +93,15 @@ impl Transport {
             request_id = tracing::field::Empty,
         );
         let _enter = span.enter();
+        let context = RequestContext::of(t.operation, t.attempt, &t.request);
+        let authority = authority_of(&t.request);
         let copy = hooks.recorder.as_ref().map(|_| copy_request(&t.request));
         let result = match &hooks.responder {
             Some(responder) => replay(&**responder, t.request, source),
             None => self.send_inner(t.request, source),
         };
         match result {
-            Ok((response, sent)) => {
+            Ok((mut response, sent)) => {
                 span.record("status", response.status().as_u16());
                 if let Some(rid) = response
                     .headers()
@@ -94,9 +114,12 @@ impl Transport {
                     let body = body_record(request.body(), sent.as_ref());
                     recorder.record(&request, body, &response);
                 }
+                // The core names the request in any error it reads from this response.
+                response.extensions_mut().insert(context);
                 Input::Response { id, response, sent }
             }
             Err(error) => {
+                let error = error.for_request(context, &authority);
                 tracing::debug!(kind = ?error.kind, "request failed: {}", error.message);
                 Input::Failed { id, error }
             }
@@ -171,13 +194,16 @@ impl Transport {
         limits: &ResponseLimits,
     ) -> Result<http::Response<ureq::Body>, TransportError> {
         let t = &self.timeouts;
-        let request = self
+        let agent = self
             .agent
+            .as_ref()
+            .map_err(|e| TransportError::new(TransportErrorKind::Tls, e.clone()))?;
+        let request = agent
             .configure_request(http::Request::from_parts(parts, body))
             .timeout_send_body(t.body_deadline(len))
             .timeout_recv_body(t.body_deadline(limits.success.max(limits.error)))
             .build();
-        self.agent.run(request).map_err(map_error)
+        agent.run(request).map_err(map_error)
     }
 }
 
@@ -247,6 +273,16 @@ fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {
         TransportErrorKind::Body,
         format!("cannot open the body source at {offset}+{len}: {e}"),
     )
+    .with_cause(e)
+}
+
+/// `host[:port]` of the request, for messages.
+pub(crate) fn authority_of<B>(request: &http::Request<B>) -> String {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 /// A copy of a request head and body description, for the recorder.
@@ -364,6 +400,19 @@ impl Read for DigestReader<'_> {
     }
 }
 
+/// Whether an `io::Error` carries a rustls error (a failed handshake or an untrusted certificate), possibly
+/// wrapped in further `io::Error`s.
+fn is_tls(e: &io::Error) -> bool {
+    let mut inner = e.get_ref();
+    while let Some(e) = inner {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        inner = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+    }
+    false
+}
+
 fn io_kind(e: &io::Error) -> TransportErrorKind {
     use io::ErrorKind as K;
     match e.kind() {
@@ -384,13 +433,20 @@ fn map_error(e: ureq::Error) -> TransportError {
         U::HostNotFound | U::ConnectionFailed | U::ConnectProxyFailed(_) => {
             TransportErrorKind::Connect
         }
+        // rustls reports handshake and certificate failures through an io::Error.
+        U::Io(io) if is_tls(io) => TransportErrorKind::Tls,
         U::Io(io) => io_kind(io),
         U::Tls(_) | U::Pem(_) | U::Rustls(_) | U::TlsRequired => TransportErrorKind::Tls,
         // The server closed the connection or sent garbage mid-exchange.
         U::Protocol(_) => TransportErrorKind::Reset,
         _ => TransportErrorKind::Other,
     };
-    TransportError::new(kind, e.to_string())
+    let message = e.to_string();
+    // Keep the cause: the `io::Error` itself for I/O failures (ureq's error has no `source`).
+    match e {
+        U::Io(io) => TransportError::new(kind, message).with_cause(io),
+        e => TransportError::new(kind, message).with_cause(e),
+    }
 }
 
 #[cfg(test)]

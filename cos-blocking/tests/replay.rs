@@ -43,6 +43,28 @@ fn replays_a_testkit_fixture_without_network() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("replay"), "{err}");
+
+    // With the default retry policy too: a mismatch fails at once, with no retry and no backoff sleep.
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let client = cos_blocking::Client::builder(config_for(&f))
+        .responder(Arc::new(Responder::new(f.clone())))
+        .on_event(move |e| seen.lock().unwrap().push(format!("{e:?}")))
+        .build();
+    let err = client
+        .put_object(PutObject::new("docs/other.txt"), "hello")
+        .unwrap_err();
+    assert!(
+        matches!(&err, cos_core::Error::Transport(t)
+            if t.kind == cos_core::error::TransportErrorKind::ReplayMismatch),
+        "{err:?}"
+    );
+    assert_eq!(err.context().unwrap().attempt, 1);
+    assert!(events
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|e| !e.contains("RetryScheduled")));
 }
 
 #[test]

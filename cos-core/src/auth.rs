@@ -77,7 +77,9 @@ pub struct SignInput<'a> {
 }
 
 /// A computed signature and the strings it was computed from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` leaves out the signing key and the signature (and the `q-signature` of `authorization`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Signature {
     /// The full `Authorization` header value.
     pub authorization: String,
@@ -326,6 +328,26 @@ pub fn parse_query(q: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signature")
+            .field(
+                "authorization",
+                &crate::error::redact_secrets(&self.authorization),
+            )
+            .field(
+                "format_string",
+                &crate::error::redact_secrets(&self.format_string),
+            )
+            .field("string_to_sign", &self.string_to_sign)
+            .field("sign_key", &"<redacted>")
+            .field("signature", &"<redacted>")
+            .field("header_list", &self.header_list)
+            .field("param_list", &self.param_list)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Signs a request in place: adds `x-cos-security-token` for temporary credentials, then `Authorization`
 /// over the request's decoded path, every query parameter and the signable headers.
 ///
@@ -339,9 +361,11 @@ pub fn sign_request<B>(
         return Err(Error::InvalidInput(InvalidInput::MissingCredentials));
     }
     if let Some(token) = creds.security_token() {
-        let v = http::HeaderValue::from_str(token).map_err(|_| {
+        let mut v = http::HeaderValue::from_str(token).map_err(|_| {
             Error::InvalidInput(InvalidInput::HeaderValue("x-cos-security-token".into()))
         })?;
+        // `Debug` of the request (and of a `Transmit`) then shows `Sensitive`, not the token.
+        v.set_sensitive(true);
         req.headers_mut().insert("x-cos-security-token", v);
     }
     let parts = signable_parts(req)?;
@@ -356,8 +380,9 @@ pub fn sign_request<B>(
             key_time,
         },
     );
-    let v = http::HeaderValue::from_str(&sig.authorization)
+    let mut v = http::HeaderValue::from_str(&sig.authorization)
         .map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue("authorization".into())))?;
+    v.set_sensitive(true);
     req.headers_mut().insert(http::header::AUTHORIZATION, v);
     Ok(sig)
 }

@@ -171,6 +171,8 @@ pub struct Config {
     pub clock_offset_secs: i64,
     /// Sent as `User-Agent`.
     pub user_agent: String,
+    /// Trust roots and proxy, applied by the drivers ([`crate::network`]).
+    pub network: crate::network::Network,
     /// Deadlines and the minimum transfer rate, applied the same way by both transports.
     pub timeouts: Timeouts,
 }
@@ -285,9 +287,124 @@ impl Config {
             clock_offset_secs: 0,
             user_agent: concat!("cos-rs/", env!("CARGO_PKG_VERSION")).to_string(),
             timeouts: Timeouts::default(),
+            network: Default::default(),
         };
         config.check_host()?;
         Ok(config)
+    }
+
+    /// A configuration with no credentials of its own, for a client given a credentials provider (e.g. an
+    /// instance role or a provider chain): requests are signed with what the provider hands out, and a
+    /// client with neither fails with [`InvalidInput::MissingCredentials`] before sending anything.
+    ///
+    /// ```
+    /// let c = cos_core::Config::for_provider("examplebucket-1250000000", "ap-guangzhou").unwrap();
+    /// assert!(!c.credentials.is_complete());
+    /// ```
+    pub fn for_provider(bucket: &str, region: &str) -> Result<Config, Error> {
+        let mut config = Config::new(bucket, region, Credentials::new("-", "-"))?;
+        config.credentials = Credentials::new("", "");
+        Ok(config)
+    }
+
+    /// A configuration from the process environment; see [`Config::from_lookup`].
+    pub fn from_env() -> Result<Config, Error> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// A configuration from variables read through `lookup`:
+    ///
+    /// - `COS_BUCKET` (required);
+    /// - `COS_REGION`, else `TENCENTCLOUD_REGION` (required);
+    /// - `COS_ENDPOINT` (optional, a custom endpoint URL such as `http://127.0.0.1:9000`);
+    /// - credentials as [`EnvCredentials`](crate::credentials::EnvCredentials) reads them (`COS_SECRET_ID`,
+    ///   `COS_SECRET_KEY`, `COS_SECURITY_TOKEN`, else `TENCENTCLOUD_SECRETID`, `TENCENTCLOUD_SECRETKEY`,
+    ///   `TENCENTCLOUD_SESSIONTOKEN`). Without them the config has no credentials of its own, as
+    ///   [`Config::for_provider`]: give the client a provider (an instance role, a chain).
+    ///
+    /// Empty values count as unset. A missing bucket or region is [`InvalidInput::Parameter`].
+    ///
+    /// ```
+    /// let vars = [("COS_BUCKET", "examplebucket-1250000000"), ("TENCENTCLOUD_REGION", "ap-beijing"),
+    ///     ("TENCENTCLOUD_SECRETID", "AKID"), ("TENCENTCLOUD_SECRETKEY", "KEY")];
+    /// let c = cos_core::Config::from_lookup(|n| {
+    ///     vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+    /// }).unwrap();
+    /// assert_eq!(c.host(), "examplebucket-1250000000.cos.ap-beijing.myqcloud.com");
+    /// assert_eq!(c.credentials.secret_id(), "AKID");
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        use crate::credentials::ProvideCredentials;
+        let get = |n: &str| lookup(n).filter(|v| !v.is_empty());
+        let missing = |name: &'static str| InvalidInput::Parameter {
+            name,
+            reason: "is not set in the environment".into(),
+        };
+        let bucket = get("COS_BUCKET").ok_or_else(|| missing("COS_BUCKET"))?;
+        let region = get("COS_REGION")
+            .or_else(|| get("TENCENTCLOUD_REGION"))
+            .ok_or_else(|| missing("COS_REGION"))?;
+        let vars: Vec<(&str, Option<String>)> = [
+            "COS_SECRET_ID",
+            "COS_SECRET_KEY",
+            "COS_SECURITY_TOKEN",
+            "TENCENTCLOUD_SECRETID",
+            "TENCENTCLOUD_SECRETKEY",
+            "TENCENTCLOUD_SESSIONTOKEN",
+        ]
+        .into_iter()
+        .map(|n| (n, get(n)))
+        .collect();
+        let env = crate::credentials::EnvCredentials::with_lookup(move |n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .and_then(|(_, v)| v.clone())
+        });
+        let mut config = Config::for_provider(&bucket, &region)?;
+        if let Ok(c) = env.credentials(std::time::SystemTime::UNIX_EPOCH) {
+            config.credentials = c;
+        }
+        if let Some(e) = get("COS_ENDPOINT") {
+            config = config.with_endpoint(Endpoint::custom(&e)?)?;
+        }
+        Ok(config)
+    }
+
+    /// Trusts exactly the CA certificates in `pem` (instead of the built-in roots), e.g. a private CA or
+    /// the test CA of `cos-testkit serve --tls`.
+    pub fn with_ca_pem(mut self, pem: &str) -> Result<Config, Error> {
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(InvalidInput::Parameter {
+                name: "ca_pem",
+                reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
+            }
+            .into());
+        }
+        self.network.roots = crate::network::TlsRoots::Pem(pem.to_string());
+        Ok(self)
+    }
+
+    /// Chooses the trust roots ([`crate::network::TlsRoots`]).
+    pub fn with_tls_roots(mut self, roots: crate::network::TlsRoots) -> Config {
+        self.network.roots = roots;
+        self
+    }
+
+    /// Sends every request through `proxy` (`http://[user:password@]host:port`) whatever the environment
+    /// says, except to the hosts in `no_proxy` (comma-separated, as `NO_PROXY`). Without it the
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` variables decide; see [`crate::network`].
+    pub fn with_proxy(mut self, proxy: &str, no_proxy: &str) -> Result<Config, Error> {
+        self.network.proxy = crate::network::ProxySetting::Explicit {
+            proxy: crate::network::Proxy::parse(proxy)?,
+            no_proxy: no_proxy.to_string(),
+        };
+        Ok(self)
+    }
+
+    /// Connects directly, ignoring the proxy variables of the environment.
+    pub fn without_proxy(mut self) -> Config {
+        self.network.proxy = crate::network::ProxySetting::Direct;
+        self
     }
 
     /// Replaces the endpoint.

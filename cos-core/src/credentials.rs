@@ -143,10 +143,11 @@ impl ProvideCredentials for StaticCredentials {
 type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Credentials from the environment: `COS_SECRET_ID`, `COS_SECRET_KEY` and, for temporary credentials,
-/// `COS_SECURITY_TOKEN`.
+/// `COS_SECURITY_TOKEN`; when `COS_SECRET_ID` is not set, Tencent Cloud's `TENCENTCLOUD_SECRETID`,
+/// `TENCENTCLOUD_SECRETKEY` and `TENCENTCLOUD_SESSIONTOKEN` (never a mix of the two families).
 ///
 /// The variables are read on every call (so a rotated token is picked up); a missing or empty SecretId or
-/// SecretKey is [`InvalidInput::MissingCredentials`]. An empty `COS_SECURITY_TOKEN` counts as absent.
+/// SecretKey is [`InvalidInput::MissingCredentials`]. An empty token counts as absent.
 ///
 /// ```
 /// use std::time::SystemTime;
@@ -172,6 +173,12 @@ impl EnvCredentials {
     pub const SECRET_KEY: &'static str = "COS_SECRET_KEY";
     /// The security token variable.
     pub const SECURITY_TOKEN: &'static str = "COS_SECURITY_TOKEN";
+    /// Tencent Cloud's SecretId variable, read when `COS_SECRET_ID` is not set.
+    pub const TENCENTCLOUD_SECRET_ID: &'static str = "TENCENTCLOUD_SECRETID";
+    /// Tencent Cloud's SecretKey variable.
+    pub const TENCENTCLOUD_SECRET_KEY: &'static str = "TENCENTCLOUD_SECRETKEY";
+    /// Tencent Cloud's session token variable.
+    pub const TENCENTCLOUD_SESSION_TOKEN: &'static str = "TENCENTCLOUD_SESSIONTOKEN";
 
     /// Reads the process environment.
     pub fn new() -> Self {
@@ -194,18 +201,27 @@ impl Default for EnvCredentials {
 
 impl fmt::Debug for EnvCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("EnvCredentials { COS_SECRET_ID, COS_SECRET_KEY, COS_SECURITY_TOKEN }")
+        f.write_str("EnvCredentials { COS_SECRET_ID | TENCENTCLOUD_SECRETID, … }")
     }
 }
 
 impl ProvideCredentials for EnvCredentials {
     fn credentials(&self, _now: SystemTime) -> Result<Credentials, Error> {
         let get = |name: &str| (self.lookup)(name).filter(|v| !v.is_empty());
-        let (Some(id), Some(key)) = (get(Self::SECRET_ID), get(Self::SECRET_KEY)) else {
+        let [id, key, token] = if get(Self::SECRET_ID).is_some() {
+            [Self::SECRET_ID, Self::SECRET_KEY, Self::SECURITY_TOKEN]
+        } else {
+            [
+                Self::TENCENTCLOUD_SECRET_ID,
+                Self::TENCENTCLOUD_SECRET_KEY,
+                Self::TENCENTCLOUD_SESSION_TOKEN,
+            ]
+        };
+        let (Some(id), Some(key)) = (get(id), get(key)) else {
             return Err(InvalidInput::MissingCredentials.into());
         };
         let mut c = Credentials::new(id, key);
-        if let Some(token) = get(Self::SECURITY_TOKEN) {
+        if let Some(token) = get(token) {
             c = c.with_security_token(token);
         }
         Ok(c)
@@ -378,6 +394,23 @@ mod tests {
             );
         }
         assert!(!format!("{:?}", env(&[])).contains("key\""));
+        let c = env(&[
+            ("TENCENTCLOUD_SECRETID", "tid"),
+            ("TENCENTCLOUD_SECRETKEY", "tkey"),
+            ("TENCENTCLOUD_SESSIONTOKEN", "ttok"),
+            ("COS_SECRET_KEY", "not-mixed"),
+        ])
+        .credentials(t(0))
+        .unwrap();
+        assert_eq!(
+            (c.secret_id(), c.secret_key(), c.security_token()),
+            ("tid", "tkey", Some("ttok"))
+        );
+        // COS_* wins, and its family only: no TENCENTCLOUD key with a COS id.
+        assert_eq!(
+            env(&[("COS_SECRET_ID", "id"), ("TENCENTCLOUD_SECRETKEY", "k")]).credentials(t(0)),
+            Err(Error::InvalidInput(InvalidInput::MissingCredentials))
+        );
     }
 
     /// A fetcher that hands out numbered credentials valid for `ttl`, failing when `fail` is set.

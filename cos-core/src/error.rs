@@ -1,6 +1,7 @@
 //! One error type for every operation and transfer, and the one place that decides what is worth retrying.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Everything that can go wrong in cos-rs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,7 @@ impl Error {
     /// `RequestTimeout`, and unreadable 2xx bodies. Never other 4xx (clock skew is handled separately).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(_) => true,
+            Error::Transport(e) => e.kind != TransportErrorKind::ReplayMismatch,
             Error::Service(e) => {
                 e.status >= 500
                     || matches!(
@@ -83,7 +84,144 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::InvalidInput(e) => Some(e),
+            Error::Transport(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// Which request the error came from (operation, method, key, attempt), when known.
+    pub fn context(&self) -> Option<&RequestContext> {
+        match self {
+            Error::Service(e) => e.context.as_ref(),
+            Error::UnexpectedResponse(e) => e.context.as_ref(),
+            Error::Transport(e) => e.context.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Records which request the error came from, unless it already says so.
+    pub fn with_context(mut self, context: &RequestContext) -> Error {
+        match &mut self {
+            Error::Service(e) => {
+                e.context.get_or_insert_with(|| context.clone());
+            }
+            Error::UnexpectedResponse(e) => {
+                e.context.get_or_insert_with(|| context.clone());
+            }
+            Error::Transport(e) => {
+                e.context.get_or_insert_with(|| Box::new(context.clone()));
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+/// Which request an error came from: the operation, the method, the object key and the attempt.
+///
+/// The drivers attach it to every response and transport failure, so an error says which step of a
+/// transfer failed (e.g. the `ListMultipartUploads` an `upload_file` makes to find a resumable upload).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestContext {
+    /// The operation (`PutObject`, `UploadPart`, `ListMultipartUploads`…).
+    pub operation: &'static str,
+    /// The HTTP method.
+    pub method: String,
+    /// The object key (decoded; empty for bucket-level requests).
+    pub key: String,
+    /// The attempt, 1 for the first.
+    pub attempt: u32,
+}
+
+impl RequestContext {
+    /// The context of a request the core built for `operation`.
+    pub fn of<B>(operation: &'static str, attempt: u32, request: &http::Request<B>) -> Self {
+        let path = request.uri().path();
+        let path = path.strip_prefix('/').unwrap_or(path);
+        let key = crate::auth::decode(path).unwrap_or_else(|| path.to_string());
+        RequestContext {
+            operation,
+            method: request.method().as_str().to_string(),
+            key,
+            attempt,
+        }
+    }
+}
+
+impl fmt::Display for RequestContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({} /{}, attempt {})",
+            self.operation,
+            self.method,
+            crate::error::printable(&self.key),
+            self.attempt
+        )
+    }
+}
+
+/// `s` with control characters escaped, for messages.
+pub(crate) fn printable(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.escape_debug().to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Replaces secret values a server may echo (`x-cos-security-token`, `q-signature`, `q-key`'s signing key
+/// never travels) with `<redacted>` in `text`: a COS `FormatString`, `StringToSign` or body excerpt.
+///
+/// ```
+/// let s = cos_core::error::redact_secrets("put\n/a\n\nhost=h&x-cos-security-token=TOKEN123\n");
+/// assert_eq!(s, "put\n/a\n\nhost=h&x-cos-security-token=<redacted>\n");
+/// ```
+pub fn redact_secrets(text: &str) -> String {
+    const MARKERS: [&str; 6] = [
+        "x-cos-security-token=",
+        "x-cos-security-token:",
+        "x-cos-security-token%3d",
+        "q-signature=",
+        "q-signature%3d",
+        "<securitytoken>",
+    ];
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let hit = MARKERS
+            .iter()
+            .filter_map(|m| lower[i..].find(m).map(|at| (i + at, m.len())))
+            .min();
+        let Some((at, len)) = hit else {
+            out.push_str(&text[i..]);
+            break;
+        };
+        let value_start = at + len;
+        out.push_str(&text[i..value_start]);
+        let rest = &text[value_start..];
+        let skip_ws = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+        let value_len = rest[skip_ws..]
+            .find(['&', '\n', '\r', '"', '<', ' ', ',', ';'])
+            .unwrap_or(rest.len() - skip_ws);
+        if value_len > 0 {
+            out.push_str(&rest[..skip_ws]);
+            out.push_str("<redacted>");
+        }
+        i = value_start + skip_ws + value_len;
+        if value_len == 0 {
+            out.push_str(&rest[..skip_ws]);
+        }
+    }
+    out
+}
 
 impl From<InvalidInput> for Error {
     fn from(e: InvalidInput) -> Self {
@@ -205,8 +343,11 @@ pub struct ServiceError {
     pub resource: Option<String>,
     /// The server's `StringToSign`, sent with `SignatureDoesNotMatch`.
     pub string_to_sign: Option<String>,
-    /// The server's `FormatString` (HttpString), sent with `SignatureDoesNotMatch`.
+    /// The server's `FormatString` (HttpString), sent with `SignatureDoesNotMatch`; a security token in
+    /// it is replaced with `<redacted>` when the response is parsed.
     pub format_string: Option<String>,
+    /// Which request was answered with this error.
+    pub context: Option<RequestContext>,
 }
 
 impl fmt::Display for ServiceError {
@@ -220,6 +361,9 @@ impl fmt::Display for ServiceError {
             Untrusted(&self.code, 64),
             Untrusted(&self.message, MAX_SHOWN)
         )?;
+        if let Some(c) = &self.context {
+            write!(f, " in {c}")?;
+        }
         if let Some(id) = &self.request_id {
             write!(f, " (request id {})", Untrusted(id, 128))?;
         }
@@ -279,16 +423,17 @@ pub struct UnexpectedResponse {
     pub excerpt: String,
     /// `x-cos-request-id`, if present.
     pub request_id: Option<String>,
+    /// Which request was answered.
+    pub context: Option<RequestContext>,
 }
 
 impl fmt::Display for UnexpectedResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unexpected response {}: {}",
-            self.status,
-            Untrusted(&self.reason, MAX_SHOWN)
-        )?;
+        write!(f, "unexpected response {}", self.status)?;
+        if let Some(c) = &self.context {
+            write!(f, " in {c}")?;
+        }
+        write!(f, ": {}", Untrusted(&self.reason, MAX_SHOWN))?;
         if !self.excerpt.is_empty() {
             write!(f, "; body starts \"{}\"", Untrusted(&self.excerpt, 256))?;
         }
@@ -297,12 +442,18 @@ impl fmt::Display for UnexpectedResponse {
 }
 
 /// A transport failure reported by the driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// [`std::error::Error::source`] leads to the underlying failure (down to the `std::io::Error` where there
+/// is one); equality compares the kind, message and context only.
+#[derive(Clone)]
 pub struct TransportError {
     /// What kind of failure.
     pub kind: TransportErrorKind,
     /// The driver's description.
     pub message: String,
+    /// Which request failed, when the driver knows.
+    pub context: Option<Box<RequestContext>>,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl TransportError {
@@ -311,20 +462,81 @@ impl TransportError {
         TransportError {
             kind,
             message: message.into(),
+            context: None,
+            cause: None,
         }
+    }
+
+    /// Keeps `cause` as the [`source`](std::error::Error::source) of this error.
+    pub fn with_cause(
+        mut self,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        self.cause = Some(Arc::from(cause.into()));
+        self
+    }
+
+    /// Names the request that failed, and words a connection failure the same on every transport:
+    /// `cannot connect to <host:port>: <cause>`, the cause being the innermost error of the
+    /// [`source`](std::error::Error::source) chain (the `io::Error` where there is one).
+    pub fn for_request(mut self, context: RequestContext, authority: &str) -> Self {
+        if self.kind == TransportErrorKind::Connect {
+            let mut inner: Option<&(dyn std::error::Error + 'static)> = None;
+            let mut cur = std::error::Error::source(&self);
+            while let Some(e) = cur {
+                inner = Some(e);
+                cur = e.source();
+            }
+            let cause = inner.map_or_else(|| self.message.clone(), |e| e.to_string());
+            self.message = format!("cannot connect to {authority}: {cause}");
+        }
+        self.context = Some(Box::new(context));
+        self
+    }
+
+    /// Like [`with_cause`](Self::with_cause) for a cause already shared.
+    pub fn with_shared_cause(mut self, cause: Arc<dyn std::error::Error + Send + Sync>) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+}
+
+impl PartialEq for TransportError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message && self.context == other.context
+    }
+}
+
+impl Eq for TransportError {}
+
+impl fmt::Debug for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("context", &self.context)
+            .field("cause", &self.cause)
+            .finish()
     }
 }
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "transport error ({:?}): {}",
-            self.kind,
-            // Written by the driver (a replay diff can be long), but it may quote what a server sent:
-            // escaped, and cut only at a generous length.
-            Untrusted(&self.message, 8 * MAX_SHOWN)
-        )
+        write!(f, "transport error ({:?})", self.kind)?;
+        if let Some(c) = &self.context {
+            write!(f, " in {c}")?;
+        }
+        // Written by the driver (a replay diff can be long), but it may quote what a server sent:
+        // escaped, and cut only at a generous length.
+        write!(f, ": {}", Untrusted(&self.message, 8 * MAX_SHOWN))
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -345,6 +557,9 @@ pub enum TransportErrorKind {
     /// The answer's body is larger than the core accepts for the operation
     /// ([`crate::task::ResponseLimits`]); the driver stopped reading it.
     TooLarge,
+    /// A replay responder (recorded exchanges, in tests) has no answer for the request: never retried,
+    /// so a mismatch fails at once instead of after backoff sleeps.
+    ReplayMismatch,
     /// Anything else.
     Other,
 }

@@ -351,19 +351,38 @@ impl Fixture {
     pub fn redact(&mut self) {
         self.secret_key = REDACTED.to_string();
         for e in &mut self.exchanges {
-            if let Some(a) = e.request.headers.get_mut("authorization") {
-                *a = a
-                    .split('&')
-                    .map(|p| match p.split_once('=') {
-                        Some(("q-signature", _)) => format!("q-signature={REDACTED}"),
-                        _ => p.to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("&");
-            }
-            if let Some(t) = e.request.headers.get_mut("x-cos-security-token") {
-                *t = REDACTED.to_string();
-            }
+            e.request.redact();
+            e.response.redact();
+        }
+    }
+}
+
+impl RecordedResponse {
+    /// Replaces a security token or signature the server echoed in a text body (the `FormatString` of a
+    /// `SignatureDoesNotMatch`) with [`REDACTED`].
+    pub fn redact(&mut self) {
+        if let BodyRecord::Utf8(text) = &mut self.body {
+            *text = crate::error::redact_secrets(text);
+        }
+    }
+}
+
+impl RecordedRequest {
+    /// Replaces the `q-signature` of `Authorization` and the `x-cos-security-token` with [`REDACTED`],
+    /// keeping the signed header and parameter lists (a replay still checks them).
+    pub fn redact(&mut self) {
+        if let Some(a) = self.headers.get_mut("authorization") {
+            *a = a
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some(("q-signature", _)) => format!("q-signature={REDACTED}"),
+                    _ => p.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+        }
+        if let Some(t) = self.headers.get_mut("x-cos-security-token") {
+            *t = REDACTED.to_string();
         }
     }
 }

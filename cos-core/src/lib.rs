@@ -58,6 +58,8 @@ pub mod credentials;
 pub mod date;
 pub mod error;
 pub mod fixture;
+pub mod instance_role;
+pub mod network;
 pub mod ops;
 pub mod post_policy;
 pub mod presign;

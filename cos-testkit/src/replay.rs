@@ -45,11 +45,26 @@ pub fn load_fixture(path: impl AsRef<Path>) -> std::io::Result<Fixture> {
     Ok(f)
 }
 
-/// Writes a fixture file (pretty JSON), atomically.
+/// Writes a fixture file (pretty JSON), atomically. The secret key, signatures and security tokens are
+/// written as `<redacted>` ([`Fixture::redact`]), whatever the fixture holds.
 pub fn save_fixture(path: impl AsRef<Path>, fixture: &Fixture) -> std::io::Result<()> {
-    let path = path.as_ref();
+    let mut fixture = fixture.clone();
+    fixture.redact();
+    write_fixture(path.as_ref(), &fixture)
+}
+
+/// Writes a fixture as it is, secrets included: only for fixtures recorded with throwaway test credentials
+/// ([`Recorder::with_test_credentials`]), whose exact signatures the replays check.
+pub fn save_fixture_with_test_credentials(
+    path: impl AsRef<Path>,
+    fixture: &Fixture,
+) -> std::io::Result<()> {
+    write_fixture(path.as_ref(), fixture)
+}
+
+fn write_fixture(path: &Path, fixture: &Fixture) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(fixture).map_err(std::io::Error::other)?;
+    let text = serde_json::to_string_pretty(&fixture).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, text + "\n")?;
     std::fs::rename(tmp, path)
 }
@@ -253,9 +268,26 @@ where
     ) -> Result<http::Response<Bytes>, cos_core::error::TransportError>,
 {
     /// A recording for `config` whose clock starts at `clock_unix`; `docs` says what the scenario shows.
+    /// Secrets are redacted as recorded ([`Recorder::new`]).
     pub fn new(docs: &str, config: &Config, clock_unix: u64, send: S) -> Recording<S> {
+        Self::with_recorder(Recorder::new(docs, config, clock_unix), clock_unix, send)
+    }
+
+    /// Like [`Recording::new`], keeping the key and exact signatures
+    /// ([`Recorder::with_test_credentials`]): only for throwaway test credentials.
+    pub fn with_test_credentials(
+        docs: &str,
+        config: &Config,
+        clock_unix: u64,
+        send: S,
+    ) -> Recording<S> {
+        let recorder = Recorder::with_test_credentials(docs, config, clock_unix);
+        Self::with_recorder(recorder, clock_unix, send)
+    }
+
+    fn with_recorder(recorder: Recorder, clock_unix: u64, send: S) -> Recording<S> {
         Recording {
-            recorder: Recorder::new(docs, config, clock_unix),
+            recorder,
             send,
             now: Now {
                 instant: Instant::now(),
@@ -424,7 +456,7 @@ impl ExchangeResponder for Responder {
         let rec = RecordedRequest::of(request, body);
         self.0.lock().unwrap().answer(&rec).map_err(|m| {
             cos_core::error::TransportError::new(
-                cos_core::error::TransportErrorKind::Other,
+                cos_core::error::TransportErrorKind::ReplayMismatch,
                 format!("replay: {m}"),
             )
         })
@@ -432,9 +464,14 @@ impl ExchangeResponder for Responder {
 }
 
 /// An [`ExchangeRecorder`] that collects a client's exchanges into a fixture.
+///
+/// Secrets are redacted as they arrive: the fixture holds the SecretId but never the SecretKey, and each
+/// request's `q-signature` and security token read `<redacted>` (a replay checks the signed header and
+/// parameter lists instead).
 #[derive(Debug)]
 pub struct Recorder {
     fixture: Mutex<Fixture>,
+    keep_secrets: bool,
 }
 
 impl Recorder {
@@ -450,13 +487,26 @@ impl Recorder {
                 docs: docs.to_string(),
                 clock_unix,
                 secret_id: config.credentials.secret_id().to_string(),
-                secret_key: config.credentials.secret_key().to_string(),
+                secret_key: cos_core::fixture::REDACTED.to_string(),
                 bucket: config.bucket.to_string(),
                 region: config.region.as_str().to_string(),
                 endpoint,
                 match_mode: Default::default(),
                 exchanges: Vec::new(),
             }),
+            keep_secrets: false,
+        }
+    }
+
+    /// Like [`Recorder::new`] but keeps the SecretKey, signatures and tokens, so that a replay checks the
+    /// signatures exactly. Only for throwaway test credentials against a local server (the committed
+    /// fixtures use the testkit's published `DEFAULT_SECRET_KEY`); never for real ones.
+    pub fn with_test_credentials(docs: &str, config: &Config, clock_unix: u64) -> Recorder {
+        let r = Recorder::new(docs, config, clock_unix);
+        r.fixture.lock().unwrap().secret_key = config.credentials.secret_key().to_string();
+        Recorder {
+            keep_secrets: true,
+            ..r
         }
     }
 
@@ -466,10 +516,15 @@ impl Recorder {
     }
 
     /// Records one exchange directly (for harnesses that drive a task themselves).
-    pub fn push(&self, request: RecordedRequest, response: &http::Response<Bytes>) {
+    pub fn push(&self, mut request: RecordedRequest, response: &http::Response<Bytes>) {
+        let mut response = RecordedResponse::of(response);
+        if !self.keep_secrets {
+            request.redact();
+            response.redact();
+        }
         self.fixture.lock().unwrap().exchanges.push(Exchange {
             request,
-            response: RecordedResponse::of(response),
+            response,
             times: 1,
         });
     }

@@ -35,7 +35,9 @@ use cos_core::ops::{
 use cos_core::task::{OneShot, RequestBody};
 use cos_core::upload::{MultipartUpload, UploadConfig};
 use cos_core::{Config, Credentials, Endpoint, Error};
-use cos_testkit::replay::{sample_bytes, save_fixture, CompleteInOrder, Recording};
+use cos_testkit::replay::{
+    sample_bytes, save_fixture, save_fixture_with_test_credentials, CompleteInOrder, Recording,
+};
 use cos_testkit::{Fault, Server};
 
 type BoxError = Box<dyn StdError>;
@@ -64,7 +66,17 @@ impl Target {
             .duration_since(UNIX_EPOCH)
             .expect("clock after 1970")
             .as_secs();
-        Recording::new(docs, &self.config, clock, self.sender())
+        self.recording_for(docs, &self.config, clock)
+    }
+
+    /// A recording with `config`: secrets redacted as recorded against real COS; the local server's
+    /// published test keys and exact signatures kept (the replays check them).
+    fn recording_for(&self, docs: &str, config: &Config, clock: u64) -> Recording<Sender<'_>> {
+        if self.real {
+            Recording::new(docs, config, clock, self.sender())
+        } else {
+            Recording::with_test_credentials(docs, config, clock, self.sender())
+        }
     }
 
     /// Real COS keeps state between runs: delete the scenario's keys and abort unfinished uploads under
@@ -526,7 +538,7 @@ fn signature_mismatch(t: &Target) -> Result<Fixture, BoxError> {
     let docs = "A PUT signed with the wrong SecretKey (the fixture's secret_key): 403 SignatureDoesNotMatch, \
                 whose error body carries the StringToSign the server computed. Not retried.";
     let clock = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let mut rec = Recording::new(docs, &config, clock, t.sender());
+    let mut rec = t.recording_for(docs, &config, clock);
     let put = PutObject::new("fixtures/signature/denied.txt")
         .with_bytes("denied")
         .content_type("text/plain");
@@ -701,7 +713,12 @@ fn main() -> Result<(), BoxError> {
             fixture.redact();
         }
         let path = args.out.join(format!("{}.json", s.name));
-        save_fixture(&path, &fixture)?;
+        if target.real {
+            save_fixture(&path, &fixture)?;
+        } else {
+            // The local server's published test keys: the replays check these signatures exactly.
+            save_fixture_with_test_credentials(&path, &fixture)?;
+        }
         println!(
             "record {} ({} exchanges)",
             path.display(),

@@ -166,9 +166,19 @@ pub(crate) fn from_xml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, 
 }
 
 /// Short, lossy excerpt of a body for error messages.
+///
+/// Secrets a server may echo (a security token in a `FormatString`) are redacted.
 pub fn excerpt(body: &[u8]) -> String {
     let cut = &body[..body.len().min(256)];
-    String::from_utf8_lossy(cut).trim().to_string()
+    crate::error::redact_secrets(String::from_utf8_lossy(cut).trim())
+}
+
+/// The request a response answers, as the driver recorded it in the response's extensions.
+pub fn response_context(response: &http::Response<Bytes>) -> Option<crate::error::RequestContext> {
+    response
+        .extensions()
+        .get::<crate::error::RequestContext>()
+        .cloned()
 }
 
 /// Parses an `<Error>` document, if the body is one.
@@ -184,7 +194,7 @@ pub fn parse_error_body(response: &http::Response<Bytes>) -> Option<ServiceError
     Some(ServiceError {
         status: response.status().as_u16(),
         code: x.code,
-        message: x.message,
+        message: crate::error::redact_secrets(&x.message),
         request_id: x
             .request_id
             .filter(|s| !s.is_empty())
@@ -194,8 +204,11 @@ pub fn parse_error_body(response: &http::Response<Bytes>) -> Option<ServiceError
             .filter(|s| !s.is_empty())
             .or_else(|| header(response, "x-cos-trace-id")),
         resource: x.resource,
-        string_to_sign: x.string_to_sign,
-        format_string: x.format_string,
+        // The server echoes the signed headers, the security token among them: redacted here, at the
+        // source, so that neither `Display` nor `Debug` of the error can show it.
+        string_to_sign: x.string_to_sign.map(|s| crate::error::redact_secrets(&s)),
+        format_string: x.format_string.map(|s| crate::error::redact_secrets(&s)),
+        context: response_context(response),
     })
 }
 
@@ -219,6 +232,7 @@ pub fn error_from_response(response: &http::Response<Bytes>) -> Error {
             message: "no error body (HEAD or empty answer)".into(),
             request_id: request_id(response),
             trace_id: header(response, "x-cos-trace-id"),
+            context: response_context(response),
             ..Default::default()
         }));
     }
@@ -236,6 +250,7 @@ pub fn unexpected(response: &http::Response<Bytes>, reason: &str) -> Error {
         reason,
         excerpt: excerpt(response.body()),
         request_id: request_id(response),
+        context: response_context(response),
     }))
 }
 

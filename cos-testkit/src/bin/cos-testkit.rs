@@ -3,9 +3,12 @@
 //! ```text
 //! cos-testkit serve --addr 127.0.0.1:9000 --bucket examplebucket-1250000000 --secret-id ID --secret-key KEY
 //!                   [--security-token TOKEN] [--data DIR] [--faults SPEC --seed N] [--sink]
-//!                   [--cors dev|FILE.xml] [--log FILE|-]
+//!                   [--cors dev|FILE.xml] [--log FILE|-] [--tls [--ca-out FILE]]
 //! ```
-//! The first line on stdout is `listening on http://ADDR`.
+//! The first line on stdout is `listening on http://ADDR` (`https://ADDR` with `--tls`). With `--tls` a
+//! test CA and a certificate for `localhost`/`127.0.0.1` are generated at start, the CA is written to
+//! `FILE` (default `cos-testkit-ca.pem` in the temporary directory) and the second line is
+//! `CA certificate FILE`.
 //!
 //! `cos-testkit sim --seed N [--count C]` plays seeds N..N+C of the transfer simulation (`cos_testkit::sim`),
 //! printing the trace when C is 1 (the default); it exits with 1 if an invariant broke.
@@ -20,7 +23,7 @@ use cos_testkit::{FaultPlan, RequestLog, Server};
 const USAGE: &str =
     "usage: cos-testkit serve [--addr 127.0.0.1:9000] [--bucket NAME-APPID] [--secret-id ID] \
 [--secret-key KEY] [--security-token TOKEN] [--data DIR] [--faults SPEC [--seed N]] [--sink] \
-[--cors dev|FILE.xml] [--log FILE|-]
+[--cors dev|FILE.xml] [--log FILE|-] [--tls [--ca-out FILE]]
        cos-testkit sim --seed N [--count C]
 
   --cors dev       start with a permissive CORS rule for browser development: any origin, methods
@@ -31,6 +34,7 @@ const USAGE: &str =
                    pages on other origins are refused, as by a COS bucket without CORS configuration.
   --log FILE|-     one JSON line per request (time, method, operation, key, status, bytes in/out,
                    duration, request id, error code, origin), appended to FILE or written to stdout
+  --tls            serve HTTPS with a test CA generated at start (written to --ca-out FILE)
   sim              replays the deterministic transfer simulation for seeds N..N+C (default C = 1)";
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut b = Server::builder().addr(SocketAddr::from(([127, 0, 0, 1], 9000)));
     let (mut id, mut key) = (None, None);
     let (mut faults, mut seed) = (None, 0u64);
+    let (mut tls, mut ca_out) = (false, None);
     while let Some(flag) = it.next() {
         let mut value = || {
             it.next()
@@ -104,6 +109,8 @@ fn run(args: &[String]) -> Result<(), String> {
                     RequestLog::file(&v).map_err(|e| format!("--log {v}: {e}"))?
                 });
             }
+            "--tls" => tls = true,
+            "--ca-out" => ca_out = Some(std::path::PathBuf::from(value()?)),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -116,11 +123,20 @@ fn run(args: &[String]) -> Result<(), String> {
     if let Some(plan) = faults {
         b = b.faults(plan.seed(seed));
     }
+    if ca_out.is_some() && !tls {
+        return Err("--ca-out needs --tls".into());
+    }
     let server = b
+        .tls(tls)
         .start_blocking()
         .map_err(|e| format!("cannot start: {e}"))?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on {}", server.endpoint());
+    if let Some(pem) = server.ca_pem() {
+        let path = ca_out.unwrap_or_else(|| std::env::temp_dir().join("cos-testkit-ca.pem"));
+        std::fs::write(&path, pem).map_err(|e| format!("--ca-out {}: {e}", path.display()))?;
+        let _ = writeln!(out, "CA certificate {}", path.display());
+    }
     let _ = out.flush();
     drop(out);
     loop {

@@ -16,6 +16,7 @@ mod sigv;
 mod store;
 mod subres;
 mod throttle;
+mod tls;
 mod util;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,7 @@ pub struct ServerBuilder {
     addr: SocketAddr,
     cors: Option<CorsConfiguration>,
     log: Option<RequestLog>,
+    tls: bool,
 }
 
 impl Default for ServerBuilder {
@@ -93,6 +95,7 @@ impl Default for ServerBuilder {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             cors: None,
             log: None,
+            tls: false,
         }
     }
 }
@@ -138,6 +141,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves HTTPS with a certificate for `localhost` and `127.0.0.1` signed by a test CA generated at
+    /// start; clients trust it through [`Server::ca_pem`] (`Config::with_ca_pem`). Off by default.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
     /// The address to listen on (default `127.0.0.1:0`, a free port).
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -167,7 +177,13 @@ impl ServerBuilder {
 
     fn into_inner(self) -> io::Result<Arc<Inner>> {
         let buckets = buckets::load(self.data_dir.as_ref(), self.sink)?;
+        let tls = if self.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
         Ok(Arc::new(Inner {
+            tls,
             cors: cors::CorsState::open(self.data_dir.as_deref(), self.cors)?,
             log: self.log,
             store: Arc::new(Store::open(self.data_dir.clone(), self.sink)?),
@@ -406,6 +422,8 @@ pub(crate) struct Inner {
     /// Buckets created with PUT Bucket.
     buckets: buckets::Buckets,
     data_dir: Option<PathBuf>,
+    /// The test CA and acceptor, when serving HTTPS.
+    tls: Option<tls::TestTls>,
     counters: Mutex<Counters>,
     faults: Arc<Mutex<FaultState>>,
     seq: AtomicU64,
@@ -507,9 +525,18 @@ impl Server {
         ServerBuilder::default()
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` when serving TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.inner.tls {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// The test CA certificate (PEM) a client must trust to reach this server over TLS; `None` for plain
+    /// HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.inner.tls.as_ref().map(|t| t.ca_pem.as_str())
     }
 
     /// The listening address.
@@ -615,6 +642,30 @@ async fn accept_loop(
         let inner = inner.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            match inner.tls.as_ref().map(|t| t.acceptor.clone()) {
+                None => serve_connection(stream, inner, &mut shutdown).await,
+                Some(acceptor) => {
+                    let accepted = tokio::select! {
+                        _ = shutdown.changed() => return,
+                        r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)) => r,
+                    };
+                    // A client that does not trust the test CA fails the handshake: nothing to serve.
+                    if let Ok(Ok(stream)) = accepted {
+                        serve_connection(stream, inner, &mut shutdown).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Serves HTTP/1.1 on one connection (plain TCP or TLS) until it closes or the server stops.
+async fn serve_connection<S>(stream: S, inner: Arc<Inner>, shutdown: &mut watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    {
+        {
             let heads = caseio::HeadQueue::default();
             let io = TokioIo::new(caseio::CaseIo::new(stream, heads.clone()));
             let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
@@ -632,7 +683,7 @@ async fn accept_loop(
                 _ = shutdown.changed() => {}
                 _ = conn => {}
             }
-        });
+        }
     }
 }
 
