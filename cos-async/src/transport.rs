@@ -28,7 +28,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::body::{AsyncSource, SourceReader};
+use crate::body::{AsyncSource, ChunkPool, SourceReader};
 
 /// Size of the chunks a source body is read and sent in.
 const CHUNK: usize = 256 * 1024;
@@ -475,19 +475,18 @@ async fn pump(
 ) -> Result<SentDigest, PumpError> {
     let mut digest = BodyDigest::new();
     let mut remaining = len;
+    let pool = ChunkPool::default();
     while remaining > 0 {
         let want = CHUNK.min(usize::try_from(remaining).unwrap_or(CHUNK));
-        let mut buf = BytesMut::zeroed(want);
-        let failure = match reader.read(&mut buf[..]).await {
-            Ok(0) => Some(format!(
+        let failure = match pool.read(&mut reader, want).await {
+            Ok(buf) if buf.is_empty() => Some(format!(
                 "the body source ended after {} of {len} bytes",
                 len - remaining
             )),
-            Ok(n) => {
-                buf.truncate(n);
+            Ok(buf) => {
                 digest.update(&buf);
-                remaining -= n as u64;
-                if tx.send(Ok(buf.freeze())).await.is_err() {
+                remaining -= buf.len() as u64;
+                if tx.send(Ok(buf)).await.is_err() {
                     return Err(PumpError::Gone);
                 }
                 None

@@ -1,9 +1,9 @@
 //! Request bodies and the [`Source`] a task's `RequestBody::Source` ranges are read from.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
@@ -35,16 +35,22 @@ pub trait Source: Sync {
     fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>>;
 }
 
-/// A file as a [`Source`]: every range is read through its own handle, so ranges can be read in parallel.
+/// A file as a [`Source`]: the file is opened once, when the first range is asked for, and every range is
+/// read from that one handle with positional reads (`pread`), so ranges can be read in parallel without
+/// seeking or reopening. Clones share the handle.
 #[derive(Clone, Debug)]
 pub struct FileSource {
     path: PathBuf,
+    file: SharedFile,
 }
 
 impl FileSource {
-    /// The file at `path` (opened for each range).
+    /// The file at `path` (opened on first use, then kept open while the source lives).
     pub fn new(path: impl Into<PathBuf>) -> FileSource {
-        FileSource { path: path.into() }
+        FileSource {
+            path: path.into(),
+            file: SharedFile::default(),
+        }
     }
 
     /// The file's path.
@@ -55,9 +61,67 @@ impl FileSource {
 
 impl Source for FileSource {
     fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
-        let mut f = File::open(&self.path)?;
-        f.seek(SeekFrom::Start(offset))?;
-        Ok(Box::new(f.take(len)))
+        Ok(Box::new(self.file.range(&self.path, offset, len)?))
+    }
+}
+
+/// A file opened once, on first use, and shared by every range read from it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SharedFile(Arc<OnceLock<File>>);
+
+impl SharedFile {
+    /// The open file (opening it now if no range was read yet).
+    fn get(&self, path: &Path) -> io::Result<&File> {
+        if let Some(f) = self.0.get() {
+            return Ok(f);
+        }
+        let f = File::open(path)?;
+        // Two first readers may race: one handle wins, the other is closed.
+        Ok(self.0.get_or_init(|| f))
+    }
+
+    /// A reader over `len` bytes from `offset`.
+    pub(crate) fn range(&self, path: &Path, offset: u64, len: u64) -> io::Result<FileRange<'_>> {
+        Ok(FileRange {
+            file: self.get(path)?,
+            pos: offset,
+            remaining: len,
+        })
+    }
+}
+
+/// `remaining` bytes of a shared file from `pos`, read with positional reads straight into the caller's
+/// buffer (no seek, no intermediate copy).
+pub(crate) struct FileRange<'a> {
+    file: &'a File,
+    pos: u64,
+    remaining: u64,
+}
+
+impl Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let max = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = read_at(self.file, &mut buf[..max], self.pos)?;
+        self.pos += n as u64;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// One positional read (`pread` on Unix, `ReadFile` with an offset on Windows).
+pub(crate) fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(file, buf, pos)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, pos)
     }
 }
 
@@ -84,7 +148,8 @@ impl Source for NoSource {
 pub enum Body {
     /// Bytes in memory.
     Bytes(Bytes),
-    /// `len` bytes of the file at `path` from `offset`, read while sending (each attempt reopens the file).
+    /// `len` bytes of the file at `path` from `offset`, read while sending (the file is opened once per
+    /// request and read with positional reads; a retry reads it again).
     File {
         /// The file.
         path: PathBuf,
@@ -216,6 +281,7 @@ enum SharedBody {
     File {
         path: PathBuf,
         offset: u64,
+        file: SharedFile,
     },
     /// A reader and how many bytes were handed out already; ranges must be asked for in order.
     Reader(Mutex<(Box<dyn Read + Send>, u64)>),
@@ -226,7 +292,11 @@ impl BodySource {
         let len = body.len();
         let body = match body {
             Body::Bytes(b) => SharedBody::Bytes(b),
-            Body::File { path, offset, .. } => SharedBody::File { path, offset },
+            Body::File { path, offset, .. } => SharedBody::File {
+                path,
+                offset,
+                file: SharedFile::default(),
+            },
             Body::Reader { reader, .. } => SharedBody::Reader(Mutex::new((reader, 0))),
         };
         BodySource { body, len }
@@ -266,11 +336,11 @@ impl Source for BodySource {
                 let part = b.slice(offset as usize..(offset + len) as usize);
                 Ok(Box::new(io::Cursor::new(part)))
             }
-            SharedBody::File { path, offset: base } => {
-                let mut f = File::open(path)?;
-                f.seek(SeekFrom::Start(*base + offset))?;
-                Ok(Box::new(f.take(len)))
-            }
+            SharedBody::File {
+                path,
+                offset: base,
+                file,
+            } => Ok(Box::new(file.range(path, *base + offset, len)?)),
             SharedBody::Reader(shared) => {
                 let consumed = shared.lock().unwrap_or_else(|e| e.into_inner()).1;
                 if offset != consumed {
@@ -316,5 +386,30 @@ mod tests {
         assert_eq!(read(&s, 0, 3).unwrap(), b"abc");
         assert!(read(&s, 0, 3).is_err(), "a reader cannot rewind");
         assert_eq!(read(&s, 3, 3).unwrap(), b"def");
+    }
+
+    #[test]
+    fn a_file_source_opens_the_file_once_and_reads_ranges_in_parallel() {
+        let path = std::env::temp_dir().join(format!("cos-blocking-fs-{}", std::process::id()));
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let src = FileSource::new(&path);
+        assert_eq!(read(&src, 10, 5).unwrap(), &data[10..15]);
+        // The handle stays open: the ranges still read after the name is gone (Unix semantics).
+        #[cfg(unix)]
+        std::fs::remove_file(&path).unwrap();
+        std::thread::scope(|s| {
+            for i in 0..4u64 {
+                let (src, data) = (&src, &data);
+                s.spawn(move || {
+                    let (off, len) = (i * 250_000, 250_000);
+                    let got = read(src, off, len).unwrap();
+                    assert!(got == data[off as usize..(off + len) as usize], "range {i}");
+                });
+            }
+        });
+        #[cfg(not(unix))]
+        std::fs::remove_file(&path).unwrap();
+        assert!(FileSource::new("/nonexistent/cos-rs").open(0, 1).is_err());
     }
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha1::{Digest as _, Sha1};
 
-use crate::checksum::hex;
 use crate::credentials::Credentials;
 use crate::error::{Error, InvalidInput};
 
@@ -162,66 +161,327 @@ pub fn decode_query(s: &str) -> Option<String> {
 /// Whether a header is signed: `host`, the content and conditional headers the Python SDK lists, and every
 /// `x-cos-*` header. The name may be in any case.
 pub fn should_sign_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.starts_with("x-cos-")
-        || n.starts_with("if-")
-        || matches!(
-            n.as_str(),
-            "host"
-                | "cache-control"
-                | "content-disposition"
-                | "content-encoding"
-                | "content-type"
-                | "content-md5"
-                | "content-length"
-                | "expect"
-                | "expires"
-                | "origin"
-                | "range"
-                | "transfer-encoding"
-        )
+    let n = name.as_bytes();
+    let starts = |p: &[u8]| n.len() >= p.len() && n[..p.len()].eq_ignore_ascii_case(p);
+    starts(b"x-cos-")
+        || starts(b"if-")
+        || [
+            "host",
+            "cache-control",
+            "content-disposition",
+            "content-encoding",
+            "content-type",
+            "content-md5",
+            "content-length",
+            "expect",
+            "expires",
+            "origin",
+            "range",
+            "transfer-encoding",
+        ]
+        .iter()
+        .any(|h| h.len() == n.len() && h.as_bytes().eq_ignore_ascii_case(n))
 }
 
 type HmacSha1 = Hmac<Sha1>;
 
-fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
-    let mut mac = HmacSha1::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(msg);
-    hex(&mac.finalize().into_bytes())
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_into(out: &mut [u8; 40], bytes: &[u8]) {
+    for (i, b) in bytes.iter().take(20).enumerate() {
+        out[2 * i] = HEX_LOWER[(b >> 4) as usize];
+        out[2 * i + 1] = HEX_LOWER[(b & 15) as usize];
+    }
 }
 
 /// `hex(HMAC-SHA1(SecretKey, KeyTime))`.
 pub fn sign_key(secret_key: &str, key_time: &KeyTime) -> String {
-    hmac_hex(secret_key.as_bytes(), key_time.to_string().as_bytes())
+    SigningKey::new(secret_key, *key_time).as_hex().to_string()
 }
 
-/// Encodes, lower-cases and sorts name/value pairs; later duplicates of a name win, as in a dict.
-fn canonical(pairs: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        let name = encode(k).to_ascii_lowercase();
-        let value = encode(v);
-        match out.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => out.push((name, value)),
+/// The signing key for one secret and one key time, computed once and reused for every request signed with
+/// that key time (the HMAC key schedule included). Its `Debug` output shows the key time only.
+#[derive(Clone)]
+pub struct SigningKey {
+    key_time: KeyTime,
+    hex: [u8; 40],
+    mac: HmacSha1,
+}
+
+impl SigningKey {
+    /// Derives `hex(HMAC-SHA1(secret_key, key_time))`.
+    pub fn new(secret_key: &str, key_time: KeyTime) -> SigningKey {
+        let mut kt = [0u8; 48];
+        let n = write_key_time(&mut kt, &key_time);
+        let mut mac =
+            HmacSha1::new_from_slice(secret_key.as_bytes()).expect("HMAC takes keys of any length");
+        mac.update(&kt[..n]);
+        let mut hex = [0u8; 40];
+        hex_into(&mut hex, &mac.finalize().into_bytes());
+        let mac = HmacSha1::new_from_slice(&hex).expect("HMAC takes keys of any length");
+        SigningKey { key_time, hex, mac }
+    }
+
+    /// The key time this key signs for.
+    pub fn key_time(&self) -> KeyTime {
+        self.key_time
+    }
+
+    /// The key as lower-case hex (what the official SDKs call `SignKey`).
+    pub fn as_hex(&self) -> &str {
+        std::str::from_utf8(&self.hex).expect("hex is ASCII")
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("key_time", &self.key_time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes `"<start>;<end>"` into `out`, returning its length.
+fn write_key_time(out: &mut [u8; 48], kt: &KeyTime) -> usize {
+    let mut n = write_u64(out, 0, kt.start);
+    out[n] = b';';
+    n += 1;
+    write_u64(out, n, kt.end)
+}
+
+fn write_u64(out: &mut [u8; 48], at: usize, mut v: u64) -> usize {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
         }
     }
-    out.sort();
-    out
+    let d = &digits[i..];
+    out[at..at + d.len()].copy_from_slice(d);
+    at + d.len()
 }
 
-fn join(pairs: &[(String, String)]) -> (String, String) {
-    let kv = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let names = pairs
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
-    (kv, names)
+/// Percent-encodes `s` into `out` as [`encode`] does, lower-casing the result when `lower` is set.
+fn encode_into(out: &mut Vec<u8>, s: &[u8], lower: bool) {
+    let digits: &[u8; 16] = if lower {
+        HEX_LOWER
+    } else {
+        b"0123456789ABCDEF"
+    };
+    for &b in s {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(if lower { b.to_ascii_lowercase() } else { b });
+        } else {
+            out.extend_from_slice(&[b'%', digits[(b >> 4) as usize], digits[(b & 15) as usize]]);
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as a space when `plus` is set) of `s` into `out`; false when an escape is
+/// broken or the result is not UTF-8.
+fn decode_into(out: &mut Vec<u8>, s: &[u8], plus: bool) -> bool {
+    let from = out.len();
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'%' => {
+                let val = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16));
+                let (Some(hi), Some(lo)) = (val(s.get(i + 1)), val(s.get(i + 2))) else {
+                    return false;
+                };
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            b'+' if plus => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&out[from..]).is_ok()
+}
+
+/// Reusable buffers of the signer: the format string and the encoded names and values, with their spans.
+#[derive(Default)]
+struct Scratch {
+    format: Vec<u8>,
+    canon: Vec<u8>,
+    /// `[name_start, name_end, value_start, value_end]` in `canon`.
+    items: Vec<[u32; 4]>,
+    decoded: Vec<u8>,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        self.format.clear();
+        self.canon.clear();
+        self.items.clear();
+        self.decoded.clear();
+    }
+
+    /// Adds a raw pair to the group starting at item `from`: encoded, name lower-cased, a later duplicate name
+    /// replacing the earlier value (as in a dict).
+    fn add(&mut self, from: usize, name: &[u8], value: &[u8]) {
+        let ns = self.canon.len();
+        encode_into(&mut self.canon, name, true);
+        let ne = self.canon.len();
+        encode_into(&mut self.canon, value, false);
+        let ve = self.canon.len();
+        let canon = &self.canon;
+        let span = |a: u32, b: u32| &canon[a as usize..b as usize];
+        let new_name = &canon[ns..ne];
+        let item = [ns as u32, ne as u32, ne as u32, ve as u32];
+        match self.items[from..]
+            .iter_mut()
+            .find(|it| span(it[0], it[1]) == new_name)
+        {
+            Some(it) => {
+                it[2] = item[2];
+                it[3] = item[3];
+            }
+            None => self.items.push(item),
+        }
+    }
+
+    fn sort(&mut self, from: usize, to: usize) {
+        let canon = &self.canon;
+        let span = |a: u32, b: u32| &canon[a as usize..b as usize];
+        self.items[from..to].sort_unstable_by(|a, b| {
+            span(a[0], a[1])
+                .cmp(span(b[0], b[1]))
+                .then_with(|| span(a[2], a[3]).cmp(span(b[2], b[3])))
+        });
+    }
+}
+
+/// Appends `k=v&k=v` of a group to `out`.
+fn write_pairs(out: &mut Vec<u8>, canon: &[u8], items: &[[u32; 4]]) {
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        out.extend_from_slice(&canon[it[0] as usize..it[1] as usize]);
+        out.push(b'=');
+        out.extend_from_slice(&canon[it[2] as usize..it[3] as usize]);
+    }
+}
+
+/// Appends `k;k` of a group to `out` (names are encoded, hence ASCII).
+fn write_names(out: &mut String, canon: &[u8], items: &[[u32; 4]]) {
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(std::str::from_utf8(&canon[it[0] as usize..it[1] as usize]).unwrap_or(""));
+    }
+}
+
+/// What [`compose`] produced, besides the `Authorization` value.
+struct Composed {
+    string_to_sign: [u8; 96],
+    string_to_sign_len: usize,
+    signature: [u8; 40],
+}
+
+/// The common core of every signature: `scratch.items[..params]` are the canonical query parameters, the rest
+/// the canonical headers (both sorted); `scratch.decoded` holds the decoded key. Writes the format string into
+/// `scratch.format` and the `Authorization` value into `auth`.
+fn compose(
+    scratch: &mut Scratch,
+    params: usize,
+    method: &str,
+    secret_id: &str,
+    key: &SigningKey,
+    auth: &mut String,
+) -> Composed {
+    let Scratch {
+        format,
+        canon,
+        items,
+        decoded,
+    } = scratch;
+    format.clear();
+    format.extend(method.bytes().map(|b| b.to_ascii_lowercase()));
+    format.push(b'\n');
+    if decoded.first() != Some(&b'/') {
+        format.push(b'/');
+    }
+    format.extend_from_slice(decoded);
+    format.push(b'\n');
+    write_pairs(format, canon, &items[..params]);
+    format.push(b'\n');
+    write_pairs(format, canon, &items[params..]);
+    format.push(b'\n');
+
+    let mut kt = [0u8; 48];
+    let kt_len = write_key_time(&mut kt, &key.key_time);
+    let kt = &kt[..kt_len];
+    let mut sts = [0u8; 96];
+    let mut n = 0;
+    for piece in [&b"sha1\n"[..], kt, b"\n"] {
+        sts[n..n + piece.len()].copy_from_slice(piece);
+        n += piece.len();
+    }
+    let mut digest_hex = [0u8; 40];
+    hex_into(&mut digest_hex, &Sha1::digest(&format[..]));
+    sts[n..n + 40].copy_from_slice(&digest_hex);
+    n += 40;
+    sts[n] = b'\n';
+    n += 1;
+
+    let mut mac = key.mac.clone();
+    mac.update(&sts[..n]);
+    let mut signature = [0u8; 40];
+    hex_into(&mut signature, &mac.finalize().into_bytes());
+
+    let kt = std::str::from_utf8(kt).expect("digits");
+    auth.reserve(160 + secret_id.len() + canon.len());
+    auth.push_str("q-sign-algorithm=sha1&q-ak=");
+    auth.push_str(secret_id);
+    auth.push_str("&q-sign-time=");
+    auth.push_str(kt);
+    auth.push_str("&q-key-time=");
+    auth.push_str(kt);
+    auth.push_str("&q-header-list=");
+    write_names(auth, canon, &items[params..]);
+    auth.push_str("&q-url-param-list=");
+    write_names(auth, canon, &items[..params]);
+    auth.push_str("&q-signature=");
+    auth.push_str(std::str::from_utf8(&signature).expect("hex"));
+    Composed {
+        string_to_sign: sts,
+        string_to_sign_len: n,
+        signature,
+    }
+}
+
+thread_local! {
+    /// Per-thread signer buffers and the last signing key (with the secret it was derived from).
+    static SIGNER: std::cell::RefCell<(Scratch, Option<(String, SigningKey)>)> = Default::default();
+}
+
+/// The signing key for `secret_key` at `key_time`, from this thread's one-entry cache when it matches.
+fn cached_key(
+    slot: &mut Option<(String, SigningKey)>,
+    secret_key: &str,
+    key_time: KeyTime,
+) -> SigningKey {
+    match slot {
+        Some((secret, key)) if key.key_time == key_time && secret == secret_key => key.clone(),
+        _ => {
+            let key = SigningKey::new(secret_key, key_time);
+            *slot = Some((secret_key.to_string(), key.clone()));
+            key
+        }
+    }
 }
 
 /// Computes the COS signature of a request description (the official SDKs' `getAuthorization`).
@@ -237,44 +497,145 @@ fn join(pairs: &[(String, String)]) -> (String, String) {
 /// assert_eq!(sig.format_string, "put\n/a.txt\n\nhost=b-1.cos.ap-guangzhou.myqcloud.com\n");
 /// ```
 pub fn get_authorization(creds: &Credentials, input: &SignInput<'_>) -> Signature {
-    let path = if input.key.starts_with('/') {
-        input.key.to_string()
-    } else {
-        format!("/{}", input.key)
-    };
-    let (params, param_list) = join(&canonical(input.query));
-    let (headers, header_list) = join(&canonical(input.headers));
-    let format_string = format!(
-        "{}\n{}\n{}\n{}\n",
-        input.method.to_ascii_lowercase(),
-        path,
+    let key = SigningKey::new(creds.secret_key(), input.key_time);
+    let mut scratch = Scratch::default();
+    scratch.decoded.extend_from_slice(input.key.as_bytes());
+    for (k, v) in input.query {
+        scratch.add(0, k.as_bytes(), v.as_bytes());
+    }
+    let params = scratch.items.len();
+    for (k, v) in input.headers {
+        scratch.add(params, k.as_bytes(), v.as_bytes());
+    }
+    let all = scratch.items.len();
+    scratch.sort(0, params);
+    scratch.sort(params, all);
+    let mut authorization = String::new();
+    let c = compose(
+        &mut scratch,
         params,
-        headers
-    );
-    let string_to_sign = format!(
-        "sha1\n{}\n{}\n",
-        input.key_time,
-        hex(&Sha1::digest(format_string.as_bytes()))
-    );
-    let sign_key = sign_key(creds.secret_key(), &input.key_time);
-    let signature = hmac_hex(sign_key.as_bytes(), string_to_sign.as_bytes());
-    let authorization = format!(
-        "q-sign-algorithm=sha1&q-ak={}&q-sign-time={kt}&q-key-time={kt}&q-header-list={}&q-url-param-list={}&q-signature={}",
+        input.method,
         creds.secret_id(),
-        header_list,
-        param_list,
-        signature,
-        kt = input.key_time
+        &key,
+        &mut authorization,
     );
+    let mut header_list = String::new();
+    write_names(&mut header_list, &scratch.canon, &scratch.items[params..]);
+    let mut param_list = String::new();
+    write_names(&mut param_list, &scratch.canon, &scratch.items[..params]);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     Signature {
         authorization,
-        format_string,
-        string_to_sign,
-        sign_key,
-        signature,
+        format_string: text(&scratch.format),
+        string_to_sign: text(&c.string_to_sign[..c.string_to_sign_len]),
+        sign_key: key.as_hex().to_string(),
+        signature: text(&c.signature),
         header_list,
         param_list,
     }
+}
+
+/// Signs a request in place, like [`sign_request`], without keeping the intermediate strings: the fast path
+/// every driver uses. The signing key is derived once per secret and key time (per thread) and reused.
+pub fn authorize<B>(
+    req: &mut http::Request<B>,
+    creds: &Credentials,
+    key_time: KeyTime,
+) -> Result<(), Error> {
+    if !creds.is_complete() {
+        return Err(Error::InvalidInput(InvalidInput::MissingCredentials));
+    }
+    SIGNER.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let (scratch, slot) = &mut *guard;
+        let key = cached_key(slot, creds.secret_key(), key_time);
+        authorize_with(req, creds, &key, scratch)
+    })
+}
+
+/// Signs a request in place with a signing key the caller holds (see [`SigningKey`]); its key time is the
+/// signature's validity window.
+pub fn authorize_with_key<B>(
+    req: &mut http::Request<B>,
+    creds: &Credentials,
+    key: &SigningKey,
+) -> Result<(), Error> {
+    if !creds.is_complete() {
+        return Err(Error::InvalidInput(InvalidInput::MissingCredentials));
+    }
+    SIGNER.with(|cell| authorize_with(req, creds, key, &mut cell.borrow_mut().0))
+}
+
+fn authorize_with<B>(
+    req: &mut http::Request<B>,
+    creds: &Credentials,
+    key: &SigningKey,
+    scratch: &mut Scratch,
+) -> Result<(), Error> {
+    if let Some(token) = creds.security_token() {
+        let v = http::HeaderValue::from_str(token).map_err(|_| {
+            Error::InvalidInput(InvalidInput::HeaderValue("x-cos-security-token".into()))
+        })?;
+        req.headers_mut().insert("x-cos-security-token", v);
+    }
+    scratch.clear();
+    let bad = |what: &str| Error::InvalidInput(InvalidInput::Uri(what.to_string()));
+    let raw_path = req.uri().path();
+    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    if !decode_into(&mut scratch.decoded, path.as_bytes(), false) {
+        return Err(bad(raw_path));
+    }
+    // Query pieces are decoded into the tail of `decoded`, after the key, then truncated back.
+    let key_len = scratch.decoded.len();
+    for piece in req.uri().query().unwrap_or("").split('&') {
+        if piece.is_empty() {
+            continue;
+        }
+        let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
+        let ok = decode_into(&mut scratch.decoded, k.as_bytes(), true);
+        let mid = scratch.decoded.len();
+        if !ok || !decode_into(&mut scratch.decoded, v.as_bytes(), true) {
+            return Err(bad("query"));
+        }
+        let decoded = std::mem::take(&mut scratch.decoded);
+        scratch.add(0, &decoded[key_len..mid], &decoded[mid..]);
+        scratch.decoded = decoded;
+        scratch.decoded.truncate(key_len);
+    }
+    let params = scratch.items.len();
+    let mut has_host = false;
+    for (name, value) in req.headers() {
+        if !should_sign_header(name.as_str()) {
+            continue;
+        }
+        has_host |= name == http::header::HOST;
+        let Ok(v) = value.to_str() else { continue };
+        if v.is_empty() {
+            continue;
+        }
+        scratch.add(params, name.as_str().as_bytes(), v.as_bytes());
+    }
+    if !has_host {
+        if let Some(auth) = req.uri().authority() {
+            scratch.add(params, b"host", auth.as_str().as_bytes());
+        }
+    }
+    let all = scratch.items.len();
+    scratch.sort(0, params);
+    scratch.sort(params, all);
+    let mut auth = String::new();
+    compose(
+        scratch,
+        params,
+        req.method().as_str(),
+        creds.secret_id(),
+        key,
+        &mut auth,
+    );
+    let v = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(auth.into_bytes()))
+        .map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue("authorization".into())))?;
+    req.headers_mut().insert(http::header::AUTHORIZATION, v);
+    Ok(())
 }
 
 /// The raw key, query and signable headers of a request, as the signer sees them.

@@ -66,39 +66,44 @@ impl Crc64 {
         if len_b == 0 {
             return crc_a;
         }
-        // GF(2) matrix method: apply len_b zero bytes to crc_a, then xor crc_b.
-        let mut odd = [0u64; 64];
-        let mut even = [0u64; 64];
-        odd[0] = POLY;
-        let mut row = 1u64;
-        for slot in odd.iter_mut().skip(1) {
-            *slot = row;
-            row <<= 1;
-        }
-        gf2_square(&mut even, &odd); // 2 zero bits
-        gf2_square(&mut odd, &even); // 4 zero bits
+        // GF(2) matrix method: apply len_b zero bytes to crc_a, then xor crc_b. The operators for 2^k zero
+        // bytes are computed once per process, so a combine costs one matrix-vector product per set bit.
+        let ops = zero_byte_operators();
         let mut crc = crc_a;
-        let mut len = len_b;
-        loop {
-            gf2_square(&mut even, &odd);
-            if len & 1 != 0 {
-                crc = gf2_times(&even, crc);
-            }
-            len >>= 1;
-            if len == 0 {
+        for (k, op) in ops.iter().enumerate() {
+            if len_b >> k == 0 {
                 break;
             }
-            gf2_square(&mut odd, &even);
-            if len & 1 != 0 {
-                crc = gf2_times(&odd, crc);
-            }
-            len >>= 1;
-            if len == 0 {
-                break;
+            if (len_b >> k) & 1 != 0 {
+                crc = gf2_times(op, crc);
             }
         }
         crc ^ crc_b
     }
+}
+
+/// `ops[k]` appends 2^k zero bytes to a CRC-64 (the combine factors), computed on first use.
+fn zero_byte_operators() -> &'static [[u64; 64]; 64] {
+    static OPS: std::sync::OnceLock<Box<[[u64; 64]; 64]>> = std::sync::OnceLock::new();
+    OPS.get_or_init(|| {
+        let mut ops = Box::new([[0u64; 64]; 64]);
+        // One zero bit, then squared three times: one zero byte.
+        let mut bit = [0u64; 64];
+        bit[0] = POLY;
+        for (i, slot) in bit.iter_mut().enumerate().skip(1) {
+            *slot = 1 << (i - 1);
+        }
+        let mut two = [0u64; 64];
+        let mut four = [0u64; 64];
+        gf2_square(&mut two, &bit);
+        gf2_square(&mut four, &two);
+        gf2_square(&mut ops[0], &four);
+        for k in 1..64 {
+            let prev = ops[k - 1];
+            gf2_square(&mut ops[k], &prev);
+        }
+        ops
+    })
 }
 
 fn gf2_times(mat: &[u64; 64], mut vec: u64) -> u64 {

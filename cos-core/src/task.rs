@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::auth::{sign_request, KeyTime};
+use crate::auth::{authorize, KeyTime};
 use crate::checksum::SentDigest;
 use crate::config::Config;
 use crate::credentials::Credentials;
@@ -316,5 +316,5 @@ pub fn sign(
         corrected(now, config.clock_offset_secs)?,
         config.signature_validity,
     );
-    sign_request(request, &config.credentials, key_time).map(|_| ())
+    authorize(request, &config.credentials, key_time)
 }

@@ -4,8 +4,9 @@
 //!
 //! ```sh
 //! cargo build --release -p cos-testkit --bin cos-testkit
-//! cargo run --release -p cos-examples --example bench_upload -- [--size-mib N] [--part-size BYTES] [--concurrency N]
+//! cargo run --release -p cos-examples --example bench_upload -- [--size-mib N] [--part-size BYTES] [--concurrency N] [--peers 0]
 //! ```
+//! `--peers 0` measures cos-rs alone (no curl, Python or Node rows).
 //! The server runs in a child process, so the figures are the client's alone. The Python SDK comes from
 //! `../shared/oracles/setup.sh` (installed on first use); it is skipped with a note when unavailable.
 
@@ -31,18 +32,32 @@ print(r.returncode, wall, u.ru_utime + u.ru_stime, u.ru_maxrss * 1024, r.stdout.
 const PY_SDK: &str = r#"
 import resource, sys, time
 from qcloud_cos import CosConfig, CosS3Client
-addr, bucket, sid, skey, path, part_mb, threads = sys.argv[1:8]
+addr, bucket, sid, skey, path, part_mb, threads, md5 = sys.argv[1:9]
 client = CosS3Client(CosConfig(Region="ap-guangzhou", SecretId=sid, SecretKey=skey, Domain=addr, Scheme="http"))
 t, c = time.time(), time.process_time()
-client.upload_file(Bucket=bucket, Key="bench/python.bin", LocalFilePath=path, PartSize=int(part_mb), MAXThread=int(threads))
+client.upload_file(Bucket=bucket, Key="bench/python.bin", LocalFilePath=path, PartSize=int(part_mb), MAXThread=int(threads), EnableMD5=(md5 == "1"))
 u = resource.getrusage(resource.RUSAGE_SELF)
 print(0, time.time() - t, time.process_time() - c, u.ru_maxrss * 1024, "", "")
+"#;
+
+/// The official Node SDK's sliceUploadFile, timed from inside (argv: addr bucket id key file part_bytes threads).
+const NODE_SDK: &str = r#"
+const COS = require('cos-nodejs-sdk-v5');
+const [addr, Bucket, SecretId, SecretKey, FilePath, part, threads] = process.argv.slice(1);
+const cos = new COS({ SecretId, SecretKey, Domain: addr, Protocol: 'http:', ChunkParallelLimit: +threads });
+const t = process.hrtime.bigint(), c = process.cpuUsage();
+cos.sliceUploadFile({ Bucket, Region: 'ap-guangzhou', Key: 'bench/node.bin', FilePath, ChunkSize: +part, AsyncLimit: +threads }, (err) => {
+  if (err) { console.log('1 0 0 0', JSON.stringify(err).slice(0, 200)); process.exit(1); }
+  const u = process.cpuUsage(c), r = process.resourceUsage();
+  console.log(0, Number(process.hrtime.bigint() - t) / 1e9, (u.user + u.system) / 1e6, r.maxRSS * 1024, '', '');
+});
 "#;
 
 struct Args {
     size_mib: u64,
     part_size: u64,
     concurrency: usize,
+    peers: bool,
 }
 
 fn args() -> Args {
@@ -50,6 +65,7 @@ fn args() -> Args {
         size_mib: 1024,
         part_size: 8 * 1024 * 1024,
         concurrency: 3,
+        peers: true,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     for w in v.windows(2) {
@@ -57,6 +73,7 @@ fn args() -> Args {
             "--size-mib" => a.size_mib = w[1].parse().expect("--size-mib N"),
             "--part-size" => a.part_size = w[1].parse().expect("--part-size BYTES"),
             "--concurrency" => a.concurrency = w[1].parse().expect("--concurrency N"),
+            "--peers" => a.peers = w[1] != "0",
             _ => {}
         }
     }
@@ -183,6 +200,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok::<_, Box<dyn std::error::Error>>(())
         })?;
     }
+    if !a.peers {
+        return Ok(());
+    }
     // curl -T with a presigned PUT URL (one PUT, one connection).
     let url = cos_core::presign::presigned_url(
         &config,
@@ -221,37 +241,86 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let python = home.map(|h| format!("{h}/venv/bin/python"));
     match python.filter(|p| std::path::Path::new(p).exists()) {
         Some(py) => {
-            let out = Command::new(&py)
-                .arg("-c")
-                .arg(PY_SDK)
+            for (md5, name) in [
+                ("0", "python SDK upload_file"),
+                ("1", "python SDK + EnableMD5"),
+            ] {
+                let out = Command::new(&py)
+                    .arg("-c")
+                    .arg(PY_SDK)
+                    .args([
+                        &server.addr,
+                        bucket,
+                        id,
+                        key,
+                        &path.to_string_lossy(),
+                        &(a.part_size / 1048576).to_string(),
+                        &a.concurrency.to_string(),
+                        md5,
+                    ])
+                    .output()?;
+                match parse_measure(&String::from_utf8_lossy(&out.stdout)) {
+                    Ok((secs, cpu, rss, _)) => row(
+                        name,
+                        len,
+                        secs,
+                        Some(cpu),
+                        Some(rss),
+                        "cos-python-sdk-v5 1.9.44",
+                    ),
+                    Err(e) => println!(
+                        "{name:<22} failed: {e} {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                }
+            }
+        }
+        None => println!(
+            "python SDK             skipped: ../shared/oracles/setup.sh not found or failed"
+        ),
+    }
+    // The official Node SDK's sliceUploadFile, same part size and parts in flight.
+    let node_modules = std::env::var("COS_ORACLES_HOME")
+        .ok()
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| format!("{h}/.cache/cos-oracles"))
+        })
+        .map(|h| format!("{h}/node/node_modules"))
+        .filter(|p| std::path::Path::new(p).join("cos-nodejs-sdk-v5").exists());
+    match node_modules {
+        Some(modules) => {
+            let out = Command::new("node")
+                .env("NODE_PATH", &modules)
+                .arg("-e")
+                .arg(NODE_SDK)
                 .args([
                     &server.addr,
                     bucket,
                     id,
                     key,
                     &path.to_string_lossy(),
-                    &(a.part_size / 1048576).to_string(),
+                    &a.part_size.to_string(),
                     &a.concurrency.to_string(),
                 ])
                 .output()?;
             match parse_measure(&String::from_utf8_lossy(&out.stdout)) {
                 Ok((secs, cpu, rss, _)) => row(
-                    "python SDK upload_file",
+                    "node SDK sliceUploadFile",
                     len,
                     secs,
                     Some(cpu),
                     Some(rss),
-                    "cos-python-sdk-v5 1.9.44",
+                    "cos-nodejs-sdk-v5 2.15.4",
                 ),
                 Err(e) => println!(
-                    "python SDK             failed: {e} {}",
+                    "node SDK               failed: {e} {}",
                     String::from_utf8_lossy(&out.stderr)
                 ),
             }
         }
-        None => println!(
-            "python SDK             skipped: ../shared/oracles/setup.sh not found or failed"
-        ),
+        None => println!("node SDK               skipped: run ../shared/oracles/setup.sh first"),
     }
     Ok(())
 }
