@@ -15,8 +15,11 @@ use crate::task::RequestBody;
 
 mod acl;
 mod append;
+mod copy;
+mod delete;
 mod get;
 mod head;
+mod list_objects;
 mod list_uploads;
 mod multipart;
 mod put;
@@ -25,8 +28,19 @@ pub use acl::{
     GetObjectAcl, Grant, Grantee, ObjectAcl, Permission, PutObjectAcl, PutObjectAclOutput,
 };
 pub use append::{AppendObject, AppendObjectOutput, MAX_APPEND_OBJECT_SIZE};
+pub use copy::{
+    CopyObject, CopyObjectOutput, CopySource, MetadataDirective, UploadPartCopy,
+    MAX_COPY_OBJECT_SIZE,
+};
+pub use delete::{
+    DeleteError, DeleteObject, DeleteObjectOutput, DeleteObjects, DeleteObjectsOutput,
+    DeletedObject, MAX_DELETE_KEYS,
+};
 pub use get::{GetObject, GetObjectOutput};
 pub use head::{HeadObject, ObjectInfo, ObjectType};
+pub use list_objects::{
+    ListObjects, ListObjectsOutput, ListObjectsPages, ObjectSummary, MAX_LIST_PAGES,
+};
 pub use list_uploads::{ListMultipartUploads, ListMultipartUploadsOutput, UploadInfo};
 pub use multipart::{
     AbortMultipartUpload, AbortMultipartUploadOutput, CompleteMultipartUpload,
