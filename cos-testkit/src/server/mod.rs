@@ -7,6 +7,7 @@ mod buckets;
 mod caseio;
 mod form;
 mod mime;
+mod objects;
 mod ops;
 mod route;
 mod sigv;

@@ -15,7 +15,7 @@ use super::store::{
     Data, Object, ObjectAttrs, ObjectMeta, Part, PartMeta, Reader, Store, Upload, UploadMeta,
 };
 use super::util::{el, http_date, iso8601, random_hex};
-use super::{buckets, form, respond, subres, throttle, xml_response, ApiError, Body, Ctx};
+use super::{buckets, form, objects, respond, subres, throttle, xml_response, ApiError, Body, Ctx};
 
 /// Largest object or part.
 pub(crate) const MAX_OBJECT: u64 = 5 << 30;
@@ -23,8 +23,8 @@ pub(crate) const MAX_OBJECT: u64 = 5 << 30;
 const MIN_PART: u64 = 1 << 20;
 /// Longest key in bytes.
 const MAX_KEY: usize = 850;
-const OWNER: &str = "qcs::cam::uin/100000000001:uin/100000000001";
-const OWNER_NAME: &str = "100000000001";
+pub(crate) const OWNER: &str = "qcs::cam::uin/100000000001:uin/100000000001";
+pub(crate) const OWNER_NAME: &str = "100000000001";
 
 const STORAGE_CLASSES: &[&str] = &[
     "STANDARD",
@@ -92,6 +92,9 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "PutObjectAcl" => subres::put_acl(ctx, key).await,
         "GetObjectAcl" => subres::get_acl(ctx, key),
         "DeleteMultipleObjects" => subres::delete_multiple(ctx).await,
+        "GetBucket" => objects::list_objects(ctx),
+        "PutObjectCopy" => objects::copy_object(ctx, key).await,
+        "UploadPartCopy" => objects::upload_part_copy(ctx, key).await,
         _ => Err(not_implemented(ctx)),
     }
 }
@@ -197,7 +200,7 @@ pub(crate) fn attrs_from(key: &str, headers: &[(String, String)]) -> Result<Obje
     Ok(attrs)
 }
 
-fn header_pairs(ctx: &Ctx) -> Vec<(String, String)> {
+pub(crate) fn header_pairs(ctx: &Ctx) -> Vec<(String, String)> {
     ctx.headers
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), sigv::header_str(v)))
@@ -651,7 +654,7 @@ fn delete_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError>
     Ok(respond(204, Body::empty(), &[]))
 }
 
-fn no_such_upload() -> ApiError {
+pub(crate) fn no_such_upload() -> ApiError {
     ApiError::new(
         404,
         "NoSuchUpload",
@@ -764,7 +767,7 @@ fn owner_xml(tag: &str) -> String {
     )
 }
 
-fn url_encoding(ctx: &Ctx) -> Result<bool, ApiError> {
+pub(crate) fn url_encoding(ctx: &Ctx) -> Result<bool, ApiError> {
     match ctx.q("encoding-type") {
         None => Ok(false),
         Some(e) if e.eq_ignore_ascii_case("url") => Ok(true),
@@ -774,7 +777,7 @@ fn url_encoding(ctx: &Ctx) -> Result<bool, ApiError> {
     }
 }
 
-fn max_param(ctx: &Ctx, name: &str) -> Result<usize, ApiError> {
+pub(crate) fn max_param(ctx: &Ctx, name: &str) -> Result<usize, ApiError> {
     match ctx.q(name) {
         None => Ok(1000),
         Some(v) => v
