@@ -29,6 +29,7 @@
 
 mod body;
 mod client;
+mod list;
 mod post;
 mod presign;
 mod provider;
@@ -37,6 +38,7 @@ mod transport;
 
 pub use body::{AsyncSource, Body, FileSource, NoSource, OpenFuture, SourceReader};
 pub use client::{Client, ClientBuilder};
+pub use list::ListObjectsStream;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
     TaskState, UploadOptions, UploadOutcome,

@@ -22,6 +22,7 @@
 
 mod body;
 mod client;
+mod list;
 mod post;
 mod presign;
 mod provider;
@@ -30,6 +31,7 @@ mod transport;
 
 pub use body::{Body, FileSource, NoSource, Source};
 pub use client::{Client, ClientBuilder};
+pub use list::ListObjectsIter;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
     TaskState, UploadOptions, UploadOutcome, DEFAULT_FILE_PARALLEL,

@@ -25,7 +25,7 @@ pub(crate) fn list_objects(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
     let delimiter = ctx.q("delimiter").unwrap_or("").to_string();
     let marker = ctx.q("marker").unwrap_or("").to_string();
     enum Entry {
-        Key(ObjectMeta),
+        Key(Box<ObjectMeta>),
         Prefix(String),
     }
     let st = ctx.store.lock();
@@ -68,7 +68,7 @@ pub(crate) fn list_objects(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
                 truncated = true;
                 break;
             }
-            entries.push(Entry::Key(o.meta.clone()));
+            entries.push(Entry::Key(Box::new(o.meta.clone())));
         }
     }
     drop(st);
