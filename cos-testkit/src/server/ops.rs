@@ -539,8 +539,29 @@ fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
             ));
         }
     }
+    // RFC 9110 order: If-Match, then If-Unmodified-Since when there is no If-Match; If-None-Match, then
+    // If-Modified-Since when there is no If-None-Match. Unparsable dates are ignored, as HTTP says.
+    let since = |name: &str| {
+        ctx.header(name)
+            .and_then(|v| cos_core::task::parse_http_date(v.trim()))
+    };
+    if ctx.header("if-match").is_none() {
+        if let Some(t) = since("if-unmodified-since") {
+            if m.last_modified > t {
+                return Err(ApiError::new(
+                    412,
+                    "PreconditionFailed",
+                    "The object was modified after If-Unmodified-Since.",
+                ));
+            }
+        }
+    }
     if let Some(want) = ctx.header("if-none-match") {
         if want.trim() == "*" || want.trim().trim_matches('"') == m.etag.trim_matches('"') {
+            return Ok(respond(304, Body::empty(), &[("etag", m.etag.clone())]));
+        }
+    } else if let Some(t) = since("if-modified-since") {
+        if m.last_modified <= t {
             return Ok(respond(304, Body::empty(), &[("etag", m.etag.clone())]));
         }
     }
