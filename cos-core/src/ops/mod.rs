@@ -18,6 +18,7 @@ mod append;
 mod copy;
 mod delete;
 mod get;
+mod get_stream;
 mod head;
 mod list_objects;
 mod list_uploads;
@@ -37,6 +38,7 @@ pub use delete::{
     DeletedObject, MAX_DELETE_KEYS,
 };
 pub use get::{GetObject, GetObjectOutput};
+pub use get_stream::{BodyCheck, GetHead, GetObjectStream, MAX_ERROR_BODY};
 pub use head::{HeadObject, ObjectInfo, ObjectType};
 pub use list_objects::{
     ListObjects, ListObjectsOutput, ListObjectsPages, ObjectSummary, MAX_LIST_PAGES,
