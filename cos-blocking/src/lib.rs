@@ -22,6 +22,7 @@
 
 mod body;
 mod client;
+mod download;
 mod list;
 mod post;
 mod presign;
@@ -31,6 +32,7 @@ mod transport;
 
 pub use body::{Body, FileSource, NoSource, Source};
 pub use client::{Client, ClientBuilder};
+pub use download::ObjectReader;
 pub use list::ListObjectsIter;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
