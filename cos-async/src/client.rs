@@ -270,6 +270,11 @@ impl Client {
             .clone()
     }
 
+    /// The connection pool, for calls that stream a response body ([`crate::ObjectStream`]).
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
     /// The credentials provider set with [`ClientBuilder::credentials_provider`].
     pub(crate) fn inner_credentials(&self) -> Option<&Arc<dyn ProvideCredentials>> {
         self.inner.credentials.as_ref()

@@ -29,6 +29,7 @@
 
 mod body;
 mod client;
+mod download;
 mod list;
 mod post;
 mod presign;
@@ -38,6 +39,7 @@ mod transport;
 
 pub use body::{AsyncSource, Body, FileSource, NoSource, OpenFuture, SourceReader};
 pub use client::{Client, ClientBuilder};
+pub use download::ObjectStream;
 pub use list::ListObjectsStream;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,

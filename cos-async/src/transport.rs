@@ -203,6 +203,31 @@ impl Transport {
         }
     }
 
+    /// Sends a body-less request and returns the response head with its body unread, for a streamed GET
+    /// (the caller reads the body; no hooks, no retries). The head must arrive within the read timeout.
+    pub(crate) async fn open(
+        &self,
+        request: http::Request<()>,
+    ) -> Result<(http::response::Parts, hyper::body::Incoming), TransportError> {
+        let (parts, ()) = request.into_parts();
+        let request = http::Request::from_parts(parts, ReqBody::Full(None));
+        let response = tokio::time::timeout(self.read_timeout, self.client.request(request))
+            .await
+            .map_err(|_| {
+                TransportError::new(
+                    TransportErrorKind::Timeout,
+                    format!("no response head within {:?}", self.read_timeout),
+                )
+            })?
+            .map_err(map_legacy_error)?;
+        Ok(response.into_parts())
+    }
+
+    /// How long a streamed body may stall.
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
     async fn send_inner(
         &self,
         request: http::Request<RequestBody>,
@@ -399,7 +424,7 @@ fn map_legacy_error(e: hyper_util::client::legacy::Error) -> TransportError {
 }
 
 /// Classifies an error by walking its source chain for an `io::Error` or a `hyper::Error`.
-fn map_error_chain(e: &(dyn StdError + 'static), connecting: bool) -> TransportError {
+pub(crate) fn map_error_chain(e: &(dyn StdError + 'static), connecting: bool) -> TransportError {
     let mut message = e.to_string();
     let mut kind = None;
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
