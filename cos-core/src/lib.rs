@@ -55,6 +55,7 @@ pub mod auth;
 pub mod checksum;
 pub mod config;
 pub mod credentials;
+pub mod download;
 pub mod error;
 pub mod fixture;
 pub mod ops;

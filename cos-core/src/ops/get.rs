@@ -139,6 +139,11 @@ impl GetObject {
             .any(|(n, _)| *n == "response-content-encoding")
     }
 
+    /// The range set with [`range`](Self::range), as `(start, end_inclusive)`.
+    pub fn range_value(&self) -> Option<(u64, Option<u64>)> {
+        self.range
+    }
+
     /// Whether a complete body is checked against the object's CRC-64.
     pub(crate) fn verifies_crc64(&self) -> bool {
         self.verify_crc64
