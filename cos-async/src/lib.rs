@@ -50,6 +50,7 @@ pub use cos_core::checksum::{BodyDigest, SentDigest};
 pub use cos_core::credentials::{
     EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
 };
+pub use cos_core::download::DownloadOptions;
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };

@@ -123,3 +123,135 @@ impl Client {
         }
     }
 }
+
+/// What [`Client::download_file`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadOutcome {
+    /// Bytes written (the object's size).
+    pub size: u64,
+    /// The ETag of the object downloaded.
+    pub etag: Option<String>,
+    /// GET requests sent.
+    pub requests: usize,
+}
+
+impl Client {
+    /// Downloads `key` to `path` as [`cos_core::download::DownloadPlan`] decides: one GET below
+    /// `options.threshold`, ranged GETs (`options.concurrency` at a time, each with `If-Match` on the ETag)
+    /// above it. The bytes go to a temporary file beside `path` (`<name>.cos-download`), their CRC-64 is
+    /// computed as they are written and checked against the object's; only then is the file renamed to
+    /// `path`. On any error the temporary file is removed and `path` is left as it was.
+    pub fn download_file(
+        &self,
+        key: &str,
+        path: impl AsRef<std::path::Path>,
+        options: &cos_core::download::DownloadOptions,
+    ) -> Result<DownloadOutcome, Error> {
+        let path = path.as_ref();
+        let info = self.head_object(key)?;
+        let plan = cos_core::download::DownloadPlan::new(key, &info, options)?;
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".cos-download");
+        let tmp = path.with_file_name(tmp_name);
+        let result = self.download_to(&plan, &tmp).and_then(|crcs| {
+            plan.verify(&crcs)?;
+            std::fs::rename(&tmp, path).map_err(|e| file_error(path, e))
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map(|()| DownloadOutcome {
+            size: plan.size(),
+            etag: info.etag.clone(),
+            requests: plan.pieces(),
+        })
+    }
+
+    /// Fetches every piece into `tmp`; returns each piece's CRC-64.
+    fn download_to(
+        &self,
+        plan: &cos_core::download::DownloadPlan,
+        tmp: &std::path::Path,
+    ) -> Result<Vec<u64>, Error> {
+        let file = std::fs::File::create(tmp).map_err(|e| file_error(tmp, e))?;
+        file.set_len(plan.size()).map_err(|e| file_error(tmp, e))?;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let crcs = std::sync::Mutex::new(vec![0u64; plan.pieces()]);
+        let failed = std::sync::Mutex::new(None::<Error>);
+        std::thread::scope(|scope| {
+            for _ in 0..plan.concurrency() {
+                scope.spawn(|| loop {
+                    if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= plan.pieces() {
+                        return;
+                    }
+                    match self.fetch_piece(plan, i, &file, tmp) {
+                        Ok(crc) => crcs.lock().unwrap_or_else(|e| e.into_inner())[i] = crc,
+                        Err(e) => {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
+        file.sync_all().map_err(|e| file_error(tmp, e))?;
+        Ok(crcs.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// One piece: a streamed GET written at its offset with a fixed buffer, CRC-64 on the way.
+    fn fetch_piece(
+        &self,
+        plan: &cos_core::download::DownloadPlan,
+        i: usize,
+        file: &std::fs::File,
+        tmp: &std::path::Path,
+    ) -> Result<u64, Error> {
+        use std::io::{Seek, SeekFrom, Write};
+        let (offset, _) = plan.piece(i);
+        let mut reader = self.get_object_reader(plan.request(i))?;
+        let mut out = file.try_clone().map_err(|e| file_error(tmp, e))?;
+        out.seek(SeekFrom::Start(offset))
+            .map_err(|e| file_error(tmp, e))?;
+        let mut crc = cos_core::checksum::Crc64::new();
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return Err(read_error(e)),
+            };
+            crc.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(|e| file_error(tmp, e))?;
+        }
+        Ok(crc.finish())
+    }
+}
+
+fn file_error(path: &std::path::Path, e: io::Error) -> Error {
+    Error::Transport(cos_core::error::TransportError::new(
+        cos_core::error::TransportErrorKind::Body,
+        format!("{}: {e}", path.display()),
+    ))
+}
+
+/// The core's error inside a reader's `io::Error`, or the I/O error as a transport error.
+fn read_error(e: io::Error) -> Error {
+    let message = e.to_string();
+    match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+        Some(Ok(err)) => *err,
+        _ => Error::Transport(cos_core::error::TransportError::new(
+            cos_core::error::TransportErrorKind::Body,
+            message,
+        )),
+    }
+}

@@ -32,7 +32,7 @@ mod transport;
 
 pub use body::{Body, FileSource, NoSource, Source};
 pub use client::{Client, ClientBuilder};
-pub use download::ObjectReader;
+pub use download::{DownloadOutcome, ObjectReader};
 pub use list::ListObjectsIter;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
@@ -43,6 +43,7 @@ pub use cos_core::checksum::{BodyDigest, SentDigest};
 pub use cos_core::credentials::{
     EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
 };
+pub use cos_core::download::DownloadOptions;
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };

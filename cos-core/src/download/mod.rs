@@ -193,6 +193,10 @@ mod tests {
         assert_eq!(p.piece(2), (2000, 500));
         assert_eq!(p.concurrency(), 3);
         assert_eq!(p.request(1).range_value(), Some((1000, Some(1999))));
+        let config = crate::ops::test_util::config();
+        let req = crate::ops::Operation::to_request(&p.request(1), &config).unwrap();
+        assert_eq!(req.headers()["if-match"], "\"e\"");
+        assert_eq!(req.headers()["range"], "bytes=1000-1999");
         let crcs: Vec<u64> = (0..3)
             .map(|i| {
                 let (o, l) = p.piece(i);
