@@ -188,7 +188,7 @@ impl Client {
                     if i >= plan.pieces() {
                         return;
                     }
-                    match self.fetch_piece(plan, i, &file, tmp) {
+                    match self.fetch_piece(plan, i, tmp) {
                         Ok(crc) => crcs.lock().unwrap_or_else(|e| e.into_inner())[i] = crc,
                         Err(e) => {
                             failed
@@ -213,17 +213,21 @@ impl Client {
         &self,
         plan: &cos_core::download::DownloadPlan,
         i: usize,
-        file: &std::fs::File,
         tmp: &std::path::Path,
     ) -> Result<u64, Error> {
         use std::io::{Seek, SeekFrom, Write};
         let (offset, _) = plan.piece(i);
         let mut reader = self.get_object_reader(plan.request(i))?;
-        let mut out = file.try_clone().map_err(|e| file_error(tmp, e))?;
+        // An own handle per piece: a cloned handle would share the file position with the other workers.
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp)
+            .map_err(|e| file_error(tmp, e))?;
         out.seek(SeekFrom::Start(offset))
             .map_err(|e| file_error(tmp, e))?;
         let mut crc = cos_core::checksum::Crc64::new();
         let mut buf = vec![0u8; 256 << 10];
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -233,6 +237,7 @@ impl Client {
             crc.update(&buf[..n]);
             out.write_all(&buf[..n]).map_err(|e| file_error(tmp, e))?;
         }
+        out.flush().map_err(|e| file_error(tmp, e))?;
         Ok(crc.finish())
     }
 }
