@@ -39,7 +39,7 @@ mod transport;
 
 pub use body::{AsyncSource, Body, FileSource, NoSource, OpenFuture, SourceReader};
 pub use client::{Client, ClientBuilder};
-pub use download::ObjectStream;
+pub use download::{DownloadOutcome, ObjectStream};
 pub use list::ListObjectsStream;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
