@@ -281,3 +281,62 @@ fn upload_part_copy_assembles_ranges() {
         .unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
 }
+
+/// A server that answers every request with the same truncated page, whose marker never advances.
+fn stuck_lister() -> (std::net::SocketAddr, std::thread::JoinHandle<usize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let page = "<ListBucketResult><Name>b</Name><IsTruncated>true</IsTruncated>\
+                    <NextMarker>a</NextMarker><Contents><Key>a</Key><Size>1</Size><ETag>\"e\"</ETag>\
+                    </Contents></ListBucketResult>";
+        let mut served = 0;
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut out = stream;
+        loop {
+            let mut line = String::new();
+            // Request head (GETs carry no body); a closed connection ends the server.
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return served;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            served += 1;
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_listing_whose_marker_does_not_advance_ends_with_an_error() {
+    let (addr, server) = stuck_lister();
+    let config = Config::new(
+        "b-1250000000",
+        "ap-guangzhou",
+        Credentials::new("id", "key"),
+    )
+    .unwrap()
+    .with_endpoint(Endpoint::custom(&format!("http://{addr}")).unwrap())
+    .unwrap();
+    let client = Client::new(config);
+    let mut pages = client.list_objects_pages(ListObjects::new());
+    assert_eq!(pages.next().unwrap().unwrap().contents[0].key, "a");
+    let e = pages.next().unwrap().unwrap_err();
+    assert!(matches!(e, Error::UnexpectedResponse(_)), "{e:?}");
+    assert!(e.to_string().contains("does not advance"), "{e}");
+    assert!(pages.next().is_none(), "the listing has ended");
+    drop(pages);
+    drop(client);
+    assert_eq!(server.join().unwrap(), 2, "two requests, no more");
+}
