@@ -1,10 +1,13 @@
 //! # cos-testkit: a local COS-compatible server, fault injection and replay for cos-rs
 //!
 //! [`Server`] is a stateful HTTP/1.1 server that speaks the upload subset of the Tencent Cloud COS XML API:
-//! PUT / Append / POST (form) / HEAD / GET / DELETE Object and the multipart calls (Initiate, Upload Part,
-//! List Parts, Complete, Abort, List Multipart Uploads). Every request's signature is verified with
-//! `cos_core::auth` over exactly the headers and parameters the client listed, so signing bugs fail here as
-//! they would against COS, with `StringToSign` and `FormatString` in the `SignatureDoesNotMatch` body.
+//! PUT / Append / POST (form) / HEAD / GET / DELETE Object, the multipart calls (Initiate, Upload Part,
+//! List Parts, Complete, Abort, List Multipart Uploads), Object Tagging and Object ACL (PUT / GET, tagging
+//! also DELETE), Delete Multiple Objects, GET Bucket (List Objects) and PUT / HEAD / DELETE Bucket. Every other
+//! COS request (any other sub-resource such as `?cors`, `?restore`, `?select`, bucket `?acl`; a copy with
+//! `x-cos-copy-source`) answers `501 NotImplemented`, never another operation. Every request's signature is
+//! verified with `cos_core::auth` over exactly the headers and parameters the client listed, so signing bugs
+//! fail here as they would against COS, with `StringToSign` and `FormatString` in the `SignatureDoesNotMatch` body.
 //! The official Python and Node.js SDKs pass against it (`/work/shared/oracles/run-official.sh`).
 //!
 //! - Storage in memory, or on disk with [`ServerBuilder::data_dir`] (survives restarts); or [`ServerBuilder::sink`]
@@ -15,8 +18,9 @@
 //! - [`replay`]: recorded-exchange replay of `cos-core` tasks.
 //!
 //! Addressing: the bucket comes from a `Host` of the form `<bucket>.cos.<region>.myqcloud.com` (also
-//! `.tencentcos.cn` and `cos.accelerate`), which must name the server's bucket (else 404 `NoSuchBucket`); any
-//! other host (an IP, `localhost`, a custom domain) serves the server's bucket.
+//! `.tencentcos.cn`, `cos.accelerate`, or any host whose first label is `<name>-<appid>`); a bucket other than
+//! the configured one must have been created with PUT Bucket (else 404 `NoSuchBucket`). Any other host (an IP,
+//! `localhost`, a custom domain) serves the configured bucket.
 //!
 //! ```
 //! use cos_testkit::{Fault, Server};
@@ -47,6 +51,15 @@
 //! - Faults are decided before the signature is checked, for every operation (`HEAD` included).
 //! - Response header names are written as COS writes them (`ETag`, `Content-Length`, lower-case
 //!   `x-cos-*`): some clients read them case-sensitively.
+//! - The signed path is the whole request path as sent (a key starting with `/` keeps every slash), as the
+//!   official SDKs sign it. `sign=<URL-encoded Authorization>` in the query is accepted like a header.
+//! - Empty header values are ignored (neither stored nor echoed); without a `Content-Type` an object gets one
+//!   from its key's extension (`1.zip` → `application/zip`), else `application/octet-stream`.
+//! - `x-cos-tagging` (and PUT Object Tagging) is stored and counted in `x-cos-tagging-count`;
+//!   `x-cos-server-side-encryption` is echoed on writes and reads; SSE-C headers are checked (key length,
+//!   key MD5), echoed, and the key is required on HEAD/GET (missing: 400 `InvalidRequest`, another key:
+//!   403 `AccessDenied`); the key itself is never stored.
+//! - `x-cos-traffic-limit` (header or query) paces that request's body, upload or download, to the limit.
 //! - In sink mode `GET Object` answers 501 `NotImplemented` (the bytes are gone); `HEAD` works.
 //!
 //! The command-line form is `cos-testkit serve --addr 127.0.0.1:9000 --bucket examplebucket-1250000000

@@ -98,3 +98,107 @@ fn created_buckets_survive_a_restart() {
     assert_eq!(s.object("root").unwrap().data.as_deref(), Some(&b"r"[..]));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn get_bucket_lists_objects_with_prefix_delimiter_and_pages() {
+    let s = Server::builder().start_blocking().unwrap();
+    let c = creds(&s);
+    for k in ["/a/1", "/a/2", "/b", "/c/x/y", "/d"] {
+        assert_eq!(
+            send(s.addr(), &c, Req::new("PUT", k).body("xy")).status,
+            200
+        );
+    }
+    let r = send(s.addr(), &c, Req::new("GET", "/").query("delimiter=%2F"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    assert!(t.contains("<Name>examplebucket-1250000000</Name>"), "{t}");
+    assert!(t.contains("<Contents><Key>b</Key>"), "{t}");
+    assert!(t.contains("<Size>2</Size>"), "{t}");
+    assert!(t.contains("<CommonPrefixes><Prefix>a/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>c/</Prefix></CommonPrefixes>"), "{t}");
+    assert!(!t.contains("<Key>a/1</Key>"), "{t}");
+
+    let r = send(
+        s.addr(),
+        &c,
+        Req::new("GET", "/").query("prefix=a%2F&max-keys=1"),
+    );
+    assert_eq!(r.xml("IsTruncated").as_deref(), Some("true"));
+    assert_eq!(r.xml("NextMarker").as_deref(), Some("a/1"));
+    let r = send(
+        s.addr(),
+        &c,
+        Req::new("GET", "/").query("prefix=a%2F&max-keys=1&marker=a%2F1"),
+    );
+    assert_eq!(r.xml("Key").as_deref(), Some("a/2"));
+    assert_eq!(r.xml("IsTruncated").as_deref(), Some("false"));
+}
+
+#[test]
+fn every_operation_uses_the_bucket_the_host_names() {
+    let s = Server::builder().start_blocking().unwrap();
+    assert_eq!(send_to(&s, NEW, Req::new("PUT", "/")).status, 200);
+    let r = send_to(&s, NEW, Req::new("POST", "/m").query("uploads"));
+    let id = r.xml("UploadId").unwrap();
+    let part = vec![7u8; 1 << 20];
+    let p = send_to(
+        &s,
+        NEW,
+        Req::new("PUT", "/m")
+            .query(&format!("partNumber=1&uploadId={id}"))
+            .body(part.clone()),
+    );
+    assert_eq!(p.status, 200, "{}", p.text());
+    let etag = p.header("etag").unwrap().to_string();
+    let l = send_to(
+        &s,
+        NEW,
+        Req::new("GET", "/m").query(&format!("uploadId={id}")),
+    );
+    assert_eq!(l.xml("PartNumber").as_deref(), Some("1"), "{}", l.text());
+    let u = send_to(&s, NEW, Req::new("GET", "/").query("uploads"));
+    assert_eq!(
+        u.xml("UploadId").as_deref(),
+        Some(id.as_str()),
+        "{}",
+        u.text()
+    );
+    assert!(
+        s.multipart_uploads().is_empty(),
+        "not in the configured bucket"
+    );
+    let c = send_to(
+        &s,
+        NEW,
+        Req::new("POST", "/m").query(&format!("uploadId={id}")).body(format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+        )),
+    );
+    assert_eq!(c.status, 200, "{}", c.text());
+    assert_eq!(c.xml("Bucket").as_deref(), Some("newbucket-1250000000"));
+    let a = send_to(
+        &s,
+        NEW,
+        Req::new("POST", "/app")
+            .query("append&position=0")
+            .body("ab"),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let t = send_to(
+        &s,
+        NEW,
+        Req::new("PUT", "/m")
+            .query("tagging")
+            .body("<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"),
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let l = send_to(&s, NEW, Req::new("GET", "/"));
+    assert!(l.text().contains("<Key>app</Key>"), "{}", l.text());
+    assert!(l.text().contains("<Key>m</Key>"), "{}", l.text());
+    let g = send_to(&s, NEW, Req::new("GET", "/m"));
+    assert_eq!(g.body, part);
+    assert!(
+        s.keys().is_empty(),
+        "nothing landed in the configured bucket"
+    );
+}

@@ -12,12 +12,15 @@ fn creds(s: &Server) -> Credentials {
 }
 
 /// `(method, path, query, extra headers)` of requests that must be refused with 501.
-fn unimplemented() -> Vec<(
+/// One request: method, path, query, extra headers.
+type Case = (
     &'static str,
     &'static str,
     &'static str,
     Vec<(&'static str, &'static str)>,
-)> {
+);
+
+fn unimplemented() -> Vec<Case> {
     let copy = vec![("x-cos-copy-source", "b-1.cos.ap-guangzhou.myqcloud.com/obj")];
     let mut v = vec![
         ("PUT", "/copy", "rename", copy.clone()),

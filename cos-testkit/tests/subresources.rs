@@ -141,6 +141,8 @@ fn object_acl_from_headers_and_body() {
     assert!(t.contains("<ID>qcs::cam::uin/3:uin/4</ID>"), "{t}");
     assert!(t.contains("<Permission>WRITE_ACP</Permission>"), "{t}");
     assert!(!t.contains("AllUsers"), "{t}");
+    // A policy body is the whole list: one grant, no implicit owner grant.
+    assert_eq!(t.matches("<Grant>").count(), 1, "{t}");
     assert_eq!(s.object("a").unwrap().data.as_deref(), Some(&b"x"[..]));
 
     let p = send(

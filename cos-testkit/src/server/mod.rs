@@ -6,6 +6,7 @@
 mod buckets;
 mod caseio;
 mod form;
+mod list;
 mod mime;
 mod objects;
 mod ops;

@@ -1,120 +1,16 @@
-//! GET Bucket (List Objects, with pagination and `encoding-type=url`), PUT Object - Copy (within and
-//! across keys and buckets, `x-cos-metadata-directive`, source conditions) and Upload Part - Copy
-//! (`x-cos-copy-source-range`).
+//! PUT Object - Copy (within and across keys and buckets, `x-cos-metadata-directive`, source conditions)
+//! and Upload Part - Copy (`x-cos-copy-source-range`).
 
 use std::collections::BTreeMap;
 
-use cos_core::auth::encode;
 use cos_core::checksum::{hex, BodyDigest, SentDigest};
 use http::Response;
 use tokio::io::AsyncReadExt;
 
-use super::ops::{
-    attrs_from, commit_object, header_pairs, max_param, no_such_upload, url_encoding, OWNER,
-    OWNER_NAME,
-};
+use super::ops::{attrs_from, commit_object, header_pairs, no_such_upload};
 use super::store::{Data, ObjectAttrs, ObjectMeta, Part, PartMeta, Reader, Store};
 use super::util::{el, iso8601};
 use super::{buckets, xml_response, ApiError, Body, Ctx};
-
-/// GET Bucket: keys in byte order after `marker`, `max-keys` per page, grouped by `delimiter`.
-pub(crate) fn list_objects(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
-    let url = url_encoding(ctx)?;
-    let max = max_param(ctx, "max-keys")?;
-    let prefix = ctx.q("prefix").unwrap_or("").to_string();
-    let delimiter = ctx.q("delimiter").unwrap_or("").to_string();
-    let marker = ctx.q("marker").unwrap_or("").to_string();
-    enum Entry {
-        Key(Box<ObjectMeta>),
-        Prefix(String),
-    }
-    let st = ctx.store.lock();
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut truncated = false;
-    let start = if marker.is_empty() {
-        std::ops::Bound::Unbounded
-    } else {
-        std::ops::Bound::Excluded(marker.clone())
-    };
-    for (k, o) in st.objects.range((start, std::ops::Bound::Unbounded)) {
-        if !k.starts_with(&prefix) {
-            if k.as_str() > prefix.as_str() && !prefix.is_empty() {
-                break;
-            }
-            continue;
-        }
-        let common = (!delimiter.is_empty())
-            .then(|| {
-                k[prefix.len()..]
-                    .find(&delimiter)
-                    .map(|i| k[..prefix.len() + i + delimiter.len()].to_string())
-            })
-            .flatten();
-        if let Some(cp) = common {
-            // A prefix at or before the marker was listed on an earlier page.
-            if !marker.is_empty() && cp.as_str() <= marker.as_str() {
-                continue;
-            }
-            if matches!(entries.last(), Some(Entry::Prefix(p)) if *p == cp) {
-                continue;
-            }
-            if entries.len() == max {
-                truncated = true;
-                break;
-            }
-            entries.push(Entry::Prefix(cp));
-        } else {
-            if entries.len() == max {
-                truncated = true;
-                break;
-            }
-            entries.push(Entry::Key(Box::new(o.meta.clone())));
-        }
-    }
-    drop(st);
-    let enc = |s: &str| if url { encode(s) } else { s.to_string() };
-    let mut x = String::from("<ListBucketResult>");
-    x += &el("Name", &ctx.bucket);
-    if url {
-        x += &el("EncodingType", "url");
-    }
-    x += &el("Prefix", &enc(&prefix));
-    x += &el("Marker", &enc(&marker));
-    x += &el("MaxKeys", &max.to_string());
-    if !delimiter.is_empty() {
-        x += &el("Delimiter", &enc(&delimiter));
-    }
-    x += &el("IsTruncated", if truncated { "true" } else { "false" });
-    if truncated {
-        let next = match entries.last() {
-            Some(Entry::Key(m)) => m.key.clone(),
-            Some(Entry::Prefix(p)) => p.clone(),
-            None => String::new(),
-        };
-        x += &el("NextMarker", &enc(&next));
-    }
-    for e in &entries {
-        if let Entry::Key(m) = e {
-            x += &format!(
-                "<Contents>{}{}{}{}<Owner>{}{}</Owner>{}</Contents>",
-                el("Key", &enc(&m.key)),
-                el("LastModified", &iso8601(m.last_modified)),
-                el("ETag", &m.etag),
-                el("Size", &m.size.to_string()),
-                el("ID", OWNER),
-                el("DisplayName", OWNER_NAME),
-                el("StorageClass", &m.attrs.storage_class),
-            );
-        }
-    }
-    for e in &entries {
-        if let Entry::Prefix(p) = e {
-            x += &format!("<CommonPrefixes>{}</CommonPrefixes>", el("Prefix", &enc(p)));
-        }
-    }
-    x += "</ListBucketResult>";
-    Ok(xml_response(x))
-}
 
 /// The source a copy names: its bucket's store and the object (404 `NoSuchKey` / `NoSuchBucket`).
 fn copy_source(ctx: &Ctx) -> Result<(std::sync::Arc<Store>, super::store::Object), ApiError> {

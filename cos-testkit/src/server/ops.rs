@@ -85,6 +85,7 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "ListMultipartUploads" => list_uploads(ctx),
         "HeadBucket" => Ok(respond(200, Body::empty(), &[])),
         "PutBucket" => buckets::put_bucket(ctx),
+        "GetBucket" => super::list::get_bucket(ctx),
         "DeleteBucket" => buckets::delete_bucket(ctx),
         "PutObjectTagging" => subres::put_tagging(ctx, key).await,
         "GetObjectTagging" => subres::get_tagging(ctx, key),
@@ -92,7 +93,6 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "PutObjectAcl" => subres::put_acl(ctx, key).await,
         "GetObjectAcl" => subres::get_acl(ctx, key),
         "DeleteMultipleObjects" => subres::delete_multiple(ctx).await,
-        "GetBucket" => objects::list_objects(ctx),
         "PutObjectCopy" => objects::copy_object(ctx, key).await,
         "UploadPartCopy" => objects::upload_part_copy(ctx, key).await,
         _ => Err(not_implemented(ctx)),
@@ -780,7 +780,7 @@ async fn upload_part(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiEr
     ))
 }
 
-fn owner_xml(tag: &str) -> String {
+pub(crate) fn owner_xml(tag: &str) -> String {
     format!(
         "<{tag}>{}{}</{tag}>",
         el("ID", OWNER),
@@ -822,7 +822,6 @@ fn list_parts(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
             .map_err(|_| ApiError::invalid("part-number-marker must be a number"))?,
     };
     let up = ctx
-        .inner
         .store
         .lock()
         .uploads
@@ -974,7 +973,6 @@ pub(crate) async fn read_small_body(ctx: &mut Ctx, limit: usize) -> Result<Vec<u
 async fn complete(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let id = upload_id(ctx);
     let known = ctx
-        .inner
         .store
         .lock()
         .uploads
@@ -1136,7 +1134,6 @@ fn list_uploads(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
     let key_marker = ctx.q("key-marker").unwrap_or("").to_string();
     let id_marker = ctx.q("upload-id-marker").unwrap_or("").to_string();
     let mut all: Vec<(String, String, u64, String)> = ctx
-        .inner
         .store
         .lock()
         .uploads

@@ -41,6 +41,9 @@ pub(crate) struct ObjectAttrs {
     /// Explicit grants as `(permission, grantee)`, grantee `id="…"` or `uri="…"` as in `x-cos-grant-*`.
     #[serde(default)]
     pub grants: Vec<(String, String)>,
+    /// The ACL was set by an `AccessControlPolicy` body: `grants` is the whole list (no implicit owner grant).
+    #[serde(default)]
+    pub acl_from_body: bool,
 }
 
 /// An object's metadata.

@@ -21,6 +21,9 @@ pub(crate) const SSE_C_ALGORITHM: &str = "x-cos-server-side-encryption-customer-
 pub(crate) const SSE_C_KEY_MD5: &str = "x-cos-server-side-encryption-customer-key-md5";
 const SSE_C_KEY: &str = "x-cos-server-side-encryption-customer-key";
 
+/// `(name, text)` pairs: tags, grants, XML element texts.
+type Pairs = Vec<(String, String)>;
+
 fn malformed() -> ApiError {
     ApiError::new(
         400,
@@ -88,7 +91,7 @@ fn parse_grantees(v: &str) -> Result<Vec<String>, ApiError> {
 /// The canned ACL and grants a request's `x-cos-acl` and `x-cos-grant-*` headers set.
 pub(crate) fn acl_from_headers(
     get: impl Fn(&str) -> Option<String>,
-) -> Result<(Option<String>, Vec<(String, String)>), ApiError> {
+) -> Result<(Option<String>, Pairs), ApiError> {
     let canned = get("x-cos-acl");
     if let Some(a) = &canned {
         if !matches!(
@@ -192,11 +195,7 @@ pub(crate) fn sse_echo(attrs: &ObjectAttrs) -> Vec<(&'static str, String)> {
 /// The direct-child texts of every `<item>` element under the root `<root>`, by child name (nested
 /// children are flattened: `Grantee/ID` is `ID`). Texts of other elements directly under the root are
 /// returned with the root entry, as `item = root`.
-fn xml_items(
-    body: &[u8],
-    root: &str,
-    item: &str,
-) -> Result<(Vec<(String, String)>, Vec<Vec<(String, String)>>), ApiError> {
+fn xml_items(body: &[u8], root: &str, item: &str) -> Result<(Pairs, Vec<Pairs>), ApiError> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(body);
     reader.config_mut().trim_text(true);
@@ -337,7 +336,8 @@ pub(crate) async fn put_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>
     object_attrs(ctx, &key)?;
     let (canned, mut grants) = acl_from_headers(|n| ctx.header(n).filter(|v| !v.is_empty()))?;
     let body = super::ops::read_small_body(ctx, 64 << 10).await?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    let from_body = !body.iter().all(u8::is_ascii_whitespace);
+    if from_body {
         if canned.is_some() || !grants.is_empty() {
             return Err(ApiError::invalid(
                 "Specify an ACL either in headers or in the body, not both.",
@@ -367,6 +367,7 @@ pub(crate) async fn put_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>
     update_attrs(ctx, &key, |a| {
         a.acl = canned;
         a.grants = grants;
+        a.acl_from_body = from_body;
     })?;
     Ok(respond(200, Body::empty(), &[]))
 }
@@ -389,7 +390,8 @@ fn grant_xml(grantee: &str, permission: &str) -> String {
     format!("<Grant>{inner}{}</Grant>", el("Permission", permission))
 }
 
-/// GET Object ACL: the owner's FULL_CONTROL, the canned ACL's group grants, then the explicit grants.
+/// GET Object ACL: the owner's FULL_CONTROL (unless a policy body set the whole list), the canned ACL's
+/// group grants, then the explicit grants.
 pub(crate) fn get_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let attrs = object_attrs(ctx, &key)?;
     let mut x = format!(
@@ -397,7 +399,10 @@ pub(crate) fn get_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiE
         el("ID", OWNER),
         el("DisplayName", OWNER_NAME)
     );
-    x += &grant_xml(&format!("id=\"{OWNER}\""), "FULL_CONTROL");
+    // An ACL set by a policy body is exactly that list; otherwise the owner has FULL_CONTROL first.
+    if !attrs.acl_from_body {
+        x += &grant_xml(&format!("id=\"{OWNER}\""), "FULL_CONTROL");
+    }
     let all = format!("uri=\"{ALL_USERS}\"");
     match attrs.acl.as_deref() {
         Some("public-read") => x += &grant_xml(&all, "READ"),
