@@ -21,6 +21,10 @@ use cos_core::ops::{
     PutObject, PutObjectAcl, PutObjectAclOutput, PutObjectOutput, PutObjectTagging, Tags,
     UploadPart, UploadPartOutput,
 };
+use cos_core::ops::{
+    CopyObject, CopyObjectOutput, DeleteObject, DeleteObjectOutput, DeleteObjects,
+    DeleteObjectsOutput, ListObjects, ListObjectsOutput, ListObjectsPages, UploadPartCopy,
+};
 use cos_core::task::{Event, Input, Now, OneShot, Output, Task};
 use cos_core::{Config, Error};
 
@@ -309,6 +313,11 @@ impl Client {
             .clone()
     }
 
+    /// The connection pool, for calls that stream a response body ([`crate::ObjectStream`]).
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
     /// The credentials provider set with [`ClientBuilder::credentials_provider`].
     pub(crate) fn inner_credentials(&self) -> Option<&Arc<dyn ProvideCredentials>> {
         self.inner.credentials.as_ref()
@@ -575,5 +584,47 @@ impl Client {
     /// DELETE Bucket cors: removes the bucket's CORS rules.
     pub async fn delete_bucket_cors(&self) -> Result<BucketCorsOutput, Error> {
         self.execute(DeleteBucketCors::new()).await
+    }
+
+    /// DELETE Object: removes `key` (succeeds when it does not exist).
+    pub async fn delete_object(&self, key: impl Into<String>) -> Result<DeleteObjectOutput, Error> {
+        self.execute(DeleteObject::new(key)).await
+    }
+
+    /// Delete Multiple Objects: up to 1000 keys in one request, with a result per key.
+    pub async fn delete_objects(&self, op: DeleteObjects) -> Result<DeleteObjectsOutput, Error> {
+        self.execute(op).await
+    }
+
+    /// List Objects: one page (see [`list_objects_pages`](Self::list_objects_pages) for all of them).
+    pub async fn list_objects(&self, op: ListObjects) -> Result<ListObjectsOutput, Error> {
+        self.execute(op).await
+    }
+
+    /// List Objects, every page from `op`'s marker on, as a stream (one request per page).
+    ///
+    /// ```no_run
+    /// # async fn f(client: cos_async::Client) -> Result<(), cos_async::Error> {
+    /// use cos_async::ops::ListObjects;
+    /// let mut pages = client.list_objects_pages(ListObjects::new().prefix("logs/"));
+    /// while let Some(page) = pages.next_page().await {
+    ///     for object in page?.contents {
+    ///         println!("{} {}", object.key, object.size);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn list_objects_pages(&self, op: ListObjects) -> crate::ListObjectsStream {
+        crate::ListObjectsStream::new(self.clone(), ListObjectsPages::new(op))
+    }
+
+    /// PUT Object - Copy: a server-side copy of an object of at most 5 GiB.
+    pub async fn copy_object(&self, op: CopyObject) -> Result<CopyObjectOutput, Error> {
+        self.execute(op).await
+    }
+
+    /// Upload Part - Copy: one part of a multipart upload copied server-side from a source range.
+    pub async fn upload_part_copy(&self, op: UploadPartCopy) -> Result<CopyObjectOutput, Error> {
+        self.execute(op).await
     }
 }

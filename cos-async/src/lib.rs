@@ -29,7 +29,9 @@
 
 mod body;
 mod client;
+mod download;
 mod instance_role;
+mod list;
 mod network;
 mod post;
 mod presign;
@@ -39,7 +41,9 @@ mod transport;
 
 pub use body::{AsyncSource, Body, FileSource, NoSource, OpenFuture, SourceReader};
 pub use client::{Client, ClientBuilder};
+pub use download::{DownloadOutcome, ObjectStream};
 pub use instance_role::{default_credentials_chain, instance_role_credentials};
+pub use list::ListObjectsStream;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
     TaskState, UploadOptions, UploadOutcome,
@@ -50,6 +54,7 @@ pub use cos_core::config::Timeouts;
 pub use cos_core::credentials::{
     EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
 };
+pub use cos_core::download::DownloadOptions;
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };

@@ -309,6 +309,41 @@ impl Transport {
         }
     }
 
+    /// Sends a body-less request and returns the response head with its body unread, for a streamed GET
+    /// (the caller reads the body; no hooks, no retries). The head must arrive within the read timeout.
+    pub(crate) async fn open(
+        &self,
+        request: http::Request<()>,
+    ) -> Result<(http::response::Parts, hyper::body::Incoming), TransportError> {
+        let (parts, ()) = request.into_parts();
+        let body = ReqBody {
+            kind: ReqKind::Full(Bytes::new()),
+            remaining: 0,
+            progress: Arc::new(Progress::new()),
+        };
+        let request = http::Request::from_parts(parts, body);
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| TransportError::new(TransportErrorKind::Tls, e.clone()))?;
+        let head = self.timeouts.response_head;
+        let response = tokio::time::timeout(head, client.request(request))
+            .await
+            .map_err(|_| {
+                TransportError::new(
+                    TransportErrorKind::Timeout,
+                    format!("no response head within {head:?}"),
+                )
+            })?
+            .map_err(map_legacy_error)?;
+        Ok(response.into_parts())
+    }
+
+    /// How long a streamed body may stall ([`Timeouts::idle`]).
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.timeouts.idle
+    }
+
     async fn send_inner(
         &self,
         request: http::Request<RequestBody>,
@@ -533,7 +568,7 @@ fn map_legacy_error(e: hyper_util::client::legacy::Error) -> TransportError {
 }
 
 /// Classifies an error by walking its source chain for an `io::Error` or a `hyper::Error`.
-fn map_error_chain(e: &(dyn StdError + 'static), connecting: bool) -> TransportError {
+pub(crate) fn map_error_chain(e: &(dyn StdError + 'static), connecting: bool) -> TransportError {
     let mut message = e.to_string();
     let mut kind = None;
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);

@@ -19,6 +19,10 @@ use cos_core::ops::{
     PutObject, PutObjectAcl, PutObjectAclOutput, PutObjectOutput, PutObjectTagging, Tags,
     UploadPart, UploadPartOutput,
 };
+use cos_core::ops::{
+    CopyObject, CopyObjectOutput, DeleteObject, DeleteObjectOutput, DeleteObjects,
+    DeleteObjectsOutput, ListObjects, ListObjectsOutput, ListObjectsPages, UploadPartCopy,
+};
 use cos_core::task::{Event, Input, Now, OneShot, Output, Task, Transmit};
 use cos_core::{Config, Error};
 
@@ -280,6 +284,11 @@ impl Client {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The connection pool, for calls that stream a response body ([`crate::ObjectReader`]).
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.inner.transport
     }
 
     /// The credentials provider set with [`ClientBuilder::credentials_provider`].
@@ -589,5 +598,46 @@ impl Client {
     /// DELETE Bucket cors: removes the bucket's CORS rules.
     pub fn delete_bucket_cors(&self) -> Result<BucketCorsOutput, Error> {
         self.execute(DeleteBucketCors::new())
+    }
+
+    /// DELETE Object: removes `key` (succeeds when it does not exist).
+    pub fn delete_object(&self, key: impl Into<String>) -> Result<DeleteObjectOutput, Error> {
+        self.execute(DeleteObject::new(key))
+    }
+
+    /// Delete Multiple Objects: up to 1000 keys in one request, with a result per key.
+    pub fn delete_objects(&self, op: DeleteObjects) -> Result<DeleteObjectsOutput, Error> {
+        self.execute(op)
+    }
+
+    /// List Objects: one page (see [`list_objects_pages`](Self::list_objects_pages) for all of them).
+    pub fn list_objects(&self, op: ListObjects) -> Result<ListObjectsOutput, Error> {
+        self.execute(op)
+    }
+
+    /// List Objects, every page from `op`'s marker on, one request per iteration.
+    ///
+    /// ```no_run
+    /// # fn f(client: cos_blocking::Client) -> Result<(), cos_blocking::Error> {
+    /// use cos_blocking::ops::ListObjects;
+    /// for page in client.list_objects_pages(ListObjects::new().prefix("logs/")) {
+    ///     for object in page?.contents {
+    ///         println!("{} {}", object.key, object.size);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn list_objects_pages(&self, op: ListObjects) -> crate::ListObjectsIter {
+        crate::ListObjectsIter::new(self.clone(), ListObjectsPages::new(op))
+    }
+
+    /// PUT Object - Copy: a server-side copy of an object of at most 5 GiB.
+    pub fn copy_object(&self, op: CopyObject) -> Result<CopyObjectOutput, Error> {
+        self.execute(op)
+    }
+
+    /// Upload Part - Copy: one part of a multipart upload copied server-side from a source range.
+    pub fn upload_part_copy(&self, op: UploadPartCopy) -> Result<CopyObjectOutput, Error> {
+        self.execute(op)
     }
 }

@@ -22,7 +22,9 @@
 
 mod body;
 mod client;
+mod download;
 mod instance_role;
+mod list;
 mod network;
 mod post;
 mod presign;
@@ -32,7 +34,9 @@ mod transport;
 
 pub use body::{Body, FileSource, NoSource, Source};
 pub use client::{Client, ClientBuilder};
+pub use download::{DownloadOutcome, ObjectReader};
 pub use instance_role::{default_credentials_chain, instance_role_credentials};
+pub use list::ListObjectsIter;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
     TaskState, UploadOptions, UploadOutcome, DEFAULT_FILE_PARALLEL,
@@ -43,6 +47,7 @@ pub use cos_core::config::Timeouts;
 pub use cos_core::credentials::{
     EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
 };
+pub use cos_core::download::DownloadOptions;
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };

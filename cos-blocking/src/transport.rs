@@ -126,6 +126,19 @@ impl Transport {
         }
     }
 
+    /// Sends a body-less request and returns the response with its body unread, for a streamed GET (the
+    /// caller reads the body; no hooks, no retries).
+    pub(crate) fn open(
+        &self,
+        request: http::Request<()>,
+    ) -> Result<http::Response<ureq::Body>, TransportError> {
+        let agent = self
+            .agent
+            .as_ref()
+            .map_err(|e| TransportError::new(TransportErrorKind::Tls, e.clone()))?;
+        agent.run(request).map_err(map_error)
+    }
+
     fn send_inner(
         &self,
         request: http::Request<RequestBody>,

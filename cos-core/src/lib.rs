@@ -56,6 +56,7 @@ pub mod checksum;
 pub mod config;
 pub mod credentials;
 pub mod date;
+pub mod download;
 pub mod error;
 pub mod fixture;
 pub mod instance_role;

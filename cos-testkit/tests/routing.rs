@@ -23,8 +23,8 @@ type Case = (
 fn unimplemented() -> Vec<Case> {
     let copy = vec![("x-cos-copy-source", "b-1.cos.ap-guangzhou.myqcloud.com/obj")];
     let mut v = vec![
-        ("PUT", "/copy", "", copy.clone()),
-        ("PUT", "/obj", "partNumber=1&uploadId=UPLOAD", copy),
+        ("PUT", "/copy", "rename", copy.clone()),
+        ("PUT", "/obj", "partNumber=1&uploadId=UPLOAD&symlink", copy),
         ("POST", "/obj", "restore", vec![]),
         ("POST", "/obj", "select&select-type=2", vec![]),
         ("PUT", "/obj", "rename", vec![]),
@@ -131,6 +131,7 @@ fn the_501_message_names_the_sub_resource() {
         s.addr(),
         &creds(&s),
         Req::new("PUT", "/obj")
+            .query("rename")
             .header("x-cos-copy-source", "b-1.cos.ap-guangzhou.myqcloud.com/a")
             .body(""),
     );

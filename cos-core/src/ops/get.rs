@@ -141,6 +141,23 @@ impl GetObject {
     pub fn key(&self) -> &str {
         &self.key
     }
+
+    /// Whether `response-content-encoding` asks COS to transform the body (so its CRC-64 does not apply).
+    pub(crate) fn transforms_body(&self) -> bool {
+        self.response_overrides
+            .iter()
+            .any(|(n, _)| *n == "response-content-encoding")
+    }
+
+    /// The range set with [`range`](Self::range), as `(start, end_inclusive)`.
+    pub fn range_value(&self) -> Option<(u64, Option<u64>)> {
+        self.range
+    }
+
+    /// Whether a complete body is checked against the object's CRC-64.
+    pub(crate) fn verifies_crc64(&self) -> bool {
+        self.verify_crc64
+    }
 }
 
 /// What GET Object returns.

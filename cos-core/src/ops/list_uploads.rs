@@ -173,9 +173,9 @@ struct UploadXml {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct PrefixXml {
+pub(crate) struct PrefixXml {
     #[serde(rename = "Prefix")]
-    prefix: String,
+    pub(crate) prefix: String,
 }
 
 impl Operation for ListMultipartUploads {

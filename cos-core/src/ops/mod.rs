@@ -15,9 +15,13 @@ use crate::task::RequestBody;
 
 mod acl;
 mod append;
+mod copy;
 mod cors;
+mod delete;
 mod get;
+mod get_stream;
 mod head;
+mod list_objects;
 mod list_uploads;
 mod multipart;
 mod put;
@@ -26,12 +30,24 @@ pub use acl::{
     GetObjectAcl, Grant, Grantee, ObjectAcl, Permission, PutObjectAcl, PutObjectAclOutput,
 };
 pub use append::{AppendObject, AppendObjectOutput, MAX_APPEND_OBJECT_SIZE};
+pub use copy::{
+    CopyObject, CopyObjectOutput, CopySource, MetadataDirective, UploadPartCopy,
+    MAX_COPY_OBJECT_SIZE,
+};
 pub use cors::{
     BucketCorsOutput, CorsConfiguration, CorsRule, DeleteBucketCors, GetBucketCors,
     GetBucketCorsOutput, PutBucketCors, CORS_METHODS, MAX_CORS_RULES, MAX_CORS_XML_BYTES,
 };
+pub use delete::{
+    DeleteError, DeleteObject, DeleteObjectOutput, DeleteObjects, DeleteObjectsOutput,
+    DeletedObject, MAX_DELETE_KEYS,
+};
 pub use get::{GetObject, GetObjectOutput};
+pub use get_stream::{BodyCheck, GetHead, GetObjectStream, MAX_ERROR_BODY};
 pub use head::{HeadObject, ObjectInfo, ObjectType};
+pub use list_objects::{
+    ListObjects, ListObjectsOutput, ListObjectsPages, ObjectSummary, MAX_LIST_PAGES,
+};
 pub use list_uploads::{ListMultipartUploads, ListMultipartUploadsOutput, UploadInfo};
 pub use multipart::{
     AbortMultipartUpload, AbortMultipartUploadOutput, CompleteMultipartUpload,

@@ -10,6 +10,7 @@ mod form;
 mod list;
 mod log;
 mod mime;
+mod objects;
 mod ops;
 mod route;
 mod sigv;

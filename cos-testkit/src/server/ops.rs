@@ -15,7 +15,7 @@ use super::store::{
     Data, Object, ObjectAttrs, ObjectMeta, Part, PartMeta, Reader, Store, Upload, UploadMeta,
 };
 use super::util::{el, http_date, iso8601, random_hex};
-use super::{buckets, form, respond, subres, throttle, xml_response, ApiError, Body, Ctx};
+use super::{buckets, form, objects, respond, subres, throttle, xml_response, ApiError, Body, Ctx};
 
 /// Largest object or part.
 pub(crate) const MAX_OBJECT: u64 = 5 << 30;
@@ -23,8 +23,8 @@ pub(crate) const MAX_OBJECT: u64 = 5 << 30;
 const MIN_PART: u64 = 1 << 20;
 /// Longest key in bytes.
 const MAX_KEY: usize = 850;
-const OWNER: &str = "qcs::cam::uin/100000000001:uin/100000000001";
-const OWNER_NAME: &str = "100000000001";
+pub(crate) const OWNER: &str = "qcs::cam::uin/100000000001:uin/100000000001";
+pub(crate) const OWNER_NAME: &str = "100000000001";
 
 const STORAGE_CLASSES: &[&str] = &[
     "STANDARD",
@@ -93,6 +93,8 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "PutObjectAcl" => subres::put_acl(ctx, key).await,
         "GetObjectAcl" => subres::get_acl(ctx, key),
         "DeleteMultipleObjects" => subres::delete_multiple(ctx).await,
+        "PutObjectCopy" => objects::copy_object(ctx, key).await,
+        "UploadPartCopy" => objects::upload_part_copy(ctx, key).await,
         _ => Err(not_implemented(ctx)),
     }
 }
@@ -198,7 +200,7 @@ pub(crate) fn attrs_from(key: &str, headers: &[(String, String)]) -> Result<Obje
     Ok(attrs)
 }
 
-fn header_pairs(ctx: &Ctx) -> Vec<(String, String)> {
+pub(crate) fn header_pairs(ctx: &Ctx) -> Vec<(String, String)> {
     ctx.headers
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), sigv::header_str(v)))
@@ -537,8 +539,29 @@ fn get_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
             ));
         }
     }
+    // RFC 9110 order: If-Match, then If-Unmodified-Since when there is no If-Match; If-None-Match, then
+    // If-Modified-Since when there is no If-None-Match. Unparsable dates are ignored, as HTTP says.
+    let since = |name: &str| {
+        ctx.header(name)
+            .and_then(|v| cos_core::task::parse_http_date(v.trim()))
+    };
+    if ctx.header("if-match").is_none() {
+        if let Some(t) = since("if-unmodified-since") {
+            if m.last_modified > t {
+                return Err(ApiError::new(
+                    412,
+                    "PreconditionFailed",
+                    "The object was modified after If-Unmodified-Since.",
+                ));
+            }
+        }
+    }
     if let Some(want) = ctx.header("if-none-match") {
         if want.trim() == "*" || want.trim().trim_matches('"') == m.etag.trim_matches('"') {
+            return Ok(respond(304, Body::empty(), &[("etag", m.etag.clone())]));
+        }
+    } else if let Some(t) = since("if-modified-since") {
+        if m.last_modified <= t {
             return Ok(respond(304, Body::empty(), &[("etag", m.etag.clone())]));
         }
     }
@@ -652,7 +675,7 @@ fn delete_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError>
     Ok(respond(204, Body::empty(), &[]))
 }
 
-fn no_such_upload() -> ApiError {
+pub(crate) fn no_such_upload() -> ApiError {
     ApiError::new(
         404,
         "NoSuchUpload",

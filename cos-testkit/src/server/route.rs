@@ -182,15 +182,17 @@ fn object_operation(r: &RouteInput<'_>) -> &'static str {
     let only = |allowed: &[&str]| !r.other_params(allowed);
     match *m {
         Method::PUT if r.has("partNumber") || r.has("uploadId") => {
-            if r.copy_source() || !only(&["partNumber", "uploadId"]) {
+            if !only(&["partNumber", "uploadId"]) {
                 UNSUPPORTED
+            } else if r.copy_source() {
+                "UploadPartCopy"
             } else {
                 "UploadPart"
             }
         }
         Method::PUT if r.has("tagging") => op_if(only(&["tagging"]), "PutObjectTagging"),
         Method::PUT if r.has("acl") => op_if(only(&["acl"]), "PutObjectAcl"),
-        Method::PUT if r.copy_source() => UNSUPPORTED,
+        Method::PUT if r.copy_source() => op_if(only(&[]), "PutObjectCopy"),
         Method::PUT => op_if(only(&[]), "PutObject"),
         Method::POST if r.has("uploads") => op_if(only(&["uploads"]), "InitiateMultipartUpload"),
         Method::POST if r.has("uploadId") => op_if(only(&["uploadId"]), "CompleteMultipartUpload"),
