@@ -573,16 +573,18 @@ fn authorize_with<B>(
     scratch: &mut Scratch,
 ) -> Result<(), Error> {
     if let Some(token) = creds.security_token() {
-        let v = http::HeaderValue::from_str(token).map_err(|_| {
+        let mut v = http::HeaderValue::from_str(token).map_err(|_| {
             Error::InvalidInput(InvalidInput::HeaderValue("x-cos-security-token".into()))
         })?;
+        // `Debug` of the request (and of a `Transmit`) then shows `Sensitive`, not the token.
+        v.set_sensitive(true);
         req.headers_mut().insert("x-cos-security-token", v);
     }
     scratch.clear();
     let bad = |what: &str| Error::InvalidInput(InvalidInput::Uri(what.to_string()));
+    // The whole path as sent, even when the key starts with `/` (what COS verifies).
     let raw_path = req.uri().path();
-    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
-    if !decode_into(&mut scratch.decoded, path.as_bytes(), false) {
+    if !decode_into(&mut scratch.decoded, raw_path.as_bytes(), false) {
         return Err(bad(raw_path));
     }
     // Query pieces are decoded into the tail of `decoded`, after the key, then truncated back.
@@ -632,8 +634,9 @@ fn authorize_with<B>(
         key,
         &mut auth,
     );
-    let v = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(auth.into_bytes()))
+    let mut v = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(auth.into_bytes()))
         .map_err(|_| Error::InvalidInput(InvalidInput::HeaderValue("authorization".into())))?;
+    v.set_sensitive(true);
     req.headers_mut().insert(http::header::AUTHORIZATION, v);
     Ok(())
 }

@@ -115,7 +115,14 @@ fn fast_path_matches_official_sdk_signatures() {
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let mut uri = format!("/{}", encode_path(&s("key")));
+        // The path as the Python SDK sends it: `/` + key, or the key itself when it starts with `/`
+        // (the signature covers the whole path as sent).
+        let key = s("key");
+        let mut uri = if key.starts_with('/') {
+            encode_path(&key)
+        } else {
+            format!("/{}", encode_path(&key))
+        };
         if !query.is_empty() {
             uri = format!("{uri}?{query}");
         }
