@@ -11,9 +11,13 @@
 //!    task answers `Wait { until: next timer }`.
 //! 3. **Complete** with the parts sorted and their ETags quoted (`x-cos-forbid-overwrite` again when asked).
 //!    The CRC-64s of the parts, combined with [`Crc64::combine`], must equal the whole object's
-//!    `x-cos-hash-crc64ecma`, else the task fails with [`Error::Integrity`]. A *retried* Complete that gets
-//!    `NoSuchUpload` (the first one succeeded but its answer was lost) is confirmed with a HEAD: the object is
-//!    accepted if its ETag ends with `-<part count>` and its CRC-64 matches.
+//!    `x-cos-hash-crc64ecma`, else the task fails with [`Error::Integrity`]. A Complete that gets
+//!    `NoSuchUpload` when an earlier Complete may have gone through (a retried one, whose first attempt
+//!    succeeded but lost its answer; or any, in an upload taken over from an earlier run by
+//!    [`resume`](MultipartUpload::resume) or [`find_unfinished`](MultipartUpload::find_unfinished), whose
+//!    Complete may land late) is confirmed with a HEAD: the object is accepted if its ETag ends with
+//!    `-<part count>`, its length matches and its CRC-64 matches. Every success ends with an
+//!    [`Event::Progress`] at the total.
 //!
 //! # Failure and resumption
 //!
@@ -286,6 +290,11 @@ pub struct MultipartUpload {
     /// upload is aborted.
     stopping: Option<Error>,
     complete_sent: u32,
+    /// The upload was taken over from an earlier run (a checkpoint or a search): that run may have sent a
+    /// Complete that lands before ours, so a `NoSuchUpload` from our first Complete is confirmed with HEAD.
+    taken_over: bool,
+    /// The `loaded` of the last [`Event::Progress`] emitted.
+    reported: Option<u64>,
     /// [`MAX_PARTS`]; lowered by tests of the stream limit.
     max_parts: u32,
     /// The lease owner written into checkpoints (see [`MultipartUpload::lease_owner`]).
@@ -348,6 +357,8 @@ impl MultipartUpload {
             stopping: None,
             max_parts: MAX_PARTS,
             complete_sent: 0,
+            taken_over: false,
+            reported: None,
             owner: None,
             renew_at: None,
             clock: None,
@@ -481,6 +492,7 @@ impl MultipartUpload {
         let mut task =
             Self::base(config, checkpoint.key, upload, plan.part_size(), current).with_plan(plan);
         task.upload_id = Some(checkpoint.upload_id);
+        task.taken_over = true;
         task.claimed = checkpoint.parts;
         task.step = Step::ListParts {
             marker: None,
@@ -876,6 +888,11 @@ impl MultipartUpload {
     }
 
     fn succeed(&mut self, outcome: UploadOutcome) {
+        // Every success ends with the progress at the total, also when no part finished in this run (a HEAD
+        // confirmed an earlier run's Complete, or a stream went out as one PUT).
+        if self.reported != Some(outcome.total_len) {
+            self.push_progress(outcome.total_len, Some(outcome.total_len));
+        }
         self.set_step(Step::Finished);
         self.in_flight.clear();
         self.done = Some(Ok(outcome));
@@ -1114,11 +1131,13 @@ impl MultipartUpload {
         self.events
             .push_back(Event::PartCompleted { part, etag, len });
         let p = self.progress();
-        self.events.push_back(Event::Progress {
-            loaded: p.loaded,
-            total: p.total,
-        });
+        self.push_progress(p.loaded, p.total);
         self.events.push_back(Event::CheckpointChanged);
+    }
+
+    fn push_progress(&mut self, loaded: u64, total: Option<u64>) {
+        self.reported = Some(loaded);
+        self.events.push_back(Event::Progress { loaded, total });
     }
 
     /// The combined CRC-64 of all parts, if every part's is known.
@@ -1300,6 +1319,7 @@ impl MultipartUpload {
                             });
                         } else if let Some((_, upload_id)) = best {
                             self.upload_id = Some(upload_id);
+                            self.taken_over = true;
                             self.set_step(Step::ListParts {
                                 marker: None,
                                 from_checkpoint: false,
@@ -1377,7 +1397,12 @@ impl MultipartUpload {
                         outcome.request_id = out.request_id;
                         self.succeed(outcome);
                     }
-                    Err(e) if e.code() == Some("NoSuchUpload") && self.complete_sent > 1 => {
+                    // NoSuchUpload after a Complete of ours whose answer was lost, or of the earlier run this
+                    // upload was taken over from: the object decides.
+                    Err(e)
+                        if e.code() == Some("NoSuchUpload")
+                            && (self.complete_sent > 1 || self.taken_over) =>
+                    {
                         self.set_step(Step::Head {
                             complete_error: Box::new(e),
                             restart: false,
@@ -1478,6 +1503,7 @@ impl MultipartUpload {
         });
         self.claimed.clear();
         self.listed.clear();
+        self.taken_over = false;
         for p in &mut self.parts {
             p.state = PartState::Pending;
             p.attempts = Attempts::default();
@@ -1531,10 +1557,7 @@ impl MultipartUpload {
             upload_id: self.upload_id.clone().unwrap_or_default(),
             parts_done: progress.parts_done,
         });
-        self.events.push_back(Event::Progress {
-            loaded: progress.loaded,
-            total: progress.total,
-        });
+        self.push_progress(progress.loaded, progress.total);
         self.events.push_back(Event::CheckpointChanged);
         self.set_step(Step::Upload);
     }

@@ -2308,3 +2308,114 @@ fn list_multipart_uploads_that_do_not_advance_fail_instead_of_looping() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Found by the simulator (cos-testkit/src/sim): an earlier run's Complete that lands late.
+
+/// Steps `task` one output at a time until it sends an `op` request, and takes that request out of the
+/// harness's flight (the caller decides when, or whether, it reaches the server).
+fn run_until_sent(h: &mut Harness, task: &mut MultipartUpload, op: &str) -> Transmit {
+    loop {
+        if let Some(i) = h.in_flight.iter().position(|t| t.operation == op) {
+            return h.in_flight.remove(i);
+        }
+        if let Stop::Done(r) = h.run(task, Some(h.steps + 1)) {
+            panic!("ended before sending {op}: {r:?}");
+        }
+    }
+}
+
+fn progress_events(h: &Harness) -> Vec<(u64, Option<u64>)> {
+    h.events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress { loaded, total } => Some((*loaded, *total)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Seeds 2007, 7987 and 9241 of the simulation: killed after sending Complete, whose answer is slow; the
+/// resumed run finds the upload (List Parts), then the killed run's Complete lands, and the resumed run's
+/// own *first* Complete meets NoSuchUpload. The object is there and whole: the run confirms it with HEAD.
+#[test]
+fn a_resumed_run_confirms_with_head_when_the_killed_runs_complete_lands_first() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let killed_complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    drop(task); // kill -9: the Complete is still in the network
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    assert_eq!(cp.parts.len(), 20);
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let mine = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    assert!(
+        !h.sends("ListParts").is_empty(),
+        "the upload was still there"
+    );
+    // The killed run's Complete lands first; ours then meets NoSuchUpload.
+    let _ = h.deliver(killed_complete);
+    let input = h.deliver(mine);
+    task.handle_input(h.now, input);
+    let out = done(h.run(&mut task, None)).expect("the stored object is confirmed");
+    assert!(out.confirmed_by_head);
+    assert!(out.etag.ends_with("-20\""), "{}", out.etag);
+    assert_eq!(out.crc64, Some(source_crc()));
+    assert_eq!(h.sends("CompleteMultipartUpload").len(), 1);
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    assert!(h.sends("UploadPart").is_empty());
+    assert_eq!(progress_events(&h).last(), Some(&(LEN, Some(LEN))));
+    h.assert_object_is_source();
+}
+
+/// The same, but someone else's object of another size replaced it meanwhile: HEAD refutes it and the run
+/// fails with the Complete's NoSuchUpload.
+#[test]
+fn a_resumed_run_does_not_confirm_another_object() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let killed_complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    drop(task);
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let mine = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    let _ = h.deliver(killed_complete);
+    h.server.objects.get_mut(KEY).unwrap().crc64 ^= 1;
+    let input = h.deliver(mine);
+    task.handle_input(h.now, input);
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+    assert_eq!(h.sends("HeadObject").len(), 1);
+}
+
+/// Seed 115 of the simulation: the killed run's Complete went through (its answer was lost with the
+/// process); the resumed run finds the upload gone, confirms the object with HEAD and succeeds. Its
+/// progress must still end at the total, although no part finished in this run.
+#[test]
+fn a_success_confirmed_by_head_ends_with_progress_at_the_total() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let killed_complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    drop(task);
+    let _ = h.deliver(killed_complete); // applied; nobody hears the answer
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    assert_eq!(cp.parts.len(), 20, "every part claimed");
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert!(out.confirmed_by_head);
+    assert_eq!(h.sends("ListParts").len(), 1);
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    assert!(h.sends("CompleteMultipartUpload").is_empty());
+    assert_eq!(progress_events(&h), [(LEN, Some(LEN))]);
+    h.assert_object_is_source();
+}
+
+/// A stream sent as one PUT ends with its progress at the total too.
+#[test]
+fn a_single_put_stream_ends_with_progress_at_the_total() {
+    let mut h = Harness::new();
+    let mut task = stream_task(3);
+    run_stream(&mut h, &mut task, &[Bytes::from_static(b"hello")], 3).unwrap();
+    assert_eq!(progress_events(&h).last(), Some(&(5, Some(5))));
+}
