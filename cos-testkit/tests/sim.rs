@@ -9,8 +9,9 @@ use cos_testkit::sim;
 const SHARDS: u64 = 4;
 
 /// Failure kinds of known core bugs, reported but not failing the run until the core is fixed (set
-/// `COS_SIM_STRICT=1` to fail on them too). See the `known_bug_*` tests for the bugs and their seeds.
-const KNOWN: &[&str] = &["progress-end", "complete-no-such-upload", "find-leftover"];
+/// `COS_SIM_STRICT=1` to fail on them too). See the `known_bug_*` tests for the bugs and their seeds. The
+/// fixed ones (`progress-end`, `complete-no-such-upload`) fail the run like any invariant.
+const KNOWN: &[&str] = &["find-leftover"];
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -106,13 +107,11 @@ fn seeds_shard_3() {
     shard(3);
 }
 
-/// Known core bug (seed 115): a resumed run finds the upload gone because the killed run's Complete went
-/// through, confirms the object with HEAD and succeeds, but never reports progress: the bar stays where it was
-/// instead of reaching the total. Un-ignore once `MultipartUpload` emits `Progress { loaded: total }` on every
-/// success.
+/// Fixed core bug (seed 115): a resumed run finds the upload gone because the killed run's Complete went
+/// through, confirms the object with HEAD and succeeds, but never reported progress: the bar stayed where it
+/// was instead of reaching the total. `MultipartUpload` now ends every success with `Progress` at the total.
 #[test]
-#[ignore = "core bug: no final Progress after a HEAD-confirmed success (seed 115)"]
-fn known_bug_progress_end() {
+fn fixed_bug_progress_end() {
     if let Err(f) = sim::run(115, true) {
         for line in &f.trace {
             println!("{line}");
@@ -121,14 +120,13 @@ fn known_bug_progress_end() {
     }
 }
 
-/// Known core bug (seeds 2007, 7987, 9241): the process is killed after sending Complete, whose answer is slow; the
-/// resumed run lists the parts (the upload still exists), then the killed run's Complete lands, and the resumed
-/// run's own Complete meets `NoSuchUpload`. Because it was its *first* Complete, `MultipartUpload` fails with
-/// NoSuchUpload instead of confirming the object with HEAD: the user is told the upload failed although the
-/// object is stored and byte-identical. Un-ignore once a resumed task confirms with HEAD on any NoSuchUpload.
+/// Fixed core bug (seeds 2007, 7987, 9241): the process is killed after sending Complete, whose answer is
+/// slow; the resumed run lists the parts (the upload still exists), then the killed run's Complete lands, and
+/// the resumed run's own Complete meets `NoSuchUpload`. Because it was its *first* Complete, `MultipartUpload`
+/// failed instead of confirming the object with HEAD: the user was told the upload failed although the object
+/// was stored and byte-identical. A task that took its upload over from an earlier run now confirms with HEAD.
 #[test]
-#[ignore = "core bug: resumed run's first Complete meets NoSuchUpload and fails (seed 2007)"]
-fn known_bug_complete_no_such_upload_after_resume() {
+fn fixed_bug_complete_no_such_upload_after_resume() {
     for seed in [2007, 7987, 9241] {
         if let Err(f) = sim::run(seed, true) {
             for line in &f.trace {
