@@ -9,9 +9,10 @@ use cos_testkit::sim;
 const SHARDS: u64 = 4;
 
 /// Failure kinds of known core bugs, reported but not failing the run until the core is fixed (set
-/// `COS_SIM_STRICT=1` to fail on them too). See the `known_bug_*` tests for the bugs and their seeds. The
-/// fixed ones (`progress-end`, `complete-no-such-upload`) fail the run like any invariant.
-const KNOWN: &[&str] = &["find-leftover"];
+/// `COS_SIM_STRICT=1` to fail on them too). None today: the classes found so far (`progress-end`,
+/// `complete-no-such-upload`, `find-leftover`) are fixed and fail the run like any invariant; see the
+/// `fixed_bug_*` tests for their seeds.
+const KNOWN: &[&str] = &[];
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -137,15 +138,14 @@ fn fixed_bug_complete_no_such_upload_after_resume() {
     }
 }
 
-/// Known core behaviour (seeds 5070, 4919), find-unfinished mode (no checkpoint): a lost Initiate answer
+/// Fixed core behaviour (seeds 5070, 4919), find-unfinished mode (no checkpoint): a lost Initiate answer
 /// leaves an empty orphan upload next to the one the run then used; both are listed with the same `Initiated`
-/// second, and the resumed run picks the orphan (a tie goes to the later listed id), sends every part again
-/// and leaves the upload that holds parts unfinished (5070). And a cancel that arrives while the search runs
-/// ends at once, leaving the earlier run's upload (4919). Un-ignore once the core prefers, on a tie, the
-/// upload whose parts match, and aborts what its search finds after a cancel.
+/// second, and the resumed run picked the orphan (a tie went to the later listed id), sent every part again
+/// and left the upload that holds parts unfinished (5070); the search now prefers the newest upload that
+/// holds a part of the plan. And a cancel that arrived while the search ran ended at once, leaving the earlier
+/// run's upload (4919); the search now finishes and its upload is aborted.
 #[test]
-#[ignore = "core: find-unfinished may leave an earlier upload unfinished (seeds 5070, 4919)"]
-fn known_bug_find_unfinished_leaves_an_upload() {
+fn fixed_bug_find_unfinished_leaves_an_upload() {
     for seed in [5070, 4919] {
         if let Err(f) = sim::run(seed, true) {
             for line in &f.trace {

@@ -2419,3 +2419,93 @@ fn a_single_put_stream_ends_with_progress_at_the_total() {
     run_stream(&mut h, &mut task, &[Bytes::from_static(b"hello")], 3).unwrap();
     assert_eq!(progress_events(&h).last(), Some(&(5, Some(5))));
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Found by the simulator: find-unfinished mode leaving an upload behind.
+
+/// Seed 5070 of the simulation: a lost Initiate answer left an empty upload beside the one that holds the
+/// parts, both initiated in the same second. The search continues the one with the parts (the empty one,
+/// listed later, used to win the tie: every part was sent again and the upload with the parts was left).
+#[test]
+fn find_unfinished_prefers_the_upload_that_holds_parts_on_a_tie() {
+    let mut h = Harness::new();
+    let with_parts = h.server.initiate(KEY);
+    let plan = PartPlan::auto(LEN).unwrap();
+    for n in 1..=5 {
+        let r = plan.part(n).unwrap();
+        h.server.put_part(
+            &with_parts,
+            n,
+            source().slice(r.offset as usize..(r.offset + r.len) as usize),
+        );
+    }
+    let empty = h.server.initiate(KEY);
+    let second = h.server.uploads[&with_parts].initiated.clone();
+    h.server.uploads.get_mut(&empty).unwrap().initiated = second;
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert_eq!(out.upload_id.as_deref(), Some(with_parts.as_str()));
+    let mut sent: Vec<u32> = h.sends("UploadPart").iter().map(|s| s.0.unwrap()).collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        (6..=20).collect::<Vec<u32>>(),
+        "only the missing parts"
+    );
+    assert_eq!(
+        h.sends("ListParts").len(),
+        1 + 1,
+        "the empty one, then the one with parts"
+    );
+    assert!(h.sends("InitiateMultipartUpload").is_empty());
+    assert!(!h.server.uploads.contains_key(&with_parts), "completed");
+    assert!(
+        h.server.uploads.contains_key(&empty),
+        "someone else's upload is left alone"
+    );
+    h.assert_object_is_source();
+
+    // With no upload holding parts, the newest is continued, as before.
+    let mut h = Harness::new();
+    let older = h.server.initiate(KEY);
+    let newer = h.server.initiate(KEY);
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert_eq!(out.upload_id.as_deref(), Some(newer.as_str()));
+    assert!(h.server.uploads.contains_key(&older));
+    assert_eq!(h.sends("UploadPart").len(), 20);
+}
+
+/// Seed 4919 of the simulation: a cancel while the search runs used to end at once, leaving the earlier
+/// run's upload. The search now finishes and the upload it would have continued is aborted.
+#[test]
+fn a_cancel_during_the_search_aborts_the_upload_it_finds() {
+    for cancel_after in 1..=2 {
+        let mut h = Harness::new();
+        let earlier = h.server.initiate(KEY);
+        h.server
+            .put_part(&earlier, 1, source().slice(0..MIB as usize));
+        let mut task =
+            MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+        // Cancel with List Multipart Uploads (1) or List Parts (2) in flight.
+        let Stop::Step = h.run(&mut task, Some(2 * cancel_after - 1)) else {
+            panic!()
+        };
+        task.cancel();
+        assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+        assert!(h.server.uploads.is_empty(), "the found upload is aborted");
+        assert!(h.sends("UploadPart").is_empty());
+        assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
+    }
+    // Nothing found: the cancel ends the task without a new upload.
+    let mut h = Harness::new();
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let Stop::Step = h.run(&mut task, Some(1)) else {
+        panic!()
+    };
+    task.pause();
+    task.cancel();
+    assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+    assert!(h.sends("InitiateMultipartUpload").is_empty());
+    assert!(h.server.uploads.is_empty());
+}
