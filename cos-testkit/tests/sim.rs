@@ -9,8 +9,10 @@ use cos_testkit::sim;
 const SHARDS: u64 = 4;
 
 /// Failure kinds of known core bugs, reported but not failing the run until the core is fixed (set
-/// `COS_SIM_STRICT=1` to fail on them too). See the `known_bug_*` tests for the bugs and their seeds.
-const KNOWN: &[&str] = &["progress-end", "complete-no-such-upload", "find-leftover"];
+/// `COS_SIM_STRICT=1` to fail on them too). None today: the classes found so far (`progress-end`,
+/// `complete-no-such-upload`, `find-leftover`) are fixed and fail the run like any invariant; see the
+/// `fixed_bug_*` tests for their seeds.
+const KNOWN: &[&str] = &[];
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -106,13 +108,11 @@ fn seeds_shard_3() {
     shard(3);
 }
 
-/// Known core bug (seed 115): a resumed run finds the upload gone because the killed run's Complete went
-/// through, confirms the object with HEAD and succeeds, but never reports progress: the bar stays where it was
-/// instead of reaching the total. Un-ignore once `MultipartUpload` emits `Progress { loaded: total }` on every
-/// success.
+/// Fixed core bug (seed 115): a resumed run finds the upload gone because the killed run's Complete went
+/// through, confirms the object with HEAD and succeeds, but never reported progress: the bar stayed where it
+/// was instead of reaching the total. `MultipartUpload` now ends every success with `Progress` at the total.
 #[test]
-#[ignore = "core bug: no final Progress after a HEAD-confirmed success (seed 115)"]
-fn known_bug_progress_end() {
+fn fixed_bug_progress_end() {
     if let Err(f) = sim::run(115, true) {
         for line in &f.trace {
             println!("{line}");
@@ -121,14 +121,13 @@ fn known_bug_progress_end() {
     }
 }
 
-/// Known core bug (seeds 2007, 7987, 9241): the process is killed after sending Complete, whose answer is slow; the
-/// resumed run lists the parts (the upload still exists), then the killed run's Complete lands, and the resumed
-/// run's own Complete meets `NoSuchUpload`. Because it was its *first* Complete, `MultipartUpload` fails with
-/// NoSuchUpload instead of confirming the object with HEAD: the user is told the upload failed although the
-/// object is stored and byte-identical. Un-ignore once a resumed task confirms with HEAD on any NoSuchUpload.
+/// Fixed core bug (seeds 2007, 7987, 9241): the process is killed after sending Complete, whose answer is
+/// slow; the resumed run lists the parts (the upload still exists), then the killed run's Complete lands, and
+/// the resumed run's own Complete meets `NoSuchUpload`. Because it was its *first* Complete, `MultipartUpload`
+/// failed instead of confirming the object with HEAD: the user was told the upload failed although the object
+/// was stored and byte-identical. A task that took its upload over from an earlier run now confirms with HEAD.
 #[test]
-#[ignore = "core bug: resumed run's first Complete meets NoSuchUpload and fails (seed 2007)"]
-fn known_bug_complete_no_such_upload_after_resume() {
+fn fixed_bug_complete_no_such_upload_after_resume() {
     for seed in [2007, 7987, 9241] {
         if let Err(f) = sim::run(seed, true) {
             for line in &f.trace {
@@ -139,15 +138,14 @@ fn known_bug_complete_no_such_upload_after_resume() {
     }
 }
 
-/// Known core behaviour (seeds 5070, 4919), find-unfinished mode (no checkpoint): a lost Initiate answer
+/// Fixed core behaviour (seeds 5070, 4919), find-unfinished mode (no checkpoint): a lost Initiate answer
 /// leaves an empty orphan upload next to the one the run then used; both are listed with the same `Initiated`
-/// second, and the resumed run picks the orphan (a tie goes to the later listed id), sends every part again
-/// and leaves the upload that holds parts unfinished (5070). And a cancel that arrives while the search runs
-/// ends at once, leaving the earlier run's upload (4919). Un-ignore once the core prefers, on a tie, the
-/// upload whose parts match, and aborts what its search finds after a cancel.
+/// second, and the resumed run picked the orphan (a tie went to the later listed id), sent every part again
+/// and left the upload that holds parts unfinished (5070); the search now prefers the newest upload that
+/// holds a part of the plan. And a cancel that arrived while the search ran ended at once, leaving the earlier
+/// run's upload (4919); the search now finishes and its upload is aborted.
 #[test]
-#[ignore = "core: find-unfinished may leave an earlier upload unfinished (seeds 5070, 4919)"]
-fn known_bug_find_unfinished_leaves_an_upload() {
+fn fixed_bug_find_unfinished_leaves_an_upload() {
     for seed in [5070, 4919] {
         if let Err(f) = sim::run(seed, true) {
             for line in &f.trace {

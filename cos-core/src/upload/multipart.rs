@@ -11,9 +11,13 @@
 //!    task answers `Wait { until: next timer }`.
 //! 3. **Complete** with the parts sorted and their ETags quoted (`x-cos-forbid-overwrite` again when asked).
 //!    The CRC-64s of the parts, combined with [`Crc64::combine`], must equal the whole object's
-//!    `x-cos-hash-crc64ecma`, else the task fails with [`Error::Integrity`]. A *retried* Complete that gets
-//!    `NoSuchUpload` (the first one succeeded but its answer was lost) is confirmed with a HEAD: the object is
-//!    accepted if its ETag ends with `-<part count>` and its CRC-64 matches.
+//!    `x-cos-hash-crc64ecma`, else the task fails with [`Error::Integrity`]. A Complete that gets
+//!    `NoSuchUpload` when an earlier Complete may have gone through (a retried one, whose first attempt
+//!    succeeded but lost its answer; or any, in an upload taken over from an earlier run by
+//!    [`resume`](MultipartUpload::resume) or [`find_unfinished`](MultipartUpload::find_unfinished), whose
+//!    Complete may land late) is confirmed with a HEAD: the object is accepted if its ETag ends with
+//!    `-<part count>`, its length matches and its CRC-64 matches. Every success ends with an
+//!    [`Event::Progress`] at the total.
 //!
 //! # Failure and resumption
 //!
@@ -24,7 +28,9 @@
 //!   fingerprint changed, it aborts the stale upload id first and starts a new upload
 //!   ([`Event::Restarted`]); if the upload no longer exists, it starts a new one too.
 //! * [`MultipartUpload::find_unfinished`] does what the official SDKs do without a checkpoint: List Multipart
-//!   Uploads with `prefix=key`, take the newest upload of exactly this key, list its parts, and keep the parts
+//!   Uploads with `prefix=key`, take the newest upload of exactly this key that holds a part of the planned
+//!   size (of the [`MAX_CANDIDATES`] newest; the newest if none does: an upload whose Initiate answer was lost
+//!   is empty and may be as new as the one that holds the parts), list its parts, and keep the parts
 //!   whose size matches the plan **and whose MD5 matches the local bytes**. The core cannot read the source,
 //!   so for each such part it emits [`Event::PartDigestNeeded`]; the driver hashes that range (with
 //!   [`BodyDigest`]) and answers with [`MultipartUpload::part_digest`]. Parts
@@ -37,7 +43,8 @@
 //! (the checkpoint is then final for this run: drop the task and resume it later, or call
 //! [`resume_sending`](MultipartUpload::resume_sending)). [`cancel`](MultipartUpload::cancel) drops pending
 //! parts, aborts the upload and ends with [`Error::Cancelled`]; a cancel that arrives once Complete was sent
-//! waits for its answer, and a successful Complete then wins. [`set_credentials`](MultipartUpload::set_credentials)
+//! waits for its answer, and a successful Complete then wins. A cancel during a find-unfinished search lets
+//! the search finish and aborts the upload it would have continued. [`set_credentials`](MultipartUpload::set_credentials)
 //! swaps (STS) credentials for the following requests.
 //!
 //! # Streams of unknown length
@@ -74,6 +81,10 @@ use crate::task::{sign, Event, Input, Now, Output, RequestBody, RequestId, Task,
 /// The most List Multipart Uploads pages a search for an unfinished upload reads: a server whose listing
 /// never ends fails the task with [`Error::UnexpectedResponse`] instead of looping forever.
 pub const MAX_LIST_PAGES: u32 = 1000;
+
+/// The most uploads of the key a search for an unfinished upload considers (the newest ones): it continues
+/// the newest that holds a part of the plan, or the newest if none does.
+pub const MAX_CANDIDATES: usize = 8;
 
 /// The default number of parts in flight at once (as the official SDKs' `ChunkParallelLimit`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 3;
@@ -209,11 +220,12 @@ enum Step {
         upload_id: String,
     },
     Initiate,
-    /// List Multipart Uploads, looking for the newest upload of the key.
+    /// List Multipart Uploads, looking for the newest uploads of the key.
     FindUploads {
         key_marker: Option<String>,
         upload_id_marker: Option<String>,
-        best: Option<(String, String)>,
+        /// The newest uploads of the key so far, newest first: (initiated, listing index, upload id).
+        best: Vec<(String, u64, String)>,
         /// Pages read so far.
         pages: u32,
     },
@@ -273,6 +285,10 @@ pub struct MultipartUpload {
     listed: BTreeMap<u32, (String, u64)>,
     /// The checkpoint's parts, while they are being verified.
     claimed: Vec<FinishedPart>,
+    /// Find-unfinished mode: the next candidates (older, or listed earlier in the same second) to try if
+    /// the one being listed holds no part of the plan; the newest, to fall back on if none does.
+    candidates: VecDeque<String>,
+    newest_candidate: Option<String>,
     step: Step,
     control: Control,
     rng: Rng,
@@ -286,6 +302,11 @@ pub struct MultipartUpload {
     /// upload is aborted.
     stopping: Option<Error>,
     complete_sent: u32,
+    /// The upload was taken over from an earlier run (a checkpoint or a search): that run may have sent a
+    /// Complete that lands before ours, so a `NoSuchUpload` from our first Complete is confirmed with HEAD.
+    taken_over: bool,
+    /// The `loaded` of the last [`Event::Progress`] emitted.
+    reported: Option<u64>,
     /// [`MAX_PARTS`]; lowered by tests of the stream limit.
     max_parts: u32,
     /// The lease owner written into checkpoints (see [`MultipartUpload::lease_owner`]).
@@ -336,6 +357,8 @@ impl MultipartUpload {
             in_flight: HashMap::new(),
             listed: BTreeMap::new(),
             claimed: Vec::new(),
+            candidates: VecDeque::new(),
+            newest_candidate: None,
             step: Step::Initiate,
             control: Control::default(),
             rng,
@@ -348,6 +371,8 @@ impl MultipartUpload {
             stopping: None,
             max_parts: MAX_PARTS,
             complete_sent: 0,
+            taken_over: false,
+            reported: None,
             owner: None,
             renew_at: None,
             clock: None,
@@ -481,6 +506,7 @@ impl MultipartUpload {
         let mut task =
             Self::base(config, checkpoint.key, upload, plan.part_size(), current).with_plan(plan);
         task.upload_id = Some(checkpoint.upload_id);
+        task.taken_over = true;
         task.claimed = checkpoint.parts;
         task.step = Step::ListParts {
             marker: None,
@@ -489,8 +515,9 @@ impl MultipartUpload {
         Ok(task)
     }
 
-    /// Continues the newest unfinished upload of exactly `key`, found with List Multipart Uploads, as the
-    /// official SDKs do; starts a new upload when there is none. Listed parts of the planned size are kept
+    /// Continues the newest unfinished upload of exactly `key` that holds a part of the plan (else the
+    /// newest), found with List Multipart Uploads, as the official SDKs do; starts a new upload when there is
+    /// none. Other uploads of the key are left alone (they may be someone else's). Listed parts of the planned size are kept
     /// only once the driver confirmed their MD5 (see [`Event::PartDigestNeeded`] and
     /// [`MultipartUpload::part_digest`]). The plan must be the one the unfinished upload was started with,
     /// so give the same part size.
@@ -504,7 +531,7 @@ impl MultipartUpload {
         task.step = Step::FindUploads {
             key_marker: None,
             upload_id_marker: None,
-            best: None,
+            best: Vec::new(),
             pages: 0,
         };
         Ok(task)
@@ -853,6 +880,12 @@ impl MultipartUpload {
                 if self.control.in_flight.is_some() => {}
             // The object is being confirmed after Complete: nothing left to abort.
             Step::Head { .. } | Step::Finished | Step::Abort { .. } => {}
+            // Find the upload this task would have continued, and abort that.
+            Step::FindUploads { .. }
+            | Step::ListParts {
+                from_checkpoint: false,
+                ..
+            } => {}
             _ => self.abort_or_finish(reason),
         }
     }
@@ -876,6 +909,11 @@ impl MultipartUpload {
     }
 
     fn succeed(&mut self, outcome: UploadOutcome) {
+        // Every success ends with the progress at the total, also when no part finished in this run (a HEAD
+        // confirmed an earlier run's Complete, or a stream went out as one PUT).
+        if self.reported != Some(outcome.total_len) {
+            self.push_progress(outcome.total_len, Some(outcome.total_len));
+        }
         self.set_step(Step::Finished);
         self.in_flight.clear();
         self.done = Some(Ok(outcome));
@@ -1114,11 +1152,13 @@ impl MultipartUpload {
         self.events
             .push_back(Event::PartCompleted { part, etag, len });
         let p = self.progress();
-        self.events.push_back(Event::Progress {
-            loaded: p.loaded,
-            total: p.total,
-        });
+        self.push_progress(p.loaded, p.total);
         self.events.push_back(Event::CheckpointChanged);
+    }
+
+    fn push_progress(&mut self, loaded: u64, total: Option<u64>) {
+        self.reported = Some(loaded);
+        self.events.push_back(Event::Progress { loaded, total });
     }
 
     /// The combined CRC-64 of all parts, if every part's is known.
@@ -1190,6 +1230,10 @@ impl MultipartUpload {
                 Step::AbortStale { .. } => self.set_step(Step::Initiate),
                 Step::Abort { reason } => self.fail(*reason),
                 Step::Head { complete_error, .. } => self.fail(*complete_error),
+                _ if self.stopping.is_some() && self.searching() => {
+                    let reason = self.stopping.clone().expect("stopping");
+                    self.fail(reason)
+                }
                 _ => self.fail(error),
             },
         }
@@ -1258,15 +1302,20 @@ impl MultipartUpload {
                 let op = ListMultipartUploads::new().prefix(&self.key);
                 match op.parse_response(&response, None) {
                     Ok(out) => {
-                        for u in out.uploads.iter().filter(|u| u.key == self.key) {
-                            // `Initiated` is ISO 8601 in one format, so text order is time order; the later
-                            // of two uploads listed with the same time wins.
+                        for (i, u) in out
+                            .uploads
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, u)| u.key == self.key)
+                        {
+                            let index = (u64::from(pages) << 32) | i as u64;
+                            // `Initiated` is ISO 8601 in one format, so text order is time order; of two
+                            // uploads listed with the same time, the later listed comes first.
                             let initiated = u.initiated.clone().unwrap_or_default();
-                            let newer = best.as_ref().map_or(true, |(t, _)| initiated >= *t);
-                            if newer {
-                                best = Some((initiated, u.upload_id.clone()));
-                            }
+                            best.push((initiated, index, u.upload_id.clone()));
                         }
+                        best.sort_by(|a, b| (&b.0, b.1).cmp(&(&a.0, a.1)));
+                        best.truncate(MAX_CANDIDATES);
                         // Keys are listed in order: past `key` itself, no upload of exactly it can follow.
                         let more = out.is_truncated
                             && (out.next_key_marker.is_some()
@@ -1298,12 +1347,13 @@ impl MultipartUpload {
                                 best,
                                 pages: pages + 1,
                             });
-                        } else if let Some((_, upload_id)) = best {
-                            self.upload_id = Some(upload_id);
-                            self.set_step(Step::ListParts {
-                                marker: None,
-                                from_checkpoint: false,
-                            });
+                        } else if !best.is_empty() {
+                            self.candidates = best.into_iter().map(|b| b.2).collect();
+                            self.newest_candidate = self.candidates.front().cloned();
+                            self.try_next_candidate();
+                        } else if let Some(reason) = self.stopping.clone() {
+                            // Cancelled during the search, which found nothing to abort.
+                            self.fail(reason);
                         } else {
                             self.set_step(Step::Initiate);
                         }
@@ -1338,12 +1388,25 @@ impl MultipartUpload {
                                 marker: Some(m),
                                 from_checkpoint,
                             }),
+                            _ if !from_checkpoint => self.candidate_listed(),
                             _ => self.adopt_listed_parts(from_checkpoint),
                         }
                     }
                     Err(e) if e.code() == Some("NoSuchUpload") => {
                         let all_claimed = from_checkpoint && self.claimed.len() == self.parts.len();
-                        if all_claimed {
+                        if !from_checkpoint {
+                            // The candidate vanished: try the next one.
+                            self.listed.clear();
+                            self.upload_id = None;
+                            if !self.candidates.is_empty() {
+                                self.try_next_candidate();
+                            } else if let Some(reason) = self.stopping.clone() {
+                                self.fail(reason);
+                            } else {
+                                self.taken_over = false;
+                                self.set_step(Step::Initiate);
+                            }
+                        } else if all_claimed {
                             // Every part was done: the crash may have come after Complete went through. The
                             // object decides (HEAD), as after a lost Complete answer.
                             for c in std::mem::take(&mut self.claimed) {
@@ -1377,7 +1440,12 @@ impl MultipartUpload {
                         outcome.request_id = out.request_id;
                         self.succeed(outcome);
                     }
-                    Err(e) if e.code() == Some("NoSuchUpload") && self.complete_sent > 1 => {
+                    // NoSuchUpload after a Complete of ours whose answer was lost, or of the earlier run this
+                    // upload was taken over from: the object decides.
+                    Err(e)
+                        if e.code() == Some("NoSuchUpload")
+                            && (self.complete_sent > 1 || self.taken_over) =>
+                    {
                         self.set_step(Step::Head {
                             complete_error: Box::new(e),
                             restart: false,
@@ -1478,12 +1546,65 @@ impl MultipartUpload {
         });
         self.claimed.clear();
         self.listed.clear();
+        self.taken_over = false;
         for p in &mut self.parts {
             p.state = PartState::Pending;
             p.attempts = Attempts::default();
         }
         self.pending = (1..=self.parts.len() as u32).collect();
         self.set_step(Step::Initiate);
+    }
+
+    /// Find-unfinished mode: lists the parts of the next candidate.
+    fn try_next_candidate(&mut self) {
+        self.listed.clear();
+        self.upload_id = self.candidates.pop_front();
+        self.taken_over = true;
+        self.set_step(Step::ListParts {
+            marker: None,
+            from_checkpoint: false,
+        });
+    }
+
+    /// Find-unfinished mode, after listing a candidate's parts: continue it if it holds a part of the plan;
+    /// else try the next candidate; else continue the newest. After a cancel, abort the chosen upload
+    /// instead: it was this task's to continue.
+    fn candidate_listed(&mut self) {
+        let holds_a_part = self.listed.iter().any(|(n, (_, size))| {
+            n.checked_sub(1)
+                .and_then(|i| self.parts.get(i as usize))
+                .is_some_and(|p| p.len == *size)
+        });
+        if !holds_a_part {
+            if !self.candidates.is_empty() {
+                self.try_next_candidate();
+                return;
+            }
+            if self.newest_candidate.is_some() && self.newest_candidate != self.upload_id {
+                self.listed.clear();
+                self.upload_id = self.newest_candidate.clone();
+            }
+        }
+        self.candidates.clear();
+        match self.stopping.clone() {
+            Some(reason) => {
+                self.listed.clear();
+                self.abort_or_finish(reason);
+            }
+            None => self.adopt_listed_parts(false),
+        }
+    }
+
+    /// Whether a cancelled task still has to finish its search for an unfinished upload (to abort it).
+    fn searching(&self) -> bool {
+        matches!(
+            self.step,
+            Step::FindUploads { .. }
+                | Step::ListParts {
+                    from_checkpoint: false,
+                    ..
+                }
+        )
     }
 
     /// After List Parts: keep the parts that match, mark the others pending.
@@ -1531,10 +1652,7 @@ impl MultipartUpload {
             upload_id: self.upload_id.clone().unwrap_or_default(),
             parts_done: progress.parts_done,
         });
-        self.events.push_back(Event::Progress {
-            loaded: progress.loaded,
-            total: progress.total,
-        });
+        self.push_progress(progress.loaded, progress.total);
         self.events.push_back(Event::CheckpointChanged);
         self.set_step(Step::Upload);
     }
@@ -1653,7 +1771,8 @@ impl Task for MultipartUpload {
                     }
                 }
             }
-            let aborting = matches!(self.step, Step::Abort { .. });
+            let aborting = matches!(self.step, Step::Abort { .. })
+                || (self.stopping.is_some() && self.searching());
             // Pause holds every request back, except the abort that follows a cancel.
             let may_send = !self.paused || aborting;
             // A control request (initiate, list, complete, abort…): one at a time, none during the parts.

@@ -2308,3 +2308,204 @@ fn list_multipart_uploads_that_do_not_advance_fail_instead_of_looping() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Found by the simulator (cos-testkit/src/sim): an earlier run's Complete that lands late.
+
+/// Steps `task` one output at a time until it sends an `op` request, and takes that request out of the
+/// harness's flight (the caller decides when, or whether, it reaches the server).
+fn run_until_sent(h: &mut Harness, task: &mut MultipartUpload, op: &str) -> Transmit {
+    loop {
+        if let Some(i) = h.in_flight.iter().position(|t| t.operation == op) {
+            return h.in_flight.remove(i);
+        }
+        if let Stop::Done(r) = h.run(task, Some(h.steps + 1)) {
+            panic!("ended before sending {op}: {r:?}");
+        }
+    }
+}
+
+fn progress_events(h: &Harness) -> Vec<(u64, Option<u64>)> {
+    h.events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress { loaded, total } => Some((*loaded, *total)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Seeds 2007, 7987 and 9241 of the simulation: killed after sending Complete, whose answer is slow; the
+/// resumed run finds the upload (List Parts), then the killed run's Complete lands, and the resumed run's
+/// own *first* Complete meets NoSuchUpload. The object is there and whole: the run confirms it with HEAD.
+#[test]
+fn a_resumed_run_confirms_with_head_when_the_killed_runs_complete_lands_first() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let killed_complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    drop(task); // kill -9: the Complete is still in the network
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    assert_eq!(cp.parts.len(), 20);
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let mine = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    assert!(
+        !h.sends("ListParts").is_empty(),
+        "the upload was still there"
+    );
+    // The killed run's Complete lands first; ours then meets NoSuchUpload.
+    let _ = h.deliver(killed_complete);
+    let input = h.deliver(mine);
+    task.handle_input(h.now, input);
+    let out = done(h.run(&mut task, None)).expect("the stored object is confirmed");
+    assert!(out.confirmed_by_head);
+    assert!(out.etag.ends_with("-20\""), "{}", out.etag);
+    assert_eq!(out.crc64, Some(source_crc()));
+    assert_eq!(h.sends("CompleteMultipartUpload").len(), 1);
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    assert!(h.sends("UploadPart").is_empty());
+    assert_eq!(progress_events(&h).last(), Some(&(LEN, Some(LEN))));
+    h.assert_object_is_source();
+}
+
+/// The same, but someone else's object of another size replaced it meanwhile: HEAD refutes it and the run
+/// fails with the Complete's NoSuchUpload.
+#[test]
+fn a_resumed_run_does_not_confirm_another_object() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let killed_complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    drop(task);
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let mine = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    let _ = h.deliver(killed_complete);
+    h.server.objects.get_mut(KEY).unwrap().crc64 ^= 1;
+    let input = h.deliver(mine);
+    task.handle_input(h.now, input);
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+    assert_eq!(h.sends("HeadObject").len(), 1);
+}
+
+/// Seed 115 of the simulation: the killed run's Complete went through (its answer was lost with the
+/// process); the resumed run finds the upload gone, confirms the object with HEAD and succeeds. Its
+/// progress must still end at the total, although no part finished in this run.
+#[test]
+fn a_success_confirmed_by_head_ends_with_progress_at_the_total() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let killed_complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    drop(task);
+    let _ = h.deliver(killed_complete); // applied; nobody hears the answer
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    assert_eq!(cp.parts.len(), 20, "every part claimed");
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert!(out.confirmed_by_head);
+    assert_eq!(h.sends("ListParts").len(), 1);
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    assert!(h.sends("CompleteMultipartUpload").is_empty());
+    assert_eq!(progress_events(&h), [(LEN, Some(LEN))]);
+    h.assert_object_is_source();
+}
+
+/// A stream sent as one PUT ends with its progress at the total too.
+#[test]
+fn a_single_put_stream_ends_with_progress_at_the_total() {
+    let mut h = Harness::new();
+    let mut task = stream_task(3);
+    run_stream(&mut h, &mut task, &[Bytes::from_static(b"hello")], 3).unwrap();
+    assert_eq!(progress_events(&h).last(), Some(&(5, Some(5))));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Found by the simulator: find-unfinished mode leaving an upload behind.
+
+/// Seed 5070 of the simulation: a lost Initiate answer left an empty upload beside the one that holds the
+/// parts, both initiated in the same second. The search continues the one with the parts (the empty one,
+/// listed later, used to win the tie: every part was sent again and the upload with the parts was left).
+#[test]
+fn find_unfinished_prefers_the_upload_that_holds_parts_on_a_tie() {
+    let mut h = Harness::new();
+    let with_parts = h.server.initiate(KEY);
+    let plan = PartPlan::auto(LEN).unwrap();
+    for n in 1..=5 {
+        let r = plan.part(n).unwrap();
+        h.server.put_part(
+            &with_parts,
+            n,
+            source().slice(r.offset as usize..(r.offset + r.len) as usize),
+        );
+    }
+    let empty = h.server.initiate(KEY);
+    let second = h.server.uploads[&with_parts].initiated.clone();
+    h.server.uploads.get_mut(&empty).unwrap().initiated = second;
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert_eq!(out.upload_id.as_deref(), Some(with_parts.as_str()));
+    let mut sent: Vec<u32> = h.sends("UploadPart").iter().map(|s| s.0.unwrap()).collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        (6..=20).collect::<Vec<u32>>(),
+        "only the missing parts"
+    );
+    assert_eq!(
+        h.sends("ListParts").len(),
+        1 + 1,
+        "the empty one, then the one with parts"
+    );
+    assert!(h.sends("InitiateMultipartUpload").is_empty());
+    assert!(!h.server.uploads.contains_key(&with_parts), "completed");
+    assert!(
+        h.server.uploads.contains_key(&empty),
+        "someone else's upload is left alone"
+    );
+    h.assert_object_is_source();
+
+    // With no upload holding parts, the newest is continued, as before.
+    let mut h = Harness::new();
+    let older = h.server.initiate(KEY);
+    let newer = h.server.initiate(KEY);
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert_eq!(out.upload_id.as_deref(), Some(newer.as_str()));
+    assert!(h.server.uploads.contains_key(&older));
+    assert_eq!(h.sends("UploadPart").len(), 20);
+}
+
+/// Seed 4919 of the simulation: a cancel while the search runs used to end at once, leaving the earlier
+/// run's upload. The search now finishes and the upload it would have continued is aborted.
+#[test]
+fn a_cancel_during_the_search_aborts_the_upload_it_finds() {
+    for cancel_after in 1..=2 {
+        let mut h = Harness::new();
+        let earlier = h.server.initiate(KEY);
+        h.server
+            .put_part(&earlier, 1, source().slice(0..MIB as usize));
+        let mut task =
+            MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+        // Cancel with List Multipart Uploads (1) or List Parts (2) in flight.
+        let Stop::Step = h.run(&mut task, Some(2 * cancel_after - 1)) else {
+            panic!()
+        };
+        task.cancel();
+        assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+        assert!(h.server.uploads.is_empty(), "the found upload is aborted");
+        assert!(h.sends("UploadPart").is_empty());
+        assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
+    }
+    // Nothing found: the cancel ends the task without a new upload.
+    let mut h = Harness::new();
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let Stop::Step = h.run(&mut task, Some(1)) else {
+        panic!()
+    };
+    task.pause();
+    task.cancel();
+    assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+    assert!(h.sends("InitiateMultipartUpload").is_empty());
+    assert!(h.server.uploads.is_empty());
+}

@@ -17,8 +17,8 @@
 //! - a part is re-sent only after its previous attempt failed or was lost (never while in flight, never after
 //!   it succeeded), and a resumed run never re-sends a part that both its checkpoint and the server hold;
 //! - no request is sent while paused (except the abort of a cancel);
-//! - no upload the client knew of (stored in a checkpoint, or used by a run that was not killed) is left
-//!   unfinished after success or cancel;
+//! - no upload the client knew of (stored in a checkpoint, or used, not just listed, by a run that was not
+//!   killed) is left unfinished after success or cancel;
 //! - progress never goes backwards within a run (unless the upload started over) and ends at the total;
 //! - a run never waits with nothing in flight and no timer; failures are only the faults' errors.
 //!
@@ -267,8 +267,8 @@ struct Sim {
     next_flight: u64,
     /// Upload ids stored in a checkpoint.
     owned: BTreeSet<String>,
-    /// Upload ids used by runs that ended without a kill (in find-unfinished mode the driver keeps no memory
-    /// of them between runs).
+    /// Upload ids used (a request other than List Parts) by runs that ended without a kill (in find-unfinished
+    /// mode the driver keeps no memory of them between runs).
     used_by_runs: BTreeSet<String>,
     /// Upload ids used by the last run.
     used_last: BTreeSet<String>,
@@ -702,7 +702,9 @@ impl Sim {
                 } => {
                     self.summary.requests += 1;
                     let upload_id = query_param(request.uri(), "uploadId");
-                    if let Some(u) = &upload_id {
+                    // Listing an upload's parts is looking, not using: a search inspects candidates and
+                    // continues only one of them (the others may be someone else's).
+                    if let Some(u) = upload_id.as_ref().filter(|_| op != "ListParts") {
                         used.insert(u.clone());
                     }
                     let part = match (op, &upload_id) {
