@@ -65,6 +65,9 @@ async fn a_stalled_task_times_out_then_completes() {
         queue.wait_all_timeout(Duration::from_secs(30)).await,
         Waited::Done(())
     );
-    assert!(!checkpoint.exists(), "the checkpoint is removed after success");
+    assert!(
+        !checkpoint.exists(),
+        "the checkpoint is removed after success"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

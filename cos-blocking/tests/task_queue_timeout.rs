@@ -44,7 +44,9 @@ fn a_stalled_task_times_out_then_completes() {
     let waited = queue.wait_timeout(id, Duration::from_millis(200));
     assert!(waited.is_timed_out(), "{waited:?}");
     assert!(started.elapsed() >= Duration::from_millis(200));
-    assert!(queue.wait_all_timeout(Duration::from_millis(100)).is_timed_out());
+    assert!(queue
+        .wait_all_timeout(Duration::from_millis(100))
+        .is_timed_out());
     assert!(server.object("queue/stalled.bin").is_none());
 
     // The task went on in the background: with the stalls gone it finishes.
@@ -62,6 +64,9 @@ fn a_stalled_task_times_out_then_completes() {
         queue.wait_all_timeout(Duration::from_secs(30)),
         Waited::Done(())
     );
-    assert!(!checkpoint.exists(), "the checkpoint is removed after success");
+    assert!(
+        !checkpoint.exists(),
+        "the checkpoint is removed after success"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
