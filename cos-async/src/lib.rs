@@ -46,7 +46,7 @@ pub use instance_role::{default_credentials_chain, instance_role_credentials};
 pub use list::ListObjectsStream;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
-    TaskState, UploadOptions, UploadOutcome,
+    TaskState, UploadOptions, UploadOutcome, Waited,
 };
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
@@ -38,7 +38,7 @@ use cos_core::upload::{
     FileStart, LeaseCheck, LeaseDecision, MultipartUpload, QueueOutput, SourceFingerprint,
     UploadQueue,
 };
-pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome};
+pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
 use cos_core::{Error, InvalidInput};
 use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -734,6 +734,20 @@ struct QueueShared {
 /// system temp directory named after the bucket, path and key) and resumes with only the missing parts; a
 /// cancelled one is aborted, leaving nothing on the server.
 ///
+/// Without [`UploadOptions::checkpoint`], a task's checkpoint is `cos-rs-checkpoints/NAME` in
+/// [`std::env::temp_dir`], where `NAME` is [`cos_core::upload::file::derived_checkpoint_name`] of the bucket,
+/// the file's absolute (canonical when possible) path and the key: the same file for both clients, so
+/// either can resume the other's upload. It is removed when the task succeeds or is cancelled and kept when
+/// it is paused or fails.
+///
+/// Progress reaches [`TaskQueue::list`], [`TaskQueue::on_change`] and the task's own
+/// [`UploadOptions::on_progress`] at most once per [`cos_core::upload::DEFAULT_PROGRESS_INTERVAL`] (200 ms)
+/// per task; the first and the last report always pass.
+///
+/// [`wait`](TaskQueue::wait) and [`wait_all`](TaskQueue::wait_all) wait without limit;
+/// [`wait_timeout`](TaskQueue::wait_timeout) and [`wait_all_timeout`](TaskQueue::wait_all_timeout) return
+/// [`Waited::TimedOut`] once the limit passes, leaving the tasks running.
+///
 /// ```no_run
 /// # use cos_async::{Client, UploadOptions};
 /// # async fn f(client: Client) -> Result<(), cos_async::Error> {
@@ -743,6 +757,9 @@ struct QueueShared {
 /// queue.pause(id);
 /// queue.resume(id);
 /// let outcome = queue.wait(id).await?;
+/// if queue.wait_all_timeout(std::time::Duration::from_secs(60)).await.is_timed_out() {
+///     println!("still busy: {:?}", queue.list());
+/// }
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -1086,6 +1103,28 @@ impl TaskQueue {
             if changed.changed().await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// [`wait`](TaskQueue::wait) for at most `timeout`: [`Waited::TimedOut`] if the task has not ended by
+    /// then (it goes on running), else [`Waited::Done`] with its result.
+    pub async fn wait_timeout(
+        &self,
+        id: TaskId,
+        timeout: Duration,
+    ) -> Waited<Result<UploadOutcome, Error>> {
+        match tokio::time::timeout(timeout, self.wait(id)).await {
+            Ok(r) => Waited::Done(r),
+            Err(_) => Waited::TimedOut,
+        }
+    }
+
+    /// [`wait_all`](TaskQueue::wait_all) for at most `timeout`: [`Waited::TimedOut`] if tasks are still
+    /// waiting or running by then (they go on), else [`Waited::Done`].
+    pub async fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
+        match tokio::time::timeout(timeout, self.wait_all()).await {
+            Ok(()) => Waited::Done(()),
+            Err(_) => Waited::TimedOut,
         }
     }
 }

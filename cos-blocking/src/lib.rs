@@ -39,7 +39,7 @@ pub use instance_role::{default_credentials_chain, instance_role_credentials};
 pub use list::ListObjectsIter;
 pub use transfer::{
     BatchOptions, FileDoneFn, FileUpload, Progress, ProgressFn, TaskId, TaskInfo, TaskQueue,
-    TaskState, UploadOptions, UploadOutcome, DEFAULT_FILE_PARALLEL,
+    TaskState, UploadOptions, UploadOutcome, Waited, DEFAULT_FILE_PARALLEL,
 };
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};

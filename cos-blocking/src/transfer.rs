@@ -28,7 +28,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
@@ -39,7 +39,7 @@ use cos_core::upload::{
     FileStart, LeaseCheck, LeaseDecision, MultipartUpload, ProgressMeter, QueueOutput,
     SourceFingerprint, UploadQueue,
 };
-pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome};
+pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
 use cos_core::{Error, InvalidInput};
 
 use crate::body::{FileSource, NoSource};
@@ -635,6 +635,20 @@ struct QueueShared {
 /// the missing parts. Cancelling aborts the multipart upload, so nothing is left on the server. A failed
 /// task can be resumed too.
 ///
+/// A task's checkpoint is its [`UploadOptions::checkpoint`] when set; otherwise it is
+/// `cos-rs-checkpoints/NAME` in [`std::env::temp_dir`], where `NAME` is
+/// [`cos_core::upload::file::derived_checkpoint_name`] of the bucket, the file's absolute (canonical when
+/// possible) path and the key: the same file for both clients, so either can resume the other's upload.
+/// It is removed when the task succeeds or is cancelled and kept when it is paused or fails.
+///
+/// Progress reaches [`TaskQueue::list`], [`TaskQueue::on_change`] and the task's own
+/// [`UploadOptions::on_progress`] at most once per [`cos_core::upload::DEFAULT_PROGRESS_INTERVAL`] (200 ms)
+/// per task; the first and the last report always pass.
+///
+/// [`wait`](TaskQueue::wait) and [`wait_all`](TaskQueue::wait_all) block without limit;
+/// [`wait_timeout`](TaskQueue::wait_timeout) and [`wait_all_timeout`](TaskQueue::wait_all_timeout) return
+/// [`Waited::TimedOut`] once the limit passes, leaving the tasks running.
+///
 /// ```no_run
 /// # use cos_blocking::{Client, Config, Credentials, UploadOptions};
 /// # let client = Client::new(Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?);
@@ -645,6 +659,9 @@ struct QueueShared {
 /// queue.pause(b);
 /// queue.resume(b);
 /// println!("{:?}", queue.wait(a)?);
+/// if queue.wait_timeout(b, std::time::Duration::from_secs(60)).is_timed_out() {
+///     queue.cancel(b);
+/// }
 /// queue.wait_all();
 /// # Ok::<(), cos_blocking::Error>(())
 /// ```
@@ -912,38 +929,90 @@ impl TaskQueue {
     /// Blocks until the task has succeeded, failed or been cancelled (a paused task is waited for until
     /// it is resumed and ends), and returns its result. An unknown id is an [`Error::InvalidInput`].
     pub fn wait(&self, id: TaskId) -> Result<UploadOutcome, Error> {
+        match self.wait_until(id, None) {
+            Waited::Done(r) => r,
+            Waited::TimedOut => unreachable!("a wait without a deadline does not time out"),
+        }
+    }
+
+    /// [`wait`](TaskQueue::wait) for at most `timeout`: [`Waited::TimedOut`] if the task has not ended by
+    /// then (it goes on running), else [`Waited::Done`] with its result.
+    pub fn wait_timeout(
+        &self,
+        id: TaskId,
+        timeout: Duration,
+    ) -> Waited<Result<UploadOutcome, Error>> {
+        self.wait_until(id, Instant::now().checked_add(timeout))
+    }
+
+    fn wait_until(
+        &self,
+        id: TaskId,
+        deadline: Option<Instant>,
+    ) -> Waited<Result<UploadOutcome, Error>> {
         let mut st = self.shared.lock();
         loop {
             let Some(task) = st.queue.get(id) else {
-                return Err(InvalidInput::Parameter {
+                return Waited::Done(Err(InvalidInput::Parameter {
                     name: "task id",
                     reason: format!("no task {}", id.0),
                 }
-                .into());
+                .into()));
             };
             if task.state.is_finished() && !st.runs.contains_key(&id) {
                 if let Some(r) = st.results.get(&id) {
-                    return r.clone();
+                    return Waited::Done(r.clone());
                 }
             }
-            st = self
-                .shared
-                .changed
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
+            st = match self.wait_changed(st, deadline) {
+                Some(st) => st,
+                None => return Waited::TimedOut,
+            };
         }
     }
 
     /// Blocks until no task is waiting or running (paused tasks stay paused) and every background thread
     /// has ended.
     pub fn wait_all(&self) {
+        let _ = self.wait_all_until(None);
+    }
+
+    /// [`wait_all`](TaskQueue::wait_all) for at most `timeout`: [`Waited::TimedOut`] if tasks are still
+    /// waiting or running by then (they go on), else [`Waited::Done`].
+    pub fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
+        self.wait_all_until(Instant::now().checked_add(timeout))
+    }
+
+    fn wait_all_until(&self, deadline: Option<Instant>) -> Waited<()> {
         let mut st = self.shared.lock();
         while !(st.queue.is_idle() && st.runs.is_empty() && st.cleanups == 0) {
-            st = self
-                .shared
-                .changed
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
+            st = match self.wait_changed(st, deadline) {
+                Some(st) => st,
+                None => return Waited::TimedOut,
+            };
+        }
+        Waited::Done(())
+    }
+
+    /// Waits for the next change, until `deadline` if there is one (`None` once it has passed).
+    fn wait_changed<'a>(
+        &self,
+        st: MutexGuard<'a, QueueState>,
+        deadline: Option<Instant>,
+    ) -> Option<MutexGuard<'a, QueueState>> {
+        let changed = &self.shared.changed;
+        match deadline {
+            None => Some(changed.wait(st).unwrap_or_else(|e| e.into_inner())),
+            Some(deadline) => {
+                let left = deadline.checked_duration_since(Instant::now())?;
+                if left.is_zero() {
+                    return None;
+                }
+                let (st, _) = changed
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|e| e.into_inner());
+                Some(st)
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ pub use options::{
 };
 pub use plan::{choose_upload, PartPlan, PartRange, UploadMethod};
 pub use progress::{Progress, ProgressMeter, DEFAULT_PROGRESS_INTERVAL};
-pub use queue::{QueueOutput, TaskId, TaskState, UploadQueue};
+pub use queue::{QueueOutput, TaskId, TaskState, UploadQueue, Waited};
 
 #[cfg(test)]
 mod tests;

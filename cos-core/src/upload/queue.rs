@@ -506,3 +506,29 @@ mod tests {
         }
     }
 }
+
+/// How a wait with a time limit on a task queue ended (`TaskQueue::wait_timeout` and `wait_all_timeout` in
+/// both drivers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Waited<T> {
+    /// What was waited for ended within the limit, with this.
+    Done(T),
+    /// The limit passed first; the tasks go on running in the background.
+    TimedOut,
+}
+
+impl<T> Waited<T> {
+    /// The value, unless the wait timed out.
+    pub fn done(self) -> Option<T> {
+        match self {
+            Waited::Done(v) => Some(v),
+            Waited::TimedOut => None,
+        }
+    }
+
+    /// Whether the limit passed first.
+    pub fn is_timed_out(&self) -> bool {
+        matches!(self, Waited::TimedOut)
+    }
+}
