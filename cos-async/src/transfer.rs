@@ -2,7 +2,7 @@
 //! unknown length, batches, and a background task list.
 //!
 //! Every decision is made by [`cos_core::upload`] ([`start_file_upload`], [`MultipartUpload`], [`Checkpoint`],
-//! [`UploadQueue`], [`ProgressMeter`]); this module does the I/O: it reads file ranges (computing their
+//! [`UploadQueue`], [`ProgressMeter`](cos_core::upload::ProgressMeter)); this module does the I/O: it reads file ranges (computing their
 //! digest on the way), persists checkpoints atomically (a temporary file renamed over the old one), hashes
 //! the parts an unfinished upload already has, and runs the per-file tasks on tokio.
 //!
