@@ -285,7 +285,7 @@ impl FakeCos {
                 );
                 http::Response::builder()
                     .status(200)
-                    .header("etag", format!("\"{}\"", digest.md5_hex()))
+                    .header("etag", format!("\"{}\"", digest.md5_hex().unwrap()))
                     .header(
                         "x-cos-hash-crc64ecma",
                         wrong_crc.unwrap_or(digest.crc64).to_string(),
@@ -313,7 +313,7 @@ impl FakeCos {
                 for (n, p) in page {
                     s += &format!(
                         "<Part><PartNumber>{n}</PartNumber><ETag>&quot;{}&quot;</ETag><Size>{}</Size></Part>",
-                        p.digest.md5_hex(),
+                        p.digest.md5_hex().unwrap(),
                         p.bytes.len()
                     );
                 }
@@ -344,9 +344,9 @@ impl FakeCos {
                 let mut md5s = Vec::new();
                 for (n, etag) in &listed {
                     match u.parts.get(n) {
-                        Some(p) if etag.trim_matches('"') == p.digest.md5_hex() => {
+                        Some(p) if etag.trim_matches('"') == p.digest.md5_hex().unwrap() => {
                             bytes.extend_from_slice(&p.bytes);
-                            md5s.extend_from_slice(&p.digest.md5);
+                            md5s.extend_from_slice(&p.digest.md5.unwrap());
                         }
                         _ => return cos_error(400, "InvalidPart"),
                     }
@@ -414,7 +414,7 @@ impl FakeCos {
             },
             ("PUT", false, None) => {
                 let d = BodyDigest::of(body);
-                let etag = format!("\"{}\"", d.md5_hex());
+                let etag = format!("\"{}\"", d.md5_hex().unwrap());
                 self.objects.insert(
                     key,
                     StoredObject {
@@ -551,7 +551,7 @@ impl Harness {
                         at: self.now.instant - self.t0,
                     });
                     assert!(t.request.headers().contains_key("authorization"), "signed");
-                    if let RequestBody::Source { offset, len } = t.request.body() {
+                    if let RequestBody::Source { offset, len, .. } = t.request.body() {
                         self.ranges.push((part.unwrap(), *offset, *len));
                     }
                     self.in_flight.push(t);
@@ -601,9 +601,12 @@ impl Harness {
         let (body, sent) = match t.request.body() {
             RequestBody::Empty => (Bytes::new(), None),
             RequestBody::Bytes(b) => (b.clone(), None),
-            RequestBody::Source { offset, len } => (
+            RequestBody::Source { offset, len, md5 } => (
                 source().slice(*offset as usize..(*offset + *len) as usize),
-                Some(digest(*offset, *len)),
+                Some(SentDigest {
+                    md5: digest(*offset, *len).md5.filter(|_| *md5),
+                    ..digest(*offset, *len)
+                }),
             ),
         };
         if fault == Fault::Drop {
@@ -969,7 +972,7 @@ fn etag_mismatch_is_an_integrity_error() {
         panic!()
     };
     let mut other = digest(0, MIB);
-    other.md5 = [0; 16];
+    other.md5 = Some([0; 16]);
     task.handle_input(
         h.now,
         Input::Response {
@@ -1547,7 +1550,7 @@ fn meta_md5_and_options_go_on_initiate() {
         ..Default::default()
     };
     let cfg = UploadConfig {
-        meta_md5: Some(digest(0, LEN).md5_hex()),
+        meta_md5: Some(digest(0, LEN).md5_hex().unwrap()),
         options,
         ..upload_config()
     };
@@ -1558,7 +1561,7 @@ fn meta_md5_and_options_go_on_initiate() {
     assert_eq!(t.operation, "InitiateMultipartUpload");
     assert_eq!(
         t.request.headers()["x-cos-meta-md5"],
-        digest(0, LEN).md5_hex().as_str()
+        digest(0, LEN).md5_hex().unwrap().as_str()
     );
     assert_eq!(
         t.request.headers()["content-type"],
@@ -1687,7 +1690,10 @@ fn short_stream_is_a_single_put() {
         assert_eq!(h.sends("PutObject").len(), 1);
         assert!(h.sends("InitiateMultipartUpload").is_empty());
         assert_eq!(h.server.objects[KEY].bytes, data);
-        assert_eq!(out.etag, format!("\"{}\"", hex(&BodyDigest::of(&data).md5)));
+        assert_eq!(
+            out.etag,
+            format!("\"{}\"", hex(&BodyDigest::of(&data).md5.unwrap()))
+        );
     }
 }
 
