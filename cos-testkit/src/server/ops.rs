@@ -310,7 +310,7 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
     }
     let digest = digest.finish();
     if let Some(want) = want_md5 {
-        if Some(want) != digest.md5 {
+        if digest.md5.map(|m| m.to_vec()) != Some(want) {
             store.abandon(w);
             return Err(ApiError::new(
                 400,
