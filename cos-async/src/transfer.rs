@@ -472,7 +472,7 @@ impl Client {
             })
             .await
             {
-                Ok(d) => Some(d.md5_hex()),
+                Ok(d) => d.md5_hex(),
                 Err(e) => return Ended::Done(Err(source_error(path, "cannot read", e))),
             }
         } else {

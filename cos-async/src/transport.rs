@@ -371,7 +371,7 @@ impl Transport {
                     e = progress.watchdog(t, len > 0) => Err(e),
                 }
             }
-            RequestBody::Source { offset, len } => {
+            RequestBody::Source { offset, len, md5 } => {
                 let reader = source
                     .open(offset, len)
                     .await
@@ -381,7 +381,7 @@ impl Transport {
                 let both = async {
                     tokio::join!(
                         self.exchange(request, &progress, &limits),
-                        pump(reader, len, tx)
+                        pump(reader, len, md5, tx)
                     )
                 };
                 let (response, pumped) = tokio::select! {
@@ -475,8 +475,8 @@ async fn replay(
     let (bytes, sent) = match request.body() {
         RequestBody::Empty => (Bytes::new(), None),
         RequestBody::Bytes(b) => (b.clone(), None),
-        RequestBody::Source { offset, len } => {
-            let (offset, len) = (*offset, *len);
+        RequestBody::Source { offset, len, md5 } => {
+            let (offset, len, md5) = (*offset, *len, *md5);
             let mut reader = source
                 .open(offset, len)
                 .await
@@ -494,7 +494,7 @@ async fn replay(
                     buf.len()
                 )));
             }
-            let digest = BodyDigest::of(&buf);
+            let digest = BodyDigest::of_with_md5(&buf, md5);
             (Bytes::from(buf), Some(digest))
         }
     };
@@ -502,13 +502,15 @@ async fn replay(
     Ok((response, sent))
 }
 
-/// Reads `len` bytes of the source in chunks into the request body channel, computing their digest.
+/// Reads `len` bytes of the source in chunks into the request body channel, computing their digest (MD5
+/// only when `md5`, as the request asks; CRC-64 always).
 async fn pump(
     mut reader: SourceReader,
     len: u64,
+    md5: bool,
     tx: mpsc::Sender<io::Result<Bytes>>,
 ) -> Result<SentDigest, PumpError> {
-    let mut digest = BodyDigest::new();
+    let mut digest = BodyDigest::with_md5(md5);
     let mut remaining = len;
     let pool = ChunkPool::default();
     while remaining > 0 {

@@ -402,7 +402,7 @@ impl Client {
             })
             .map_err(fail)?;
             meter.update(len, Some(len));
-            Some(d.md5_hex())
+            d.md5_hex()
         } else {
             None
         };

@@ -153,7 +153,8 @@ impl Transport {
             RequestBody::Bytes(b) => {
                 let len = b.len() as u64;
                 // Read through a rate-checked reader too, so that a slow server is cut off alike.
-                let mut reader = DigestReader::new(Box::new(io::Cursor::new(b)), len, t, started);
+                let mut reader =
+                    DigestReader::new(Box::new(io::Cursor::new(b)), len, false, t, started);
                 let body = ureq::SendBody::from_reader(&mut reader);
                 let r = self.run(parts, body, len, &limits);
                 match (r, reader.failure.take()) {
@@ -161,11 +162,11 @@ impl Transport {
                     (r, _) => (r?, None),
                 }
             }
-            RequestBody::Source { offset, len } => {
+            RequestBody::Source { offset, len, md5 } => {
                 let inner = source
                     .open(offset, len)
                     .map_err(|e| open_error(offset, len, e))?;
-                let mut reader = DigestReader::new(inner, len, t, started);
+                let mut reader = DigestReader::new(inner, len, md5, t, started);
                 let sent = self.run(
                     parts,
                     ureq::SendBody::from_reader(&mut reader),
@@ -317,13 +318,13 @@ fn replay(
     let (bytes, sent) = match request.body() {
         RequestBody::Empty => (Bytes::new(), None),
         RequestBody::Bytes(b) => (b.clone(), None),
-        RequestBody::Source { offset, len } => {
+        RequestBody::Source { offset, len, md5 } => {
             let inner = source
                 .open(*offset, *len)
                 .map_err(|e| open_error(*offset, *len, e))?;
             let mut no_rate = Timeouts::default();
             no_rate.min_rate = 0;
-            let mut reader = DigestReader::new(inner, *len, &no_rate, Instant::now());
+            let mut reader = DigestReader::new(inner, *len, *md5, &no_rate, Instant::now());
             let mut buf = Vec::new();
             if let Err(e) = reader.read_to_end(&mut buf) {
                 let msg = reader.failure.take().map_or_else(|| e.to_string(), |f| f.1);
@@ -350,15 +351,17 @@ struct DigestReader<'a> {
 }
 
 impl<'a> DigestReader<'a> {
+    /// `md5`: compute the body's MD5 too (CRC-64 always), as the request asks.
     fn new(
         inner: Box<dyn Read + Send + 'a>,
         len: u64,
+        md5: bool,
         timeouts: &Timeouts,
         started: Instant,
     ) -> Self {
         DigestReader {
             inner,
-            digest: BodyDigest::new(),
+            digest: BodyDigest::with_md5(md5),
             len,
             remaining: len,
             failure: None,
@@ -472,6 +475,7 @@ mod tests {
         let mut r = DigestReader::new(
             Box::new(io::Cursor::new(b"hello world".to_vec())),
             5,
+            true,
             &t,
             Instant::now(),
         );
@@ -480,9 +484,24 @@ mod tests {
         assert_eq!(out, b"hello");
         assert_eq!(r.digest.finish(), BodyDigest::of(b"hello"));
 
+        // Without MD5 asked for, only the CRC-64 and length are computed.
+        let mut r = DigestReader::new(
+            Box::new(io::Cursor::new(b"hello world".to_vec())),
+            5,
+            false,
+            &t,
+            Instant::now(),
+        );
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        let d = r.digest.finish();
+        assert_eq!(d.md5, None);
+        assert_eq!((d.crc64, d.len), (BodyDigest::of(b"hello").crc64, 5));
+
         let mut r = DigestReader::new(
             Box::new(io::Cursor::new(b"abc".to_vec())),
             5,
+            true,
             &t,
             Instant::now(),
         );

@@ -37,6 +37,7 @@
 //!             let response = http::Response::builder()
 //!                 .status(200)
 //!                 .header("etag", "\"5d41402abc4b2a76b9719d911017c592\"")
+//!                 .header("x-cos-hash-crc64ecma", "11177612005948864433") // checked by default
 //!                 .body(bytes::Bytes::new())?;
 //!             task.handle_input(now, Input::Response { id: t.id, response, sent: None });
 //!         }

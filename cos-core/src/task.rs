@@ -51,6 +51,9 @@ pub enum RequestBody {
         offset: u64,
         /// Number of bytes.
         len: u64,
+        /// Compute the body's MD5 too (CRC-64 is always computed): set when the upload verifies ETags
+        /// as MD5s (`verify_md5`), off by default because MD5 costs about 16× the CPU of CRC-64.
+        md5: bool,
     },
 }
 

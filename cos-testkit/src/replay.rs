@@ -420,11 +420,11 @@ fn body_bytes(
     match request.body() {
         RequestBody::Empty => (Bytes::new(), None),
         RequestBody::Bytes(b) => (b.clone(), None),
-        RequestBody::Source { offset, len } => {
+        RequestBody::Source { offset, len, md5 } => {
             let start = (*offset as usize).min(source.len());
             let end = (start + *len as usize).min(source.len());
             let b = Bytes::copy_from_slice(&source[start..end]);
-            let d = BodyDigest::of(&b);
+            let d = BodyDigest::of_with_md5(&b, *md5);
             (b, Some(d))
         }
     }

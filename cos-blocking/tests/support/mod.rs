@@ -125,7 +125,7 @@ impl Reply {
         Reply::new(
             200,
             &[
-                ("etag", &format!("\"{}\"", d.md5_hex())),
+                ("etag", &format!("\"{}\"", d.md5_hex().unwrap_or_default())),
                 ("x-cos-hash-crc64ecma", &d.crc64.to_string()),
                 ("x-cos-request-id", "req-put"),
             ],

@@ -63,7 +63,13 @@ impl AppendObject {
     /// The body: `len` bytes the driver streams from the start of its source.
     pub fn with_source(mut self, len: u64) -> Self {
         self.bytes_digest = None;
-        self.body = RequestBody::Source { offset: 0, len };
+        // An append's CRC-64 answer is the whole object's, checkable only with `previous_crc64`, so the
+        // ETag/MD5 check stays on for appends.
+        self.body = RequestBody::Source {
+            offset: 0,
+            len,
+            md5: true,
+        };
         self
     }
 
@@ -217,7 +223,8 @@ mod tests {
             req.body(),
             &RequestBody::Source {
                 offset: 0,
-                len: 1024
+                len: 1024,
+                md5: true
             }
         );
         assert_eq!(req_header(&req, "content-length"), Some("1024"));

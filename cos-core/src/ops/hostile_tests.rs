@@ -15,7 +15,7 @@ fn crc_hello() -> String {
 
 #[test]
 fn upload_answers_say_what_was_verified() {
-    let put = || PutObject::new("a").with_bytes("hello");
+    let put = || PutObject::new("a").with_bytes("hello").verify_md5(true);
     let crc = crc_hello();
     let cases: [(&[(&str, &str)], Verified); 3] = [
         (
@@ -34,6 +34,31 @@ fn upload_answers_say_what_was_verified() {
             .unwrap();
         assert_eq!(out.verified, verified, "{headers:?}");
     }
+    // By default only the CRC-64 is checked: an MD5 ETag is not compared, and an answer without a CRC-64
+    // cannot be verified.
+    let out = PutObject::new("a")
+        .with_bytes("hello")
+        .parse_response(
+            &response(
+                200,
+                &[
+                    ("etag", "\"00000000000000000000000000000000\""),
+                    ("x-cos-hash-crc64ecma", &crc),
+                ],
+                "",
+            ),
+            None,
+        )
+        .unwrap();
+    assert_eq!(out.verified, Verified::Crc64);
+    let err = PutObject::new("a")
+        .with_bytes("hello")
+        .parse_response(&response(200, &[("etag", HELLO_MD5)], ""), None)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Integrity(IntegrityError::Unverified { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]

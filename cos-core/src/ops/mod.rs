@@ -638,15 +638,16 @@ macro_rules! object_options {
 }
 pub(crate) use object_options;
 
-/// Checks a response ETag against the MD5 of what was sent (skipped for KMS-encrypted objects, whose ETag
-/// is not an MD5, and for ETags that are not 32 hex digits).
+/// Checks a response ETag against the MD5 of what was sent (skipped when no MD5 was computed, for
+/// KMS-encrypted objects, whose ETag is not an MD5, and for ETags that are not 32 hex digits).
 pub fn check_etag(part: Option<u32>, etag: &str, sent: Option<&SentDigest>) -> Result<(), Error> {
-    let Some(sent) = sent else { return Ok(()) };
+    let Some(expected) = sent.and_then(SentDigest::md5_hex) else {
+        return Ok(());
+    };
     let bare = etag.trim_matches('"');
     if bare.len() != 32 || !bare.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(());
     }
-    let expected = sent.md5_hex();
     if bare.eq_ignore_ascii_case(&expected) {
         Ok(())
     } else {
@@ -684,8 +685,8 @@ impl std::fmt::Display for Verified {
 }
 
 /// Checks an upload answer's ETag and CRC-64 against what was sent and says what was verified. A mismatch
-/// is an [`Error::Integrity`]; an answer that lets nothing be compared (no MD5 ETag, no parseable
-/// `x-cos-hash-crc64ecma`, or no digest of what was sent) is
+/// is an [`Error::Integrity`]; an answer that lets nothing be compared (no MD5 ETag or no MD5 computed —
+/// the default, see `verify_md5` —, no parseable `x-cos-hash-crc64ecma`, or no digest of what was sent) is
 /// [`crate::error::IntegrityError::Unverified`] unless `accept_unverified`.
 pub fn verify_upload(
     part: Option<u32>,
@@ -698,7 +699,9 @@ pub fn verify_upload(
     check_etag(part, etag, sent)?;
     check_crc64(part, crc64, expected_crc64)?;
     let bare = etag.trim_matches('"');
-    let md5 = sent.is_some() && bare.len() == 32 && bare.bytes().all(|b| b.is_ascii_hexdigit());
+    let md5 = sent.is_some_and(|d| d.md5.is_some())
+        && bare.len() == 32
+        && bare.bytes().all(|b| b.is_ascii_hexdigit());
     let crc = crc64.is_some() && expected_crc64.is_some();
     match (md5, crc) {
         (true, true) => Ok(Verified::Both),

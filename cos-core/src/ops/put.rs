@@ -24,6 +24,7 @@ pub struct PutObject {
     options: ObjectOptions,
     add_meta_md5: bool,
     accept_unverified: bool,
+    verify_md5: bool,
 }
 
 object_options!(PutObject);
@@ -46,37 +47,71 @@ impl PutObject {
             accept_unverified: false,
             options: ObjectOptions::default(),
             add_meta_md5: false,
+            verify_md5: false,
         }
     }
 
-    /// The body: these bytes (their MD5 and CRC-64 are checked against the response).
+    /// The body: these bytes (their CRC-64, and MD5 with [`PutObject::verify_md5`], are checked against the
+    /// response).
     pub fn with_bytes(mut self, bytes: impl Into<Bytes>) -> Self {
-        let bytes = bytes.into();
-        self.bytes_digest = Some(BodyDigest::of(&bytes));
-        self.body = RequestBody::Bytes(bytes);
+        self.body = RequestBody::Bytes(bytes.into());
+        self.refresh_digest();
         self
     }
 
     /// The body: `len` bytes the driver streams from its source (a file, a reader).
     pub fn with_source(mut self, len: u64) -> Self {
-        self.bytes_digest = None;
-        self.body = RequestBody::Source { offset: 0, len };
+        self.body = RequestBody::Source {
+            offset: 0,
+            len,
+            md5: false,
+        };
+        self.refresh_digest();
+        self
+    }
+
+    /// Also computes the body's MD5 and checks the ETag against it (on top of the CRC-64 check, which is
+    /// always made). Off by default: MD5 costs about 2.4 s of CPU per GiB here, CRC-64 about 0.15 s. A
+    /// `Content-MD5` header set on the request turns it on.
+    pub fn verify_md5(mut self, on: bool) -> Self {
+        self.verify_md5 = on;
+        self.refresh_digest();
         self
     }
 
     /// Sends the body's MD5 as `Content-MD5` so that COS verifies it (bytes bodies only; for a streamed body
-    /// give it with [`PutObject::content_md5`]).
+    /// give it with [`PutObject::content_md5`]); turns [`PutObject::verify_md5`] on.
     pub fn send_content_md5(mut self) -> Self {
-        if let Some(d) = &self.bytes_digest {
-            self.options.content_md5 = Some(d.md5_base64());
+        self.verify_md5 = true;
+        self.refresh_digest();
+        if let Some(md5) = self.bytes_digest.and_then(|d| d.md5_base64()) {
+            self.options.content_md5 = Some(md5);
         }
         self
+    }
+
+    fn wants_md5(&self) -> bool {
+        self.verify_md5 || self.add_meta_md5 || self.options.content_md5.is_some()
+    }
+
+    /// Recomputes what the body's digest includes after a change of body or of the MD5 choice.
+    fn refresh_digest(&mut self) {
+        let md5 = self.wants_md5();
+        match &mut self.body {
+            RequestBody::Bytes(b) => self.bytes_digest = Some(BodyDigest::of_with_md5(b, md5)),
+            RequestBody::Source { md5: m, .. } => {
+                *m = md5;
+                self.bytes_digest = None;
+            }
+            RequestBody::Empty => self.bytes_digest = None,
+        }
     }
 
     /// UploadAddMetaMd5: stores the body's hex MD5 as `x-cos-meta-md5` (bytes bodies; for streamed bodies
     /// add the metadata yourself).
     pub fn add_meta_md5(mut self) -> Self {
         self.add_meta_md5 = true;
+        self.refresh_digest();
         self
     }
 
@@ -120,13 +155,18 @@ impl Operation for PutObject {
             }
             .into());
         }
-        let mut req = request(config, http::Method::PUT, &self.key, &[], self.body.clone())?;
+        let mut body = self.body.clone();
+        if let RequestBody::Source { md5, .. } = &mut body {
+            // A Content-MD5 given by the user makes the ETag check part of the request.
+            *md5 |= self.wants_md5();
+        }
+        let mut req = request(config, http::Method::PUT, &self.key, &[], body)?;
         self.options.apply(req.headers_mut())?;
         if self.add_meta_md5 {
-            if let Some(d) = &self.bytes_digest {
+            if let Some(md5) = self.bytes_digest.and_then(|d| d.md5_hex()) {
                 req.headers_mut().insert(
                     "x-cos-meta-md5",
-                    super::header_value("x-cos-meta-md5", &d.md5_hex())?,
+                    super::header_value("x-cos-meta-md5", &md5)?,
                 );
             }
         }
@@ -140,7 +180,15 @@ impl Operation for PutObject {
     ) -> Result<PutObjectOutput, Error> {
         super::expect_success(response)?;
         let etag = header(response, "etag").unwrap_or_default();
-        let sent = sent.or(self.bytes_digest.as_ref());
+        let late;
+        let sent = match (sent.or(self.bytes_digest.as_ref()), &self.body) {
+            // Content-MD5 set through the options after the body: the bytes' MD5 is computed now.
+            (Some(d), RequestBody::Bytes(b)) if d.md5.is_none() && self.wants_md5() => {
+                late = BodyDigest::of(b);
+                Some(&late)
+            }
+            (d, _) => d,
+        };
         let crc64 = crc64_header(response);
         let verified = super::verify_upload(
             None,

@@ -20,7 +20,8 @@ use crate::task::{sign, Event, Input, Now, Output, RequestId, Task, Transmit};
 /// let Output::Transmit(t) = task.poll_output(now) else { panic!() };
 /// assert_eq!(t.request.method(), "PUT");
 /// let response = http::Response::builder().status(200)
-///     .header("etag", "\"5d41402abc4b2a76b9719d911017c592\"").body(bytes::Bytes::new()).unwrap();
+///     .header("etag", "\"5d41402abc4b2a76b9719d911017c592\"")
+///     .header("x-cos-hash-crc64ecma", "11177612005948864433").body(bytes::Bytes::new()).unwrap();
 /// task.handle_input(now, Input::Response { id: t.id, response, sent: None });
 /// let Output::Done(Ok(out)) = task.poll_output(now) else { panic!() };
 /// assert_eq!(out.etag, "\"5d41402abc4b2a76b9719d911017c592\"");

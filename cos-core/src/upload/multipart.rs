@@ -107,6 +107,12 @@ pub struct UploadConfig {
     /// UploadAddMetaMd5: the hex MD5 of the whole source, stored as `x-cos-meta-md5`. The driver computes it
     /// (it costs a read of the source before the upload).
     pub meta_md5: Option<String>,
+    /// Also compute every part's MD5 while sending it and check the ETags against them (default false: each
+    /// part's `x-cos-hash-crc64ecma` is checked against the CRC-64 computed while sending, and the
+    /// object's against the combined CRC-64). MD5 costs about 2.4 s of CPU per GiB here, CRC-64 about 0.15 s.
+    /// A `Content-MD5` in [`UploadConfig::options`] turns it on for a single PUT. With it off, a part answer
+    /// without a CRC-64 is an [`crate::error::IntegrityError::Unverified`] error.
+    pub verify_md5: bool,
 }
 
 impl Default for UploadConfig {
@@ -118,6 +124,7 @@ impl Default for UploadConfig {
             forbid_overwrite: false,
             verify_crc64: true,
             meta_md5: None,
+            verify_md5: false,
         }
     }
 }
@@ -719,7 +726,7 @@ impl MultipartUpload {
         };
         let etag = quoted(etag);
         match digest {
-            Some(d) if d.len == p.len && same_etag(&etag, &d.md5_hex()) => {
+            Some(d) if d.len == p.len && d.md5_hex().is_some_and(|m| same_etag(&etag, &m)) => {
                 p.state = PartState::Done {
                     etag: etag.clone(),
                     crc64: Some(d.crc64),
@@ -801,7 +808,7 @@ impl MultipartUpload {
             return Err(e);
         }
         let len = bytes.len() as u64;
-        let digest = BodyDigest::of(&bytes);
+        let digest = BodyDigest::of_with_md5(&bytes, self.upload.verify_md5);
         let offset = self.total_len();
         let s = self.stream.as_mut().expect("stream");
         s.total += len;
@@ -971,7 +978,9 @@ impl MultipartUpload {
         // A stream part is described as a source range too: its request gets the bytes swapped in by
         // `part_transmit`, and its answer is checked against the digest taken when it was pushed, so that the
         // bytes are hashed once.
-        let op = op.with_source(p.offset, p.len);
+        let op = op
+            .with_source(p.offset, p.len)
+            .verify_md5(self.upload.verify_md5);
         match self.upload.options.traffic_limit {
             Some(limit) => op.traffic_limit(limit),
             None => op,
@@ -989,7 +998,10 @@ impl MultipartUpload {
         if self.upload.forbid_overwrite {
             options.forbid_overwrite = true;
         }
-        let put = PutObject::new(&self.key).with_bytes(bytes).options(options);
+        let put = PutObject::new(&self.key)
+            .with_bytes(bytes)
+            .options(options)
+            .verify_md5(self.upload.verify_md5);
         if self.upload.meta_md5.is_some() {
             put.add_meta_md5()
         } else {

@@ -46,6 +46,11 @@ pub struct UploadOptions {
     pub forbid_overwrite: bool,
     /// Hash the whole file first and store its MD5 as `x-cos-meta-md5` (files only).
     pub add_meta_md5: bool,
+    /// Also compute the MD5 of every body sent and check the ETags against it (default false). Integrity is
+    /// checked by default with CRC-64 — each part's and the whole object's `x-cos-hash-crc64ecma` against
+    /// the CRC-64 computed while sending — at about 0.15 s of CPU per GiB; MD5 adds about 2.4 s per GiB.
+    /// Without it, an answer without a CRC-64 is an [`crate::error::IntegrityError::Unverified`] error.
+    pub verify_md5: bool,
     /// Called with the bytes confirmed by COS so far (throttled).
     pub on_progress: Option<ProgressFn>,
     /// Called while `add_meta_md5` hashes the file (throttled).
@@ -68,6 +73,7 @@ impl Default for UploadOptions {
             object: ObjectOptions::default(),
             forbid_overwrite: false,
             add_meta_md5: false,
+            verify_md5: false,
             on_progress: None,
             on_hash_progress: None,
             guess_content_type: true,
@@ -86,6 +92,7 @@ impl std::fmt::Debug for UploadOptions {
             .field("object", &self.object)
             .field("forbid_overwrite", &self.forbid_overwrite)
             .field("add_meta_md5", &self.add_meta_md5)
+            .field("verify_md5", &self.verify_md5)
             .field("on_progress", &self.on_progress.is_some())
             .field("on_hash_progress", &self.on_hash_progress.is_some())
             .field("guess_content_type", &self.guess_content_type)
@@ -133,6 +140,12 @@ impl UploadOptions {
     /// Sets [`forbid_overwrite`](Self::forbid_overwrite).
     pub fn forbid_overwrite(mut self, on: bool) -> Self {
         self.forbid_overwrite = on;
+        self
+    }
+
+    /// Sets [`verify_md5`](Self::verify_md5).
+    pub fn verify_md5(mut self, on: bool) -> Self {
+        self.verify_md5 = on;
         self
     }
 
@@ -196,6 +209,7 @@ impl UploadOptions {
             forbid_overwrite: self.forbid_overwrite,
             verify_crc64: true,
             meta_md5,
+            verify_md5: self.verify_md5,
         }
     }
 }

@@ -113,6 +113,10 @@ enum Fault {
     Error(u16, &'static str),
     /// Apply it, but report this CRC-64.
     WrongCrc(u64),
+    /// Apply it, but answer without `x-cos-hash-crc64ecma`.
+    NoCrc,
+    /// Apply it, but answer with an ETag that is not the body's MD5.
+    WrongEtag,
 }
 
 #[derive(Default)]
@@ -283,15 +287,20 @@ impl FakeCos {
                         digest,
                     },
                 );
-                http::Response::builder()
+                let etag = match fault {
+                    Fault::WrongEtag => "0".repeat(32),
+                    _ => digest.md5_hex().unwrap(),
+                };
+                let mut answer = http::Response::builder()
                     .status(200)
-                    .header("etag", format!("\"{}\"", digest.md5_hex()))
-                    .header(
+                    .header("etag", format!("\"{etag}\""));
+                if !matches!(fault, Fault::NoCrc) {
+                    answer = answer.header(
                         "x-cos-hash-crc64ecma",
                         wrong_crc.unwrap_or(digest.crc64).to_string(),
-                    )
-                    .body(Bytes::new())
-                    .unwrap()
+                    );
+                }
+                answer.body(Bytes::new()).unwrap()
             }
             ("GET", false, Some(id)) => {
                 let Some(u) = self.uploads.get(id) else {
@@ -313,7 +322,7 @@ impl FakeCos {
                 for (n, p) in page {
                     s += &format!(
                         "<Part><PartNumber>{n}</PartNumber><ETag>&quot;{}&quot;</ETag><Size>{}</Size></Part>",
-                        p.digest.md5_hex(),
+                        p.digest.md5_hex().unwrap(),
                         p.bytes.len()
                     );
                 }
@@ -344,9 +353,9 @@ impl FakeCos {
                 let mut md5s = Vec::new();
                 for (n, etag) in &listed {
                     match u.parts.get(n) {
-                        Some(p) if etag.trim_matches('"') == p.digest.md5_hex() => {
+                        Some(p) if etag.trim_matches('"') == p.digest.md5_hex().unwrap() => {
                             bytes.extend_from_slice(&p.bytes);
-                            md5s.extend_from_slice(&p.digest.md5);
+                            md5s.extend_from_slice(&p.digest.md5.unwrap());
                         }
                         _ => return cos_error(400, "InvalidPart"),
                     }
@@ -414,7 +423,7 @@ impl FakeCos {
             },
             ("PUT", false, None) => {
                 let d = BodyDigest::of(body);
-                let etag = format!("\"{}\"", d.md5_hex());
+                let etag = format!("\"{}\"", d.md5_hex().unwrap());
                 self.objects.insert(
                     key,
                     StoredObject {
@@ -464,6 +473,8 @@ struct Harness {
     transcript: Vec<Line>,
     /// Source ranges sent by UploadPart: (part, offset, len).
     ranges: Vec<(u32, u64, u64)>,
+    /// Whether each source body sent asked the driver for its MD5.
+    md5_asked: Vec<bool>,
     max_parts_in_flight: usize,
     /// Chooses the fault for the n-th request of an operation (part number given for UploadPart).
     faults: Box<dyn FnMut(&'static str, Option<u32>, u32) -> Fault>,
@@ -498,6 +509,7 @@ impl Harness {
             in_flight: Vec::new(),
             transcript: Vec::new(),
             ranges: Vec::new(),
+            md5_asked: Vec::new(),
             max_parts_in_flight: 0,
             faults: Box::new(|_, _, _| Fault::None),
             saved: None,
@@ -551,7 +563,8 @@ impl Harness {
                         at: self.now.instant - self.t0,
                     });
                     assert!(t.request.headers().contains_key("authorization"), "signed");
-                    if let RequestBody::Source { offset, len } = t.request.body() {
+                    if let RequestBody::Source { offset, len, md5 } = t.request.body() {
+                        self.md5_asked.push(*md5);
                         self.ranges.push((part.unwrap(), *offset, *len));
                     }
                     self.in_flight.push(t);
@@ -601,9 +614,12 @@ impl Harness {
         let (body, sent) = match t.request.body() {
             RequestBody::Empty => (Bytes::new(), None),
             RequestBody::Bytes(b) => (b.clone(), None),
-            RequestBody::Source { offset, len } => (
+            RequestBody::Source { offset, len, md5 } => (
                 source().slice(*offset as usize..(*offset + *len) as usize),
-                Some(digest(*offset, *len)),
+                Some(SentDigest {
+                    md5: digest(*offset, *len).md5.filter(|_| *md5),
+                    ..digest(*offset, *len)
+                }),
             ),
         };
         if fault == Fault::Drop {
@@ -929,6 +945,77 @@ fn part_crc_mismatch_is_an_integrity_error() {
 }
 
 #[test]
+fn parts_are_verified_by_crc64_without_md5_by_default() {
+    // Default: no MD5 asked of the driver for any part; the CRC-64s verify the upload.
+    let mut h = Harness::new();
+    let mut task = new_task();
+    done(h.run(&mut task, None)).unwrap();
+    assert!(!h.md5_asked.is_empty());
+    assert!(h.md5_asked.iter().all(|m| !m), "{:?}", h.md5_asked);
+    h.assert_object_is_source();
+
+    // …and a part answer without a CRC-64 cannot be verified: a clear integrity error.
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, part, _| match (op, part) {
+        ("UploadPart", Some(3)) => Fault::NoCrc,
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Integrity(IntegrityError::Unverified {
+                part: Some(3),
+                crc64_present: false,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn verify_md5_checks_part_etags_and_covers_a_missing_crc64() {
+    let md5_task = || {
+        let cfg = UploadConfig {
+            verify_md5: true,
+            ..upload_config()
+        };
+        MultipartUpload::new(config(), KEY, LEN, cfg)
+            .unwrap()
+            .source_fingerprint(fingerprint())
+            .unwrap()
+    };
+    // A part without a CRC-64 is verified by its ETag.
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, part, _| match (op, part) {
+        ("UploadPart", Some(3)) => Fault::NoCrc,
+        _ => Fault::None,
+    });
+    let mut task = md5_task();
+    done(h.run(&mut task, None)).unwrap();
+    assert!(h.md5_asked.iter().all(|m| *m), "{:?}", h.md5_asked);
+    h.assert_object_is_source();
+
+    // A wrong ETag is an integrity error.
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, part, _| match (op, part) {
+        ("UploadPart", Some(2)) => Fault::WrongEtag,
+        _ => Fault::None,
+    });
+    let mut task = md5_task();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Integrity(IntegrityError::Etag { part: Some(2), .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn object_crc_mismatch_is_an_integrity_error() {
     let mut h = Harness::new();
     h.faults = Box::new(|op, _, _| match op {
@@ -969,7 +1056,7 @@ fn etag_mismatch_is_an_integrity_error() {
         panic!()
     };
     let mut other = digest(0, MIB);
-    other.md5 = [0; 16];
+    other.md5 = Some([0; 16]);
     task.handle_input(
         h.now,
         Input::Response {
@@ -1547,7 +1634,7 @@ fn meta_md5_and_options_go_on_initiate() {
         ..Default::default()
     };
     let cfg = UploadConfig {
-        meta_md5: Some(digest(0, LEN).md5_hex()),
+        meta_md5: Some(digest(0, LEN).md5_hex().unwrap()),
         options,
         ..upload_config()
     };
@@ -1558,7 +1645,7 @@ fn meta_md5_and_options_go_on_initiate() {
     assert_eq!(t.operation, "InitiateMultipartUpload");
     assert_eq!(
         t.request.headers()["x-cos-meta-md5"],
-        digest(0, LEN).md5_hex().as_str()
+        digest(0, LEN).md5_hex().unwrap().as_str()
     );
     assert_eq!(
         t.request.headers()["content-type"],
@@ -1687,7 +1774,10 @@ fn short_stream_is_a_single_put() {
         assert_eq!(h.sends("PutObject").len(), 1);
         assert!(h.sends("InitiateMultipartUpload").is_empty());
         assert_eq!(h.server.objects[KEY].bytes, data);
-        assert_eq!(out.etag, format!("\"{}\"", hex(&BodyDigest::of(&data).md5)));
+        assert_eq!(
+            out.etag,
+            format!("\"{}\"", hex(&BodyDigest::of(&data).md5.unwrap()))
+        );
     }
 }
 

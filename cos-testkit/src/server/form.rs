@@ -155,7 +155,7 @@ pub(crate) async fn post_object(ctx: &mut Ctx) -> Result<Response<Body>, ApiErro
         }
         ctx.store.finish(w).await?
     };
-    let etag = format!("\"{}\"", d.md5_hex());
+    let etag = format!("\"{}\"", d.md5_hex().unwrap_or_default());
     commit_object(
         &ctx.store,
         ObjectMeta {

@@ -116,8 +116,9 @@ async fn copy_bytes(
     Ok((d, dst.finish(w).await?))
 }
 
-fn etag_of(md5: &[u8; 16]) -> String {
-    format!("\"{}\"", hex(md5))
+/// The server always computes MD5 (`BodyDigest::new`), so `md5` is `Some`.
+fn etag_of(md5: &Option<[u8; 16]>) -> String {
+    format!("\"{}\"", hex(&md5.unwrap_or_default()))
 }
 
 /// PUT Object - Copy.

@@ -111,8 +111,9 @@ pub(crate) fn not_implemented(ctx: &Ctx) -> ApiError {
     )
 }
 
-fn etag_of(md5: &[u8; 16]) -> String {
-    format!("\"{}\"", hex(md5))
+/// The server always computes MD5 (`BodyDigest::new`), so `md5` is `Some`.
+fn etag_of(md5: &Option<[u8; 16]>) -> String {
+    format!("\"{}\"", hex(&md5.unwrap_or_default()))
 }
 
 /// The object attributes a PUT / Initiate / Append request sets, validated.
@@ -309,7 +310,7 @@ pub(crate) async fn receive(ctx: &mut Ctx, max: u64) -> Result<(SentDigest, Data
     }
     let digest = digest.finish();
     if let Some(want) = want_md5 {
-        if want != digest.md5 {
+        if digest.md5.map(|m| m.to_vec()) != Some(want) {
             store.abandon(w);
             return Err(ApiError::new(
                 400,
@@ -443,7 +444,7 @@ async fn append_object(ctx: &mut Ctx, key: String) -> Result<Response<Body>, Api
             let mut m = o.meta;
             m.size += d.len;
             m.crc64 = Crc64::combine(m.crc64, d.crc64, d.len);
-            m.etag = etag_of(&whole_md5.unwrap_or(d.md5));
+            m.etag = etag_of(&whole_md5.or(d.md5));
             m.last_modified = ctx.now;
             (m, new_data)
         }

@@ -123,15 +123,20 @@ impl Upload {
                     let (body, sent) = match body {
                         RequestBody::Empty => (Bytes::new(), None),
                         RequestBody::Bytes(b) => (b, None),
-                        RequestBody::Source { offset, len } => {
+                        RequestBody::Source { offset, len, md5 } => {
                             let end = offset.saturating_add(len);
                             if end > source.bytes.len() as u64 {
                                 // A short source: the body cannot be sent.
                                 let bytes = source.bytes.get(offset as usize..).unwrap_or(&[]);
-                                let d = BodyDigest::of(bytes);
+                                let d = BodyDigest::of_with_md5(bytes, md5);
                                 (Bytes::copy_from_slice(bytes), Some(d))
                             } else {
-                                let d = digest(offset, len);
+                                let d = digest(offset, len).map(|mut d| {
+                                    if !md5 {
+                                        d.md5 = None;
+                                    }
+                                    d
+                                });
                                 (
                                     Bytes::copy_from_slice(
                                         &source.bytes[offset as usize..end as usize],
