@@ -20,6 +20,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The command-line tests (examples/tests/cli.rs, kill9.rs) run the built `upload` example as a user would.
+# `cargo test` builds that example only as its unit-test harness (`test = true`), so build the binary first.
+echo "== cargo build -p cos-examples --example upload"
+cargo build -p cos-examples --example upload
 echo "== cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/cos-rs-cargo-test.log
 test "${PIPESTATUS[0]}" = 0

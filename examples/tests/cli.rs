@@ -20,7 +20,8 @@ fn upload_binary() -> PathBuf {
         .unwrap()
         .join("examples")
         .join("upload");
-    assert!(bin.exists(), "{} not built", bin.display());
+    assert!(bin.exists(), "{} not built: run `cargo build -p cos-examples --example upload` first (scripts/test.sh does)",
+        bin.display());
     bin
 }
 

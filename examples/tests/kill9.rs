@@ -14,7 +14,7 @@ fn upload_binary() -> PathBuf {
     let bin = profile_dir.join("examples").join("upload");
     assert!(
         bin.exists(),
-        "{} not built (cargo test builds the examples)",
+        "{} not built: run `cargo build -p cos-examples --example upload` first (scripts/test.sh does)",
         bin.display()
     );
     bin
