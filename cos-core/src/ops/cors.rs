@@ -8,8 +8,8 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{expect_success, parse_xml, request, set_header, unexpected, Operation};
-use crate::checksum::{content_md5, SentDigest};
+use super::{expect_success, parse_xml, request, unexpected, Operation};
+use crate::checksum::SentDigest;
 use crate::config::Config;
 use crate::error::{Error, InvalidInput};
 use crate::task::RequestBody;
@@ -372,14 +372,13 @@ impl Operation for PutBucketCors {
                 reason,
             })?;
         let xml = self.config.to_xml();
-        let md5 = content_md5(xml.as_bytes());
-        let query = [("cors", String::new())];
-        let body = RequestBody::Bytes(Bytes::from(xml));
-        let mut req = request(config, http::Method::PUT, "", &query, body)?;
-        let headers = req.headers_mut();
-        set_header(headers, "content-type", "application/xml")?;
-        set_header(headers, "content-md5", &md5)?;
-        Ok(req)
+        super::xml_request(
+            config,
+            http::Method::PUT,
+            "",
+            &[("cors", String::new())],
+            xml,
+        )
     }
 
     fn parse_response(
@@ -528,7 +527,7 @@ mod tests {
         );
         assert_eq!(
             req_header(&req, "content-md5"),
-            Some(content_md5(xml.as_bytes()).as_str())
+            Some(crate::checksum::content_md5(xml.as_bytes()).as_str())
         );
         assert_eq!(req_header(&req, "content-type"), Some("application/xml"));
         assert_eq!(

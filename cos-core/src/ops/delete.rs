@@ -225,21 +225,13 @@ impl Operation for DeleteObjects {
             validate_key(k)?;
         }
         let xml = self.to_xml();
-        let md5 = crate::checksum::content_md5(xml.as_bytes());
-        let mut req = request(
+        super::xml_request(
             config,
             http::Method::POST,
             "",
             &[("delete", String::new())],
-            RequestBody::Bytes(Bytes::from(xml)),
-        )?;
-        let h = req.headers_mut();
-        h.insert("content-md5", super::header_value("content-md5", &md5)?);
-        h.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/xml"),
-        );
-        Ok(req)
+            xml,
+        )
     }
 
     fn parse_response(

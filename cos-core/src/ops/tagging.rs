@@ -160,21 +160,13 @@ impl Operation for PutObjectTagging {
     fn to_request(&self, config: &Config) -> Result<http::Request<RequestBody>, Error> {
         validate_key(&self.key)?;
         let xml = self.tags.to_xml()?;
-        let md5 = crate::checksum::content_md5(xml.as_bytes());
-        let mut req = request(
+        super::xml_request(
             config,
             http::Method::PUT,
             &self.key,
             &[("tagging", String::new())],
-            RequestBody::Bytes(Bytes::from(xml)),
-        )?;
-        let h = req.headers_mut();
-        h.insert("content-md5", super::header_value("content-md5", &md5)?);
-        h.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/xml"),
-        );
-        Ok(req)
+            xml,
+        )
     }
 
     fn parse_response(
