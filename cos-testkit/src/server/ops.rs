@@ -1118,7 +1118,7 @@ fn abort(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     let id = upload_id(ctx);
     let store = &ctx.store;
     let mut st = store.lock();
-    if !st.uploads.get(&id).is_some_and(|u| u.meta.key == key) {
+    if st.uploads.get(&id).is_none_or(|u| u.meta.key != key) {
         return Err(no_such_upload());
     }
     if let Some(up) = st.uploads.remove(&id) {

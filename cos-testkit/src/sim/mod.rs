@@ -500,7 +500,7 @@ impl Sim {
             }
             let f = &self.flights[&n];
             if f.apply_at
-                .is_some_and(|a| f.answer_at.map_or(true, |b| a <= b))
+                .is_some_and(|a| f.answer_at.is_none_or(|b| a <= b))
             {
                 self.apply(n);
                 continue;
