@@ -9,11 +9,97 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use conformance::{ChunkReader, Driver, Info, OnEvent, Queue};
-use cos_core::upload::{BatchOptions, FileUpload, TaskId, UploadOptions, UploadOutcome};
+use conformance::{ChunkReader, Driver, Info, ObjectBody, OnEvent, Queue};
+use cos_core::ops::*;
+use cos_core::upload::{BatchOptions, FileUpload, TaskId, UploadOptions, UploadOutcome, Waited};
 use cos_core::{Config, Error};
+
+/// Declares [`Ops`] (the clients' one-request calls, each forwarding to the client method of the same name)
+/// and implements it for both clients from one list, so a signature is written once.
+macro_rules! ops {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        /// The clients' one-request calls, called synchronously.
+        pub trait Ops {
+            /// `Client::execute`.
+            fn execute<O: Operation + Send>(&self, op: O) -> Result<O::Output, Error>;
+            /// `Client::put_object` with a body of bytes.
+            fn put_object(&self, op: PutObject, body: impl Into<Bytes>) -> Result<PutObjectOutput, Error>;
+            /// `Client::upload_part` with a body of bytes.
+            fn upload_part(&self, op: UploadPart, body: impl Into<Bytes>) -> Result<UploadPartOutput, Error>;
+            $($(#[$doc])* fn $name(&self, $($arg: $ty),*) -> Result<$out, Error>;)*
+        }
+
+        impl Ops for Blocking {
+            fn execute<O: Operation + Send>(&self, op: O) -> Result<O::Output, Error> {
+                self.0.execute(op)
+            }
+            fn put_object(&self, op: PutObject, body: impl Into<Bytes>) -> Result<PutObjectOutput, Error> {
+                self.0.put_object(op, body.into())
+            }
+            fn upload_part(&self, op: UploadPart, body: impl Into<Bytes>) -> Result<UploadPartOutput, Error> {
+                self.0.upload_part(op, body.into())
+            }
+            $(fn $name(&self, $($arg: $ty),*) -> Result<$out, Error> {
+                self.0.$name($($arg),*)
+            })*
+        }
+
+        impl Ops for Async {
+            fn execute<O: Operation + Send>(&self, op: O) -> Result<O::Output, Error> {
+                self.rt.block_on(self.client.execute(op))
+            }
+            fn put_object(&self, op: PutObject, body: impl Into<Bytes>) -> Result<PutObjectOutput, Error> {
+                self.rt.block_on(self.client.put_object(op, body.into()))
+            }
+            fn upload_part(&self, op: UploadPart, body: impl Into<Bytes>) -> Result<UploadPartOutput, Error> {
+                self.rt.block_on(self.client.upload_part(op, body.into()))
+            }
+            $(fn $name(&self, $($arg: $ty),*) -> Result<$out, Error> {
+                self.rt.block_on(self.client.$name($($arg),*))
+            })*
+        }
+    };
+}
+
+ops! {
+    /// `Client::head_object`.
+    fn head_object(key: &str) -> ObjectInfo;
+    /// `Client::get_object` (the body in memory).
+    fn get_object(op: GetObject) -> GetObjectOutput;
+    /// `Client::put_object_tagging`.
+    fn put_object_tagging(key: &str, tags: Tags) -> ObjectTaggingOutput;
+    /// `Client::get_object_tagging`.
+    fn get_object_tagging(key: &str) -> Tags;
+    /// `Client::delete_object_tagging`.
+    fn delete_object_tagging(key: &str) -> ObjectTaggingOutput;
+    /// `Client::put_object_acl`.
+    fn put_object_acl(op: PutObjectAcl) -> PutObjectAclOutput;
+    /// `Client::get_object_acl`.
+    fn get_object_acl(key: &str) -> ObjectAcl;
+    /// `Client::initiate_multipart_upload`.
+    fn initiate_multipart_upload(op: InitiateMultipartUpload) -> InitiateMultipartUploadOutput;
+    /// `Client::list_parts`.
+    fn list_parts(op: ListParts) -> ListPartsOutput;
+    /// `Client::complete_multipart_upload`.
+    fn complete_multipart_upload(op: CompleteMultipartUpload) -> CompleteMultipartUploadOutput;
+    /// `Client::abort_multipart_upload`.
+    fn abort_multipart_upload(op: AbortMultipartUpload) -> AbortMultipartUploadOutput;
+    /// `Client::list_multipart_uploads`.
+    fn list_multipart_uploads(op: ListMultipartUploads) -> ListMultipartUploadsOutput;
+    /// `Client::delete_object`.
+    fn delete_object(key: &str) -> DeleteObjectOutput;
+    /// `Client::delete_objects`.
+    fn delete_objects(op: DeleteObjects) -> DeleteObjectsOutput;
+    /// `Client::list_objects` (one page).
+    fn list_objects(op: ListObjects) -> ListObjectsOutput;
+    /// `Client::copy_object`.
+    fn copy_object(op: CopyObject) -> CopyObjectOutput;
+    /// `Client::upload_part_copy`.
+    fn upload_part_copy(op: UploadPartCopy) -> CopyObjectOutput;
+}
 
 /// The blocking client.
 struct Blocking(cos_blocking::Client);
@@ -68,6 +154,29 @@ impl Driver for Blocking {
     fn task_queue(&self, file_parallel: usize) -> Self::Queue {
         self.0.task_queue(file_parallel)
     }
+
+    fn list_objects_pages(
+        &self,
+        op: ListObjects,
+    ) -> Box<dyn Iterator<Item = Result<ListObjectsOutput, Error>> + '_> {
+        Box::new(self.0.list_objects_pages(op))
+    }
+
+    fn get_object_stream(&self, op: GetObject) -> Result<Box<dyn ObjectBody + '_>, Error> {
+        Ok(Box::new(self.0.get_object_reader(op)?))
+    }
+}
+
+impl ObjectBody for cos_blocking::ObjectReader {
+    fn info(&self) -> &ObjectInfo {
+        cos_blocking::ObjectReader::info(self)
+    }
+    fn range(&self) -> Option<(u64, u64, u64)> {
+        cos_blocking::ObjectReader::range(self)
+    }
+    fn received(&self) -> u64 {
+        cos_blocking::ObjectReader::received(self)
+    }
 }
 
 impl Queue for cos_blocking::TaskQueue {
@@ -88,6 +197,12 @@ impl Queue for cos_blocking::TaskQueue {
     }
     fn wait_all(&self) {
         cos_blocking::TaskQueue::wait_all(self)
+    }
+    fn wait_timeout(&self, id: TaskId, timeout: Duration) -> Waited<Result<UploadOutcome, Error>> {
+        cos_blocking::TaskQueue::wait_timeout(self, id, timeout)
+    }
+    fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
+        cos_blocking::TaskQueue::wait_all_timeout(self, timeout)
     }
     fn list(&self) -> Vec<Info> {
         cos_blocking::TaskQueue::list(self)
@@ -208,6 +323,54 @@ impl Driver for Async {
             rt: self.rt.clone(),
         }
     }
+
+    /// Polled as a `futures_core::Stream` (`next_page` is the same poll).
+    fn list_objects_pages(
+        &self,
+        op: ListObjects,
+    ) -> Box<dyn Iterator<Item = Result<ListObjectsOutput, Error>> + '_> {
+        let mut pages = self.client.list_objects_pages(op);
+        Box::new(std::iter::from_fn(move || {
+            self.rt.block_on(std::future::poll_fn(|cx| {
+                futures_core::Stream::poll_next(Pin::new(&mut pages), cx)
+            }))
+        }))
+    }
+
+    /// Read through its `AsyncRead`.
+    fn get_object_stream(&self, op: GetObject) -> Result<Box<dyn ObjectBody + '_>, Error> {
+        let stream = self.rt.block_on(self.client.get_object_stream(op))?;
+        Ok(Box::new(AsyncBody {
+            stream,
+            rt: &self.rt,
+        }))
+    }
+}
+
+/// A streamed GET's body, read through its `AsyncRead`.
+#[derive(Debug)]
+struct AsyncBody<'a> {
+    stream: cos_async::ObjectStream,
+    rt: &'a tokio::runtime::Runtime,
+}
+
+impl Read for AsyncBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.rt
+            .block_on(tokio::io::AsyncReadExt::read(&mut self.stream, buf))
+    }
+}
+
+impl ObjectBody for AsyncBody<'_> {
+    fn info(&self) -> &ObjectInfo {
+        self.stream.info()
+    }
+    fn range(&self) -> Option<(u64, u64, u64)> {
+        self.stream.range()
+    }
+    fn received(&self) -> u64 {
+        self.stream.received()
+    }
 }
 
 /// The async task queue, with the runtime it runs on.
@@ -239,6 +402,12 @@ impl Queue for AsyncQueue {
     fn wait_all(&self) {
         self.rt.block_on(self.queue.wait_all())
     }
+    fn wait_timeout(&self, id: TaskId, timeout: Duration) -> Waited<Result<UploadOutcome, Error>> {
+        self.rt.block_on(self.queue.wait_timeout(id, timeout))
+    }
+    fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
+        self.rt.block_on(self.queue.wait_all_timeout(timeout))
+    }
     fn list(&self) -> Vec<Info> {
         self.queue
             .list()
@@ -256,57 +425,78 @@ impl Queue for AsyncQueue {
     }
 }
 
-/// One test per scenario and driver.
+/// One test per scenario and driver: `blocking::<module>::<scenario>` and `async_::<module>::<scenario>`.
 macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
+    ($($module:ident: [$($name:ident),* $(,)?]),* $(,)?) => {
         mod blocking {
-            $(
-                #[test]
-                fn $name() {
-                    super::conformance::$name::<super::Blocking>();
-                }
-            )*
+            $(mod $module {
+                $(
+                    #[test]
+                    fn $name() {
+                        crate::conformance::$module::$name::<crate::Blocking>();
+                    }
+                )*
+            })*
         }
         mod async_ {
-            $(
-                #[test]
-                fn $name() {
-                    super::conformance::$name::<super::Async>();
-                }
-            )*
+            $(mod $module {
+                $(
+                    #[test]
+                    fn $name() {
+                        crate::conformance::$module::$name::<crate::Async>();
+                    }
+                )*
+            })*
         }
     };
 }
 
 scenarios!(
-    a_small_file_is_one_put,
-    bad_input_fails_before_sending,
-    a_multipart_upload_sends_parts_and_verifies_the_crc,
-    an_interrupted_upload_resumes_from_its_checkpoint_with_only_the_missing_parts,
-    a_changed_file_aborts_the_stale_upload_and_starts_over,
-    without_a_checkpoint_the_unfinished_upload_is_found_and_parts_are_checked_by_md5,
-    add_meta_md5_hashes_the_file_first,
-    a_batch_uploads_every_file_even_when_one_fails,
-    faults_are_retried_and_the_object_is_byte_identical,
-    streams_end_on_before_and_after_part_boundaries,
-    a_failing_reader_is_a_source_error_and_leaves_no_upload,
-    stream_memory_stays_within_concurrency_plus_one_parts,
-    cancel_aborts_the_upload_and_leaves_nothing,
-    pause_keeps_the_checkpoint_and_resume_sends_only_the_missing_parts,
-    a_paused_task_cancelled_later_aborts_its_upload,
-    a_corrupt_or_foreign_checkpoint_is_a_typed_error_and_nothing_is_sent,
+    transfers: [
+        a_small_file_is_one_put,
+        bad_input_fails_before_sending,
+        a_multipart_upload_sends_parts_and_verifies_the_crc,
+        an_interrupted_upload_resumes_from_its_checkpoint_with_only_the_missing_parts,
+        a_changed_file_aborts_the_stale_upload_and_starts_over,
+        without_a_checkpoint_the_unfinished_upload_is_found_and_parts_are_checked_by_md5,
+        add_meta_md5_hashes_the_file_first,
+        a_batch_uploads_every_file_even_when_one_fails,
+        faults_are_retried_and_the_object_is_byte_identical,
+        streams_end_on_before_and_after_part_boundaries,
+        a_failing_reader_is_a_source_error_and_leaves_no_upload,
+        stream_memory_stays_within_concurrency_plus_one_parts,
+        cancel_aborts_the_upload_and_leaves_nothing,
+        pause_keeps_the_checkpoint_and_resume_sends_only_the_missing_parts,
+        a_paused_task_cancelled_later_aborts_its_upload,
+        a_corrupt_or_foreign_checkpoint_is_a_typed_error_and_nothing_is_sent,
+        parts_go_out_in_parallel_up_to_the_concurrency_asked,
+        add_meta_md5_is_refused_for_a_stream,
+    ],
+    queue: [a_stalled_task_times_out_then_completes],
+    objects: [
+        delete_object_and_delete_objects,
+        list_objects_pages_delimiter_and_url_encoding,
+        copy_object_with_and_across_keys,
+        upload_part_copy_assembles_ranges,
+        a_listing_whose_marker_does_not_advance_ends_with_an_error,
+    ],
+    get_object: [
+        streams_whole_objects_and_ranges,
+        conditional_gets,
+        a_body_cut_mid_way_is_an_error_not_a_short_object,
+    ],
+    tagging_acl: [object_tagging_calls_and_typed_option, object_acl_calls],
 );
 
 #[test]
-fn blocking_add_meta_md5_is_refused_for_a_stream() {
-    conformance::add_meta_md5_is_refused_for_a_stream::<Blocking>();
+fn blocking_a_read_after_a_cut_body_keeps_failing() {
+    conformance::get_object::a_read_after_a_cut_body_keeps_failing::<Blocking>();
 }
 
-/// Divergence the suite found (issue 9, "x-cos-meta-md5 is attached three different ways"): the async
-/// client uploads a stream with `add_meta_md5(true)` (without the header) where the blocking client refuses
-/// it with `InvalidInput` before sending. Un-ignore once the core decides it for both.
+/// Divergence the suite found: after a body cut mid-way, the async client's `AsyncRead` reports a clean end
+/// (`Ok(0)`) on the next read where the blocking `Read` keeps failing. Un-ignore once both keep failing.
 #[test]
-#[ignore = "divergence: async accepts add_meta_md5 on a stream, blocking refuses it"]
-fn async_add_meta_md5_is_refused_for_a_stream() {
-    conformance::add_meta_md5_is_refused_for_a_stream::<Async>();
+#[ignore = "divergence: async reads Ok(0) after a cut body, blocking keeps failing"]
+fn async_a_read_after_a_cut_body_keeps_failing() {
+    conformance::get_object::a_read_after_a_cut_body_keeps_failing::<Async>();
 }
