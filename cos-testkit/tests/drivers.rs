@@ -3,6 +3,8 @@
 //! scenario is one test per driver: `blocking::<scenario>` and `async_::<scenario>`.
 
 mod conformance;
+#[path = "../../cos-blocking/tests/support/mod.rs"]
+mod support;
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -12,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use conformance::{ChunkReader, Driver, Info, ObjectBody, OnEvent, Queue};
+use conformance::{ChunkReader, Driver, Info, ObjectBody, OnEvent, Payload, PayloadReader, Queue};
 use cos_core::ops::*;
 use cos_core::upload::{BatchOptions, FileUpload, TaskId, UploadOptions, UploadOutcome, Waited};
 use cos_core::{Config, Error};
@@ -25,10 +27,12 @@ macro_rules! ops {
         pub trait Ops {
             /// `Client::execute`.
             fn execute<O: Operation + Send>(&self, op: O) -> Result<O::Output, Error>;
-            /// `Client::put_object` with a body of bytes.
-            fn put_object(&self, op: PutObject, body: impl Into<Bytes>) -> Result<PutObjectOutput, Error>;
-            /// `Client::upload_part` with a body of bytes.
-            fn upload_part(&self, op: UploadPart, body: impl Into<Bytes>) -> Result<UploadPartOutput, Error>;
+            /// `Client::put_object`.
+            fn put_object(&self, op: PutObject, body: impl Into<Payload>) -> Result<PutObjectOutput, Error>;
+            /// `Client::upload_part`.
+            fn upload_part(&self, op: UploadPart, body: impl Into<Payload>) -> Result<UploadPartOutput, Error>;
+            /// `Client::append_object`.
+            fn append_object(&self, op: AppendObject, body: impl Into<Payload>) -> Result<AppendObjectOutput, Error>;
             $($(#[$doc])* fn $name(&self, $($arg: $ty),*) -> Result<$out, Error>;)*
         }
 
@@ -36,11 +40,14 @@ macro_rules! ops {
             fn execute<O: Operation + Send>(&self, op: O) -> Result<O::Output, Error> {
                 self.0.execute(op)
             }
-            fn put_object(&self, op: PutObject, body: impl Into<Bytes>) -> Result<PutObjectOutput, Error> {
-                self.0.put_object(op, body.into())
+            fn put_object(&self, op: PutObject, body: impl Into<Payload>) -> Result<PutObjectOutput, Error> {
+                self.0.put_object(op, blocking_body(body.into())?)
             }
-            fn upload_part(&self, op: UploadPart, body: impl Into<Bytes>) -> Result<UploadPartOutput, Error> {
-                self.0.upload_part(op, body.into())
+            fn upload_part(&self, op: UploadPart, body: impl Into<Payload>) -> Result<UploadPartOutput, Error> {
+                self.0.upload_part(op, blocking_body(body.into())?)
+            }
+            fn append_object(&self, op: AppendObject, body: impl Into<Payload>) -> Result<AppendObjectOutput, Error> {
+                self.0.append_object(op, blocking_body(body.into())?)
             }
             $(fn $name(&self, $($arg: $ty),*) -> Result<$out, Error> {
                 self.0.$name($($arg),*)
@@ -51,11 +58,14 @@ macro_rules! ops {
             fn execute<O: Operation + Send>(&self, op: O) -> Result<O::Output, Error> {
                 self.rt.block_on(self.client.execute(op))
             }
-            fn put_object(&self, op: PutObject, body: impl Into<Bytes>) -> Result<PutObjectOutput, Error> {
-                self.rt.block_on(self.client.put_object(op, body.into()))
+            fn put_object(&self, op: PutObject, body: impl Into<Payload>) -> Result<PutObjectOutput, Error> {
+                self.rt.block_on(self.client.put_object(op, async_body(body.into())?))
             }
-            fn upload_part(&self, op: UploadPart, body: impl Into<Bytes>) -> Result<UploadPartOutput, Error> {
-                self.rt.block_on(self.client.upload_part(op, body.into()))
+            fn upload_part(&self, op: UploadPart, body: impl Into<Payload>) -> Result<UploadPartOutput, Error> {
+                self.rt.block_on(self.client.upload_part(op, async_body(body.into())?))
+            }
+            fn append_object(&self, op: AppendObject, body: impl Into<Payload>) -> Result<AppendObjectOutput, Error> {
+                self.rt.block_on(self.client.append_object(op, async_body(body.into())?))
             }
             $(fn $name(&self, $($arg: $ty),*) -> Result<$out, Error> {
                 self.rt.block_on(self.client.$name($($arg),*))
@@ -101,6 +111,35 @@ ops! {
     fn upload_part_copy(op: UploadPartCopy) -> CopyObjectOutput;
 }
 
+/// A file that cannot be opened, as the clients' `Body::file` reports it.
+fn no_file(e: io::Error) -> Error {
+    Error::Source(e.to_string())
+}
+
+/// The blocking client's `Body` for `p`.
+fn blocking_body(p: Payload) -> Result<cos_blocking::Body, Error> {
+    use cos_blocking::Body;
+    Ok(match p {
+        Payload::Bytes(b) => Body::from(b),
+        Payload::File(path) => Body::file(path).map_err(no_file)?,
+        Payload::FileRange(path, offset, len) => Body::file_range(path, offset, len),
+        Payload::Reader { data, len, fail } => Body::reader(PayloadReader::new(data, fail), len),
+    })
+}
+
+/// The async client's `Body` for `p`.
+fn async_body(p: Payload) -> Result<cos_async::Body, Error> {
+    use cos_async::Body;
+    Ok(match p {
+        Payload::Bytes(b) => Body::from(b),
+        Payload::File(path) => Body::file(path).map_err(no_file)?,
+        Payload::FileRange(path, offset, len) => Body::file_range(path, offset, len),
+        Payload::Reader { data, len, fail } => {
+            Body::reader(ReadAsync(PayloadReader::new(data, fail)), len)
+        }
+    })
+}
+
 /// The blocking client.
 struct Blocking(cos_blocking::Client);
 
@@ -114,6 +153,18 @@ impl Driver for Blocking {
             b = b.on_event(move |e| f(e));
         }
         Blocking(b.build())
+    }
+
+    fn with_read_timeout(config: Config, timeout: Duration) -> Self {
+        Blocking(
+            cos_blocking::Client::builder(config)
+                .read_timeout(timeout)
+                .build(),
+        )
+    }
+
+    fn config(&self) -> Config {
+        self.0.config()
     }
 
     fn upload_file(
@@ -226,6 +277,17 @@ struct Async {
     rt: Arc<tokio::runtime::Runtime>,
 }
 
+/// A multi-threaded runtime of two workers.
+fn runtime() -> Arc<tokio::runtime::Runtime> {
+    Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    )
+}
+
 /// A `Read` as an `AsyncRead` (the readers of the suite never block).
 struct ReadAsync<R>(R);
 
@@ -260,13 +322,7 @@ impl Driver for Async {
     const NAME: &'static str = "async";
 
     fn build(config: Config, on_event: Option<OnEvent>) -> Self {
-        let rt = Arc::new(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap(),
-        );
+        let rt = runtime();
         let _enter = rt.enter();
         let mut b = cos_async::Client::builder(config);
         if let Some(f) = on_event {
@@ -276,6 +332,19 @@ impl Driver for Async {
             client: b.build(),
             rt,
         }
+    }
+
+    fn with_read_timeout(config: Config, timeout: Duration) -> Self {
+        let rt = runtime();
+        let _enter = rt.enter();
+        let client = cos_async::Client::builder(config)
+            .read_timeout(timeout)
+            .build();
+        Async { client, rt }
+    }
+
+    fn config(&self) -> Config {
+        self.client.config()
     }
 
     fn upload_file(
@@ -486,6 +555,26 @@ scenarios!(
         a_body_cut_mid_way_is_an_error_not_a_short_object,
     ],
     tagging_acl: [object_tagging_calls_and_typed_option, object_acl_calls],
+    requests: [
+        every_operation_through_the_driver,
+        service_errors_reach_the_caller_typed,
+        injected_500_503_and_reset_are_retried_to_success,
+        a_reader_body_is_sent_once,
+        a_reset_that_outlasts_the_retries_is_a_transport_error,
+    ],
+    wire: [
+        put_bytes_sends_the_core_headers_exactly,
+        file_body_is_streamed_with_content_length_and_digest,
+        a_wrong_etag_from_the_server_is_an_integrity_error,
+        retries_500_503_and_resets_then_succeeds_and_reports_events,
+        a_reader_body_is_not_retried,
+        a_short_or_failing_source_is_a_body_error,
+        connection_refused_is_a_connect_error,
+        a_stalled_server_is_a_timeout,
+        clock_skew_is_learned_and_used_for_later_requests,
+        request_spans_carry_status_and_request_id_but_no_secrets,
+        a_large_file_body_is_streamed_whole,
+    ],
 );
 
 #[test]

@@ -6,8 +6,10 @@
 pub mod get_object;
 pub mod objects;
 pub mod queue;
+pub mod requests;
 pub mod tagging_acl;
 pub mod transfers;
+pub mod wire;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,90 @@ use cos_core::upload::{
 };
 use cos_core::{Config, Credentials, Endpoint, Error, InvalidInput};
 use cos_testkit::{Fault, FaultPlan, Server};
+
+/// A request body, made into each client's `Body` by its adapter.
+#[derive(Debug)]
+pub enum Payload {
+    /// `Body::from(Bytes)`.
+    Bytes(Bytes),
+    /// `Body::file(path)`.
+    File(PathBuf),
+    /// `Body::file_range(path, offset, len)`.
+    FileRange(PathBuf, u64, u64),
+    /// `Body::reader(reader, len)`: a reader that hands out `data`, then fails with "disk on fire" if
+    /// `fail` (a body that cannot be replayed).
+    Reader {
+        /// What it reads.
+        data: Vec<u8>,
+        /// The length declared.
+        len: u64,
+        /// Whether it fails after `data`.
+        fail: bool,
+    },
+}
+
+impl Payload {
+    /// `Body::file(path)`.
+    pub fn file(path: impl Into<PathBuf>) -> Payload {
+        Payload::File(path.into())
+    }
+    /// `Body::file_range(path, offset, len)`.
+    pub fn file_range(path: impl Into<PathBuf>, offset: u64, len: u64) -> Payload {
+        Payload::FileRange(path.into(), offset, len)
+    }
+    /// `Body::reader` over these bytes, with this declared length.
+    pub fn reader(data: impl Into<Vec<u8>>, len: u64) -> Payload {
+        Payload::Reader {
+            data: data.into(),
+            len,
+            fail: false,
+        }
+    }
+    /// `Body::reader` that fails at once, with this declared length.
+    pub fn failing_reader(len: u64) -> Payload {
+        Payload::Reader {
+            data: Vec::new(),
+            len,
+            fail: true,
+        }
+    }
+}
+
+macro_rules! payload_from {
+    ($($t:ty),*) => {
+        $(impl From<$t> for Payload {
+            fn from(b: $t) -> Payload {
+                Payload::Bytes(b.into())
+            }
+        })*
+    };
+}
+payload_from!(Bytes, Vec<u8>, &'static str, &'static [u8]);
+
+/// The reader behind [`Payload::Reader`].
+pub struct PayloadReader {
+    data: io::Cursor<Vec<u8>>,
+    fail: bool,
+}
+
+impl PayloadReader {
+    /// Reads `data`, then fails if `fail`.
+    pub fn new(data: Vec<u8>, fail: bool) -> PayloadReader {
+        PayloadReader {
+            data: io::Cursor::new(data),
+            fail,
+        }
+    }
+}
+
+impl Read for PayloadReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.data.read(buf)? {
+            0 if self.fail => Err(io::Error::other("disk on fire")),
+            n => Ok(n),
+        }
+    }
+}
 
 /// A task as a queue lists it (the fields both clients' `TaskInfo` share).
 #[derive(Clone, Debug)]
@@ -61,6 +147,10 @@ pub trait Driver: Ops + Sized {
     const NAME: &'static str;
     /// A client for `config`, reporting events to `on_event`.
     fn build(config: Config, on_event: Option<OnEvent>) -> Self;
+    /// A client for `config` with this read timeout.
+    fn with_read_timeout(config: Config, timeout: Duration) -> Self;
+    /// `Client::config` (with the clock offset learned so far).
+    fn config(&self) -> Config;
     /// `Client::upload_file`.
     fn upload_file(
         &self,
