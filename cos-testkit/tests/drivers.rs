@@ -14,8 +14,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use conformance::{ChunkReader, Driver, Info, ObjectBody, OnEvent, Payload, PayloadReader, Queue};
+use conformance::{ChunkReader, Driver, Info, ObjectBody, Options, Payload, PayloadReader, Queue};
 use cos_core::ops::*;
+use cos_core::post_policy::{PostForm, PostObjectOutput, PostPolicy};
+use cos_core::task::Task;
 use cos_core::upload::{BatchOptions, FileUpload, TaskId, UploadOptions, UploadOutcome, Waited};
 use cos_core::{Config, Error};
 
@@ -33,6 +35,8 @@ macro_rules! ops {
             fn upload_part(&self, op: UploadPart, body: impl Into<Payload>) -> Result<UploadPartOutput, Error>;
             /// `Client::append_object`.
             fn append_object(&self, op: AppendObject, body: impl Into<Payload>) -> Result<AppendObjectOutput, Error>;
+            /// `Client::post_object`.
+            fn post_object(&self, form: &PostForm, body: impl Into<Payload>, filename: &str, content_type: &str) -> Result<PostObjectOutput, Error>;
             $($(#[$doc])* fn $name(&self, $($arg: $ty),*) -> Result<$out, Error>;)*
         }
 
@@ -48,6 +52,9 @@ macro_rules! ops {
             }
             fn append_object(&self, op: AppendObject, body: impl Into<Payload>) -> Result<AppendObjectOutput, Error> {
                 self.0.append_object(op, blocking_body(body.into())?)
+            }
+            fn post_object(&self, form: &PostForm, body: impl Into<Payload>, filename: &str, content_type: &str) -> Result<PostObjectOutput, Error> {
+                self.0.post_object(form, blocking_body(body.into())?, filename, content_type)
             }
             $(fn $name(&self, $($arg: $ty),*) -> Result<$out, Error> {
                 self.0.$name($($arg),*)
@@ -66,6 +73,9 @@ macro_rules! ops {
             }
             fn append_object(&self, op: AppendObject, body: impl Into<Payload>) -> Result<AppendObjectOutput, Error> {
                 self.rt.block_on(self.client.append_object(op, async_body(body.into())?))
+            }
+            fn post_object(&self, form: &PostForm, body: impl Into<Payload>, filename: &str, content_type: &str) -> Result<PostObjectOutput, Error> {
+                self.rt.block_on(self.client.post_object(form, async_body(body.into())?, filename, content_type))
             }
             $(fn $name(&self, $($arg: $ty),*) -> Result<$out, Error> {
                 self.rt.block_on(self.client.$name($($arg),*))
@@ -140,6 +150,24 @@ fn async_body(p: Payload) -> Result<cos_async::Body, Error> {
     })
 }
 
+/// Bytes in memory as either client's `Source`.
+struct Mem(Vec<u8>);
+
+impl cos_blocking::Source for Mem {
+    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
+        let (o, l) = (offset as usize, len as usize);
+        Ok(Box::new(&self.0[o..o + l]))
+    }
+}
+
+impl cos_async::AsyncSource for Mem {
+    fn open(&self, offset: u64, len: u64) -> cos_async::OpenFuture<'_> {
+        let (o, l) = (offset as usize, len as usize);
+        let part = self.0[o..o + l].to_vec();
+        Box::pin(async move { Ok(Box::new(io::Cursor::new(part)) as cos_async::SourceReader) })
+    }
+}
+
 /// The blocking client.
 struct Blocking(cos_blocking::Client);
 
@@ -147,24 +175,42 @@ impl Driver for Blocking {
     type Queue = cos_blocking::TaskQueue;
     const NAME: &'static str = "blocking";
 
-    fn build(config: Config, on_event: Option<OnEvent>) -> Self {
+    fn build_with(config: Config, options: Options) -> Self {
         let mut b = cos_blocking::Client::builder(config);
-        if let Some(f) = on_event {
+        if let Some(f) = options.on_event {
             b = b.on_event(move |e| f(e));
+        }
+        if let Some(t) = options.read_timeout {
+            b = b.read_timeout(t);
+        }
+        if let Some(p) = options.credentials {
+            b = b.credentials_provider(p);
         }
         Blocking(b.build())
     }
 
-    fn with_read_timeout(config: Config, timeout: Duration) -> Self {
-        Blocking(
-            cos_blocking::Client::builder(config)
-                .read_timeout(timeout)
-                .build(),
-        )
-    }
-
     fn config(&self) -> Config {
         self.0.config()
+    }
+
+    fn run_in_memory<T: Task + Send>(&self, task: T, data: Vec<u8>) -> Result<T::Output, Error>
+    where
+        T::Output: Send,
+    {
+        self.0.run(task, &Mem(data))
+    }
+
+    fn presigned_url(
+        &self,
+        method: http::Method,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<http::Uri, Error> {
+        self.0.presigned_url(method, key, expires_in, &[], &[])
+    }
+
+    fn sign_post_policy(&self, policy: &PostPolicy) -> Result<PostForm, Error> {
+        self.0.sign_post_policy(policy)
     }
 
     fn upload_file(
@@ -277,17 +323,6 @@ struct Async {
     rt: Arc<tokio::runtime::Runtime>,
 }
 
-/// A multi-threaded runtime of two workers.
-fn runtime() -> Arc<tokio::runtime::Runtime> {
-    Arc::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap(),
-    )
-}
-
 /// A `Read` as an `AsyncRead` (the readers of the suite never block).
 struct ReadAsync<R>(R);
 
@@ -321,12 +356,24 @@ impl Driver for Async {
     type Queue = AsyncQueue;
     const NAME: &'static str = "async";
 
-    fn build(config: Config, on_event: Option<OnEvent>) -> Self {
-        let rt = runtime();
+    fn build_with(config: Config, options: Options) -> Self {
+        let rt = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+        );
         let _enter = rt.enter();
         let mut b = cos_async::Client::builder(config);
-        if let Some(f) = on_event {
+        if let Some(f) = options.on_event {
             b = b.on_event(move |e| f(e));
+        }
+        if let Some(t) = options.read_timeout {
+            b = b.read_timeout(t);
+        }
+        if let Some(p) = options.credentials {
+            b = b.credentials_provider(p);
         }
         Async {
             client: b.build(),
@@ -334,17 +381,28 @@ impl Driver for Async {
         }
     }
 
-    fn with_read_timeout(config: Config, timeout: Duration) -> Self {
-        let rt = runtime();
-        let _enter = rt.enter();
-        let client = cos_async::Client::builder(config)
-            .read_timeout(timeout)
-            .build();
-        Async { client, rt }
-    }
-
     fn config(&self) -> Config {
         self.client.config()
+    }
+
+    fn run_in_memory<T: Task + Send>(&self, task: T, data: Vec<u8>) -> Result<T::Output, Error>
+    where
+        T::Output: Send,
+    {
+        self.rt.block_on(self.client.run(task, &Mem(data)))
+    }
+
+    fn presigned_url(
+        &self,
+        method: http::Method,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<http::Uri, Error> {
+        self.client.presigned_url(method, key, expires_in, &[], &[])
+    }
+
+    fn sign_post_policy(&self, policy: &PostPolicy) -> Result<PostForm, Error> {
+        self.client.sign_post_policy(policy)
     }
 
     fn upload_file(
@@ -574,6 +632,14 @@ scenarios!(
         clock_skew_is_learned_and_used_for_later_requests,
         request_spans_carry_status_and_request_id_but_no_secrets,
         a_large_file_body_is_streamed_whole,
+    ],
+    post: [
+        form_upload_stores_the_file,
+        success_status_201_and_redirect,
+        every_violated_condition_is_refused,
+        presigned_put_and_get_with_curl,
+        temporary_credentials_expire_between_parts_and_are_refreshed,
+        provider_credentials_sign_operations_and_presigned_urls,
     ],
 );
 

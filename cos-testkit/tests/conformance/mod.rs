@@ -5,6 +5,7 @@
 
 pub mod get_object;
 pub mod objects;
+pub mod post;
 pub mod queue;
 pub mod requests;
 pub mod tagging_acl;
@@ -20,8 +21,10 @@ use std::time::{Duration, Instant};
 pub use crate::Ops;
 use bytes::Bytes;
 use cos_core::checksum::{md5_hex, Crc64};
+use cos_core::credentials::ProvideCredentials;
 use cos_core::ops::{GetObject, ListObjects, ListObjectsOutput, ObjectInfo, ObjectOptions};
-use cos_core::task::Event;
+use cos_core::post_policy::{PostForm, PostPolicy};
+use cos_core::task::{Event, Task};
 use cos_core::upload::{
     BatchOptions, Checkpoint, FileUpload, Progress, TaskId, TaskState, UploadOptions,
     UploadOutcome, Waited,
@@ -129,6 +132,17 @@ pub struct Info {
 /// An event callback.
 pub type OnEvent = Arc<dyn Fn(&Event) + Send + Sync>;
 
+/// What a client is built with beyond its config (each client's `ClientBuilder`).
+#[derive(Default)]
+pub struct Options {
+    /// `on_event`.
+    pub on_event: Option<OnEvent>,
+    /// `read_timeout`.
+    pub read_timeout: Option<Duration>,
+    /// `credentials_provider`.
+    pub credentials: Option<Arc<dyn ProvideCredentials>>,
+}
+
 /// The body of a streamed GET (`get_object_reader` for blocking, `get_object_stream` for async).
 pub trait ObjectBody: Read + std::fmt::Debug {
     /// The object's headers.
@@ -145,12 +159,33 @@ pub trait Driver: Ops + Sized {
     type Queue: Queue;
     /// `blocking` or `async`.
     const NAME: &'static str;
+    /// A client for `config` built with `options`.
+    fn build_with(config: Config, options: Options) -> Self;
     /// A client for `config`, reporting events to `on_event`.
-    fn build(config: Config, on_event: Option<OnEvent>) -> Self;
-    /// A client for `config` with this read timeout.
-    fn with_read_timeout(config: Config, timeout: Duration) -> Self;
+    fn build(config: Config, on_event: Option<OnEvent>) -> Self {
+        Self::build_with(
+            config,
+            Options {
+                on_event,
+                ..Options::default()
+            },
+        )
+    }
     /// `Client::config` (with the clock offset learned so far).
     fn config(&self) -> Config;
+    /// `Client::run` with a task reading `data` from memory (each client's own `Source` trait).
+    fn run_in_memory<T: Task + Send>(&self, task: T, data: Vec<u8>) -> Result<T::Output, Error>
+    where
+        T::Output: Send;
+    /// `Client::presigned_url`.
+    fn presigned_url(
+        &self,
+        method: http::Method,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<http::Uri, Error>;
+    /// `Client::sign_post_policy`.
+    fn sign_post_policy(&self, policy: &PostPolicy) -> Result<PostForm, Error>;
     /// `Client::upload_file`.
     fn upload_file(
         &self,

@@ -200,7 +200,13 @@ pub fn a_stalled_server_is_a_timeout<D: Driver>() {
     let server = MockServer::start(|_, _| Reply::Stall(Duration::from_millis(1500)));
     let mut config = server.config();
     config.retry = cos_core::retry::RetryPolicy::none();
-    let client = D::with_read_timeout(config, Duration::from_millis(200));
+    let client = D::build_with(
+        config,
+        Options {
+            read_timeout: Some(Duration::from_millis(200)),
+            ..Options::default()
+        },
+    );
     let err = client.put_object(PutObject::new("x"), "x").unwrap_err();
     assert!(
         matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Timeout),
