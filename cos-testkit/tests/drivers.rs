@@ -186,6 +186,12 @@ impl Driver for Blocking {
         if let Some(p) = options.credentials {
             b = b.credentials_provider(p);
         }
+        if let Some(r) = options.responder {
+            b = b.responder(r);
+        }
+        if let Some(r) = options.recorder {
+            b = b.recorder(r);
+        }
         Blocking(b.build())
     }
 
@@ -374,6 +380,12 @@ impl Driver for Async {
         }
         if let Some(p) = options.credentials {
             b = b.credentials_provider(p);
+        }
+        if let Some(r) = options.responder {
+            b = b.responder(r);
+        }
+        if let Some(r) = options.recorder {
+            b = b.recorder(r);
         }
         Async {
             client: b.build(),
@@ -633,6 +645,17 @@ scenarios!(
         request_spans_carry_status_and_request_id_but_no_secrets,
         a_large_file_body_is_streamed_whole,
     ],
+    fixtures: [
+        put_object_with_options_then_head,
+        append_object_and_its_409s,
+        head_and_get_object,
+        multipart_by_hand_with_a_file_part,
+        complete_and_abort_errors,
+        list_multipart_uploads_pages,
+        signature_mismatch_and_retried_faults,
+        a_request_the_fixture_does_not_hold_fails_with_the_diff,
+    ],
+    replay: [replays_a_testkit_fixture_without_network],
     post: [
         form_upload_stores_the_file,
         success_status_201_and_redirect,
@@ -642,6 +665,16 @@ scenarios!(
         provider_credentials_sign_operations_and_presigned_urls,
     ],
 );
+
+#[test]
+fn a_blocking_recording_replays_through_async() {
+    conformance::replay::a_recording_replays_through_another_client::<Blocking, Async>();
+}
+
+#[test]
+fn an_async_recording_replays_through_blocking() {
+    conformance::replay::a_recording_replays_through_another_client::<Async, Blocking>();
+}
 
 #[test]
 fn blocking_a_read_after_a_cut_body_keeps_failing() {

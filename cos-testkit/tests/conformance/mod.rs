@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod get_object;
 pub mod objects;
 pub mod post;
 pub mod queue;
+pub mod replay;
 pub mod requests;
 pub mod tagging_acl;
 pub mod transfers;
@@ -141,6 +143,10 @@ pub struct Options {
     pub read_timeout: Option<Duration>,
     /// `credentials_provider`.
     pub credentials: Option<Arc<dyn ProvideCredentials>>,
+    /// `responder` (answers from recorded exchanges, no network).
+    pub responder: Option<Arc<dyn cos_core::fixture::ExchangeResponder>>,
+    /// `recorder` (records every exchange).
+    pub recorder: Option<Arc<dyn cos_core::fixture::ExchangeRecorder>>,
 }
 
 /// The body of a streamed GET (`get_object_reader` for blocking, `get_object_stream` for async).
