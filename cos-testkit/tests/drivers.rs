@@ -121,6 +121,42 @@ ops! {
     fn upload_part_copy(op: UploadPartCopy) -> CopyObjectOutput;
 }
 
+/// A `$client::Client` for `$config`, its builder given each of `$options` that is set.
+macro_rules! build {
+    ($client:ident, $config:expr, $options:expr) => {{
+        let options: Options = $options;
+        let mut b = $client::Client::builder($config);
+        if let Some(f) = options.on_event {
+            b = b.on_event(move |e| f(e));
+        }
+        if let Some(t) = options.read_timeout {
+            b = b.read_timeout(t);
+        }
+        if let Some(p) = options.credentials {
+            b = b.credentials_provider(p);
+        }
+        if let Some(r) = options.responder {
+            b = b.responder(r);
+        }
+        if let Some(r) = options.recorder {
+            b = b.recorder(r);
+        }
+        b.build()
+    }};
+}
+
+/// A client's `TaskInfo` as the suite's [`Info`].
+macro_rules! info {
+    ($t:expr) => {
+        Info {
+            id: $t.id,
+            state: $t.state,
+            progress: $t.progress,
+            error: $t.error,
+        }
+    };
+}
+
 /// A file that cannot be opened, as the clients' `Body::file` reports it.
 fn no_file(e: io::Error) -> Error {
     Error::Source(e.to_string())
@@ -176,23 +212,7 @@ impl Driver for Blocking {
     const NAME: &'static str = "blocking";
 
     fn build_with(config: Config, options: Options) -> Self {
-        let mut b = cos_blocking::Client::builder(config);
-        if let Some(f) = options.on_event {
-            b = b.on_event(move |e| f(e));
-        }
-        if let Some(t) = options.read_timeout {
-            b = b.read_timeout(t);
-        }
-        if let Some(p) = options.credentials {
-            b = b.credentials_provider(p);
-        }
-        if let Some(r) = options.responder {
-            b = b.responder(r);
-        }
-        if let Some(r) = options.recorder {
-            b = b.recorder(r);
-        }
-        Blocking(b.build())
+        Blocking(build!(cos_blocking, config, options))
     }
 
     fn config(&self) -> Config {
@@ -310,12 +330,7 @@ impl Queue for cos_blocking::TaskQueue {
     fn list(&self) -> Vec<Info> {
         cos_blocking::TaskQueue::list(self)
             .into_iter()
-            .map(|t| Info {
-                id: t.id,
-                state: t.state,
-                progress: t.progress,
-                error: t.error,
-            })
+            .map(|t| info!(t))
             .collect()
     }
     fn on_change(&self, f: Box<dyn Fn() + Send + Sync>) {
@@ -371,24 +386,8 @@ impl Driver for Async {
                 .unwrap(),
         );
         let _enter = rt.enter();
-        let mut b = cos_async::Client::builder(config);
-        if let Some(f) = options.on_event {
-            b = b.on_event(move |e| f(e));
-        }
-        if let Some(t) = options.read_timeout {
-            b = b.read_timeout(t);
-        }
-        if let Some(p) = options.credentials {
-            b = b.credentials_provider(p);
-        }
-        if let Some(r) = options.responder {
-            b = b.responder(r);
-        }
-        if let Some(r) = options.recorder {
-            b = b.recorder(r);
-        }
         Async {
-            client: b.build(),
+            client: build!(cos_async, config, options),
             rt,
         }
     }
@@ -548,16 +547,7 @@ impl Queue for AsyncQueue {
         self.rt.block_on(self.queue.wait_all_timeout(timeout))
     }
     fn list(&self) -> Vec<Info> {
-        self.queue
-            .list()
-            .into_iter()
-            .map(|t| Info {
-                id: t.id,
-                state: t.state,
-                progress: t.progress,
-                error: t.error,
-            })
-            .collect()
+        self.queue.list().into_iter().map(|t| info!(t)).collect()
     }
     fn on_change(&self, f: Box<dyn Fn() + Send + Sync>) {
         self.queue.on_change(move |_| f())
