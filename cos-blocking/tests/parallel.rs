@@ -1,7 +1,7 @@
-//! The driver sends a multipart upload's parts in parallel, up to the concurrency asked for: measured by the
-//! source ranges open at once (the blocking `Source` trait; the async client's twin is
-//! `cos-async/tests/parallel.rs`). The transfer scenarios shared by both clients are in cos-testkit's
-//! driver conformance suite (`cargo test -p cos-testkit --test drivers`).
+//! The blocking `Source` trait under parallel parts (`Client::run` with a custom source): the source ranges
+//! open at once stay within the concurrency asked for, and every reader the driver opens is dropped. How
+//! many parts go out at once, measured by the server, is in cos-testkit's driver conformance suite for
+//! both clients (`cargo test -p cos-testkit --test drivers parts_go_out_in_parallel`).
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! A tiny scripted HTTP/1.1 server over loopback TCP that records every request it receives, for driver
 //! tests that need exact control of the wire (resets, stalls, skewed clocks) or want to see the raw request.
-//! Shared by the cos-blocking and cos-async tests.
+//! Shared by the cos-blocking and cos-async tests and the driver conformance suite in cos-testkit.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};

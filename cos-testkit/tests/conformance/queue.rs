@@ -1,39 +1,19 @@
-//! `TaskQueue::wait_timeout` and `wait_all_timeout` over real TCP: a task held up by a server that stalls
-//! every request times out, goes on running, and then completes with the plain `wait`. The async client's
-//! twin is `cos-async/tests/task_queue_timeout.rs`.
+//! The task queue's `wait_timeout` and `wait_all_timeout`: a task held up by a server that stalls every
+//! request times out, goes on running, and then completes with the plain `wait`.
 
-use std::time::{Duration, Instant};
+use super::*;
 
-use cos_blocking::{Client, Config, Credentials, Endpoint, UploadOptions, Waited};
-use cos_testkit::{Fault, FaultPlan, Server};
-
-fn client(server: &Server) -> Client {
-    let mut c = Config::new(
-        server.bucket(),
-        "ap-guangzhou",
-        Credentials::new(server.secret_id(), server.secret_key()),
-    )
-    .unwrap()
-    .with_endpoint(Endpoint::custom(&server.endpoint()).unwrap())
-    .unwrap();
-    c.retry.initial_backoff = Duration::from_millis(5);
-    Client::new(c)
-}
-
-#[test]
-fn a_stalled_task_times_out_then_completes() {
+pub fn a_stalled_task_times_out_then_completes<D: Driver>() {
     let plan = FaultPlan::new()
         .with(Fault::Stall(Duration::from_millis(1500)), 1.0)
         .unwrap();
     let server = Server::builder().faults(plan).start_blocking().unwrap();
-    let dir = std::env::temp_dir().join(format!("cos-blocking-waits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("stalled.bin");
-    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
-    std::fs::write(&path, &data).unwrap();
-    let checkpoint = dir.join("stalled.cp");
+    let dir = TempDir::new::<D>("waits");
+    let data = pattern(100_000, 100);
+    let path = dir.file("stalled.bin", &data);
+    let checkpoint = dir.path("stalled.cp");
 
-    let queue = client(&server).task_queue(1);
+    let queue = client::<D>(&server, 4).task_queue(1);
     let id = queue.add(
         &path,
         "queue/stalled.bin",
@@ -68,5 +48,4 @@ fn a_stalled_task_times_out_then_completes() {
         !checkpoint.exists(),
         "the checkpoint is removed after success"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

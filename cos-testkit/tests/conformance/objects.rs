@@ -1,51 +1,26 @@
-//! Delete, Delete Multiple, List Objects (pages, delimiter, encoding-type=url), PUT Object - Copy and
-//! Upload Part - Copy through the async driver against the cos-testkit server over loopback TCP.
+//! Objects: Delete, Delete Multiple, List Objects (pages, delimiter, encoding-type=url), PUT Object - Copy
+//! and Upload Part - Copy.
 
-use cos_async::ops::{
-    CompleteMultipartUpload, CompletedPart, CopyObject, CopySource, DeleteObjects, GetObject,
-    InitiateMultipartUpload, ListObjects, MetadataDirective, PutObject, UploadPartCopy,
+use super::*;
+use cos_core::ops::{
+    CompleteMultipartUpload, CompletedPart, CopyObject, CopySource, DeleteObjects,
+    InitiateMultipartUpload, MetadataDirective, PutObject, UploadPartCopy,
 };
-use cos_async::{Client, Config, Credentials, Endpoint, Error, InvalidInput};
-use cos_testkit::Server;
 
-async fn start() -> (Server, Client) {
-    let server = Server::builder().start().await.unwrap();
-    let config = Config::new(
-        server.bucket(),
-        "ap-guangzhou",
-        Credentials::new(server.secret_id(), server.secret_key()),
-    )
-    .unwrap()
-    .with_endpoint(Endpoint::custom(&server.endpoint()).unwrap())
-    .unwrap();
-    (server, Client::new(config))
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed)
-        .collect()
-}
-
-#[tokio::test]
-async fn delete_object_and_delete_objects() {
-    let (server, client) = start().await;
+pub fn delete_object_and_delete_objects<D: Driver>() {
+    let (server, client) = start::<D>();
     for k in ["a", "b", "c&d <e>"] {
-        client
-            .put_object(PutObject::new(k), k.as_bytes())
-            .await
-            .unwrap();
+        client.put_object(PutObject::new(k), k.as_bytes()).unwrap();
     }
-    client.delete_object("a").await.unwrap();
+    client.delete_object("a").unwrap();
     assert!(server.object("a").is_none());
-    let e = client.head_object("a").await.unwrap_err();
+    let e = client.head_object("a").unwrap_err();
     assert_eq!(e.code(), Some("NoSuchKey"));
     // Deleting a key that does not exist succeeds, as on COS.
-    client.delete_object("a").await.unwrap();
+    client.delete_object("a").unwrap();
 
     let out = client
         .delete_objects(DeleteObjects::new(["b", "c&d <e>", "missing"]))
-        .await
         .unwrap();
     let mut deleted: Vec<&str> = out.deleted.iter().map(|d| d.key.as_str()).collect();
     deleted.sort();
@@ -53,10 +28,9 @@ async fn delete_object_and_delete_objects() {
     assert!(out.errors.is_empty());
     assert!(server.keys().is_empty());
 
-    client.put_object(PutObject::new("q"), "q").await.unwrap();
+    client.put_object(PutObject::new("q"), "q").unwrap();
     let out = client
         .delete_objects(DeleteObjects::new(["q"]).quiet())
-        .await
         .unwrap();
     assert!(out.deleted.is_empty() && out.errors.is_empty());
     assert!(server.object("q").is_none());
@@ -69,15 +43,14 @@ async fn delete_object_and_delete_objects() {
         DeleteObjects::new(["ok", ""]),
         DeleteObjects::new((0..1001).map(|i| format!("k{i}"))),
     ] {
-        let e = client.delete_objects(op).await.unwrap_err();
+        let e = client.delete_objects(op).unwrap_err();
         assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
     }
     assert_eq!(server.counters().get("DeleteMultipleObjects"), sent);
 }
 
-#[tokio::test]
-async fn list_objects_pages_delimiter_and_url_encoding() {
-    let (server, client) = start().await;
+pub fn list_objects_pages_delimiter_and_url_encoding<D: Driver>() {
+    let (server, client) = start::<D>();
     let keys = [
         "d/a b&c.txt",
         "d/b",
@@ -88,17 +61,13 @@ async fn list_objects_pages_delimiter_and_url_encoding() {
         "e",
     ];
     for k in keys {
-        client
-            .put_object(PutObject::new(k), k.as_bytes())
-            .await
-            .unwrap();
+        client.put_object(PutObject::new(k), k.as_bytes()).unwrap();
     }
-    // Every page of two keys, in order, through next_page and through the Stream.
+    // Every page of two keys, in order, through the iterator.
     let before = server.counters().get("GetBucket");
     let mut listed = Vec::new();
     let mut pages = 0;
-    let mut stream = client.list_objects_pages(ListObjects::new().prefix("d/").max_keys(2));
-    while let Some(page) = stream.next_page().await {
+    for page in client.list_objects_pages(ListObjects::new().prefix("d/").max_keys(2)) {
         let page = page.unwrap();
         pages += 1;
         for o in page.contents {
@@ -110,22 +79,17 @@ async fn list_objects_pages_delimiter_and_url_encoding() {
     assert_eq!(pages, 3);
     assert_eq!(server.counters().get("GetBucket") - before, 3);
 
-    // The same with encoding-type=url, polled as a futures Stream: keys come back decoded.
-    let mut stream = client.list_objects_pages(ListObjects::new().encoding_type_url().max_keys(3));
-    let mut all = Vec::new();
-    while let Some(page) = std::future::poll_fn(|cx| {
-        futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
-    })
-    .await
-    {
-        all.extend(page.unwrap().contents.into_iter().map(|o| o.key));
-    }
+    // The same with encoding-type=url: keys come back decoded.
+    let all: Vec<String> = client
+        .list_objects_pages(ListObjects::new().encoding_type_url().max_keys(3))
+        .flat_map(|p| p.unwrap().contents)
+        .map(|o| o.key)
+        .collect();
     assert_eq!(all, keys.to_vec());
 
     // A delimiter groups d/sub/ into one common prefix, across pages too.
     let first = client
         .list_objects(ListObjects::new().prefix("d/").delimiter("/").max_keys(3))
-        .await
         .unwrap();
     assert!(first.is_truncated);
     assert_eq!(first.common_prefixes, vec!["d/sub/".to_string()]);
@@ -137,7 +101,6 @@ async fn list_objects_pages_delimiter_and_url_encoding() {
                 .delimiter("/")
                 .marker("d/sub/"),
         )
-        .await
         .unwrap();
     let rest_keys: Vec<&str> = rest.contents.iter().map(|o| o.key.as_str()).collect();
     assert_eq!(rest_keys, vec!["d/z%41", "d/é"]);
@@ -145,7 +108,6 @@ async fn list_objects_pages_delimiter_and_url_encoding() {
 
     let e = client
         .list_objects(ListObjects::new().max_keys(0))
-        .await
         .unwrap_err();
     assert!(matches!(
         e,
@@ -153,9 +115,8 @@ async fn list_objects_pages_delimiter_and_url_encoding() {
     ));
 }
 
-#[tokio::test]
-async fn copy_object_with_and_across_keys() {
-    let (server, client) = start().await;
+pub fn copy_object_with_and_across_keys<D: Driver>() {
+    let (server, client) = start::<D>();
     let body = pattern(100_000, 7);
     let put = client
         .put_object(
@@ -164,7 +125,6 @@ async fn copy_object_with_and_across_keys() {
                 .metadata("origin", "one"),
             body.clone(),
         )
-        .await
         .unwrap();
 
     // Copy keeps the source's metadata.
@@ -173,10 +133,9 @@ async fn copy_object_with_and_across_keys() {
             "dst/copy.bin",
             CopySource::key("src/a b.bin"),
         ))
-        .await
         .unwrap();
     assert_eq!(out.etag, put.etag);
-    let head = client.head_object("dst/copy.bin").await.unwrap();
+    let head = client.head_object("dst/copy.bin").unwrap();
     assert_eq!(head.content_type.as_deref(), Some("application/x-test"));
     assert_eq!(
         head.metadata
@@ -188,7 +147,6 @@ async fn copy_object_with_and_across_keys() {
     assert_eq!(
         client
             .get_object(GetObject::new("dst/copy.bin"))
-            .await
             .unwrap()
             .body,
         body
@@ -203,9 +161,8 @@ async fn copy_object_with_and_across_keys() {
                 .content_type("text/plain")
                 .metadata("origin", "two"),
         )
-        .await
         .unwrap();
-    let head = client.head_object("src/a b.bin").await.unwrap();
+    let head = client.head_object("src/a b.bin").unwrap();
     assert_eq!(head.content_type.as_deref(), Some("text/plain"));
     assert_eq!(
         head.metadata
@@ -220,7 +177,6 @@ async fn copy_object_with_and_across_keys() {
     let sent = server.counters().get("PutObjectCopy");
     let e = client
         .copy_object(CopyObject::new("x", CopySource::key("x")))
-        .await
         .unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
     assert_eq!(server.counters().get("PutObjectCopy"), sent);
@@ -228,30 +184,25 @@ async fn copy_object_with_and_across_keys() {
     // Service errors: a missing source, a failed source condition.
     let e = client
         .copy_object(CopyObject::new("y", CopySource::key("missing")))
-        .await
         .unwrap_err();
     assert_eq!(e.code(), Some("NoSuchKey"));
     let e = client
         .copy_object(
             CopyObject::new("y", CopySource::key("src/a b.bin")).source_if_match("\"0000\""),
         )
-        .await
         .unwrap_err();
     assert_eq!(e.code(), Some("PreconditionFailed"));
     assert!(server.object("y").is_none());
 }
 
-#[tokio::test]
-async fn upload_part_copy_assembles_ranges() {
-    let (server, client) = start().await;
+pub fn upload_part_copy_assembles_ranges<D: Driver>() {
+    let (server, client) = start::<D>();
     let body = pattern(3 << 20, 11);
     client
         .put_object(PutObject::new("big-src"), body.clone())
-        .await
         .unwrap();
     let init = client
         .initiate_multipart_upload(InitiateMultipartUpload::new("big-dst"))
-        .await
         .unwrap();
     let split = (2 << 20) as u64;
     let total = body.len() as u64;
@@ -267,7 +218,6 @@ async fn upload_part_copy_assembles_ranges() {
                 )
                 .range(first, last),
             )
-            .await
             .unwrap();
         parts.push(CompletedPart {
             part_number: n as u32 + 1,
@@ -280,7 +230,6 @@ async fn upload_part_copy_assembles_ranges() {
             &init.upload_id,
             parts,
         ))
-        .await
         .unwrap();
     assert_eq!(server.object("big-dst").unwrap().data.unwrap(), body);
 
@@ -289,26 +238,80 @@ async fn upload_part_copy_assembles_ranges() {
         .upload_part_copy(
             UploadPartCopy::new("big-dst", "nope", 1, CopySource::key("big-src")).range(0, 1),
         )
-        .await
         .unwrap_err();
     assert_eq!(e.code(), Some("NoSuchUpload"));
     let init = client
         .initiate_multipart_upload(InitiateMultipartUpload::new("k"))
-        .await
         .unwrap();
     let e = client
         .upload_part_copy(
             UploadPartCopy::new("k", &init.upload_id, 1, CopySource::key("big-src"))
                 .range(0, total),
         )
-        .await
         .unwrap_err();
     assert_eq!(e.code(), Some("InvalidArgument"));
     let e = client
         .upload_part_copy(
             UploadPartCopy::new("k", &init.upload_id, 1, CopySource::key("big-src")).range(9, 3),
         )
-        .await
         .unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+}
+
+/// A server that answers every request with the same truncated page, whose marker never advances.
+fn stuck_lister() -> (std::net::SocketAddr, std::thread::JoinHandle<usize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let page = "<ListBucketResult><Name>b</Name><IsTruncated>true</IsTruncated>\
+                    <NextMarker>a</NextMarker><Contents><Key>a</Key><Size>1</Size><ETag>\"e\"</ETag>\
+                    </Contents></ListBucketResult>";
+        let mut served = 0;
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut out = stream;
+        loop {
+            let mut line = String::new();
+            // Request head (GETs carry no body); a closed connection ends the server.
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return served;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            served += 1;
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    (addr, handle)
+}
+
+pub fn a_listing_whose_marker_does_not_advance_ends_with_an_error<D: Driver>() {
+    let (addr, server) = stuck_lister();
+    let config = Config::new(
+        "b-1250000000",
+        "ap-guangzhou",
+        Credentials::new("id", "key"),
+    )
+    .unwrap()
+    .with_endpoint(Endpoint::custom(&format!("http://{addr}")).unwrap())
+    .unwrap();
+    let client = D::build(config, None);
+    let mut pages = client.list_objects_pages(ListObjects::new());
+    assert_eq!(pages.next().unwrap().unwrap().contents[0].key, "a");
+    let e = pages.next().unwrap().unwrap_err();
+    assert!(matches!(e, Error::UnexpectedResponse(_)), "{e:?}");
+    assert!(e.to_string().contains("does not advance"), "{e}");
+    assert!(pages.next().is_none(), "the listing has ended");
+    drop(pages);
+    drop(client);
+    assert_eq!(server.join().unwrap(), 2, "two requests, no more");
 }

@@ -1,50 +1,15 @@
-//! Every operation through the driver against the cos-testkit server over loopback TCP, errors, and
-//! retries on injected faults.
+//! One request at a time: every operation, bodies of bytes, files, file ranges and readers, service errors
+//! typed, and retries on injected faults.
 
-use std::time::Duration;
-
-use cos_blocking::ops::{
-    AbortMultipartUpload, AppendObject, CompleteMultipartUpload, CompletedPart, GetObject,
+use super::*;
+use cos_core::error::TransportErrorKind;
+use cos_core::ops::{
+    AbortMultipartUpload, AppendObject, CompleteMultipartUpload, CompletedPart,
     InitiateMultipartUpload, ListMultipartUploads, ListParts, PutObject, UploadPart,
 };
-use cos_blocking::{Body, Client, Config, Credentials, Endpoint, Error, TransportErrorKind};
-use cos_testkit::{Fault, Server};
 
-fn config(server: &Server, secret_key: &str) -> Config {
-    let mut c = Config::new(
-        server.bucket(),
-        "ap-guangzhou",
-        Credentials::new(server.secret_id(), secret_key),
-    )
-    .unwrap()
-    .with_endpoint(Endpoint::custom(&server.endpoint()).unwrap())
-    .unwrap();
-    c.retry.initial_backoff = Duration::from_millis(10);
-    c.retry.max_backoff = Duration::from_millis(50);
-    c
-}
-
-fn start() -> (Server, Client) {
-    let server = Server::builder().start_blocking().unwrap();
-    let client = Client::new(config(&server, server.secret_key()));
-    (server, client)
-}
-
-fn temp_file(name: &str, data: &[u8]) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("cos-blocking-{name}-{}", std::process::id()));
-    std::fs::write(&path, data).unwrap();
-    path
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8)
-        .collect()
-}
-
-#[test]
-fn every_operation_through_the_driver() {
-    let (server, client) = start();
+pub fn every_operation_through_the_driver<D: Driver>() {
+    let (server, client) = start::<D>();
 
     // PUT (bytes, then a streamed file), HEAD, GET with a range.
     let put = client
@@ -55,9 +20,10 @@ fn every_operation_through_the_driver() {
         .unwrap();
     assert_eq!(put.etag, "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
     let data = pattern(3 * 1024 * 1024 + 17, 1);
-    let file = temp_file("every", &data);
+    let d = TempDir::new::<D>("every");
+    let file = d.file("every", &data);
     client
-        .put_object(PutObject::new("big.bin"), Body::file(&file).unwrap())
+        .put_object(PutObject::new("big.bin"), Payload::file(&file))
         .unwrap();
     assert_eq!(server.object("big.bin").unwrap().data.unwrap(), data);
 
@@ -80,7 +46,7 @@ fn every_operation_through_the_driver() {
     let b = client
         .append_object(
             AppendObject::new("log.txt", a.next_position),
-            Body::file_range(&file, 0, 1000),
+            Payload::file_range(&file, 0, 1000),
         )
         .unwrap();
     assert_eq!(b.next_position, 1007);
@@ -96,7 +62,7 @@ fn every_operation_through_the_driver() {
     let p1 = client
         .upload_part(
             UploadPart::new("multi.bin", &id, 1),
-            Body::file_range(&file, 0, 2 * 1024 * 1024),
+            Payload::file_range(&file, 0, 2 * 1024 * 1024),
         )
         .unwrap();
     let tail = data[2 * 1024 * 1024..].to_vec();
@@ -139,12 +105,10 @@ fn every_operation_through_the_driver() {
         .list_parts(ListParts::new("aborted.bin", &init.upload_id))
         .unwrap_err();
     assert_eq!(err.code(), Some("NoSuchUpload"));
-    std::fs::remove_file(&file).unwrap();
 }
 
-#[test]
-fn service_errors_reach_the_caller_typed() {
-    let (server, client) = start();
+pub fn service_errors_reach_the_caller_typed<D: Driver>() {
+    let (server, client) = start::<D>();
     let err = client.head_object("missing").unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(404), Some("NoSuchKey")));
     let err = client.get_object(GetObject::new("missing")).unwrap_err();
@@ -163,7 +127,9 @@ fn service_errors_reach_the_caller_typed() {
         .unwrap_err();
     assert_eq!(err.status(), Some(409), "{err}");
 
-    let wrong = Client::new(config(&server, "not-the-secret"));
+    let mut wrong = config(&server, 4);
+    wrong.credentials = Credentials::new(server.secret_id(), "not-the-secret");
+    let wrong = D::build(wrong, None);
     let err = wrong.put_object(PutObject::new("x"), "x").unwrap_err();
     assert_eq!(err.code(), Some("SignatureDoesNotMatch"), "{err}");
     assert_eq!(
@@ -173,15 +139,15 @@ fn service_errors_reach_the_caller_typed() {
     );
 }
 
-#[test]
-fn injected_500_503_and_reset_are_retried_to_success() {
-    let (server, client) = start();
-    let file = temp_file("faults", &pattern(200_000, 2));
+pub fn injected_500_503_and_reset_are_retried_to_success<D: Driver>() {
+    let (server, client) = start::<D>();
+    let d = TempDir::new::<D>("faults");
+    let file = d.file("faults", &pattern(200_000, 2));
     server.faults().fail_nth("PutObject", 1, Fault::Status(500));
     server.faults().fail_nth("PutObject", 2, Fault::Status(503));
     server.faults().fail_nth("PutObject", 3, Fault::Reset);
     client
-        .put_object(PutObject::new("f"), Body::file(&file).unwrap())
+        .put_object(PutObject::new("f"), Payload::file(&file))
         .unwrap();
     assert_eq!(server.counters().get("PutObject"), 4);
     assert_eq!(
@@ -199,30 +165,29 @@ fn injected_500_503_and_reset_are_retried_to_success() {
     client
         .upload_part(
             UploadPart::new("m", &init.upload_id, 1),
-            Body::file(&file).unwrap(),
+            Payload::file(&file),
         )
         .unwrap();
     assert_eq!(server.counters().get("UploadPart"), 2);
     let got = client.get_object(GetObject::new("f")).unwrap();
     assert_eq!(got.body.len(), 200_000);
-    std::fs::remove_file(&file).unwrap();
 }
 
-#[test]
-fn a_reader_body_is_sent_once() {
-    let (server, client) = start();
+pub fn a_reader_body_is_sent_once<D: Driver>() {
+    let (server, client) = start::<D>();
     server.faults().fail_nth("PutObject", 1, Fault::Status(500));
-    let reader = std::io::Cursor::new(b"only once".to_vec());
     let err = client
-        .put_object(PutObject::new("r"), Body::reader(reader, 9))
+        .put_object(
+            PutObject::new("r"),
+            Payload::reader(b"only once".to_vec(), 9),
+        )
         .unwrap_err();
     assert_eq!(err.status(), Some(500));
     assert_eq!(server.counters().get("PutObject"), 1);
 }
 
-#[test]
-fn a_reset_that_outlasts_the_retries_is_a_transport_error() {
-    let (server, client) = start();
+pub fn a_reset_that_outlasts_the_retries_is_a_transport_error<D: Driver>() {
+    let (server, client) = start::<D>();
     for n in 1..=4 {
         server.faults().fail_nth("PutObject", n, Fault::Reset);
     }

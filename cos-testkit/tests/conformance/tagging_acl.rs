@@ -1,29 +1,13 @@
-//! Object tagging and ACL calls, and the typed `x-cos-tagging` option, through the driver against the
-//! cos-testkit server over loopback TCP.
+//! Object tagging and ACL calls, and the typed `x-cos-tagging` option.
 
-use cos_blocking::ops::{
+use super::*;
+use cos_core::ops::{
     Acl, CompleteMultipartUpload, CompletedPart, Grant, Grantee, InitiateMultipartUpload,
     Permission, PutObject, PutObjectAcl, Tags, UploadPart,
 };
-use cos_blocking::{Client, Config, Credentials, Endpoint, Error};
-use cos_testkit::Server;
 
-fn start() -> (Server, Client) {
-    let server = Server::builder().start_blocking().unwrap();
-    let config = Config::new(
-        server.bucket(),
-        "ap-guangzhou",
-        Credentials::new(server.secret_id(), server.secret_key()),
-    )
-    .unwrap()
-    .with_endpoint(Endpoint::custom(&server.endpoint()).unwrap())
-    .unwrap();
-    (server, Client::new(config))
-}
-
-#[test]
-fn object_tagging_calls_and_typed_option() {
-    let (server, client) = start();
+pub fn object_tagging_calls_and_typed_option<D: Driver>() {
+    let (server, client) = start::<D>();
     let tags = Tags::new().tag("project", "alpha").tag("team", "a&b c");
     client
         .put_object(PutObject::new("t.txt").tagging(tags.clone()), "hello")
@@ -81,9 +65,8 @@ fn object_tagging_calls_and_typed_option() {
     assert_eq!(err.code(), Some("NoSuchKey"));
 }
 
-#[test]
-fn object_acl_calls() {
-    let (_server, client) = start();
+pub fn object_acl_calls<D: Driver>() {
+    let (_server, client) = start::<D>();
     client.put_object(PutObject::new("a.txt"), "x").unwrap();
     let acl = client.get_object_acl("a.txt").unwrap();
     let owner = acl.owner.clone().unwrap();

@@ -1,21 +1,16 @@
-//! POST Object forms, presigned URLs (used with `curl`) and refreshed temporary credentials, against the
-//! cos-testkit server over loopback TCP.
+//! POST Object forms, presigned URLs (used with `curl`) and refreshed temporary credentials.
 
-use std::io::{self, Read};
+use super::*;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::AtomicU32;
+use std::time::SystemTime;
 
-use cos_blocking::ops::{GetObject, PutObject};
-use cos_blocking::{
-    Body, Client, Config, Credentials, Endpoint, Error, Event, InvalidInput, PostForm, PostPolicy,
-    RefreshingCredentials, Source,
-};
+use cos_core::credentials::RefreshingCredentials;
+use cos_core::ops::PutObject;
+use cos_core::post_policy::{PostForm, PostPolicy};
 use cos_core::upload::{MultipartUpload, UploadConfig};
-use cos_testkit::Server;
 
-fn config(server: &Server, bucket: &str) -> Config {
+fn post_config(server: &Server, bucket: &str) -> Config {
     let mut c = Config::new(bucket, "ap-guangzhou", server.credentials())
         .unwrap()
         .with_endpoint(Endpoint::custom(&server.endpoint()).unwrap())
@@ -25,24 +20,14 @@ fn config(server: &Server, bucket: &str) -> Config {
     c
 }
 
-fn start() -> (Server, Client) {
+fn start_post<D: Driver>() -> (Server, D) {
     let server = Server::builder().start_blocking().unwrap();
-    let client = Client::new(config(&server, server.bucket()));
+    let client = D::build(post_config(&server, server.bucket()), None);
     (server, client)
 }
 
 fn in_10_min() -> SystemTime {
     SystemTime::now() + Duration::from_secs(600)
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8)
-        .collect()
-}
-
-fn temp_path(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("cos-blocking-post-{name}-{}", std::process::id()))
 }
 
 /// The COS error code of a service error (panics on anything else).
@@ -53,9 +38,8 @@ fn code(e: &Error) -> String {
     }
 }
 
-#[test]
-fn form_upload_stores_the_file() {
-    let (server, client) = start();
+pub fn form_upload_stores_the_file<D: Driver>() {
+    let (server, client) = start_post::<D>();
     let form = client
         .sign_post_policy(
             &PostPolicy::new(in_10_min())
@@ -69,17 +53,16 @@ fn form_upload_stores_the_file() {
 
     // A streamed file of 3 MiB + 1.
     let data = pattern(3 * 1024 * 1024 + 1, 7);
-    let path = temp_path("stream");
-    std::fs::write(&path, &data).unwrap();
+    let d = TempDir::new::<D>("post");
+    let path = d.file("stream", &data);
     let out = client
         .post_object(
             &form,
-            Body::file(&path).unwrap(),
+            Payload::file(&path),
             "big.bin",
             "application/octet-stream",
         )
         .unwrap();
-    std::fs::remove_file(&path).unwrap();
     assert_eq!(out.status, 204);
     let stored = server.object("uploads/big.bin").unwrap();
     assert_eq!(stored.data.as_deref(), Some(&data[..]));
@@ -95,7 +78,7 @@ fn form_upload_stores_the_file() {
     client
         .post_object(
             &form,
-            Body::reader(io::Cursor::new(b"from a reader".to_vec()), 13),
+            Payload::reader(b"from a reader".to_vec(), 13),
             "ignored.txt",
             "application/octet-stream",
         )
@@ -106,9 +89,8 @@ fn form_upload_stores_the_file() {
     assert_eq!(&got.body[..], b"from a reader");
 }
 
-#[test]
-fn success_status_201_and_redirect() {
-    let (server, client) = start();
+pub fn success_status_201_and_redirect<D: Driver>() {
+    let (server, client) = start_post::<D>();
     let form = client
         .sign_post_policy(
             &PostPolicy::new(in_10_min())
@@ -150,9 +132,8 @@ fn success_status_201_and_redirect() {
     );
 }
 
-#[test]
-fn every_violated_condition_is_refused() {
-    let (server, client) = start();
+pub fn every_violated_condition_is_refused<D: Driver>() {
+    let (server, client) = start_post::<D>();
     let sign = |p: PostPolicy| client.sign_post_policy(&p).unwrap();
     let post = |form: &PostForm, body: &'static str, ct: &str| {
         client.post_object(form, body, "f.txt", ct).unwrap_err()
@@ -199,7 +180,7 @@ fn every_violated_condition_is_refused() {
     ));
 
     // Another bucket's form.
-    let other = config(&server, "otherbucket-1250000000");
+    let other = post_config(&server, "otherbucket-1250000000");
     let form = PostPolicy::new(in_10_min())
         .key("a.txt")
         .sign(&other, SystemTime::now())
@@ -277,7 +258,11 @@ fn curl() -> Option<String> {
 
 /// Posts `form` with `file` using curl's own multipart encoder; returns the status and the body.
 fn curl_form(curl: &str, form: &PostForm, file: &[u8]) -> (u16, String) {
-    let path = temp_path(&format!("curl-form-{}", file.len()));
+    let path = std::env::temp_dir().join(format!(
+        "cos-drivers-curl-form-{}-{}",
+        file.len(),
+        std::process::id()
+    ));
     std::fs::write(&path, file).unwrap();
     let mut cmd = Command::new(curl);
     cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}"]);
@@ -307,21 +292,18 @@ fn curl_status(curl: &str, args: &[&str]) -> (u16, String) {
     (status.trim().parse().unwrap(), body.to_string())
 }
 
-#[test]
-fn presigned_put_and_get_with_curl() {
+pub fn presigned_put_and_get_with_curl<D: Driver>() {
     // Temporary credentials: the token travels in the URL as x-cos-security-token.
     let server = Server::builder()
         .security_token("session-token-1")
         .start_blocking()
         .unwrap();
-    let client = Client::new(config(&server, server.bucket()));
+    let client = D::build(post_config(&server, server.bucket()), None);
     let put = client
         .presigned_url(
             http::Method::PUT,
             "shared/up load.bin",
             Duration::from_secs(600),
-            &[],
-            &[],
         )
         .unwrap();
     assert!(put
@@ -332,15 +314,13 @@ fn presigned_put_and_get_with_curl() {
             http::Method::GET,
             "shared/up load.bin",
             Duration::from_secs(600),
-            &[],
-            &[],
         )
         .unwrap();
     let Some(curl) = curl() else { return };
 
     let data = pattern(300_000, 3);
-    let src = temp_path("curl-put");
-    std::fs::write(&src, &data).unwrap();
+    let d = TempDir::new::<D>("presigned");
+    let src = d.file("curl-put", &data);
     let (status, body) = curl_status(&curl, &["-T", src.to_str().unwrap(), &put.to_string()]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -348,7 +328,7 @@ fn presigned_put_and_get_with_curl() {
         data
     );
 
-    let dst = temp_path("curl-get");
+    let dst = d.path("curl-get");
     let (status, _) = curl_status(&curl, &["-o", dst.to_str().unwrap(), &get.to_string()]);
     assert_eq!(status, 200);
     assert_eq!(std::fs::read(&dst).unwrap(), data);
@@ -375,15 +355,13 @@ fn presigned_put_and_get_with_curl() {
     assert_eq!(status, 403);
 
     // Expired: a client whose clock runs two hours behind the server's signs a window that is over.
-    let mut late = config(&server, server.bucket());
+    let mut late = post_config(&server, server.bucket());
     late.clock_offset_secs = -7200;
-    let expired = Client::new(late)
+    let expired = D::build(late, None)
         .presigned_url(
             http::Method::GET,
             "shared/up load.bin",
             Duration::from_secs(600),
-            &[],
-            &[],
         )
         .unwrap();
     let (status, body) = curl_status(&curl, &["-o", "-", &expired.to_string()]);
@@ -392,18 +370,6 @@ fn presigned_put_and_get_with_curl() {
         body.contains("AccessDenied") && body.contains("expired"),
         "{body}"
     );
-    std::fs::remove_file(&src).unwrap();
-    std::fs::remove_file(&dst).unwrap();
-}
-
-/// A source over bytes in memory, for running a multipart upload task directly.
-struct Mem(Vec<u8>);
-
-impl Source for Mem {
-    fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
-        let (o, l) = (offset as usize, len as usize);
-        Ok(Box::new(&self.0[o..o + l]))
-    }
 }
 
 /// A fake STS: hands out the current token, counting fetches.
@@ -428,8 +394,7 @@ fn multipart(config: Config, len: usize) -> MultipartUpload {
     .unwrap()
 }
 
-#[test]
-fn temporary_credentials_expire_between_parts_and_are_refreshed() {
+pub fn temporary_credentials_expire_between_parts_and_are_refreshed<D: Driver>() {
     let server = Arc::new(
         Server::builder()
             .security_token("tok-1")
@@ -467,15 +432,19 @@ fn temporary_credentials_expire_between_parts_and_are_refreshed() {
             }
         }
     };
-    let mut base = config(&server, server.bucket());
+    let mut base = post_config(&server, server.bucket());
     base.credentials = Credentials::new("unused", "unused");
-    let client = Client::builder(base.clone())
-        .credentials_provider(provider)
-        .on_event(rotate.clone())
-        .build();
+    let client = D::build_with(
+        base.clone(),
+        Options {
+            credentials: Some(provider),
+            on_event: Some(Arc::new(rotate.clone())),
+            ..Options::default()
+        },
+    );
     let data = pattern(3 * PART as usize + 100, 11);
     let out = client
-        .run(multipart(client.config(), data.len()), &Mem(data.clone()))
+        .run_in_memory(multipart(client.config(), data.len()), data.clone())
         .unwrap();
     assert_eq!(out.key, "long/upload.bin");
     assert_eq!(
@@ -492,30 +461,35 @@ fn temporary_credentials_expire_between_parts_and_are_refreshed() {
     *sts.token.lock().unwrap() = "tok-1".into();
     let mut fixed = base;
     fixed.credentials = server.credentials();
-    let client = Client::builder(fixed).on_event(rotate).build();
+    let client = D::build(fixed, Some(Arc::new(rotate)));
     let err = client
-        .run(multipart(client.config(), data.len()), &Mem(data))
+        .run_in_memory(multipart(client.config(), data.len()), data)
         .unwrap_err();
     assert_eq!(code(&err), "403 InvalidAccessKeyId");
 }
 
-#[test]
-fn provider_credentials_sign_operations_and_presigned_urls() {
+pub fn provider_credentials_sign_operations_and_presigned_urls<D: Driver>() {
     let server = Server::builder()
         .security_token("tok-a")
         .start_blocking()
         .unwrap();
-    let mut base = config(&server, server.bucket());
+    let mut base = post_config(&server, server.bucket());
     base.credentials =
         Credentials::new(server.secret_id(), "wrong-key").with_security_token("tok-a");
     // Without the provider the config's (wrong) key fails.
-    let plain = Client::new(base.clone());
+    let plain = D::build(base.clone(), None);
     assert_eq!(
         code(&plain.put_object(PutObject::new("p.txt"), "x").unwrap_err()),
         "403 SignatureDoesNotMatch"
     );
     let provider = Arc::new(server.credentials());
-    let client = Client::builder(base).credentials_provider(provider).build();
+    let client = D::build_with(
+        base,
+        Options {
+            credentials: Some(provider),
+            ..Options::default()
+        },
+    );
     client.put_object(PutObject::new("p.txt"), "x").unwrap();
     let form = client
         .sign_post_policy(&PostPolicy::new(in_10_min()).key("f.txt"))
@@ -526,13 +500,7 @@ fn provider_credentials_sign_operations_and_presigned_urls() {
         .unwrap();
     assert_eq!(server.object("f.txt").unwrap().data.unwrap(), b"form");
     let url = client
-        .presigned_url(
-            http::Method::GET,
-            "p.txt",
-            Duration::from_secs(60),
-            &[],
-            &[],
-        )
+        .presigned_url(http::Method::GET, "p.txt", Duration::from_secs(60))
         .unwrap();
     assert!(url.to_string().contains("x-cos-security-token=tok-a"));
 }

@@ -1,4 +1,4 @@
-//! The recorded fixtures of `cos-testkit/fixtures/` replayed through the blocking client with no network
+//! The recorded fixtures of `cos-testkit/fixtures/` replayed through the client with no network
 //! (`ClientBuilder::responder`).
 //!
 //! Signatures: the client signs with its own wall clock, so its `q-sign-time` and `q-signature` cannot
@@ -8,11 +8,7 @@
 //! the query and the body must match exactly. Byte-exact signatures are checked where the clock is
 //! controlled: replaying the same fixtures through `cos-core` tasks (`cos-testkit/tests/fixtures_replay.rs`).
 
-use std::sync::Arc;
-
-use bytes::Bytes;
-use cos_blocking::{Body, Client};
-use cos_core::checksum::{md5_hex, Crc64};
+use super::*;
 use cos_core::fixture::Fixture;
 use cos_core::ops::{
     AbortMultipartUpload, AppendObject, CompleteMultipartUpload, CompletedPart, GetObject,
@@ -23,24 +19,31 @@ use cos_testkit::replay::{config_for, load_fixture, sample_bytes, CompleteInOrde
 
 /// A client answering from the redacted fixture `name` (built by `build` from a builder), the responder (to
 /// check all was used) and the fixture as recorded (to read server-chosen values).
-fn replaying_with(
+fn replaying_with<D: Driver>(
     name: &str,
-    build: impl FnOnce(cos_blocking::ClientBuilder) -> cos_blocking::ClientBuilder,
-) -> (Client, Arc<Responder>, Fixture) {
+    on_event: Option<OnEvent>,
+) -> (D, Arc<Responder>, Fixture) {
     let f = load_fixture(format!(
-        "{}/../cos-testkit/fixtures/{name}.json",
+        "{}/fixtures/{name}.json",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
     let mut redacted = f.clone();
     redacted.redact();
     let responder = Arc::new(Responder::new(redacted.clone()));
-    let builder = Client::builder(config_for(&redacted)).responder(responder.clone());
-    (build(builder).build(), responder, f)
+    let client = D::build_with(
+        config_for(&redacted),
+        Options {
+            on_event,
+            responder: Some(responder.clone()),
+            ..Options::default()
+        },
+    );
+    (client, responder, f)
 }
 
-fn replaying(name: &str) -> (Client, Arc<Responder>, Fixture) {
-    replaying_with(name, |b| b)
+fn replaying<D: Driver>(name: &str) -> (D, Arc<Responder>, Fixture) {
+    replaying_with(name, None)
 }
 
 fn request_id(f: &Fixture, i: usize) -> Option<String> {
@@ -55,15 +58,14 @@ fn quoted_md5(b: &[u8]) -> String {
     format!("\"{}\"", md5_hex(b))
 }
 
-fn assert_error(err: &cos_blocking::Error, code: &str, status: u16, f: &Fixture, i: usize) {
+fn assert_error(err: &Error, code: &str, status: u16, f: &Fixture, i: usize) {
     assert_eq!(err.code(), Some(code), "{err}");
     assert_eq!(err.status(), Some(status));
     assert_eq!(err.request_id().map(str::to_string), request_id(f, i));
 }
 
-#[test]
-fn put_object_with_options_then_head() {
-    let (client, responder, f) = replaying("put_object");
+pub fn put_object_with_options_then_head<D: Driver>() {
+    let (client, responder, f) = replaying::<D>("put_object");
     let body = "quarterly report: all green\n";
     let put = PutObject::new("fixtures/put/report.txt")
         .content_type("text/plain; charset=utf-8")
@@ -84,9 +86,8 @@ fn put_object_with_options_then_head() {
     responder.assert_all_consumed();
 }
 
-#[test]
-fn append_object_and_its_409s() {
-    let (client, responder, f) = replaying("append_object");
+pub fn append_object_and_its_409s<D: Driver>() {
+    let (client, responder, f) = replaying::<D>("append_object");
     let key = "fixtures/append/log.txt";
     let first = client
         .append_object(AppendObject::new(key, 0), "hello ")
@@ -112,9 +113,8 @@ fn append_object_and_its_409s() {
     responder.assert_all_consumed();
 }
 
-#[test]
-fn head_and_get_object() {
-    let (client, responder, f) = replaying("head_object");
+pub fn head_and_get_object<D: Driver>() {
+    let (client, responder, f) = replaying::<D>("head_object");
     client
         .put_object(
             PutObject::new("fixtures/head/hello.txt").content_type("text/plain"),
@@ -129,7 +129,7 @@ fn head_and_get_object() {
     assert_error(&missing, "NoSuchKey", 404, &f, 2);
     responder.assert_all_consumed();
 
-    let (client, responder, _) = replaying("get_object");
+    let (client, responder, _) = replaying::<D>("get_object");
     let key = "fixtures/get/alphabet.txt";
     client
         .put_object(
@@ -146,14 +146,12 @@ fn head_and_get_object() {
     responder.assert_all_consumed();
 }
 
-#[test]
-fn multipart_by_hand_with_a_file_part() {
-    let (client, responder, f) = replaying("multipart_parts");
+pub fn multipart_by_hand_with_a_file_part<D: Driver>() {
+    let (client, responder, f) = replaying::<D>("multipart_parts");
     let key = "fixtures/multipart/two-parts.bin";
     let data = sample_bytes((1 << 20) + 1000);
-    let file =
-        std::env::temp_dir().join(format!("cos-fixture-blocking-{}.bin", std::process::id()));
-    std::fs::write(&file, &data).unwrap();
+    let d = TempDir::new::<D>("fixture");
+    let file = d.file("two-parts.bin", &data);
 
     let id = client
         .initiate_multipart_upload(
@@ -165,7 +163,7 @@ fn multipart_by_hand_with_a_file_part() {
     let one = client
         .upload_part(
             UploadPart::new(key, &id, 1),
-            Body::file_range(&file, 0, 1 << 20),
+            Payload::file_range(&file, 0, 1 << 20),
         )
         .unwrap();
     let two = client
@@ -174,7 +172,6 @@ fn multipart_by_hand_with_a_file_part() {
             Bytes::copy_from_slice(&data[1 << 20..]),
         )
         .unwrap();
-    std::fs::remove_file(&file).unwrap();
     assert_eq!(one.etag, quoted_md5(&data[..1 << 20]));
     let listed = client.list_parts(ListParts::new(key, &id)).unwrap();
     assert_eq!(listed.parts.len(), 2);
@@ -196,9 +193,8 @@ fn multipart_by_hand_with_a_file_part() {
     responder.assert_all_consumed();
 }
 
-#[test]
-fn complete_and_abort_errors() {
-    let (client, responder, f) = replaying("complete_errors");
+pub fn complete_and_abort_errors<D: Driver>() {
+    let (client, responder, f) = replaying::<D>("complete_errors");
     let key = "fixtures/multipart/bad-complete.bin";
     let id = client
         .initiate_multipart_upload(InitiateMultipartUpload::new(key))
@@ -242,7 +238,7 @@ fn complete_and_abort_errors() {
         .unwrap();
     responder.assert_all_consumed();
 
-    let (client, responder, f) = replaying("abort_multipart_upload");
+    let (client, responder, f) = replaying::<D>("abort_multipart_upload");
     let key = "fixtures/multipart/aborted.bin";
     let id = client
         .initiate_multipart_upload(InitiateMultipartUpload::new(key))
@@ -261,9 +257,8 @@ fn complete_and_abort_errors() {
     responder.assert_all_consumed();
 }
 
-#[test]
-fn list_multipart_uploads_pages() {
-    let (client, responder, _) = replaying("list_multipart_uploads");
+pub fn list_multipart_uploads_pages<D: Driver>() {
+    let (client, responder, _) = replaying::<D>("list_multipart_uploads");
     let keys = [
         "fixtures/list/a.bin",
         "fixtures/list/b c+d.bin",
@@ -315,9 +310,8 @@ fn list_multipart_uploads_pages() {
     responder.assert_all_consumed();
 }
 
-#[test]
-fn signature_mismatch_and_retried_faults() {
-    let (client, responder, f) = replaying("signature_mismatch");
+pub fn signature_mismatch_and_retried_faults<D: Driver>() {
+    let (client, responder, f) = replaying::<D>("signature_mismatch");
     let err = client
         .put_object(
             PutObject::new("fixtures/signature/denied.txt").content_type("text/plain"),
@@ -325,7 +319,7 @@ fn signature_mismatch_and_retried_faults() {
         )
         .unwrap_err();
     assert_error(&err, "SignatureDoesNotMatch", 403, &f, 0);
-    let cos_blocking::Error::Service(s) = &err else {
+    let Error::Service(s) = &err else {
         panic!("{err}")
     };
     assert!(s.string_to_sign.as_deref().unwrap().starts_with("sha1\n"));
@@ -333,13 +327,14 @@ fn signature_mismatch_and_retried_faults() {
 
     let retries = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = retries.clone();
-    let (client, responder, f) = replaying_with("retry_faults", |b| {
-        b.on_event(move |e| {
-            if matches!(e, cos_blocking::Event::RetryScheduled { .. }) {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let (client, responder, f) = replaying_with::<D>(
+        "retry_faults",
+        Some(Arc::new(move |e: &Event| {
+            if matches!(e, Event::RetryScheduled { .. }) {
+                counter.fetch_add(1, Ordering::SeqCst);
             }
-        })
-    });
+        })),
+    );
     for (key, body, i) in [
         ("fixtures/retry/slow.txt", "slow down", 1),
         ("fixtures/retry/error.txt", "internal error", 3),
@@ -349,16 +344,21 @@ fn signature_mismatch_and_retried_faults() {
             .unwrap();
         assert_eq!(out.request_id, request_id(&f, i));
     }
-    assert_eq!(retries.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(retries.load(Ordering::SeqCst), 2);
     responder.assert_all_consumed();
 }
 
-#[test]
-fn a_request_the_fixture_does_not_hold_fails_with_the_diff() {
-    let (_, responder, f) = replaying("put_object");
+pub fn a_request_the_fixture_does_not_hold_fails_with_the_diff<D: Driver>() {
+    let (_, responder, f) = replaying::<D>("put_object");
     let mut config = config_for(&f);
-    config.retry = cos_blocking::RetryPolicy::none();
-    let client = Client::builder(config).responder(responder).build();
+    config.retry = cos_core::retry::RetryPolicy::none();
+    let client = D::build_with(
+        config,
+        Options {
+            responder: Some(responder),
+            ..Options::default()
+        },
+    );
     let err = client
         .put_object(
             PutObject::new("fixtures/put/report.txt").content_type("text/html"),
