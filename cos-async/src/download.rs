@@ -32,6 +32,9 @@ pub struct ObjectStream {
     deadline: Pin<Box<tokio::time::Sleep>>,
     leftover: Bytes,
     finished: bool,
+    /// The error that ended the body, repeated by every later [`AsyncRead`] call so that a reader that
+    /// retries after an error never sees a short body end cleanly.
+    read_error: Option<(std::io::ErrorKind, String)>,
 }
 
 impl std::fmt::Debug for ObjectStream {
@@ -126,11 +129,18 @@ impl AsyncRead for ObjectStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        if let Some((kind, message)) = &this.read_error {
+            return Poll::Ready(Err(std::io::Error::new(*kind, message.clone())));
+        }
         if this.leftover.is_empty() {
             match this.poll_chunk(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(std::io::Error::other(e))),
+                Poll::Ready(Some(Err(e))) => {
+                    let e = std::io::Error::other(e);
+                    this.read_error = Some((e.kind(), e.to_string()));
+                    return Poll::Ready(Err(e));
+                }
                 Poll::Ready(Some(Ok(b))) => this.leftover = b,
             }
         }
@@ -181,6 +191,7 @@ impl Client {
                 deadline: Box::pin(tokio::time::sleep(stall)),
                 leftover: Bytes::new(),
                 finished: false,
+                read_error: None,
             }),
             GetHead::Error { max_body } => {
                 let mut bytes = BytesMut::new();

@@ -613,6 +613,7 @@ scenarios!(
         streams_whole_objects_and_ranges,
         conditional_gets,
         a_body_cut_mid_way_is_an_error_not_a_short_object,
+        a_read_after_a_cut_body_keeps_failing,
     ],
     tagging_acl: [object_tagging_calls_and_typed_option, object_acl_calls],
     requests: [
@@ -664,17 +665,4 @@ fn a_blocking_recording_replays_through_async() {
 #[test]
 fn an_async_recording_replays_through_blocking() {
     conformance::replay::a_recording_replays_through_another_client::<Async, Blocking>();
-}
-
-#[test]
-fn blocking_a_read_after_a_cut_body_keeps_failing() {
-    conformance::get_object::a_read_after_a_cut_body_keeps_failing::<Blocking>();
-}
-
-/// Divergence the suite found: after a body cut mid-way, the async client's `AsyncRead` reports a clean end
-/// (`Ok(0)`) on the next read where the blocking `Read` keeps failing. Un-ignore once both keep failing.
-#[test]
-#[ignore = "divergence: async reads Ok(0) after a cut body, blocking keeps failing"]
-fn async_a_read_after_a_cut_body_keeps_failing() {
-    conformance::get_object::a_read_after_a_cut_body_keeps_failing::<Async>();
 }

@@ -104,8 +104,8 @@ pub fn a_body_cut_mid_way_is_an_error_not_a_short_object<D: Driver>() {
     assert_eq!(streamed, whole);
 }
 
-/// Divergence (issue 9): after a cut body, blocking's `Read` keeps failing while async's `AsyncRead` reports
-/// a clean end (`Ok(0)`), so a caller that retries a read after an error sees a short object end cleanly.
+/// After a cut body every later read fails too: a caller that retries a read after an error must never see a
+/// short object end cleanly (`Ok(0)`). Async once reported a clean end here.
 pub fn a_read_after_a_cut_body_keeps_failing<D: Driver>() {
     let (server, client) = start::<D>();
     client
