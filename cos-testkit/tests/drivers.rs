@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use conformance::{ChunkReader, Driver, Info, OnEvent, Queue};
+use conformance::{ChunkReader, Downloaded, Driver, Info, OnEvent, Queue};
+use cos_core::download::{DownloadOptions, FileDownload};
 use cos_core::upload::{BatchOptions, FileUpload, TaskId, UploadOptions, UploadOutcome};
 use cos_core::{Config, Error};
 
@@ -67,6 +68,41 @@ impl Driver for Blocking {
 
     fn task_queue(&self, file_parallel: usize) -> Self::Queue {
         self.0.task_queue(file_parallel)
+    }
+
+    fn download_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &DownloadOptions,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, Error> {
+        self.0
+            .download_file_with_progress(key, path, options, progress)
+            .map(|o| Downloaded {
+                size: o.size,
+                requests: o.requests,
+                resumed: o.resumed,
+            })
+    }
+
+    fn download_files(
+        &self,
+        files: &[FileDownload],
+        options: &DownloadOptions,
+        file_parallel: usize,
+    ) -> Vec<Result<Downloaded, Error>> {
+        self.0
+            .download_files(files, options, file_parallel)
+            .into_iter()
+            .map(|r| {
+                r.map(|o| Downloaded {
+                    size: o.size,
+                    requests: o.requests,
+                    resumed: o.resumed,
+                })
+            })
+            .collect()
     }
 }
 
@@ -208,6 +244,44 @@ impl Driver for Async {
             rt: self.rt.clone(),
         }
     }
+
+    fn download_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &DownloadOptions,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, Error> {
+        self.rt
+            .block_on(
+                self.client
+                    .download_file_with_progress(key, path, options, progress),
+            )
+            .map(|o| Downloaded {
+                size: o.size,
+                requests: o.requests,
+                resumed: o.resumed,
+            })
+    }
+
+    fn download_files(
+        &self,
+        files: &[FileDownload],
+        options: &DownloadOptions,
+        file_parallel: usize,
+    ) -> Vec<Result<Downloaded, Error>> {
+        self.rt
+            .block_on(self.client.download_files(files, options, file_parallel))
+            .into_iter()
+            .map(|r| {
+                r.map(|o| Downloaded {
+                    size: o.size,
+                    requests: o.requests,
+                    resumed: o.resumed,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The async task queue, with the runtime it runs on.
@@ -310,3 +384,35 @@ fn blocking_add_meta_md5_is_refused_for_a_stream() {
 fn async_add_meta_md5_is_refused_for_a_stream() {
     conformance::add_meta_md5_is_refused_for_a_stream::<Async>();
 }
+
+/// The download scenarios (`tests/conformance/download.rs`), one test per scenario and driver.
+macro_rules! download_scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod blocking_download {
+            $(
+                #[test]
+                fn $name() {
+                    super::conformance::download::$name::<super::Blocking>();
+                }
+            )*
+        }
+        mod async_download {
+            $(
+                #[test]
+                fn $name() {
+                    super::conformance::download::$name::<super::Async>();
+                }
+            )*
+        }
+    };
+}
+
+download_scenarios!(
+    small_objects_take_one_get_and_large_ones_ranges,
+    a_failed_download_leaves_the_destination_untouched,
+    a_body_cut_mid_way_is_continued_from_where_it_stopped,
+    a_failed_download_resumes_from_its_checkpoint_with_only_the_missing_ranges,
+    an_object_changed_during_the_download_is_detected,
+    progress_reaches_the_total,
+    a_batch_downloads_every_file_even_when_one_fails,
+);

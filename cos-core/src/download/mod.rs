@@ -91,6 +91,25 @@ impl DownloadOptions {
     }
 }
 
+/// One file of a batch download (`download_files` in both clients).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDownload {
+    /// The object key.
+    pub key: String,
+    /// The local destination.
+    pub path: PathBuf,
+}
+
+impl FileDownload {
+    /// Object `key`, downloaded to `path`.
+    pub fn new(key: impl Into<String>, path: impl Into<PathBuf>) -> FileDownload {
+        FileDownload {
+            key: key.into(),
+            path: path.into(),
+        }
+    }
+}
+
 /// Where the bytes of a download to `dest` are written until they are verified: `<name>.cos-download`
 /// in the same directory (so the final rename stays on one file system).
 pub fn temp_path(dest: &Path) -> PathBuf {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod download;
+
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cos_core::checksum::{md5_hex, Crc64};
+use cos_core::download::{DownloadOptions, FileDownload};
 use cos_core::ops::ObjectOptions;
 use cos_core::task::Event;
 use cos_core::upload::{
@@ -73,6 +76,32 @@ pub trait Driver: Sized {
     ) -> Vec<Result<UploadOutcome, Error>>;
     /// `Client::task_queue`.
     fn task_queue(&self, file_parallel: usize) -> Self::Queue;
+    /// `Client::download_file_with_progress` (see `download.rs`).
+    fn download_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &DownloadOptions,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, Error>;
+    /// `Client::download_files`.
+    fn download_files(
+        &self,
+        files: &[FileDownload],
+        options: &DownloadOptions,
+        file_parallel: usize,
+    ) -> Vec<Result<Downloaded, Error>>;
+}
+
+/// What a download did (the fields both clients' `DownloadOutcome` share).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Bytes written.
+    pub size: u64,
+    /// GET requests sent.
+    pub requests: usize,
+    /// Bytes kept from a checkpoint.
+    pub resumed: u64,
 }
 
 /// A task queue, called synchronously.
