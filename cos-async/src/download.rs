@@ -375,6 +375,7 @@ impl Client {
         let mut out: Option<tokio::fs::File> = None;
         let mut result = async {
             let mut body = self.get_object_stream(fetch.request.clone()).await?;
+            fetch.check_head(body.info(), body.range())?;
             // An own handle per fetch: a cloned handle would share the file position with the others.
             let file = out.insert(
                 tokio::fs::OpenOptions::new()

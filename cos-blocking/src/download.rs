@@ -268,6 +268,7 @@ impl Client {
         let mut out = None;
         let mut result = (|| {
             let mut reader = self.get_object_reader(fetch.request.clone())?;
+            fetch.check_head(reader.info(), reader.range())?;
             // An own handle per fetch: a cloned handle would share the file position with the others.
             let file = out.insert(
                 std::fs::OpenOptions::new()

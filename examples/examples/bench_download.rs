@@ -162,7 +162,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let out = client.download_file("bench/dl.bin", &dest, &options)?;
         let cpu = cpu_time().zip(c0).map(|(b, a)| (b - a).as_secs_f64());
         let secs = t0.elapsed().as_secs_f64();
-        let note = format!("{} GETs, crc64 verified {}", out.requests, done_with(&dest, len));
+        let note = format!(
+            "{} GETs, crc64 verified {}",
+            out.requests,
+            done_with(&dest, len)
+        );
         row("cos-rs blocking", len, secs, cpu, peak_rss_bytes(), &note);
     }
     // cos-rs, async.
@@ -174,10 +178,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let client = cos_async::Client::new(config.clone());
             reset_peak_rss();
             let (t0, c0) = (Instant::now(), cpu_time());
-            let out = client.download_file("bench/dl.bin", &dest, &options).await?;
+            let out = client
+                .download_file("bench/dl.bin", &dest, &options)
+                .await?;
             let cpu = cpu_time().zip(c0).map(|(b, a)| (b - a).as_secs_f64());
             let secs = t0.elapsed().as_secs_f64();
-            let note = format!("{} GETs, crc64 verified {}", out.requests, done_with(&dest, len));
+            let note = format!(
+                "{} GETs, crc64 verified {}",
+                out.requests,
+                done_with(&dest, len)
+            );
             row("cos-rs async", len, secs, cpu, peak_rss_bytes(), &note);
             Ok::<_, Box<dyn std::error::Error>>(())
         })?;
@@ -200,9 +210,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .arg(&dest)
             .arg(url.to_string())
             .output();
-        match out.map_err(|e| e.to_string()).and_then(|o| {
-            parse_measure(&String::from_utf8_lossy(&o.stdout))
-        }) {
+        match out
+            .map_err(|e| e.to_string())
+            .and_then(|o| parse_measure(&String::from_utf8_lossy(&o.stdout)))
+        {
             Ok((secs, cpu, rss)) => row(
                 "curl (single GET)",
                 len,
@@ -214,12 +225,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => println!("curl                       skipped: {e}"),
         }
         // The official Python SDK's download_file, same range size and threads.
-        let home = std::env::var("COS_CONFORMANCE_HOME").unwrap_or_else(|_| {
-            format!("{}/../target/conformance", env!("CARGO_MANIFEST_DIR"))
-        });
+        let home = std::env::var("COS_CONFORMANCE_HOME")
+            .unwrap_or_else(|_| format!("{}/../target/conformance", env!("CARGO_MANIFEST_DIR")));
         let python = format!("{home}/venv/bin/python");
         if std::path::Path::new(&python).exists() {
-            for (crc, name) in [("0", "python SDK download_file"), ("1", "python SDK + EnableCRC")] {
+            for (crc, name) in [
+                ("0", "python SDK download_file"),
+                ("1", "python SDK + EnableCRC"),
+            ] {
                 let out = Command::new(&python)
                     .arg("-c")
                     .arg(PY_SDK)

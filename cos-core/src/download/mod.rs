@@ -173,6 +173,57 @@ pub struct Fetch {
     pub delay: Duration,
     /// Flush the written bytes to stable storage before reporting them (a checkpoint will name them).
     pub sync: bool,
+    /// The object's size and ETag, for [`Fetch::check_head`].
+    total: u64,
+    etag: String,
+}
+
+impl Fetch {
+    /// Checks the head of the answer before any byte is written: a ranged GET must be answered with
+    /// exactly the range asked for (`Content-Range` `first-last/total`), a whole GET with the object's size,
+    /// and an answer naming an ETag must name the planned one (a server that ignored `If-Match` must not
+    /// mix two versions). `range` is the answer's `Content-Range` as `(first, last, total)`.
+    pub fn check_head(
+        &self,
+        info: &ObjectInfo,
+        range: Option<(u64, u64, u64)>,
+    ) -> Result<(), Error> {
+        let asked = self.request.range_value().is_some();
+        let expected = (self.offset, self.offset + self.len.max(1) - 1, self.total);
+        let fits = if asked {
+            range == Some(expected) && info.content_length == self.len
+        } else {
+            range.is_none() && info.content_length == self.len
+        };
+        let etag_ok = match (&info.etag, self.etag.is_empty()) {
+            (Some(got), false) => *got == self.etag,
+            _ => true,
+        };
+        if fits && etag_ok {
+            return Ok(());
+        }
+        let reason = if !etag_ok {
+            format!(
+                "the object changed during the download: ETag {:?}, expected {:?}",
+                info.etag.as_deref().unwrap_or_default(),
+                self.etag
+            )
+        } else {
+            format!(
+                "asked for {} bytes at {} of {}, got {} bytes ({:?})",
+                self.len, self.offset, self.total, info.content_length, range
+            )
+        };
+        Err(Error::UnexpectedResponse(Box::new(
+            crate::error::UnexpectedResponse {
+                status: if asked { 206 } else { 200 },
+                reason,
+                excerpt: String::new(),
+                request_id: info.request_id.clone(),
+                context: None,
+            },
+        )))
+    }
 }
 
 /// What a fetch did, as the driver reports it.
@@ -479,6 +530,8 @@ impl DownloadTask {
             len,
             delay: std::mem::take(&mut p.delay),
             sync,
+            total: self.size,
+            etag: self.etag.clone(),
         }
     }
 

@@ -304,3 +304,41 @@ fn temp_and_checkpoint_paths_sit_beside_the_destination() {
         Path::new("/x/y/file.bin.cos-download.checkpoint")
     );
 }
+
+#[test]
+fn an_answer_must_be_the_range_asked_for_of_the_planned_object() {
+    let d = data(2500);
+    let mut t = task(&d, &opts(), None, None);
+    let DownloadStep::Fetch(f) = t.next() else {
+        panic!()
+    };
+    assert_eq!((f.offset, f.len), (0, 1000));
+    let head = |status: u16, len: u64, range: Option<&str>, etag: &str| {
+        let mut b = http::Response::builder()
+            .status(status)
+            .header("content-length", len.to_string())
+            .header("etag", etag);
+        if let Some(r) = range {
+            b = b.header("content-range", r);
+        }
+        ObjectInfo::from_headers(&b.body(bytes::Bytes::new()).unwrap())
+    };
+    let ok = head(206, 1000, Some("bytes 0-999/2500"), "\"e\"");
+    f.check_head(&ok, Some((0, 999, 2500))).unwrap();
+    // The whole object for a range (a server ignoring Range), another range, another ETag.
+    assert!(f.check_head(&head(200, 2500, None, "\"e\""), None).is_err());
+    assert!(f
+        .check_head(&head(206, 1000, None, "\"e\""), Some((1000, 1999, 2500)))
+        .is_err());
+    let e = f
+        .check_head(&head(206, 1000, None, "\"other\""), Some((0, 999, 2500)))
+        .unwrap_err();
+    assert!(e.to_string().contains("changed"), "{e}");
+    // A whole GET must bring the whole object.
+    let mut t = task(&d[..700], &DownloadOptions::default(), None, None);
+    let DownloadStep::Fetch(g) = t.next() else {
+        panic!()
+    };
+    g.check_head(&head(200, 700, None, "\"e\""), None).unwrap();
+    assert!(g.check_head(&head(200, 699, None, "\"e\""), None).is_err());
+}
