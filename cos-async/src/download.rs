@@ -289,7 +289,7 @@ impl Client {
         let tmp_shared: Arc<std::path::Path> = Arc::from(tmp.as_path());
         let mut fetches = tokio::task::JoinSet::new();
         let result = loop {
-            match task.next() {
+            match task.next_step() {
                 DownloadStep::Fetch(fetch) => {
                     let (client, tmp, stop) = (self.clone(), tmp_shared.clone(), stop.clone());
                     fetches.spawn(async move {

@@ -198,7 +198,7 @@ impl Client {
         let stop = std::sync::atomic::AtomicBool::new(false);
         let (tx, rx) = std::sync::mpsc::channel();
         let result = std::thread::scope(|scope| loop {
-            match task.next() {
+            match task.next_step() {
                 DownloadStep::Fetch(fetch) => {
                     let (tx, tmp, stop) = (tx.clone(), &tmp, &stop);
                     scope.spawn(move || {

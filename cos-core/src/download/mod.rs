@@ -2,7 +2,7 @@
 //!
 //! [`DownloadTask`] plans and runs one download: one GET below a threshold, ranged GETs (each with
 //! `If-Match` on the ETag, so a changed object fails instead of mixing) above it. The driver asks the task
-//! what to do next ([`DownloadTask::next`]) and reports what happened ([`DownloadTask::fetched`]); it makes
+//! what to do next ([`DownloadTask::next_step`]) and reports what happened ([`DownloadTask::fetched`]); it makes
 //! no decision of its own:
 //!
 //! * [`DownloadStep::Fetch`]: send this GET and write its body at this offset of the temporary file,
@@ -240,6 +240,7 @@ pub struct FetchReport {
 /// What the driver does next; see the [module docs](self).
 #[derive(Debug)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // one per GET of megabytes: its size does not matter
 pub enum DownloadStep {
     /// Send this GET and write its body; report with [`DownloadTask::fetched`].
     Fetch(Fetch),
@@ -470,7 +471,7 @@ impl DownloadTask {
     }
 
     /// What to do next.
-    pub fn next(&mut self) -> DownloadStep {
+    pub fn next_step(&mut self) -> DownloadStep {
         if let Some(step) = self.queue.pop_front() {
             return step;
         }

@@ -60,7 +60,7 @@ fn task(data: &[u8], o: &DownloadOptions, saved: Option<&[u8]>, temp: Option<u64
 fn run(t: &mut DownloadTask, data: &[u8]) -> (Vec<Fetch>, DownloadStep) {
     let mut fetches = Vec::new();
     loop {
-        match t.next() {
+        match t.next_step() {
             DownloadStep::Fetch(f) => {
                 t.fetched(f.id, ok(data, &f));
                 fetches.push(f);
@@ -82,7 +82,7 @@ fn small_objects_take_one_get() {
     assert_eq!(fetches[0].request.range_value(), None);
     assert!(!fetches[0].sync);
     assert!(matches!(end, DownloadStep::Finish));
-    assert!(matches!(t.next(), DownloadStep::Exit));
+    assert!(matches!(t.next_step(), DownloadStep::Exit));
 }
 
 #[test]
@@ -90,13 +90,13 @@ fn large_objects_take_ranges_with_if_match_and_combine_their_crcs() {
     let d = data(2500);
     let mut t = task(&d, &opts(), None, None);
     // Two at a time: the third waits.
-    let DownloadStep::Fetch(a) = t.next() else {
+    let DownloadStep::Fetch(a) = t.next_step() else {
         panic!()
     };
-    let DownloadStep::Fetch(b) = t.next() else {
+    let DownloadStep::Fetch(b) = t.next_step() else {
         panic!()
     };
-    assert!(matches!(t.next(), DownloadStep::Wait));
+    assert!(matches!(t.next_step(), DownloadStep::Wait));
     assert_eq!(b.request.range_value(), Some((1000, Some(1999))));
     let req = b
         .request
@@ -133,18 +133,18 @@ fn wrong_bytes_fail_the_combined_crc_and_drop_the_partial_file() {
 fn a_cut_body_is_continued_from_where_it_stopped() {
     let d = data(700);
     let mut t = task(&d, &DownloadOptions::default(), None, None);
-    let DownloadStep::Fetch(f) = t.next() else {
+    let DownloadStep::Fetch(f) = t.next_step() else {
         panic!()
     };
     t.fetched(f.id, cut(&d, &f, 300));
     assert!(matches!(
-        t.next(),
+        t.next_step(),
         DownloadStep::Progress {
             done: 300,
             total: 700
         }
     ));
-    let DownloadStep::Fetch(g) = t.next() else {
+    let DownloadStep::Fetch(g) = t.next_step() else {
         panic!()
     };
     assert_eq!((g.offset, g.len), (300, 400));
@@ -166,7 +166,7 @@ fn attempts_without_progress_are_bounded() {
     let mut t = task(&d, &DownloadOptions::default(), None, None);
     let mut sent = 0;
     loop {
-        match t.next() {
+        match t.next_step() {
             DownloadStep::Fetch(f) => {
                 sent += 1;
                 t.fetched(f.id, cut(&d, &f, 0));
@@ -185,8 +185,8 @@ fn attempts_without_progress_are_bounded() {
 fn a_changed_object_fails_at_once_and_drops_the_partial_file() {
     let d = data(2500);
     let mut t = task(&d, &opts().checkpoint(true), None, None);
-    assert!(matches!(t.next(), DownloadStep::StoreCheckpoint(_)));
-    let DownloadStep::Fetch(f) = t.next() else {
+    assert!(matches!(t.next_step(), DownloadStep::StoreCheckpoint(_)));
+    let DownloadStep::Fetch(f) = t.next_step() else {
         panic!()
     };
     assert!(f.sync);
@@ -203,14 +203,14 @@ fn a_changed_object_fails_at_once_and_drops_the_partial_file() {
             error: Some(e),
         },
     );
-    match t.next() {
+    match t.next_step() {
         DownloadStep::Fail {
             error,
             keep_partial: false,
         } => assert_eq!(error.code(), Some("PreconditionFailed")),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(t.next(), DownloadStep::Exit));
+    assert!(matches!(t.next_step(), DownloadStep::Exit));
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn a_checkpoint_resumes_with_only_the_missing_ranges() {
     // Pieces 0 and 1 finish; piece 2 is cut after 250 bytes, then the process dies.
     let mut fetched = 0;
     while fetched < 3 {
-        match t.next() {
+        match t.next_step() {
             DownloadStep::Fetch(f) => {
                 fetched += 1;
                 let r = if f.offset == 2000 {
@@ -309,7 +309,7 @@ fn temp_and_checkpoint_paths_sit_beside_the_destination() {
 fn an_answer_must_be_the_range_asked_for_of_the_planned_object() {
     let d = data(2500);
     let mut t = task(&d, &opts(), None, None);
-    let DownloadStep::Fetch(f) = t.next() else {
+    let DownloadStep::Fetch(f) = t.next_step() else {
         panic!()
     };
     assert_eq!((f.offset, f.len), (0, 1000));
@@ -336,7 +336,7 @@ fn an_answer_must_be_the_range_asked_for_of_the_planned_object() {
     assert!(e.to_string().contains("changed"), "{e}");
     // A whole GET must bring the whole object.
     let mut t = task(&d[..700], &DownloadOptions::default(), None, None);
-    let DownloadStep::Fetch(g) = t.next() else {
+    let DownloadStep::Fetch(g) = t.next_step() else {
         panic!()
     };
     g.check_head(&head(200, 700, None, "\"e\""), None).unwrap();
