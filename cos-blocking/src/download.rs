@@ -265,19 +265,18 @@ impl Client {
         use std::io::{Seek, SeekFrom, Write};
         let mut crc = cos_core::checksum::Crc64::new();
         let mut written = 0u64;
-        let mut out = None;
+        let mut out: Option<std::io::BufWriter<std::fs::File>> = None;
         let mut result = (|| {
             let mut reader = self.get_object_reader(fetch.request.clone())?;
             fetch.check_head(reader.info(), reader.range())?;
             // An own handle per fetch: a cloned handle would share the file position with the others.
-            let file = out.insert(
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(tmp)
-                    .map_err(|e| file_error(tmp, e))?,
-            );
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(tmp)
+                .map_err(|e| file_error(tmp, e))?;
             file.seek(SeekFrom::Start(fetch.offset))
                 .map_err(|e| file_error(tmp, e))?;
+            let file = out.insert(std::io::BufWriter::with_capacity(1 << 20, file));
             let mut buf = vec![0u8; 256 << 10];
             loop {
                 if stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -294,9 +293,14 @@ impl Client {
             }
             Ok(())
         })();
-        // Bytes a checkpoint will name reach the disk first, also those of a body cut part-way.
-        if let (true, Some(file)) = (fetch.sync && written > 0, &out) {
-            if let Err(e) = file.sync_data() {
+        // The bytes reported are in the file (and, when a checkpoint will name them, on disk), also those of
+        // a body cut part-way.
+        if let Some(mut file) = out {
+            let flushed = file.flush().and_then(|()| match fetch.sync && written > 0 {
+                true => file.get_ref().sync_data(),
+                false => Ok(()),
+            });
+            if let Err(e) = flushed {
                 written = 0;
                 result = Err(file_error(tmp, e));
             }
