@@ -24,6 +24,9 @@ fi
 # `cargo test` builds that example only as its unit-test harness (`test = true`), so build the binary first.
 echo "== cargo build -p cos-examples --example upload"
 cargo build -p cos-examples --example upload
+# examples/tests/download_kill9.rs runs the built `download` example the same way.
+echo "== cargo build -p cos-examples --example download"
+cargo build -p cos-examples --example download
 echo "== cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/cos-rs-cargo-test.log
 test "${PIPESTATUS[0]}" = 0

@@ -229,117 +229,255 @@ pub struct DownloadOutcome {
     pub etag: Option<String>,
     /// GET requests sent.
     pub requests: usize,
+    /// Bytes kept from a checkpoint of an earlier run (not fetched again).
+    pub resumed: u64,
 }
 
+/// A download progress callback: bytes in the temporary file so far, and the object's size.
+pub type DownloadProgress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
 impl Client {
-    /// Downloads `key` to `path` as [`cos_core::download::DownloadPlan`] decides: one GET below
+    /// Downloads `key` to `path` as [`cos_core::download::DownloadTask`] decides: one GET below
     /// `options.threshold`, ranged GETs (`options.concurrency` at a time, each with `If-Match` on the ETag)
-    /// above it. The bytes go to a temporary file beside `path` (`<name>.cos-download`), their CRC-64 is
-    /// computed as they are written and checked against the object's; only then is the file renamed to
-    /// `path`. On any error the temporary file is removed and `path` is left as it was.
+    /// above it; a body cut part-way is continued with a ranged GET of the rest. The bytes go to a
+    /// temporary file beside `path` ([`cos_core::download::temp_path`]), their CRC-64 is computed as they
+    /// are written and checked against the object's; only then is the file renamed to `path`.
+    ///
+    /// With `options.checkpoint`, a checkpoint beside it ([`cos_core::download::checkpoint_path`]) names
+    /// the ranges already written: a failed or killed download, run again, fetches only the missing ones.
+    /// Without it, a failed download removes the temporary file. `path` is left as it was on any error.
     pub async fn download_file(
         &self,
         key: &str,
         path: impl AsRef<std::path::Path>,
         options: &cos_core::download::DownloadOptions,
     ) -> Result<DownloadOutcome, Error> {
+        self.download_file_with_progress(key, path, options, &|_, _| {})
+            .await
+    }
+
+    /// [`Client::download_file`], calling `progress(done, total)` as ranges are written.
+    pub async fn download_file_with_progress(
+        &self,
+        key: &str,
+        path: impl AsRef<std::path::Path>,
+        options: &cos_core::download::DownloadOptions,
+        progress: DownloadProgress<'_>,
+    ) -> Result<DownloadOutcome, Error> {
+        use cos_core::download::{checkpoint_path, temp_path, DownloadStep, DownloadTask};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
         let path = path.as_ref();
         let info = self.head_object(key).await?;
-        let plan = std::sync::Arc::new(cos_core::download::DownloadPlan::new(key, &info, options)?);
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".cos-download");
-        let tmp = path.with_file_name(tmp_name);
-        let result = async {
-            let crcs = self.download_to(&plan, &tmp).await?;
-            plan.verify(&crcs)?;
-            tokio::fs::rename(&tmp, path)
-                .await
-                .map_err(|e| file_error(path, e))
+        let tmp = temp_path(path);
+        let cp_path = checkpoint_path(path);
+        let saved = if options.checkpoint {
+            tokio::fs::read(&cp_path).await.ok()
+        } else {
+            None
+        };
+        let temp_len = tokio::fs::metadata(&tmp).await.ok().map(|m| m.len());
+        let config = self.config();
+        let mut task = DownloadTask::new(
+            config.bucket.as_str(),
+            key,
+            &info,
+            options,
+            config.retry.clone(),
+            saved.as_deref(),
+            temp_len,
+        )?;
+        let file = if task.fresh_temp() {
+            match tokio::fs::File::create(&tmp).await {
+                Ok(f) => f.set_len(task.size()).await.map(|()| f),
+                Err(e) => Err(e),
+            }
+        } else {
+            tokio::fs::OpenOptions::new().write(true).open(&tmp).await
         }
-        .await;
-        if result.is_err() {
+        .map_err(|e| file_error(&tmp, e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let tmp_shared: Arc<std::path::Path> = Arc::from(tmp.as_path());
+        let mut fetches = tokio::task::JoinSet::new();
+        let result = loop {
+            match task.next_step() {
+                DownloadStep::Fetch(fetch) => {
+                    let (client, tmp, stop) = (self.clone(), tmp_shared.clone(), stop.clone());
+                    fetches.spawn(async move {
+                        if !fetch.delay.is_zero() {
+                            tokio::time::sleep(fetch.delay).await;
+                        }
+                        let report = client.fetch_range(&fetch, &tmp, &stop).await;
+                        (fetch.id, report)
+                    });
+                }
+                DownloadStep::Wait => match fetches.join_next().await {
+                    Some(Ok((id, report))) => task.fetched(id, report),
+                    Some(Err(e)) => {
+                        break Err(file_error(
+                            &tmp,
+                            std::io::Error::other(format!("a download fetch failed: {e}")),
+                        ))
+                    }
+                    None => break Err(file_error(&tmp, std::io::Error::other("a fetch vanished"))),
+                },
+                DownloadStep::StoreCheckpoint(bytes) => {
+                    if let Err(e) = store_atomically(&cp_path, &bytes).await {
+                        break Err(file_error(&cp_path, e));
+                    }
+                }
+                DownloadStep::Progress { done, total } => progress(done, total),
+                DownloadStep::Finish => {
+                    let done = async {
+                        file.sync_all().await?;
+                        tokio::fs::rename(&tmp, path).await
+                    }
+                    .await
+                    .map_err(|e| file_error(path, e));
+                    if done.is_ok() {
+                        let _ = tokio::fs::remove_file(&cp_path).await;
+                    }
+                    break done;
+                }
+                DownloadStep::Fail {
+                    error,
+                    keep_partial,
+                } => {
+                    if !keep_partial {
+                        stop.store(true, Ordering::SeqCst);
+                        fetches.shutdown().await;
+                        let _ = tokio::fs::remove_file(&tmp).await;
+                        let _ = tokio::fs::remove_file(&cp_path).await;
+                    }
+                    break Err(error);
+                }
+                _ => {
+                    break Err(file_error(
+                        &tmp,
+                        std::io::Error::other("unknown download step"),
+                    ))
+                }
+            }
+        };
+        stop.store(true, Ordering::SeqCst);
+        fetches.shutdown().await;
+        if result.is_err() && !options.checkpoint {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         result.map(|()| DownloadOutcome {
-            size: plan.size(),
+            size: task.size(),
             etag: info.etag.clone(),
-            requests: plan.pieces(),
+            requests: task.requests(),
+            resumed: task.resumed(),
         })
     }
 
-    /// Fetches every piece into `tmp` with `concurrency` workers; returns each piece's CRC-64.
-    async fn download_to(
+    /// One fetch: a streamed GET written at its offset through its own handle, CRC-64 on the way; stops
+    /// early when `stop` is set.
+    async fn fetch_range(
         &self,
-        plan: &std::sync::Arc<cos_core::download::DownloadPlan>,
+        fetch: &cos_core::download::Fetch,
         tmp: &std::path::Path,
-    ) -> Result<Vec<u64>, Error> {
-        let file = tokio::fs::File::create(tmp)
-            .await
-            .map_err(|e| file_error(tmp, e))?;
-        file.set_len(plan.size())
-            .await
-            .map_err(|e| file_error(tmp, e))?;
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..plan.concurrency() {
-            let (client, plan, next) = (self.clone(), plan.clone(), next.clone());
-            let tmp = tmp.to_path_buf();
-            workers.spawn(async move {
-                let mut done = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if i >= plan.pieces() {
-                        return Ok::<_, Error>(done);
-                    }
-                    done.push((i, client.fetch_piece(&plan, i, &tmp).await?));
-                }
-            });
-        }
-        let mut crcs = vec![0u64; plan.pieces()];
-        while let Some(joined) = workers.join_next().await {
-            let pieces = joined.map_err(|e| {
-                Error::Transport(TransportError::new(
-                    TransportErrorKind::Other,
-                    format!("a download worker failed: {e}"),
-                ))
-            })??; // the first error drops the set, which aborts the other workers
-            for (i, crc) in pieces {
-                crcs[i] = crc;
-            }
-        }
-        file.sync_all().await.map_err(|e| file_error(tmp, e))?;
-        Ok(crcs)
-    }
-
-    /// One piece: a streamed GET written at its offset through its own handle, CRC-64 on the way.
-    async fn fetch_piece(
-        &self,
-        plan: &cos_core::download::DownloadPlan,
-        i: usize,
-        tmp: &std::path::Path,
-    ) -> Result<u64, Error> {
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> cos_core::download::FetchReport {
         use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-        let (offset, _) = plan.piece(i);
-        let mut body = self.get_object_stream(plan.request(i)).await?;
-        let mut out = tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(tmp)
-            .await
-            .map_err(|e| file_error(tmp, e))?;
-        out.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| file_error(tmp, e))?;
         let mut crc = cos_core::checksum::Crc64::new();
-        while let Some(chunk) = body.chunk().await {
-            let chunk = chunk?;
-            crc.update(&chunk);
-            out.write_all(&chunk)
+        let mut written = 0u64;
+        let mut out: Option<tokio::fs::File> = None;
+        let mut result = async {
+            let mut body = self.get_object_stream(fetch.request.clone()).await?;
+            fetch.check_head(body.info(), body.range())?;
+            // An own handle per fetch: a cloned handle would share the file position with the others.
+            let file = out.insert(
+                tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .open(tmp)
+                    .await
+                    .map_err(|e| file_error(tmp, e))?,
+            );
+            file.seek(std::io::SeekFrom::Start(fetch.offset))
                 .await
                 .map_err(|e| file_error(tmp, e))?;
+            while let Some(chunk) = body.chunk().await {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Error::Cancelled);
+                }
+                let chunk = chunk?;
+                let n = chunk.len().min((fetch.len - written) as usize);
+                file.write_all(&chunk[..n])
+                    .await
+                    .map_err(|e| file_error(tmp, e))?;
+                crc.update(&chunk[..n]);
+                written += n as u64;
+            }
+            Ok(())
         }
-        out.flush().await.map_err(|e| file_error(tmp, e))?;
-        Ok(crc.finish())
+        .await;
+        if let Some(file) = out.as_mut() {
+            let flushed = match file.flush().await {
+                Ok(()) if fetch.sync && written > 0 => file.sync_data().await,
+                other => other,
+            };
+            // Bytes a checkpoint will name reach the disk first, also those of a body cut part-way.
+            if let Err(e) = flushed {
+                written = 0;
+                result = Err(file_error(tmp, e));
+            }
+        }
+        cos_core::download::FetchReport {
+            written,
+            crc64: crc.finish(),
+            error: result.err(),
+        }
     }
+}
+
+impl Client {
+    /// Downloads every file of `files` with [`Client::download_file`], `file_parallel` files at a time
+    /// (at least 1), each with `options`. One result per file, in the order of `files`: a failed file does
+    /// not stop the others.
+    pub async fn download_files(
+        &self,
+        files: &[cos_core::download::FileDownload],
+        options: &cos_core::download::DownloadOptions,
+        file_parallel: usize,
+    ) -> Vec<Result<DownloadOutcome, Error>> {
+        let mut results: Vec<Option<Result<DownloadOutcome, Error>>> =
+            (0..files.len()).map(|_| None).collect();
+        let mut running = tokio::task::JoinSet::new();
+        let mut pending = files.iter().cloned().enumerate();
+        loop {
+            while running.len() < file_parallel.max(1) {
+                let Some((i, f)) = pending.next() else { break };
+                let (client, options) = (self.clone(), options.clone());
+                running.spawn(
+                    async move { (i, client.download_file(&f.key, &f.path, &options).await) },
+                );
+            }
+            match running.join_next().await {
+                Some(Ok((i, r))) => results[i] = Some(r),
+                Some(Err(_)) => {}
+                None => break,
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::Cancelled)))
+            .collect()
+    }
+}
+
+/// Replaces `path` with `bytes`: a temporary file beside it, flushed, then renamed over it.
+async fn store_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = tokio::fs::File::create(&tmp).await?;
+    f.write_all(bytes).await?;
+    f.sync_all().await?;
+    drop(f);
+    tokio::fs::rename(&tmp, path).await
 }
 
 fn file_error(path: &std::path::Path, e: std::io::Error) -> Error {

@@ -41,7 +41,7 @@ mod transport;
 
 pub use body::{AsyncSource, Body, FileSource, NoSource, OpenFuture, SourceReader};
 pub use client::{Client, ClientBuilder};
-pub use download::{DownloadOutcome, ObjectStream};
+pub use download::{DownloadOutcome, DownloadProgress, ObjectStream};
 pub use instance_role::{default_credentials_chain, instance_role_credentials};
 pub use list::ListObjectsStream;
 pub use transfer::{
@@ -54,7 +54,7 @@ pub use cos_core::config::Timeouts;
 pub use cos_core::credentials::{
     EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
 };
-pub use cos_core::download::DownloadOptions;
+pub use cos_core::download::{DownloadOptions, FileDownload};
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };

@@ -134,113 +134,230 @@ pub struct DownloadOutcome {
     pub etag: Option<String>,
     /// GET requests sent.
     pub requests: usize,
+    /// Bytes kept from a checkpoint of an earlier run (not fetched again).
+    pub resumed: u64,
 }
 
+/// A download progress callback: bytes in the temporary file so far, and the object's size.
+pub type DownloadProgress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
 impl Client {
-    /// Downloads `key` to `path` as [`cos_core::download::DownloadPlan`] decides: one GET below
+    /// Downloads `key` to `path` as [`cos_core::download::DownloadTask`] decides: one GET below
     /// `options.threshold`, ranged GETs (`options.concurrency` at a time, each with `If-Match` on the ETag)
-    /// above it. The bytes go to a temporary file beside `path` (`<name>.cos-download`), their CRC-64 is
-    /// computed as they are written and checked against the object's; only then is the file renamed to
-    /// `path`. On any error the temporary file is removed and `path` is left as it was.
+    /// above it; a body cut part-way is continued with a ranged GET of the rest. The bytes go to a
+    /// temporary file beside `path` ([`cos_core::download::temp_path`]), their CRC-64 is computed as they
+    /// are written and checked against the object's; only then is the file renamed to `path`.
+    ///
+    /// With `options.checkpoint`, a checkpoint beside it ([`cos_core::download::checkpoint_path`]) names
+    /// the ranges already written: a failed or killed download, run again, fetches only the missing ones.
+    /// Without it, a failed download removes the temporary file. `path` is left as it was on any error.
     pub fn download_file(
         &self,
         key: &str,
         path: impl AsRef<std::path::Path>,
         options: &cos_core::download::DownloadOptions,
     ) -> Result<DownloadOutcome, Error> {
+        self.download_file_with_progress(key, path, options, &|_, _| {})
+    }
+
+    /// [`Client::download_file`], calling `progress(done, total)` as ranges are written.
+    pub fn download_file_with_progress(
+        &self,
+        key: &str,
+        path: impl AsRef<std::path::Path>,
+        options: &cos_core::download::DownloadOptions,
+        progress: DownloadProgress<'_>,
+    ) -> Result<DownloadOutcome, Error> {
+        use cos_core::download::{checkpoint_path, temp_path, DownloadStep, DownloadTask};
         let path = path.as_ref();
         let info = self.head_object(key)?;
-        let plan = cos_core::download::DownloadPlan::new(key, &info, options)?;
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".cos-download");
-        let tmp = path.with_file_name(tmp_name);
-        let result = self.download_to(&plan, &tmp).and_then(|crcs| {
-            plan.verify(&crcs)?;
-            std::fs::rename(&tmp, path).map_err(|e| file_error(path, e))
+        let tmp = temp_path(path);
+        let cp_path = checkpoint_path(path);
+        let saved = if options.checkpoint {
+            std::fs::read(&cp_path).ok()
+        } else {
+            None
+        };
+        let temp_len = std::fs::metadata(&tmp).ok().map(|m| m.len());
+        let config = self.config();
+        let mut task = DownloadTask::new(
+            config.bucket.as_str(),
+            key,
+            &info,
+            options,
+            config.retry.clone(),
+            saved.as_deref(),
+            temp_len,
+        )?;
+        let file = if task.fresh_temp() {
+            std::fs::File::create(&tmp).and_then(|f| f.set_len(task.size()).map(|()| f))
+        } else {
+            std::fs::OpenOptions::new().write(true).open(&tmp)
+        }
+        .map_err(|e| file_error(&tmp, e))?;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let result = std::thread::scope(|scope| loop {
+            match task.next_step() {
+                DownloadStep::Fetch(fetch) => {
+                    let (tx, tmp, stop) = (tx.clone(), &tmp, &stop);
+                    scope.spawn(move || {
+                        if !fetch.delay.is_zero() {
+                            std::thread::sleep(fetch.delay);
+                        }
+                        let report = self.fetch_range(&fetch, tmp, stop);
+                        let _ = tx.send((fetch.id, report));
+                    });
+                }
+                DownloadStep::Wait => match rx.recv() {
+                    Ok((id, report)) => task.fetched(id, report),
+                    Err(_) => break Err(file_error(&tmp, io::Error::other("a fetch vanished"))),
+                },
+                DownloadStep::StoreCheckpoint(bytes) => {
+                    if let Err(e) = store_atomically(&cp_path, &bytes) {
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                        break Err(file_error(&cp_path, e));
+                    }
+                }
+                DownloadStep::Progress { done, total } => progress(done, total),
+                DownloadStep::Finish => {
+                    break file
+                        .sync_all()
+                        .and_then(|()| std::fs::rename(&tmp, path))
+                        .map_err(|e| file_error(path, e))
+                        .map(|()| {
+                            let _ = std::fs::remove_file(&cp_path);
+                        });
+                }
+                DownloadStep::Fail {
+                    error,
+                    keep_partial,
+                } => {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if !keep_partial {
+                        let _ = std::fs::remove_file(&tmp);
+                        let _ = std::fs::remove_file(&cp_path);
+                    }
+                    break Err(error);
+                }
+                _ => break Err(file_error(&tmp, io::Error::other("unknown download step"))),
+            }
         });
-        if result.is_err() {
+        if result.is_err() && !options.checkpoint {
             let _ = std::fs::remove_file(&tmp);
         }
         result.map(|()| DownloadOutcome {
-            size: plan.size(),
+            size: task.size(),
             etag: info.etag.clone(),
-            requests: plan.pieces(),
+            requests: task.requests(),
+            resumed: task.resumed(),
         })
     }
 
-    /// Fetches every piece into `tmp`; returns each piece's CRC-64.
-    fn download_to(
+    /// One fetch: a streamed GET written at its offset through its own handle with a fixed buffer,
+    /// CRC-64 on the way; stops early when `stop` is set.
+    fn fetch_range(
         &self,
-        plan: &cos_core::download::DownloadPlan,
+        fetch: &cos_core::download::Fetch,
         tmp: &std::path::Path,
-    ) -> Result<Vec<u64>, Error> {
-        let file = std::fs::File::create(tmp).map_err(|e| file_error(tmp, e))?;
-        file.set_len(plan.size()).map_err(|e| file_error(tmp, e))?;
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> cos_core::download::FetchReport {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut crc = cos_core::checksum::Crc64::new();
+        let mut written = 0u64;
+        let mut out: Option<std::io::BufWriter<std::fs::File>> = None;
+        let mut result = (|| {
+            let mut reader = self.get_object_reader(fetch.request.clone())?;
+            fetch.check_head(reader.info(), reader.range())?;
+            // An own handle per fetch: a cloned handle would share the file position with the others.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(tmp)
+                .map_err(|e| file_error(tmp, e))?;
+            file.seek(SeekFrom::Start(fetch.offset))
+                .map_err(|e| file_error(tmp, e))?;
+            let file = out.insert(std::io::BufWriter::with_capacity(1 << 20, file));
+            let mut buf = vec![0u8; 256 << 10];
+            loop {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Error::Cancelled);
+                }
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n.min((fetch.len - written) as usize),
+                    Err(e) => return Err(read_error(e)),
+                };
+                file.write_all(&buf[..n]).map_err(|e| file_error(tmp, e))?;
+                crc.update(&buf[..n]);
+                written += n as u64;
+            }
+            Ok(())
+        })();
+        // The bytes reported are in the file (and, when a checkpoint will name them, on disk), also those of
+        // a body cut part-way.
+        if let Some(mut file) = out {
+            let flushed = file.flush().and_then(|()| match fetch.sync && written > 0 {
+                true => file.get_ref().sync_data(),
+                false => Ok(()),
+            });
+            if let Err(e) = flushed {
+                written = 0;
+                result = Err(file_error(tmp, e));
+            }
+        }
+        cos_core::download::FetchReport {
+            written,
+            crc64: crc.finish(),
+            error: result.err(),
+        }
+    }
+}
+
+impl Client {
+    /// Downloads every file of `files` with [`Client::download_file`], `file_parallel` files at a time
+    /// (at least 1), each with `options`. One result per file, in the order of `files`: a failed file does
+    /// not stop the others.
+    pub fn download_files(
+        &self,
+        files: &[cos_core::download::FileDownload],
+        options: &cos_core::download::DownloadOptions,
+        file_parallel: usize,
+    ) -> Vec<Result<DownloadOutcome, Error>> {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let crcs = std::sync::Mutex::new(vec![0u64; plan.pieces()]);
-        let failed = std::sync::Mutex::new(None::<Error>);
+        let results = std::sync::Mutex::new(
+            (0..files.len())
+                .map(|_| None)
+                .collect::<Vec<Option<Result<DownloadOutcome, Error>>>>(),
+        );
         std::thread::scope(|scope| {
-            for _ in 0..plan.concurrency() {
+            for _ in 0..file_parallel.max(1).min(files.len()) {
                 scope.spawn(|| loop {
-                    if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-                        return;
-                    }
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if i >= plan.pieces() {
-                        return;
-                    }
-                    match self.fetch_piece(plan, i, tmp) {
-                        Ok(crc) => crcs.lock().unwrap_or_else(|e| e.into_inner())[i] = crc,
-                        Err(e) => {
-                            failed
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get_or_insert(e);
-                            return;
-                        }
-                    }
+                    let Some(f) = files.get(i) else { return };
+                    let r = self.download_file(&f.key, &f.path, options);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
                 });
             }
         });
-        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(e);
-        }
-        file.sync_all().map_err(|e| file_error(tmp, e))?;
-        Ok(crcs.into_inner().unwrap_or_else(|e| e.into_inner()))
+        results
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::Cancelled)))
+            .collect()
     }
+}
 
-    /// One piece: a streamed GET written at its offset with a fixed buffer, CRC-64 on the way.
-    fn fetch_piece(
-        &self,
-        plan: &cos_core::download::DownloadPlan,
-        i: usize,
-        tmp: &std::path::Path,
-    ) -> Result<u64, Error> {
-        use std::io::{Seek, SeekFrom, Write};
-        let (offset, _) = plan.piece(i);
-        let mut reader = self.get_object_reader(plan.request(i))?;
-        // An own handle per piece: a cloned handle would share the file position with the other workers.
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .open(tmp)
-            .map_err(|e| file_error(tmp, e))?;
-        out.seek(SeekFrom::Start(offset))
-            .map_err(|e| file_error(tmp, e))?;
-        let mut crc = cos_core::checksum::Crc64::new();
-        let mut buf = vec![0u8; 256 << 10];
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => return Err(read_error(e)),
-            };
-            crc.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(|e| file_error(tmp, e))?;
-        }
-        out.flush().map_err(|e| file_error(tmp, e))?;
-        Ok(crc.finish())
-    }
+/// Replaces `path` with `bytes`: a temporary file beside it, flushed, then renamed over it.
+fn store_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn file_error(path: &std::path::Path, e: io::Error) -> Error {

@@ -34,7 +34,7 @@ mod transport;
 
 pub use body::{Body, FileSource, NoSource, Source};
 pub use client::{Client, ClientBuilder};
-pub use download::{DownloadOutcome, ObjectReader};
+pub use download::{DownloadOutcome, DownloadProgress, ObjectReader};
 pub use instance_role::{default_credentials_chain, instance_role_credentials};
 pub use list::ListObjectsIter;
 pub use transfer::{
@@ -47,7 +47,7 @@ pub use cos_core::config::Timeouts;
 pub use cos_core::credentials::{
     EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
 };
-pub use cos_core::download::DownloadOptions;
+pub use cos_core::download::{DownloadOptions, FileDownload};
 pub use cos_core::error::{
     IntegrityError, ServiceError, TransportError, TransportErrorKind, UnexpectedResponse,
 };

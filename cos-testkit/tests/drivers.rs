@@ -14,7 +14,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use conformance::{ChunkReader, Driver, Info, ObjectBody, Options, Payload, PayloadReader, Queue};
+use conformance::{
+    ChunkReader, Downloaded, Driver, Info, ObjectBody, Options, Payload, PayloadReader, Queue,
+};
+use cos_core::download::{DownloadOptions, FileDownload};
 use cos_core::ops::*;
 use cos_core::post_policy::{PostForm, PostObjectOutput, PostPolicy};
 use cos_core::task::Task;
@@ -278,6 +281,41 @@ impl Driver for Blocking {
         self.0.task_queue(file_parallel)
     }
 
+    fn download_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &DownloadOptions,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, Error> {
+        self.0
+            .download_file_with_progress(key, path, options, progress)
+            .map(|o| Downloaded {
+                size: o.size,
+                requests: o.requests,
+                resumed: o.resumed,
+            })
+    }
+
+    fn download_files(
+        &self,
+        files: &[FileDownload],
+        options: &DownloadOptions,
+        file_parallel: usize,
+    ) -> Vec<Result<Downloaded, Error>> {
+        self.0
+            .download_files(files, options, file_parallel)
+            .into_iter()
+            .map(|r| {
+                r.map(|o| Downloaded {
+                    size: o.size,
+                    requests: o.requests,
+                    resumed: o.resumed,
+                })
+            })
+            .collect()
+    }
+
     fn list_objects_pages(
         &self,
         op: ListObjects,
@@ -462,6 +500,44 @@ impl Driver for Async {
         }
     }
 
+    fn download_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &DownloadOptions,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, Error> {
+        self.rt
+            .block_on(
+                self.client
+                    .download_file_with_progress(key, path, options, progress),
+            )
+            .map(|o| Downloaded {
+                size: o.size,
+                requests: o.requests,
+                resumed: o.resumed,
+            })
+    }
+
+    fn download_files(
+        &self,
+        files: &[FileDownload],
+        options: &DownloadOptions,
+        file_parallel: usize,
+    ) -> Vec<Result<Downloaded, Error>> {
+        self.rt
+            .block_on(self.client.download_files(files, options, file_parallel))
+            .into_iter()
+            .map(|r| {
+                r.map(|o| Downloaded {
+                    size: o.size,
+                    requests: o.requests,
+                    resumed: o.resumed,
+                })
+            })
+            .collect()
+    }
+
     /// Polled as a `futures_core::Stream` (`next_page` is the same poll).
     fn list_objects_pages(
         &self,
@@ -614,6 +690,15 @@ scenarios!(
         conditional_gets,
         a_body_cut_mid_way_is_an_error_not_a_short_object,
         a_read_after_a_cut_body_keeps_failing,
+    ],
+    download: [
+        small_objects_take_one_get_and_large_ones_ranges,
+        a_failed_download_leaves_the_destination_untouched,
+        a_body_cut_mid_way_is_continued_from_where_it_stopped,
+        a_failed_download_resumes_from_its_checkpoint_with_only_the_missing_ranges,
+        an_object_changed_during_the_download_is_detected,
+        progress_reaches_the_total,
+        a_batch_downloads_every_file_even_when_one_fails,
     ],
     tagging_acl: [object_tagging_calls_and_typed_option, object_acl_calls],
     requests: [

@@ -1,11 +1,37 @@
-//! Downloading an object to a file, decided here once for both clients: one GET below a threshold,
-//! ranged GETs (each with `If-Match` on the ETag, so a changed object fails instead of mixing) above it,
-//! and the CRC-64 of the ranges combined and compared with the object's `x-cos-hash-crc64ecma` before the
-//! driver may move the temporary file into place.
+//! Downloading an object to a file, decided here once for both clients.
+//!
+//! [`DownloadTask`] plans and runs one download: one GET below a threshold, ranged GETs (each with
+//! `If-Match` on the ETag, so a changed object fails instead of mixing) above it. The driver asks the task
+//! what to do next ([`DownloadTask::next_step`]) and reports what happened ([`DownloadTask::fetched`]); it makes
+//! no decision of its own:
+//!
+//! * [`DownloadStep::Fetch`]: send this GET and write its body at this offset of the temporary file,
+//!   computing the CRC-64 of what was written; report how many bytes were written, their CRC-64 and the
+//!   error, if any. A body cut part-way is continued from where it stopped: the next `Fetch` asks for the
+//!   remainder (a ranged GET with `If-Match`).
+//! * [`DownloadStep::StoreCheckpoint`]: replace the checkpoint file with these bytes atomically (write a
+//!   temporary file, then rename it). It names the object (bucket, key, ETag, size, CRC-64) and the byte
+//!   ranges already in the temporary file with their CRC-64s, so a rerun after `kill -9` fetches only the
+//!   missing ranges and the combined CRC-64 still verifies the whole file.
+//! * [`DownloadStep::Progress`], [`DownloadStep::Wait`] (a fetch is in flight; report it first).
+//! * [`DownloadStep::Finish`]: everything was fetched and verified (CRC-64 of the ranges combined and
+//!   compared with the object's `x-cos-hash-crc64ecma`): move the temporary file into place and remove
+//!   the checkpoint. [`DownloadStep::Fail`]: give up with this error, keeping or removing the temporary
+//!   file and checkpoint as told. Both come once; then [`DownloadStep::Exit`].
+//!
+//! The temporary file and the checkpoint live beside the destination ([`temp_path`],
+//! [`checkpoint_path`]).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::checksum::Crc64;
-use crate::error::{Error, IntegrityError, InvalidInput};
+use crate::error::{Error, IntegrityError, InvalidInput, TransportError, TransportErrorKind};
 use crate::ops::{GetObject, ObjectInfo};
+use crate::retry::{RetryPolicy, Rng};
 
 /// Default size above which an object is fetched in ranges.
 pub const DEFAULT_RANGE_THRESHOLD: u64 = 16 << 20;
@@ -13,8 +39,10 @@ pub const DEFAULT_RANGE_THRESHOLD: u64 = 16 << 20;
 pub const DEFAULT_RANGE_SIZE: u64 = 8 << 20;
 /// Default number of ranges fetched at once.
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 4;
+/// The download checkpoint format this version writes and reads.
+pub const DOWNLOAD_CHECKPOINT_VERSION: u32 = 1;
 
-/// How [`DownloadPlan`] splits an object.
+/// How a [`DownloadTask`] splits an object, and whether it keeps a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DownloadOptions {
     /// Objects larger than this are fetched in ranges (default 16 MiB).
@@ -23,6 +51,10 @@ pub struct DownloadOptions {
     pub range_size: u64,
     /// Ranges fetched at once (default 4; at least 1).
     pub concurrency: usize,
+    /// Keep a checkpoint beside the temporary file ([`checkpoint_path`]) and the temporary file itself
+    /// when a download fails, so that the next download of the same object to the same path fetches only
+    /// what is missing (default `false`: a failed download leaves nothing behind).
+    pub checkpoint: bool,
 }
 
 impl Default for DownloadOptions {
@@ -31,30 +63,273 @@ impl Default for DownloadOptions {
             threshold: DEFAULT_RANGE_THRESHOLD,
             range_size: DEFAULT_RANGE_SIZE,
             concurrency: DEFAULT_DOWNLOAD_CONCURRENCY,
+            checkpoint: false,
         }
     }
 }
 
-/// The requests that download one object, and the check of what they brought.
+impl DownloadOptions {
+    /// Sets [`DownloadOptions::threshold`].
+    pub fn threshold(mut self, bytes: u64) -> Self {
+        self.threshold = bytes;
+        self
+    }
+    /// Sets [`DownloadOptions::range_size`].
+    pub fn range_size(mut self, bytes: u64) -> Self {
+        self.range_size = bytes;
+        self
+    }
+    /// Sets [`DownloadOptions::concurrency`].
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Sets [`DownloadOptions::checkpoint`].
+    pub fn checkpoint(mut self, keep: bool) -> Self {
+        self.checkpoint = keep;
+        self
+    }
+}
+
+/// One file of a batch download (`download_files` in both clients).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DownloadPlan {
+pub struct FileDownload {
+    /// The object key.
+    pub key: String,
+    /// The local destination.
+    pub path: PathBuf,
+}
+
+impl FileDownload {
+    /// Object `key`, downloaded to `path`.
+    pub fn new(key: impl Into<String>, path: impl Into<PathBuf>) -> FileDownload {
+        FileDownload {
+            key: key.into(),
+            path: path.into(),
+        }
+    }
+}
+
+/// Where the bytes of a download to `dest` are written until they are verified: `<name>.cos-download`
+/// in the same directory (so the final rename stays on one file system).
+pub fn temp_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".cos-download");
+    dest.with_file_name(name)
+}
+
+/// Where the checkpoint of a download to `dest` is kept: `<name>.cos-download.checkpoint` beside the
+/// temporary file.
+pub fn checkpoint_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".cos-download.checkpoint");
+    dest.with_file_name(name)
+}
+
+/// Bytes of the temporary file known to hold the object's bytes at the same offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneRange {
+    /// Offset in the object (and the file).
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// CRC-64 (ECMA) of these bytes.
+    pub crc64: u64,
+}
+
+/// The resumable state of a download (serde JSON; versioned by [`DownloadCheckpoint::version`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadCheckpoint {
+    /// Format version, [`DOWNLOAD_CHECKPOINT_VERSION`].
+    pub version: u32,
+    /// The bucket.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
+    /// The object's ETag when the download started (`If-Match` on every ranged GET).
+    pub etag: String,
+    /// The object's size.
+    pub size: u64,
+    /// The object's CRC-64, when COS reported one.
+    pub crc64: Option<u64>,
+    /// The range size the download was planned with.
+    pub range_size: u64,
+    /// Ranges already in the temporary file, in ascending order.
+    pub done: Vec<DoneRange>,
+}
+
+/// One GET to send, and where its body goes.
+#[derive(Clone, Debug)]
+pub struct Fetch {
+    /// Route the report back with this id ([`DownloadTask::fetched`]).
+    pub id: usize,
+    /// The GET (a range with `If-Match` when the object is fetched in ranges or continued).
+    pub request: GetObject,
+    /// Write the body's first byte at this offset of the temporary file.
+    pub offset: u64,
+    /// The body's expected length (never write more).
+    pub len: u64,
+    /// Wait this long before sending (a retry's backoff; zero for a first attempt).
+    pub delay: Duration,
+    /// Flush the written bytes to stable storage before reporting them (a checkpoint will name them).
+    pub sync: bool,
+    /// The object's size and ETag, for [`Fetch::check_head`].
+    total: u64,
+    etag: String,
+}
+
+impl Fetch {
+    /// Checks the head of the answer before any byte is written: a ranged GET must be answered with
+    /// exactly the range asked for (`Content-Range` `first-last/total`), a whole GET with the object's size,
+    /// and an answer naming an ETag must name the planned one (a server that ignored `If-Match` must not
+    /// mix two versions). `range` is the answer's `Content-Range` as `(first, last, total)`.
+    pub fn check_head(
+        &self,
+        info: &ObjectInfo,
+        range: Option<(u64, u64, u64)>,
+    ) -> Result<(), Error> {
+        let asked = self.request.range_value().is_some();
+        let expected = (self.offset, self.offset + self.len.max(1) - 1, self.total);
+        let fits = if asked {
+            range == Some(expected) && info.content_length == self.len
+        } else {
+            range.is_none() && info.content_length == self.len
+        };
+        let etag_ok = match (&info.etag, self.etag.is_empty()) {
+            (Some(got), false) => *got == self.etag,
+            _ => true,
+        };
+        if fits && etag_ok {
+            return Ok(());
+        }
+        let reason = if !etag_ok {
+            format!(
+                "the object changed during the download: ETag {:?}, expected {:?}",
+                info.etag.as_deref().unwrap_or_default(),
+                self.etag
+            )
+        } else {
+            format!(
+                "asked for {} bytes at {} of {}, got {} bytes ({:?})",
+                self.len, self.offset, self.total, info.content_length, range
+            )
+        };
+        Err(Error::UnexpectedResponse(Box::new(
+            crate::error::UnexpectedResponse {
+                status: if asked { 206 } else { 200 },
+                reason,
+                excerpt: String::new(),
+                request_id: info.request_id.clone(),
+                context: None,
+            },
+        )))
+    }
+}
+
+/// What a fetch did, as the driver reports it.
+#[derive(Clone, Debug)]
+pub struct FetchReport {
+    /// Bytes written at the fetch's offset, in order, before the fetch ended.
+    pub written: u64,
+    /// CRC-64 of those bytes.
+    pub crc64: u64,
+    /// Why it ended early; `None` when the body ended cleanly and was checked.
+    pub error: Option<Error>,
+}
+
+/// What the driver does next; see the [module docs](self).
+#[derive(Debug)]
+#[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // one per GET of megabytes: its size does not matter
+pub enum DownloadStep {
+    /// Send this GET and write its body; report with [`DownloadTask::fetched`].
+    Fetch(Fetch),
+    /// Replace the checkpoint file with these bytes atomically (temporary file, then rename).
+    StoreCheckpoint(Vec<u8>),
+    /// Bytes in the temporary file so far, of `total`.
+    Progress {
+        /// Bytes written and reported.
+        done: u64,
+        /// The object's size.
+        total: u64,
+    },
+    /// Fetches are in flight: report one, then ask again.
+    Wait,
+    /// Verified: flush the temporary file, rename it to the destination, then remove the checkpoint
+    /// file (if any).
+    Finish,
+    /// Failed with `error`. With `keep_partial`, leave the temporary file and the checkpoint for a later
+    /// resume; otherwise remove both. The destination is untouched either way.
+    Fail {
+        /// Why.
+        error: Error,
+        /// Keep the temporary file and the checkpoint.
+        keep_partial: bool,
+    },
+    /// The task ended (after `Finish` or `Fail`); stop asking.
+    Exit,
+}
+
+#[derive(Clone, Debug)]
+struct Piece {
+    offset: u64,
+    len: u64,
+    /// Ranges done from `offset` on, contiguous.
+    done: Vec<DoneRange>,
+    in_flight: bool,
+    /// Failed attempts since the last progress.
+    failures: u32,
+    delay: Duration,
+}
+
+impl Piece {
+    fn covered(&self) -> u64 {
+        self.done.iter().map(|r| r.len).sum()
+    }
+    fn complete(&self) -> bool {
+        self.covered() == self.len && (self.len > 0 || !self.done.is_empty())
+    }
+}
+
+/// One download, as a state machine; see the [module docs](self).
+#[derive(Debug)]
+pub struct DownloadTask {
+    bucket: String,
     key: String,
     size: u64,
     etag: String,
     crc64: Option<u64>,
+    range_size: u64,
     ranged: bool,
-    /// `(offset, len)` of each request.
-    pieces: Vec<(u64, u64)>,
+    pieces: Vec<Piece>,
     concurrency: usize,
+    checkpoint: bool,
+    fresh_temp: bool,
+    resumed: u64,
+    requests: usize,
+    retry: RetryPolicy,
+    rng: Rng,
+    queue: VecDeque<DownloadStep>,
+    ended: bool,
 }
 
-impl DownloadPlan {
-    /// Plans the download of `key` from its HEAD answer.
+impl DownloadTask {
+    /// Plans the download of `key` in `bucket` from its HEAD answer `info`.
+    ///
+    /// `saved` is the content of the checkpoint file when [`DownloadOptions::checkpoint`] is set and the
+    /// file exists, `temp_len` the length of the temporary file when it exists. The download continues
+    /// from the checkpoint only when it names this object (bucket, key, ETag, size, CRC-64, range size)
+    /// and the temporary file has the object's size; otherwise it starts over
+    /// ([`DownloadTask::fresh_temp`]). Bad options or a bad key fail here, before anything is sent.
     pub fn new(
+        bucket: &str,
         key: impl Into<String>,
         info: &ObjectInfo,
         options: &DownloadOptions,
-    ) -> Result<DownloadPlan, Error> {
+        retry: RetryPolicy,
+        saved: Option<&[u8]>,
+        temp_len: Option<u64>,
+    ) -> Result<DownloadTask, Error> {
         let key = key.into();
         crate::config::validate_key(&key)?;
         if options.range_size == 0 || options.concurrency == 0 {
@@ -68,27 +343,86 @@ impl DownloadPlan {
         let etag = info.etag.clone().unwrap_or_default();
         // Ranges need an ETag to pin the object (If-Match); without one, a single GET is the safe choice.
         let ranged = size > options.threshold && !etag.is_empty();
-        let pieces = if ranged {
-            let mut v = Vec::new();
+        let mut pieces = Vec::new();
+        if ranged {
             let mut at = 0;
             while at < size {
                 let len = options.range_size.min(size - at);
-                v.push((at, len));
+                pieces.push(Piece::new(at, len));
                 at += len;
             }
-            v
         } else {
-            vec![(0, size)]
-        };
-        Ok(DownloadPlan {
+            pieces.push(Piece::new(0, size));
+        }
+        let mut task = DownloadTask {
+            bucket: bucket.to_string(),
             key,
             size,
             etag,
             crc64: info.crc64,
+            range_size: options.range_size,
             ranged,
             pieces,
             concurrency: options.concurrency,
-        })
+            checkpoint: options.checkpoint,
+            fresh_temp: true,
+            resumed: 0,
+            requests: 0,
+            rng: Rng::new(retry.seed),
+            retry,
+            queue: VecDeque::new(),
+            ended: false,
+        };
+        if options.checkpoint && temp_len == Some(size) {
+            if let Some(cp) =
+                saved.and_then(|b| serde_json::from_slice::<DownloadCheckpoint>(b).ok())
+            {
+                task.resume_from(&cp);
+            }
+        }
+        if task.checkpoint {
+            let bytes = task.checkpoint_bytes();
+            task.queue.push_back(DownloadStep::StoreCheckpoint(bytes));
+        }
+        Ok(task)
+    }
+
+    /// Keeps the checkpoint's ranges when it names this object and fits the plan.
+    fn resume_from(&mut self, cp: &DownloadCheckpoint) {
+        if cp.version != DOWNLOAD_CHECKPOINT_VERSION
+            || cp.bucket != self.bucket
+            || cp.key != self.key
+            || cp.etag != self.etag
+            || cp.etag.is_empty()
+            || cp.size != self.size
+            || cp.crc64 != self.crc64
+            || cp.range_size != self.range_size
+        {
+            return;
+        }
+        let mut pieces = self.pieces.clone();
+        for r in &cp.done {
+            // A range is kept only where it continues a piece's done bytes exactly.
+            let Some(p) = pieces
+                .iter_mut()
+                .find(|p| r.offset >= p.offset && r.offset < p.offset + p.len.max(1))
+            else {
+                return;
+            };
+            if r.offset != p.offset + p.covered() || r.len == 0 || r.len > p.len - p.covered() {
+                return;
+            }
+            p.done.push(*r);
+        }
+        self.resumed = pieces.iter().map(Piece::covered).sum();
+        self.pieces = pieces;
+        self.fresh_temp = false;
+    }
+
+    /// Whether the driver must create (or truncate) the temporary file and give it the object's size
+    /// before the first fetch: `false` only when continuing from a checkpoint, whose file is kept.
+    pub fn fresh_temp(&self) -> bool {
+        self.fresh_temp
     }
 
     /// The object's size: the file's final length.
@@ -96,56 +430,199 @@ impl DownloadPlan {
         self.size
     }
 
-    /// Number of requests.
-    pub fn pieces(&self) -> usize {
-        self.pieces.len()
+    /// The object's ETag (empty when COS sent none).
+    pub fn etag(&self) -> &str {
+        &self.etag
     }
 
-    /// `(offset, len)` in the file of piece `i`'s bytes.
-    pub fn piece(&self, i: usize) -> (u64, u64) {
-        self.pieces[i]
+    /// Bytes kept from the checkpoint (not fetched again).
+    pub fn resumed(&self) -> u64 {
+        self.resumed
     }
 
-    /// How many pieces to fetch at once.
+    /// GET requests handed out so far.
+    pub fn requests(&self) -> usize {
+        self.requests
+    }
+
+    /// Bytes in the temporary file so far.
+    pub fn done(&self) -> u64 {
+        self.pieces.iter().map(Piece::covered).sum()
+    }
+
+    /// The most fetches in flight at once.
     pub fn concurrency(&self) -> usize {
         self.concurrency.min(self.pieces.len()).max(1)
     }
 
-    /// The GET for piece `i`: the whole object (single GET, its body checked by the core against the
-    /// object's CRC-64), or a byte range with `If-Match` on the ETag.
-    pub fn request(&self, i: usize) -> GetObject {
-        let (offset, len) = self.pieces[i];
-        let get = GetObject::new(self.key.clone());
-        let get = if self.etag.is_empty() {
-            get
-        } else {
-            get.if_match(self.etag.clone())
+    /// The current checkpoint, serialized.
+    pub fn checkpoint_bytes(&self) -> Vec<u8> {
+        let cp = DownloadCheckpoint {
+            version: DOWNLOAD_CHECKPOINT_VERSION,
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            etag: self.etag.clone(),
+            size: self.size,
+            crc64: self.crc64,
+            range_size: self.range_size,
+            done: self.pieces.iter().flat_map(|p| p.done.clone()).collect(),
         };
-        if self.ranged {
-            get.range(offset, Some(offset + len - 1))
-        } else {
-            get
+        serde_json::to_vec(&cp).unwrap_or_default()
+    }
+
+    /// What to do next.
+    pub fn next_step(&mut self) -> DownloadStep {
+        if let Some(step) = self.queue.pop_front() {
+            return step;
+        }
+        if self.ended {
+            return DownloadStep::Exit;
+        }
+        let in_flight = self.pieces.iter().filter(|p| p.in_flight).count();
+        if in_flight < self.concurrency() {
+            if let Some(i) = self
+                .pieces
+                .iter()
+                .position(|p| !p.in_flight && !p.complete())
+            {
+                return DownloadStep::Fetch(self.fetch(i));
+            }
+        }
+        if in_flight > 0 {
+            return DownloadStep::Wait;
+        }
+        self.ended = true;
+        match self.verify() {
+            Ok(()) => DownloadStep::Finish,
+            Err(error) => DownloadStep::Fail {
+                error,
+                keep_partial: false,
+            },
         }
     }
 
-    /// Checks what the pieces brought: `crcs[i]` is the CRC-64 of piece `i`'s bytes as written. The file may
-    /// be moved into place only when this succeeds.
-    pub fn verify(&self, crcs: &[u64]) -> Result<(), Error> {
-        if crcs.len() != self.pieces.len() {
-            return Err(InvalidInput::Parameter {
-                name: "crcs",
-                reason: format!("{} checksums for {} pieces", crcs.len(), self.pieces.len()),
-            }
-            .into());
+    fn fetch(&mut self, i: usize) -> Fetch {
+        let (key, etag, ranged, sync) = (
+            self.key.clone(),
+            self.etag.clone(),
+            self.ranged,
+            self.checkpoint,
+        );
+        let p = &mut self.pieces[i];
+        p.in_flight = true;
+        self.requests += 1;
+        let start = p.offset + p.covered();
+        let len = p.len - p.covered();
+        let get = GetObject::new(key);
+        let get = if etag.is_empty() {
+            get
+        } else {
+            get.if_match(etag)
+        };
+        let request = if ranged || start > p.offset {
+            get.range(start, Some(start + len - 1))
+        } else {
+            get
+        };
+        Fetch {
+            id: i,
+            request,
+            offset: start,
+            len,
+            delay: std::mem::take(&mut p.delay),
+            sync,
+            total: self.size,
+            etag: self.etag.clone(),
         }
+    }
+
+    /// Reports what fetch `id` did. A retryable failure (a cut connection, a timeout, 5xx) fetches the
+    /// rest again after a backoff, as long as attempts without progress stay within the retry policy's
+    /// `max_attempts`; any other failure (the object changed: `PreconditionFailed`) ends the download.
+    pub fn fetched(&mut self, id: usize, report: FetchReport) {
+        if self.ended || id >= self.pieces.len() || !self.pieces[id].in_flight {
+            return;
+        }
+        let checkpoint = self.checkpoint;
+        let total = self.size;
+        let p = &mut self.pieces[id];
+        p.in_flight = false;
+        let remaining = p.len - p.covered();
+        let error = if report.written > remaining {
+            Some(Error::Transport(TransportError::new(
+                TransportErrorKind::Other,
+                format!(
+                    "{} bytes written for a range of {remaining}",
+                    report.written
+                ),
+            )))
+        } else if matches!(report.error, Some(Error::Integrity(_))) {
+            // The body failed its own check: its bytes are not kept.
+            report.error
+        } else {
+            if report.written > 0 || (p.len == 0 && report.error.is_none()) {
+                p.done.push(DoneRange {
+                    offset: p.offset + p.covered(),
+                    len: report.written,
+                    crc64: report.crc64,
+                });
+            }
+            match report.error {
+                None if !p.complete() => Some(Error::Transport(TransportError::new(
+                    TransportErrorKind::Reset,
+                    "the body ended before the range did",
+                ))),
+                e => e,
+            }
+        };
+        let progressed = report.written > 0 && !matches!(error, Some(Error::Integrity(_)));
+        if progressed {
+            p.failures = 0;
+        }
+        let mut failed = None;
+        if let Some(e) = error {
+            p.failures += 1;
+            if e.is_retryable() && p.failures < self.retry.max_attempts {
+                if self.etag.is_empty() {
+                    // Nothing pins the object: bytes of another version must not be mixed in.
+                    p.done.clear();
+                }
+                p.delay = self.retry.backoff(p.failures + 1, &mut self.rng);
+            } else {
+                failed = Some(e);
+            }
+        }
+        if progressed {
+            let done = self.done();
+            if checkpoint {
+                let bytes = self.checkpoint_bytes();
+                self.queue.push_back(DownloadStep::StoreCheckpoint(bytes));
+            }
+            self.queue.push_back(DownloadStep::Progress { done, total });
+        }
+        if let Some(error) = failed {
+            self.ended = true;
+            // A changed object makes the kept bytes worthless; other failures keep them for a resume.
+            let changed = matches!(error.code(), Some("PreconditionFailed"))
+                || matches!(error, Error::Integrity(_));
+            self.queue.push_back(DownloadStep::Fail {
+                error,
+                keep_partial: checkpoint && !changed,
+            });
+        }
+    }
+
+    /// The CRC-64 of the ranges, combined, against the object's.
+    fn verify(&self) -> Result<(), Error> {
         let Some(expected) = self.crc64 else {
             return Ok(());
         };
         // The CRC-64 of nothing is 0, so folding from 0 gives the CRC-64 of the concatenation.
-        let combined = crcs
+        let combined = self
+            .pieces
             .iter()
-            .zip(&self.pieces)
-            .fold(0u64, |acc, (crc, (_, len))| Crc64::combine(acc, *crc, *len));
+            .flat_map(|p| p.done.iter())
+            .fold(0u64, |acc, r| Crc64::combine(acc, r.crc64, r.len));
         if combined != expected {
             return Err(Error::Integrity(IntegrityError::Crc64 {
                 part: None,
@@ -157,71 +634,18 @@ impl DownloadPlan {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(data: &[u8]) -> ObjectInfo {
-        let r = http::Response::builder()
-            .header("content-length", data.len().to_string())
-            .header("etag", "\"e\"")
-            .header("x-cos-hash-crc64ecma", Crc64::checksum(data).to_string())
-            .body(bytes::Bytes::new())
-            .unwrap();
-        ObjectInfo::from_headers(&r)
-    }
-
-    #[test]
-    fn small_objects_take_one_get() {
-        let data = vec![7u8; 100];
-        let p = DownloadPlan::new("k", &info(&data), &DownloadOptions::default()).unwrap();
-        assert_eq!(p.pieces(), 1);
-        assert_eq!(p.request(0).range_value(), None);
-        p.verify(&[Crc64::checksum(&data)]).unwrap();
-    }
-
-    #[test]
-    fn large_objects_take_ranges_and_combine_their_crcs() {
-        let data: Vec<u8> = (0..2500u32).map(|i| (i * 7) as u8).collect();
-        let opts = DownloadOptions {
-            threshold: 1000,
-            range_size: 1000,
-            concurrency: 8,
-        };
-        let p = DownloadPlan::new("k", &info(&data), &opts).unwrap();
-        assert_eq!(p.pieces(), 3);
-        assert_eq!(p.piece(2), (2000, 500));
-        assert_eq!(p.concurrency(), 3);
-        assert_eq!(p.request(1).range_value(), Some((1000, Some(1999))));
-        let config = crate::ops::test_util::config();
-        let req = crate::ops::Operation::to_request(&p.request(1), &config).unwrap();
-        assert_eq!(req.headers()["if-match"], "\"e\"");
-        assert_eq!(req.headers()["range"], "bytes=1000-1999");
-        let crcs: Vec<u64> = (0..3)
-            .map(|i| {
-                let (o, l) = p.piece(i);
-                Crc64::checksum(&data[o as usize..(o + l) as usize])
-            })
-            .collect();
-        p.verify(&crcs).unwrap();
-        let mut bad = crcs.clone();
-        bad[1] ^= 1;
-        assert!(matches!(
-            p.verify(&bad),
-            Err(Error::Integrity(IntegrityError::Crc64 { .. }))
-        ));
-        assert!(p.verify(&crcs[..2]).is_err());
-    }
-
-    #[test]
-    fn empty_objects_and_bad_options() {
-        let p = DownloadPlan::new("k", &info(b""), &DownloadOptions::default()).unwrap();
-        p.verify(&[Crc64::checksum(b"")]).unwrap();
-        let opts = DownloadOptions {
-            range_size: 0,
-            ..DownloadOptions::default()
-        };
-        assert!(DownloadPlan::new("k", &info(b"x"), &opts).is_err());
-        assert!(DownloadPlan::new("", &info(b"x"), &DownloadOptions::default()).is_err());
+impl Piece {
+    fn new(offset: u64, len: u64) -> Piece {
+        Piece {
+            offset,
+            len,
+            done: Vec::new(),
+            in_flight: false,
+            failures: 0,
+            delay: Duration::ZERO,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

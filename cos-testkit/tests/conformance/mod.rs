@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod download;
 pub mod fixtures;
 pub mod get_object;
 pub mod objects;
@@ -24,6 +25,7 @@ pub use crate::Ops;
 use bytes::Bytes;
 use cos_core::checksum::{md5_hex, Crc64};
 use cos_core::credentials::ProvideCredentials;
+use cos_core::download::{DownloadOptions, FileDownload};
 use cos_core::ops::{GetObject, ListObjects, ListObjectsOutput, ObjectInfo, ObjectOptions};
 use cos_core::post_policy::{PostForm, PostPolicy};
 use cos_core::task::{Event, Task};
@@ -229,6 +231,32 @@ pub trait Driver: Ops + Sized {
     ) -> Box<dyn Iterator<Item = Result<ListObjectsOutput, Error>> + '_>;
     /// A streamed GET Object.
     fn get_object_stream(&self, op: GetObject) -> Result<Box<dyn ObjectBody + '_>, Error>;
+    /// `Client::download_file_with_progress` (see `download.rs`).
+    fn download_file(
+        &self,
+        key: &str,
+        path: &Path,
+        options: &DownloadOptions,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Downloaded, Error>;
+    /// `Client::download_files`.
+    fn download_files(
+        &self,
+        files: &[FileDownload],
+        options: &DownloadOptions,
+        file_parallel: usize,
+    ) -> Vec<Result<Downloaded, Error>>;
+}
+
+/// What a download did (the fields both clients' `DownloadOutcome` share).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Bytes written.
+    pub size: u64,
+    /// GET requests sent.
+    pub requests: usize,
+    /// Bytes kept from a checkpoint.
+    pub resumed: u64,
 }
 
 /// A task queue, called synchronously.

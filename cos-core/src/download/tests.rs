@@ -1,0 +1,344 @@
+use super::*;
+use crate::ops::Operation;
+
+fn info(data: &[u8]) -> ObjectInfo {
+    let r = http::Response::builder()
+        .header("content-length", data.len().to_string())
+        .header("etag", "\"e\"")
+        .header("x-cos-hash-crc64ecma", Crc64::checksum(data).to_string())
+        .body(bytes::Bytes::new())
+        .unwrap();
+    ObjectInfo::from_headers(&r)
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len as u32).map(|i| (i * 7 + (i >> 8)) as u8).collect()
+}
+
+fn opts() -> DownloadOptions {
+    DownloadOptions::default()
+        .threshold(1000)
+        .range_size(1000)
+        .concurrency(2)
+}
+
+fn ok(data: &[u8], f: &Fetch) -> FetchReport {
+    let bytes = &data[f.offset as usize..(f.offset + f.len) as usize];
+    FetchReport {
+        written: f.len,
+        crc64: Crc64::checksum(bytes),
+        error: None,
+    }
+}
+
+fn cut(data: &[u8], f: &Fetch, n: u64) -> FetchReport {
+    let bytes = &data[f.offset as usize..(f.offset + n) as usize];
+    FetchReport {
+        written: n,
+        crc64: Crc64::checksum(bytes),
+        error: Some(Error::Transport(TransportError::new(
+            TransportErrorKind::Reset,
+            "cut",
+        ))),
+    }
+}
+
+fn task(data: &[u8], o: &DownloadOptions, saved: Option<&[u8]>, temp: Option<u64>) -> DownloadTask {
+    DownloadTask::new(
+        "b-1",
+        "k",
+        &info(data),
+        o,
+        RetryPolicy::default(),
+        saved,
+        temp,
+    )
+    .unwrap()
+}
+
+/// Runs the task to its end, answering every fetch with the right bytes; returns the fetches and the end.
+fn run(t: &mut DownloadTask, data: &[u8]) -> (Vec<Fetch>, DownloadStep) {
+    let mut fetches = Vec::new();
+    loop {
+        match t.next_step() {
+            DownloadStep::Fetch(f) => {
+                t.fetched(f.id, ok(data, &f));
+                fetches.push(f);
+            }
+            DownloadStep::Wait => panic!("nothing in flight"),
+            DownloadStep::StoreCheckpoint(_) | DownloadStep::Progress { .. } => {}
+            end => return (fetches, end),
+        }
+    }
+}
+
+#[test]
+fn small_objects_take_one_get() {
+    let d = data(100);
+    let mut t = task(&d, &DownloadOptions::default(), None, None);
+    assert!(t.fresh_temp());
+    let (fetches, end) = run(&mut t, &d);
+    assert_eq!(fetches.len(), 1);
+    assert_eq!(fetches[0].request.range_value(), None);
+    assert!(!fetches[0].sync);
+    assert!(matches!(end, DownloadStep::Finish));
+    assert!(matches!(t.next_step(), DownloadStep::Exit));
+}
+
+#[test]
+fn large_objects_take_ranges_with_if_match_and_combine_their_crcs() {
+    let d = data(2500);
+    let mut t = task(&d, &opts(), None, None);
+    // Two at a time: the third waits.
+    let DownloadStep::Fetch(a) = t.next_step() else {
+        panic!()
+    };
+    let DownloadStep::Fetch(b) = t.next_step() else {
+        panic!()
+    };
+    assert!(matches!(t.next_step(), DownloadStep::Wait));
+    assert_eq!(b.request.range_value(), Some((1000, Some(1999))));
+    let req = b
+        .request
+        .to_request(&crate::ops::test_util::config())
+        .unwrap();
+    assert_eq!(req.headers()["if-match"], "\"e\"");
+    assert_eq!(req.headers()["range"], "bytes=1000-1999");
+    t.fetched(b.id, ok(&d, &b));
+    t.fetched(a.id, ok(&d, &a));
+    let (rest, end) = run(&mut t, &d);
+    assert_eq!(rest.len(), 1);
+    assert_eq!((rest[0].offset, rest[0].len), (2000, 500));
+    assert!(matches!(end, DownloadStep::Finish));
+    assert_eq!(t.requests(), 3);
+}
+
+#[test]
+fn wrong_bytes_fail_the_combined_crc_and_drop_the_partial_file() {
+    let d = data(2500);
+    let mut t = task(&d, &opts().checkpoint(true), None, None);
+    let mut bad = d.clone();
+    bad[1500] ^= 1;
+    let (_, end) = run(&mut t, &bad);
+    match end {
+        DownloadStep::Fail {
+            error: Error::Integrity(IntegrityError::Crc64 { .. }),
+            keep_partial: false,
+        } => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_cut_body_is_continued_from_where_it_stopped() {
+    let d = data(700);
+    let mut t = task(&d, &DownloadOptions::default(), None, None);
+    let DownloadStep::Fetch(f) = t.next_step() else {
+        panic!()
+    };
+    t.fetched(f.id, cut(&d, &f, 300));
+    assert!(matches!(
+        t.next_step(),
+        DownloadStep::Progress {
+            done: 300,
+            total: 700
+        }
+    ));
+    let DownloadStep::Fetch(g) = t.next_step() else {
+        panic!()
+    };
+    assert_eq!((g.offset, g.len), (300, 400));
+    assert_eq!(g.request.range_value(), Some((300, Some(699))));
+    assert!(g.delay > Duration::ZERO);
+    let req = g
+        .request
+        .to_request(&crate::ops::test_util::config())
+        .unwrap();
+    assert_eq!(req.headers()["if-match"], "\"e\"");
+    t.fetched(g.id, ok(&d, &g));
+    let (_, end) = run(&mut t, &d);
+    assert!(matches!(end, DownloadStep::Finish), "{end:?}");
+}
+
+#[test]
+fn attempts_without_progress_are_bounded() {
+    let d = data(700);
+    let mut t = task(&d, &DownloadOptions::default(), None, None);
+    let mut sent = 0;
+    loop {
+        match t.next_step() {
+            DownloadStep::Fetch(f) => {
+                sent += 1;
+                t.fetched(f.id, cut(&d, &f, 0));
+            }
+            DownloadStep::Fail { error, .. } => {
+                assert!(matches!(error, Error::Transport(_)));
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sent, RetryPolicy::default().max_attempts);
+}
+
+#[test]
+fn a_changed_object_fails_at_once_and_drops_the_partial_file() {
+    let d = data(2500);
+    let mut t = task(&d, &opts().checkpoint(true), None, None);
+    assert!(matches!(t.next_step(), DownloadStep::StoreCheckpoint(_)));
+    let DownloadStep::Fetch(f) = t.next_step() else {
+        panic!()
+    };
+    assert!(f.sync);
+    let e = Error::Service(Box::new(crate::error::ServiceError {
+        status: 412,
+        code: "PreconditionFailed".into(),
+        ..Default::default()
+    }));
+    t.fetched(
+        f.id,
+        FetchReport {
+            written: 0,
+            crc64: 0,
+            error: Some(e),
+        },
+    );
+    match t.next_step() {
+        DownloadStep::Fail {
+            error,
+            keep_partial: false,
+        } => assert_eq!(error.code(), Some("PreconditionFailed")),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(t.next_step(), DownloadStep::Exit));
+}
+
+#[test]
+fn a_checkpoint_resumes_with_only_the_missing_ranges() {
+    let d = data(4500);
+    let mut t = task(&d, &opts().checkpoint(true), None, None);
+    let mut last = None;
+    // Pieces 0 and 1 finish; piece 2 is cut after 250 bytes, then the process dies.
+    let mut fetched = 0;
+    while fetched < 3 {
+        match t.next_step() {
+            DownloadStep::Fetch(f) => {
+                fetched += 1;
+                let r = if f.offset == 2000 {
+                    cut(&d, &f, 250)
+                } else {
+                    ok(&d, &f)
+                };
+                t.fetched(f.id, r);
+            }
+            DownloadStep::StoreCheckpoint(b) => last = Some(b),
+            _ => {}
+        }
+    }
+    while let Some(step) = t.queue.pop_front() {
+        if let DownloadStep::StoreCheckpoint(b) = step {
+            last = Some(b);
+        }
+    }
+    let saved = last.unwrap();
+    let cp: DownloadCheckpoint = serde_json::from_slice(&saved).unwrap();
+    assert_eq!(cp.version, DOWNLOAD_CHECKPOINT_VERSION);
+    assert_eq!(cp.done.len(), 3);
+
+    let mut t = task(&d, &opts().checkpoint(true), Some(&saved), Some(4500));
+    assert!(!t.fresh_temp());
+    assert_eq!(t.resumed(), 2250);
+    let (fetches, end) = run(&mut t, &d);
+    let got: Vec<_> = fetches.iter().map(|f| (f.offset, f.len)).collect();
+    assert_eq!(got, vec![(2250, 750), (3000, 1000), (4000, 500)]);
+    assert!(matches!(end, DownloadStep::Finish), "{end:?}");
+
+    // Another object, another size of temporary file, or no file: start over.
+    let other = data(4501);
+    let t = task(&other, &opts().checkpoint(true), Some(&saved), Some(4501));
+    assert!(t.fresh_temp());
+    let t = task(&d, &opts().checkpoint(true), Some(&saved), Some(10));
+    assert!(t.fresh_temp());
+    let t = task(&d, &opts().checkpoint(true), Some(b"{torn"), Some(4500));
+    assert!(t.fresh_temp());
+    let t = task(
+        &d,
+        &opts().range_size(500).checkpoint(true),
+        Some(&saved),
+        Some(4500),
+    );
+    assert!(t.fresh_temp());
+    let t = task(&d, &opts(), Some(&saved), Some(4500));
+    assert!(t.fresh_temp(), "no checkpoint asked for");
+}
+
+#[test]
+fn empty_objects_and_bad_options() {
+    let mut t = task(b"", &DownloadOptions::default(), None, None);
+    let (fetches, end) = run(&mut t, b"");
+    assert_eq!(fetches.len(), 1);
+    assert!(matches!(end, DownloadStep::Finish));
+    let o = DownloadOptions::default().range_size(0);
+    assert!(DownloadTask::new(
+        "b",
+        "k",
+        &info(b"x"),
+        &o,
+        RetryPolicy::default(),
+        None,
+        None
+    )
+    .is_err());
+    let o = DownloadOptions::default();
+    assert!(
+        DownloadTask::new("b", "", &info(b"x"), &o, RetryPolicy::default(), None, None).is_err()
+    );
+}
+
+#[test]
+fn temp_and_checkpoint_paths_sit_beside_the_destination() {
+    let p = Path::new("/x/y/file.bin");
+    assert_eq!(temp_path(p), Path::new("/x/y/file.bin.cos-download"));
+    assert_eq!(
+        checkpoint_path(p),
+        Path::new("/x/y/file.bin.cos-download.checkpoint")
+    );
+}
+
+#[test]
+fn an_answer_must_be_the_range_asked_for_of_the_planned_object() {
+    let d = data(2500);
+    let mut t = task(&d, &opts(), None, None);
+    let DownloadStep::Fetch(f) = t.next_step() else {
+        panic!()
+    };
+    assert_eq!((f.offset, f.len), (0, 1000));
+    let head = |status: u16, len: u64, range: Option<&str>, etag: &str| {
+        let mut b = http::Response::builder()
+            .status(status)
+            .header("content-length", len.to_string())
+            .header("etag", etag);
+        if let Some(r) = range {
+            b = b.header("content-range", r);
+        }
+        ObjectInfo::from_headers(&b.body(bytes::Bytes::new()).unwrap())
+    };
+    let ok = head(206, 1000, Some("bytes 0-999/2500"), "\"e\"");
+    f.check_head(&ok, Some((0, 999, 2500))).unwrap();
+    // The whole object for a range (a server ignoring Range), another range, another ETag.
+    assert!(f.check_head(&head(200, 2500, None, "\"e\""), None).is_err());
+    assert!(f
+        .check_head(&head(206, 1000, None, "\"e\""), Some((1000, 1999, 2500)))
+        .is_err());
+    let e = f
+        .check_head(&head(206, 1000, None, "\"other\""), Some((0, 999, 2500)))
+        .unwrap_err();
+    assert!(e.to_string().contains("changed"), "{e}");
+    // A whole GET must bring the whole object.
+    let mut t = task(&d[..700], &DownloadOptions::default(), None, None);
+    let DownloadStep::Fetch(g) = t.next_step() else {
+        panic!()
+    };
+    g.check_head(&head(200, 700, None, "\"e\""), None).unwrap();
+    assert!(g.check_head(&head(200, 699, None, "\"e\""), None).is_err());
+}

@@ -1,0 +1,287 @@
+//! Download scenarios, written once against [`Driver`] and run against both clients over loopback TCP:
+//! one GET or parallel ranged GETs, the file in place only when complete and verified, a body cut mid-way
+//! continued from where it stopped, a checkpoint that lets a failed download fetch only what is missing,
+//! and a change of the object during the download detected instead of mixed.
+
+use super::*;
+
+fn ranged() -> DownloadOptions {
+    DownloadOptions::default()
+        .threshold(MIB as u64)
+        .range_size(MIB as u64)
+        .concurrency(3)
+}
+
+fn nothing(_: u64, _: u64) {}
+
+/// Stores `data` as `key` through the client's own upload.
+fn put<D: Driver>(client: &D, key: &str, data: &[u8]) {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = TempDir::new::<D>(&format!("src-{}", N.fetch_add(1, Ordering::SeqCst)));
+    let p = d.file("src", data);
+    client
+        .upload_file(&p, key, &UploadOptions::default())
+        .unwrap();
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn gets(server: &Server) -> u64 {
+    server.counters().get("GetObject")
+}
+
+/// The bytes a checkpoint file names as done.
+fn checkpoint_done(path: &Path) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    v["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["len"].as_u64().unwrap())
+        .sum()
+}
+
+pub fn small_objects_take_one_get_and_large_ones_ranges<D: Driver>() {
+    let (server, client) = start::<D>();
+    let d = TempDir::new::<D>("dl-ok");
+    let small = pattern(1000, 1);
+    let big = pattern(5 * MIB + 123, 2);
+    put(&client, "small", &small);
+    put(&client, "big", &big);
+    put(&client, "empty", b"");
+
+    let before = gets(&server);
+    let out = client
+        .download_file("small", &d.path("small"), &ranged(), &nothing)
+        .unwrap();
+    assert_eq!((out.size, out.requests, out.resumed), (1000, 1, 0));
+    assert_eq!(std::fs::read(d.path("small")).unwrap(), small);
+    assert_eq!(gets(&server) - before, 1);
+
+    let before = gets(&server);
+    let out = client
+        .download_file("big", &d.path("big"), &ranged(), &nothing)
+        .unwrap();
+    assert_eq!(out.requests, 6);
+    assert!(std::fs::read(d.path("big")).unwrap() == big);
+    assert_eq!(gets(&server) - before, 6);
+
+    client
+        .download_file("empty", &d.path("empty"), &ranged(), &nothing)
+        .unwrap();
+    assert_eq!(std::fs::read(d.path("empty")).unwrap(), b"");
+    // Nothing but the files is left beside them.
+    assert_eq!(names(&d.0), ["big", "empty", "small"]);
+}
+
+pub fn a_failed_download_leaves_the_destination_untouched<D: Driver>() {
+    let server = Server::builder().start_blocking().unwrap();
+    let client = client::<D>(&server, 2);
+    let d = TempDir::new::<D>("dl-fail");
+    put(&client, "big", &pattern(3 * MIB, 3));
+    let dest = d.file("big", b"old content");
+    for n in 2..=20 {
+        server.faults().fail_nth("GetObject", n, Fault::Status(500));
+    }
+    let e = client
+        .download_file("big", &dest, &ranged().concurrency(1), &nothing)
+        .unwrap_err();
+    assert_eq!(e.status(), Some(500), "{e}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"old content");
+    assert_eq!(names(&d.0), ["big"], "no temporary file left");
+
+    let e = client
+        .download_file("missing", &d.path("m"), &ranged(), &nothing)
+        .unwrap_err();
+    assert_eq!(e.code(), Some("NoSuchKey"));
+    assert_eq!(names(&d.0), ["big"]);
+}
+
+pub fn a_body_cut_mid_way_is_continued_from_where_it_stopped<D: Driver>() {
+    let (server, client) = start::<D>();
+    let d = TempDir::new::<D>("dl-cut");
+    let big = pattern(3 * MIB + 5, 4);
+    let small = pattern(300_000, 5);
+    put(&client, "big", &big);
+    put(&client, "small", &small);
+
+    // The second ranged GET sends half its body, then closes the connection.
+    server
+        .faults()
+        .fail_nth("GetObject", 2, Fault::TruncatedBody);
+    let before = gets(&server);
+    let out = client
+        .download_file("big", &d.path("big"), &ranged(), &nothing)
+        .unwrap();
+    assert_eq!(gets(&server) - before, 5, "4 ranges and one continuation");
+    assert_eq!(out.requests, 5);
+    assert!(std::fs::read(d.path("big")).unwrap() == big);
+
+    // A single GET cut half-way is continued with a ranged GET of the rest.
+    server.faults().clear();
+    let before = gets(&server);
+    server
+        .faults()
+        .fail_nth("GetObject", 1, Fault::TruncatedBody);
+    let out = client
+        .download_file("small", &d.path("small"), &ranged(), &nothing)
+        .unwrap();
+    assert_eq!((out.requests, gets(&server) - before), (2, 2));
+    assert!(std::fs::read(d.path("small")).unwrap() == small);
+    assert_eq!(names(&d.0), ["big", "small"]);
+}
+
+pub fn a_failed_download_resumes_from_its_checkpoint_with_only_the_missing_ranges<D: Driver>() {
+    let server = Server::builder().start_blocking().unwrap();
+    let once = client::<D>(&server, 1);
+    let d = TempDir::new::<D>("dl-resume");
+    let data = pattern(6 * MIB, 6);
+    put(&once, "big", &data);
+    let dest = d.path("big");
+    let options = ranged().concurrency(1).checkpoint(true);
+    let cp = cos_core::download::checkpoint_path(&dest);
+    let tmp = cos_core::download::temp_path(&dest);
+
+    // Three ranges arrive, the fourth is cut half-way and the download gives up (one attempt only).
+    let fail_from = |first: u64| {
+        server
+            .faults()
+            .fail_nth("GetObject", first, Fault::TruncatedBody);
+        for n in first + 1..first + 20 {
+            server.faults().fail_nth("GetObject", n, Fault::Status(500));
+        }
+    };
+    fail_from(4);
+    once.download_file("big", &dest, &options, &nothing)
+        .unwrap_err();
+    server.faults().clear();
+    assert!(!dest.exists());
+    assert!(tmp.exists() && cp.exists(), "{:?}", names(&d.0));
+    let kept = checkpoint_done(&cp);
+    assert_eq!(kept, 3 * MIB as u64 + MIB as u64 / 2);
+
+    // The rerun fetches the rest of the fourth range and the last two: three GETs.
+    let client = client::<D>(&server, 4);
+    let before = gets(&server);
+    let out = client
+        .download_file("big", &dest, &options, &nothing)
+        .unwrap();
+    assert_eq!(gets(&server) - before, 3);
+    assert_eq!((out.resumed, out.requests), (kept, 3));
+    assert!(std::fs::read(&dest).unwrap() == data);
+    assert_eq!(
+        names(&d.0),
+        ["big"],
+        "temporary file and checkpoint removed"
+    );
+
+    // A checkpoint of an older version of the object is not used: the new object is fetched whole.
+    std::fs::remove_file(&dest).unwrap();
+    fail_from(2);
+    once.download_file("big", &dest, &options, &nothing)
+        .unwrap_err();
+    server.faults().clear();
+    assert!(checkpoint_done(&cp) > 0);
+    let changed = pattern(6 * MIB, 7);
+    put(&client, "big", &changed);
+    let before = gets(&server);
+    let out = client
+        .download_file("big", &dest, &options, &nothing)
+        .unwrap();
+    assert_eq!((out.resumed, gets(&server) - before), (0, 6));
+    assert!(std::fs::read(&dest).unwrap() == changed);
+    assert_eq!(names(&d.0), ["big"]);
+}
+
+pub fn an_object_changed_during_the_download_is_detected<D: Driver>() {
+    let (server, client) = start::<D>();
+    let d = TempDir::new::<D>("dl-changed");
+    put(&client, "big", &pattern(4 * MIB, 8));
+    let dest = d.file("big", b"old content");
+    // Every GET after the first waits, and the object is replaced meanwhile.
+    let first = gets(&server) + 1;
+    for n in 2..5 {
+        server
+            .faults()
+            .fail_nth("GetObject", n, Fault::Stall(Duration::from_millis(400)));
+    }
+    let writer = {
+        let server_gets = {
+            let s = &server;
+            move || gets(s)
+        };
+        let other = cos_blocking::Client::new(config(&server, 4));
+        std::thread::scope(|scope| {
+            let h = scope.spawn(move || {
+                until("the first GET", || server_gets() >= first);
+                other
+                    .put_object(cos_core::ops::PutObject::new("big"), pattern(4 * MIB, 9))
+                    .unwrap();
+            });
+            let r = client.download_file(
+                "big",
+                &dest,
+                &ranged().concurrency(1).checkpoint(true),
+                &nothing,
+            );
+            h.join().unwrap();
+            r
+        })
+    };
+    let e = writer.unwrap_err();
+    assert_eq!(e.code(), Some("PreconditionFailed"), "{e}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"old content");
+    assert_eq!(
+        names(&d.0),
+        ["big"],
+        "no temporary file or checkpoint of the changed object"
+    );
+}
+
+pub fn progress_reaches_the_total<D: Driver>() {
+    let (_server, client) = start::<D>();
+    let d = TempDir::new::<D>("dl-progress");
+    let data = pattern(4 * MIB + 7, 10);
+    put(&client, "big", &data);
+    let seen = Mutex::new(Vec::new());
+    let record = |done: u64, total: u64| seen.lock().unwrap().push((done, total));
+    client
+        .download_file("big", &d.path("big"), &ranged(), &record)
+        .unwrap();
+    let seen = seen.into_inner().unwrap();
+    let total = data.len() as u64;
+    assert_eq!(seen.len(), 5, "one report per range: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+    assert!(seen.iter().all(|&(_, t)| t == total));
+    assert_eq!(seen.last().unwrap().0, total);
+}
+
+pub fn a_batch_downloads_every_file_even_when_one_fails<D: Driver>() {
+    let (_server, client) = start::<D>();
+    let d = TempDir::new::<D>("dl-batch");
+    let a = pattern(100_000, 11);
+    let b = pattern(2 * MIB + 1, 12);
+    put(&client, "dir/a", &a);
+    put(&client, "dir/b", &b);
+    let files = [
+        FileDownload::new("dir/a", d.path("a")),
+        FileDownload::new("dir/missing", d.path("missing")),
+        FileDownload::new("dir/b", d.path("b")),
+    ];
+    let results = client.download_files(&files, &ranged(), 2);
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap().size, a.len() as u64);
+    assert_eq!(results[1].as_ref().unwrap_err().code(), Some("NoSuchKey"));
+    assert_eq!(results[2].as_ref().unwrap().requests, 3);
+    assert_eq!(std::fs::read(d.path("a")).unwrap(), a);
+    assert!(std::fs::read(d.path("b")).unwrap() == b);
+    assert_eq!(names(&d.0), ["a", "b"]);
+}
