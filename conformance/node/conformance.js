@@ -468,14 +468,14 @@ check('getBucket: prefix, delimiter and CommonPrefixes, MaxKeys pages with NextM
 
 check('deleteMultipleObject: verbose and Quiet, a missing key among them; deleted keys gone from getObject and getBucket', async () => {
   const base = `${PREFIX}del/`;
-  for (const n of ['one', 'two', 'three', 'four', 'keep']) await c('putObject', { Key: k(`del/${n}`), Body: Buffer.from(n) });
-  let r = await c('deleteMultipleObject', { Objects: [{ Key: `${base}one` }, { Key: `${base}two` }, { Key: `${base}never-written` }] });
-  eq(r.Deleted.map((d) => d.Key).sort(), [`${base}never-written`, `${base}one`, `${base}two`], 'Deleted keys');
+  for (const n of ['one', 'two 测试 ü', 'three', 'four', 'keep']) await c('putObject', { Key: k(`del/${n}`), Body: Buffer.from(n) });
+  let r = await c('deleteMultipleObject', { Objects: [{ Key: `${base}one` }, { Key: `${base}two 测试 ü` }, { Key: `${base}never-written` }] });
+  eq(r.Deleted.map((d) => d.Key).sort(), [`${base}never-written`, `${base}one`, `${base}two 测试 ü`], 'Deleted keys');
   eq(r.Error, [], 'Error entries');
   r = await c('deleteMultipleObject', { Objects: [{ Key: `${base}three` }, { Key: `${base}four` }], Quiet: true });
   eq(r.Deleted, [], 'Deleted entries in Quiet mode');
   eq(r.Error, [], 'Error entries in Quiet mode');
-  for (const n of ['one', 'two', 'three', 'four']) await serviceError('NoSuchKey', 404, c('getObject', { Key: `${base}${n}` }));
+  for (const n of ['one', 'two 测试 ü', 'three', 'four']) await serviceError('NoSuchKey', 404, c('getObject', { Key: `${base}${n}` }));
   eq(listedOf(await c('getBucket', { Prefix: base }))[0], [`${base}keep`], 'keys left after deleting');
   same(await read(`${base}keep`), Buffer.from('keep'), 'the object not deleted');
 });

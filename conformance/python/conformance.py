@@ -642,17 +642,17 @@ def list_objects_prefix_delimiter_pages():
 
 def delete_object_and_objects():
     base = PREFIX + "del/"
-    for n in ["one", "two", "three", "keep"]:
+    for n in ["one", "two 测试 ü", "three", "keep"]:
         client.put_object(Bucket=BUCKET, Key=k("del/" + n), Body=n.encode())
     r = client.delete_object(Bucket=BUCKET, Key=base + "one")
     service_error("NoSuchKey", 404, lambda: body(base + "one"))
     # Deleting a key that is not there succeeds, as on COS.
     client.delete_object(Bucket=BUCKET, Key=base + "one")
     r = client.delete_objects(Bucket=BUCKET, Delete={"Quiet": "false", "Object": [
-        {"Key": base + "two"}, {"Key": base + "three"}, {"Key": base + "never-written"}]})
+        {"Key": base + "two 测试 ü"}, {"Key": base + "three"}, {"Key": base + "never-written"}]})
     deleted = r.get("Deleted", [])
     deleted = deleted if isinstance(deleted, list) else [deleted]
-    eq(sorted(d["Key"] for d in deleted), sorted([base + "two", base + "three", base + "never-written"]),
+    eq(sorted(d["Key"] for d in deleted), sorted([base + "two 测试 ü", base + "three", base + "never-written"]),
        "Deleted keys")
     eq(r.get("Error", []), [], "Error entries")
     eq(listed(client.list_objects(Bucket=BUCKET, Prefix=base))[0], [base + "keep"], "keys left after deleting")
