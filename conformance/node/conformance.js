@@ -405,56 +405,100 @@ check('deleteObject, then getObject is NoSuchKey', async () => {
   await serviceError('NoSuchKey', 404, c('getObject', { Key }));
 });
 
-check('downloadFile: 5 MiB in 1 MiB ranges, 3 at once, progress to the total; a small object', async () => {
-  const Key = k('download/big.bin');
-  const data = crypto.randomBytes(5 * MiB + 333);
-  await c('putObject', { Key, Body: data });
+check('downloadFile: one GET up to ChunkSize; ranged GETs, 4 at a time, progress to 100 %; a missing key', async () => {
+  const small = crypto.randomBytes(200000);
+  const Key = k('download/small.bin');
+  await c('putObject', { Key, Body: small });
   const dir = fs.mkdtempSync(path.join(work, 'dl-'));
-  const FilePath = path.join(dir, 'big.bin');
-  const seen = [];
-  await c('downloadFile', { Key, FilePath, ChunkSize: MiB, ParallelLimit: 3, onProgress: (p) => seen.push(p.loaded) });
-  same(fs.readFileSync(FilePath), data, 'downloaded file');
-  eq(seen[seen.length - 1], data.length, 'last progress');
-  const small = k('download/small.txt');
-  await c('putObject', { Key: small, Body: Buffer.from('small object') });
-  await c('downloadFile', { Key: small, FilePath: path.join(dir, 'small.txt'), ChunkSize: MiB });
-  same(fs.readFileSync(path.join(dir, 'small.txt')), Buffer.from('small object'), 'small file');
+  const dest = path.join(dir, 'small.bin');
+  await c('downloadFile', { Key, FilePath: dest, ChunkSize: MiB });
+  same(fs.readFileSync(dest), small, 'small download');
+  const { p, data } = tmpFile(6 * MiB + 4321);
+  const K2 = k('download/ranged.bin');
+  await c('sliceUploadFile', { Key: K2, FilePath: p, ChunkSize: 2 * MiB });
+  let last = 0;
+  const d2 = path.join(dir, 'ranged.bin');
+  await c('downloadFile', { Key: K2, FilePath: d2, ChunkSize: MiB, ParallelLimit: 4, onProgress: (i) => { last = i.percent; } });
+  same(fs.readFileSync(d2), data, 'ranged download');
+  eq(last, 1, 'last progress');
+  let status;
+  try { await c('downloadFile', { Key: k('download/never-written'), FilePath: path.join(dir, 'x') }); } catch (e) { status = e.statusCode; }
+  eq(status, 404, 'status of downloadFile for a missing key (its HEAD)');
+  eq(fs.existsSync(path.join(dir, 'x')), false, 'destination written for a missing key');
 });
 
-check('getBucket pages with MaxKeys and Marker, groups with a Delimiter, EncodingType=url', async () => {
+const listedOf = (r) => [r.Contents.map((o) => o.Key), r.CommonPrefixes.map((p) => p.Prefix)];
+
+check('getBucket: prefix, delimiter and CommonPrefixes, MaxKeys pages with NextMarker, EncodingType url, sizes/ETags', async () => {
   const base = `${PREFIX}list/`;
-  const keys = ['a.txt', 'b.txt', 'dir1/x', 'dir1/y', 'dir2/z', 'sp ace+plus.txt'].map((n) => base + n);
-  for (const Key of keys) { created.add(Key); await c('putObject', { Key, Body: Buffer.from(Key) }); }
-  const got = [];
-  let Marker = '';
-  for (;;) {
-    const r = await c('getBucket', { Prefix: base, MaxKeys: 2, Marker });
-    if (r.Contents.length > 2) fail(`MaxKeys 2 returned ${r.Contents.length}`);
-    got.push(...r.Contents.map((o) => o.Key));
-    if (r.IsTruncated !== 'true') break;
-    Marker = r.NextMarker || r.Contents[r.Contents.length - 1].Key;
+  const names = ['a.txt', 'b/1', 'b/2', 'c d/ü 😀.txt', 'c d/x', 'e+f&g.txt', 'z/deep/1'];
+  const datas = {};
+  for (const [i, n] of names.entries()) {
+    datas[n] = crypto.randomBytes(10 + i);
+    await c('putObject', { Key: k(`list/${n}`), Body: datas[n] });
   }
-  eq(got, [...keys].sort(), 'keys over all pages');
-  const r = await c('getBucket', { Prefix: base, Delimiter: '/' });
-  eq(r.Contents.map((o) => o.Key).sort(), [keys[0], keys[1], keys[5]].sort(), 'Contents with /');
-  eq(r.CommonPrefixes.map((p) => p.Prefix).sort(), [`${base}dir1/`, `${base}dir2/`], 'CommonPrefixes');
-  const u = await c('getBucket', { Prefix: `${base}sp`, EncodingType: 'url' });
-  eq(u.Contents.map((o) => decodeURIComponent(o.Key)), [keys[5]], 'url-encoded key');
+  let r = await c('getBucket', { Prefix: base });
+  eq(listedOf(r), [names.slice().sort().map((n) => base + n), []], 'keys under the prefix');
+  eq(r.IsTruncated, 'false', 'IsTruncated');
+  for (const o of r.Contents) {
+    const n = o.Key.slice(base.length);
+    eq(Number(o.Size), datas[n].length, `Size of ${n}`);
+    eq(o.ETag.replace(/"/g, ''), md5(datas[n]), `ETag of ${n}`);
+  }
+  const dirs = [[`${base}a.txt`, `${base}e+f&g.txt`], [`${base}b/`, `${base}c d/`, `${base}z/`]];
+  eq(listedOf(await c('getBucket', { Prefix: base, Delimiter: '/' })), dirs, 'keys and CommonPrefixes with Delimiter=/');
+  let keys = [], prefixes = [], Marker = '', pages = 0;
+  for (let i = 0; i < 10; i++) {
+    r = await c('getBucket', { Prefix: base, Delimiter: '/', MaxKeys: 2, Marker });
+    const [ks, ps] = listedOf(r);
+    if (ks.length + ps.length > 2) fail(`${ks.length + ps.length} entries on a page of MaxKeys=2`);
+    keys = keys.concat(ks); prefixes = prefixes.concat(ps); pages++;
+    if (r.IsTruncated !== 'true') break;
+    Marker = r.NextMarker;
+  }
+  eq([keys, prefixes], dirs, 'entries seen over the pages');
+  eq(pages, 3, 'pages of MaxKeys=2 for 5 entries');
+  r = await c('getBucket', { Prefix: base, EncodingType: 'url', MaxKeys: 3 });
+  eq(r.EncodingType, 'url', 'EncodingType in the answer');
+  eq(r.Contents.map((o) => decodeURIComponent(o.Key)), names.slice().sort().slice(0, 3).map((n) => base + n), 'url-decoded keys');
+  if (!r.Contents.some((o) => o.Key.includes('%'))) fail(`EncodingType=url, keys not encoded: ${r.Contents.map((o) => o.Key)}`);
+  eq(decodeURIComponent(r.NextMarker), r.Contents.length && decodeURIComponent(r.Contents[2].Key), 'NextMarker of an encoded page');
+  eq(listedOf(await c('getBucket', { Prefix: `${base}nothing/` })), [[], []], 'listing of an empty prefix');
 });
 
-check('deleteMultipleObject: per-key Deleted (a missing key too), then NoSuchKey; Quiet answers no Deleted', async () => {
-  const a = k('multi/a'); const b = k('multi/b');
-  await c('putObject', { Key: a, Body: Buffer.from('a') });
-  await c('putObject', { Key: b, Body: Buffer.from('b') });
-  const r = await c('deleteMultipleObject', { Objects: [{ Key: a }, { Key: b }, { Key: `${PREFIX}multi/missing` }] });
-  eq(r.Deleted.map((d) => d.Key).sort(), [a, b, `${PREFIX}multi/missing`].sort(), 'Deleted');
-  eq(r.Error, [], 'Error');
-  await serviceError('NoSuchKey', 404, c('getObject', { Key: a }));
-  const cKey = k('multi/c');
-  await c('putObject', { Key: cKey, Body: Buffer.from('c') });
-  const q = await c('deleteMultipleObject', { Objects: [{ Key: cKey }], Quiet: true });
-  eq(q.Deleted, [], 'quiet Deleted');
-  await serviceError('NoSuchKey', 404, c('getObject', { Key: cKey }));
+check('deleteMultipleObject: verbose and Quiet, a missing key among them; deleted keys gone from getObject and getBucket', async () => {
+  const base = `${PREFIX}del/`;
+  for (const n of ['one', 'two 测试 ü', 'three', 'four', 'keep']) await c('putObject', { Key: k(`del/${n}`), Body: Buffer.from(n) });
+  let r = await c('deleteMultipleObject', { Objects: [{ Key: `${base}one` }, { Key: `${base}two 测试 ü` }, { Key: `${base}never-written` }] });
+  eq(r.Deleted.map((d) => d.Key).sort(), [`${base}never-written`, `${base}one`, `${base}two 测试 ü`], 'Deleted keys');
+  eq(r.Error, [], 'Error entries');
+  r = await c('deleteMultipleObject', { Objects: [{ Key: `${base}three` }, { Key: `${base}four` }], Quiet: true });
+  eq(r.Deleted, [], 'Deleted entries in Quiet mode');
+  eq(r.Error, [], 'Error entries in Quiet mode');
+  for (const n of ['one', 'two 测试 ü', 'three', 'four']) await serviceError('NoSuchKey', 404, c('getObject', { Key: `${base}${n}` }));
+  eq(listedOf(await c('getBucket', { Prefix: base }))[0], [`${base}keep`], 'keys left after deleting');
+  same(await read(`${base}keep`), Buffer.from('keep'), 'the object not deleted');
+});
+
+check('putObjectCopy: Copy keeps the source\'s headers, Replaced takes the request\'s; a missing source is NoSuchKey', async () => {
+  const src = k('copy/src.txt');
+  const data = crypto.randomBytes(60000);
+  await c('putObject', { Key: src, Body: data, ContentType: 'text/x-source', Headers: { 'x-cos-meta-origin': 'source' } });
+  const CopySource = `${Bucket}.cos.${Region}.myqcloud.com/${src}`;
+  const dst = k('copy/dst-copy.txt');
+  const r = await c('putObjectCopy', { Key: dst, CopySource });
+  eq(r.ETag.replace(/"/g, ''), md5(data), 'ETag of the copy');
+  same(await read(dst), data, 'body of the copy');
+  let h = await head(dst);
+  eq([h['content-type'], h['x-cos-meta-origin']], ['text/x-source', 'source'], 'headers kept by the Copy directive');
+  const dst2 = k('copy/dst-replaced.txt');
+  await c('putObjectCopy', { Key: dst2, CopySource, MetadataDirective: 'Replaced', ContentType: 'text/x-new', Headers: { 'x-cos-meta-note': 'replaced' } });
+  same(await read(dst2), data, 'body of the Replaced copy');
+  h = await head(dst2);
+  eq([h['content-type'], h['x-cos-meta-note'], h['x-cos-meta-origin']], ['text/x-new', 'replaced', undefined], 'headers after the Replaced directive');
+  const gone = k('copy/gone.txt');
+  await serviceError('NoSuchKey', 404, c('putObjectCopy', { Key: gone, CopySource: `${Bucket}.cos.${Region}.myqcloud.com/${PREFIX}copy/never-written` }));
+  await serviceError('NoSuchKey', 404, c('getObject', { Key: gone }));
 });
 
 if (MODE === 'vhost' && LOCAL) {
@@ -466,7 +510,7 @@ if (MODE === 'vhost' && LOCAL) {
 // Flows of this SDK that wait on other work; listed, not run, so they are not forgotten.
 const TODO = [
   'getObject with If-Match / If-None-Match / response-* overrides (issue 15)',
-  'putObjectCopy, sliceCopyFile, multipartUpload copy (issue 15)',
+  'sliceCopyFile, multipartUpload copy (issue 15)',
   'putObjectTagging / getObjectTagging, putObjectAcl / getObjectAcl (server work)',
   'optionsObject and CORS preflight answers (CORS issue 12)',
   'POST Object forms: this SDK has no form upload; covered by the browser SDK (cos-js-sdk-v5, CORS issue 12)',

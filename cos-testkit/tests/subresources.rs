@@ -293,6 +293,60 @@ fn delete_multiple_objects_verbose_and_quiet() {
 }
 
 #[test]
+fn delete_multiple_objects_with_a_wrong_content_md5_deletes_nothing() {
+    let s = start();
+    let c = creds(&s);
+    for k in ["/a", "/b"] {
+        send(s.addr(), &c, Req::new("PUT", k).body("x"));
+    }
+    // The MD5 of the list that was meant (only b), the body that arrived (a and b): 400, both objects kept.
+    let meant = "<Delete><Object><Key>b</Key></Object></Delete>";
+    let arrived = "<Delete><Object><Key>a</Key></Object><Object><Key>b</Key></Object></Delete>";
+    let r = send(
+        s.addr(),
+        &c,
+        Req::new("POST", "/")
+            .query("delete")
+            .header("content-md5", &content_md5(meant.as_bytes()))
+            .body(arrived),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "InvalidDigest".into()),
+        "{}",
+        r.text()
+    );
+    assert_eq!(s.keys(), vec!["a".to_string(), "b".to_string()]);
+    // Not base64 of 16 bytes at all: refused the same way.
+    let r = send(
+        s.addr(),
+        &c,
+        Req::new("POST", "/")
+            .query("delete")
+            .header("content-md5", "not-an-md5")
+            .body(meant),
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "InvalidDigest".into()),
+        "{}",
+        r.text()
+    );
+    assert_eq!(s.keys(), vec!["a".to_string(), "b".to_string()]);
+    // The right MD5: deleted.
+    let r = send(
+        s.addr(),
+        &c,
+        Req::new("POST", "/")
+            .query("delete")
+            .header("content-md5", &content_md5(meant.as_bytes()))
+            .body(meant),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.keys(), vec!["a".to_string()]);
+}
+
+#[test]
 fn sign_query_parameter_carries_a_whole_authorization() {
     let s = start();
     let c = creds(&s);

@@ -429,6 +429,17 @@ pub(crate) fn get_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiE
 /// 1000 keys; a missing key counts as deleted. Quiet mode reports only errors.
 pub(crate) async fn delete_multiple(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
     let body = super::ops::read_small_body(ctx, 4 << 20).await?;
+    // COS compares a Content-MD5 the request carries with the body it received and deletes nothing when they
+    // differ: a list of keys damaged on the way must not delete other objects.
+    if let Some(want) = ctx.header("content-md5") {
+        if want.trim() != cos_core::checksum::content_md5(&body) {
+            return Err(ApiError::new(
+                400,
+                "InvalidDigest",
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+    }
     let (top, items) = xml_items(&body, "Delete", "Object")?;
     let quiet = top
         .iter()
