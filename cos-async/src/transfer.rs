@@ -1,10 +1,10 @@
 //! Transfers: whole files (one PUT, or a resumable multipart upload with parts in parallel), streams of
 //! unknown length, batches, and a background task list.
 //!
-//! Every decision is made by [`cos_core::upload`] ([`start_file_upload`], [`MultipartUpload`], [`Checkpoint`],
-//! [`UploadQueue`], [`ProgressMeter`](cos_core::upload::ProgressMeter)); this module does the I/O: it reads file ranges (computing their
-//! digest on the way), persists checkpoints atomically (a temporary file renamed over the old one), hashes
-//! the parts an unfinished upload already has, and runs the per-file tasks on tokio.
+//! Every decision (single PUT or multipart, checkpoints and resumption, cleanup, progress throttling,
+//! which file of a batch starts next) is made by the core's [`UploadTask`] and [`UploadQueue`]; this module
+//! only performs what they ask ([`LocalIo`]: read, store or remove the checkpoint, hash a range, read the
+//! stream) and runs the per-file tasks on tokio.
 //!
 //! ```no_run
 //! use cos_async::{Client, Config, Credentials, UploadOptions};
@@ -27,16 +27,13 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use cos_core::checksum::{BodyDigest, SentDigest};
-use cos_core::task::Event;
+use cos_core::checksum::BodyDigest;
+use cos_core::task::{Command, Event, IoRequest, IoResult};
 use cos_core::upload::{
-    check_file_upload, checkpoint_after, checkpoint_from_bytes, checkpoint_to_bytes,
-    derived_checkpoint_name, start_file_upload, start_stream_upload, Checkpoint, CheckpointAfter,
-    FileStart, LeaseCheck, LeaseDecision, MultipartUpload, QueueOutput, SourceFingerprint,
-    UploadQueue,
+    derived_checkpoint_name, QueueOutput, SourceFingerprint, UploadQueue, UploadTask,
 };
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
 use cos_core::{Error, InvalidInput};
@@ -45,70 +42,110 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
 
 use crate::body::{AsyncSource, FileSource};
-use crate::client::{Driver, Ended};
-use crate::Client;
+use crate::client::Client;
 
 pub use cos_core::upload::options::{
     BatchOptions, FileDoneFn, FileUpload, ProgressFn, UploadOptions, DEFAULT_FILE_PARALLEL,
 };
 
-/// A command to a running upload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Control {
-    Pause,
-    Resume,
-    Cancel,
+type PausedFn = Arc<dyn Fn() + Send + Sync>;
+
+// ---- the local I/O a transfer task asks for ----
+
+/// Performs a transfer task's [`IoRequest`]s on its file, checkpoint file and stream. It decides nothing.
+#[derive(Default)]
+pub(crate) struct LocalIo<'a> {
+    source: Option<&'a dyn AsyncSource>,
+    checkpoint: Option<&'a Path>,
+    fill: Option<&'a mut dyn Fill>,
+    reports: Reports,
 }
 
-type LoadedFn = dyn Fn(u64, Option<u64>) + Send + Sync;
-
-/// Turns confirmed byte counts into throttled [`Progress`] reports for the callbacks.
-struct Reporter<'a> {
-    meter: Option<cos_core::upload::ProgressMeter>,
+/// Hands a task's progress reports and pauses to the user's callbacks.
+#[derive(Clone, Default)]
+pub(crate) struct Reports {
     on_progress: Option<ProgressFn>,
-    on_loaded: Option<&'a LoadedFn>,
+    on_hash_progress: Option<ProgressFn>,
+    on_paused: Option<PausedFn>,
 }
 
-impl<'a> Reporter<'a> {
-    fn new(on_progress: Option<ProgressFn>, on_loaded: Option<&'a LoadedFn>) -> Self {
-        Reporter {
-            meter: None,
-            on_progress,
-            on_loaded,
+impl Reports {
+    pub(crate) fn report(&self, event: &Event) {
+        if let (Event::Paused, Some(f)) = (event, &self.on_paused) {
+            f();
         }
-    }
-
-    fn update(&mut self, loaded: u64, total: Option<u64>) {
-        if let Some(f) = self.on_loaded {
-            f(loaded, total);
-        }
-        let Some(f) = &self.on_progress else { return };
-        let now = Instant::now();
-        let meter = self
-            .meter
-            .get_or_insert_with(|| cos_core::upload::ProgressMeter::new(total, now));
-        if let Some(t) = total {
-            meter.set_total(t);
-        }
-        if let Some(p) = meter.update(loaded, now) {
-            f(&p);
+        if let Event::Report { hashing, progress } = event {
+            let f = if *hashing {
+                &self.on_hash_progress
+            } else {
+                &self.on_progress
+            };
+            if let Some(f) = f {
+                f(progress);
+            }
         }
     }
 }
 
-fn source_error(path: &Path, what: &str, e: io::Error) -> Error {
-    Error::Source(format!("{what} {}: {e}", path.display()))
+impl LocalIo<'_> {
+    pub(crate) fn reports(&self) -> Reports {
+        self.reports.clone()
+    }
+
+    /// Performs one request; see [`IoRequest`] for each one's only legal answer.
+    pub(crate) async fn perform(&mut self, request: IoRequest) -> IoResult {
+        let done = |r: io::Result<()>| {
+            r.map_or_else(|e| IoResult::Failed(e.to_string()), |_| IoResult::Done)
+        };
+        match (request, self.checkpoint) {
+            (IoRequest::LoadCheckpoint, Some(p)) => match tokio::fs::read(p).await {
+                Ok(b) => IoResult::Data(Some(b.into())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => IoResult::Data(None),
+                Err(e) => IoResult::Failed(format!("{}: {e}", p.display())),
+            },
+            (IoRequest::StoreCheckpoint(bytes), Some(p)) => done(store(p, &bytes).await),
+            (IoRequest::RemoveCheckpoint, Some(p)) => done(match tokio::fs::remove_file(p).await {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }),
+            (IoRequest::Digest { offset, len }, _) => match self.source {
+                Some(source) => match digest(source, offset, len).await {
+                    Ok(d) => IoResult::Digest(d),
+                    Err(e) => IoResult::Failed(e.to_string()),
+                },
+                None => IoResult::Failed("no file".into()),
+            },
+            (IoRequest::ReadStream { len }, _) => {
+                match (self.fill.as_mut(), usize::try_from(len)) {
+                    (Some(fill), Ok(len)) => {
+                        let mut buf = vec![0u8; len];
+                        let mut filled = 0;
+                        match std::future::poll_fn(|cx| fill.poll_fill(cx, &mut buf, &mut filled))
+                            .await
+                        {
+                            Ok(_) => {
+                                buf.truncate(filled);
+                                IoResult::Data(Some(Bytes::from(buf)))
+                            }
+                            Err(e) => IoResult::Failed(e.to_string()),
+                        }
+                    }
+                    _ => IoResult::Failed("no stream".into()),
+                }
+            }
+            (other, _) => IoResult::Failed(format!("not available here: {other:?}")),
+        }
+    }
 }
 
-/// Reads `len` bytes of `source` at `offset` and returns their digest (`hashed` sees each chunk's size).
-async fn hash_range(
+/// The digest (MD5 included) of `len` bytes of `source` at `offset`.
+async fn digest(
     source: &dyn AsyncSource,
     offset: u64,
     len: u64,
-    mut hashed: impl FnMut(u64),
-) -> io::Result<SentDigest> {
+) -> io::Result<cos_core::checksum::SentDigest> {
     let mut reader = source.open(offset, len).await?;
-    let mut digest = BodyDigest::new();
+    let mut digest = BodyDigest::with_md5(true);
     let mut buf = vec![0u8; 256 * 1024];
     let mut done = 0u64;
     while done < len {
@@ -121,44 +158,12 @@ async fn hash_range(
         }
         digest.update(&buf[..n]);
         done += n as u64;
-        hashed(done);
     }
     Ok(digest.finish())
 }
 
-async fn load_checkpoint(
-    path: &Path,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Checkpoint>, Error> {
-    match tokio::fs::read(path).await {
-        Ok(bytes) => checkpoint_from_bytes(&bytes, bucket, key).map(Some),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(source_error(path, "cannot read the checkpoint", e)),
-    }
-}
-
-/// The checkpoint at `path`, once no other live upload holds it: the core's [`LeaseCheck`] decides, this
-/// only reads the file again when told to.
-async fn load_free_checkpoint(
-    path: &Path,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Checkpoint>, Error> {
-    let mut check = LeaseCheck::new(crate::client::lease_owner());
-    loop {
-        let cp = load_checkpoint(path, bucket, key).await?;
-        match check.check(cp.as_ref(), crate::client::now()) {
-            LeaseDecision::Proceed => return Ok(cp),
-            LeaseDecision::ReloadAt(t) => tokio::time::sleep_until(t.into()).await,
-            LeaseDecision::Busy(e) => return Err(e),
-        }
-    }
-}
-
-/// Writes the checkpoint to a temporary file next to `path` and renames it over `path`.
-async fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> io::Result<()> {
-    let json = checkpoint_to_bytes(checkpoint);
+/// Writes `bytes` to a temporary file next to `path`, synced, and renames it over `path`.
+async fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await?;
     }
@@ -168,109 +173,10 @@ async fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> io::Result<()>
     {
         use tokio::io::AsyncWriteExt;
         let mut f = tokio::fs::File::create(&tmp).await?;
-        f.write_all(&json).await?;
+        f.write_all(bytes).await?;
         f.sync_all().await?;
     }
     tokio::fs::rename(&tmp, path).await
-}
-
-async fn remove_checkpoint(path: Option<&Path>) {
-    if let Some(path) = path {
-        match tokio::fs::remove_file(path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %path.display(), "cannot delete the checkpoint: {e}"),
-        }
-    }
-}
-
-/// Waits for the next command; never completes without a channel.
-async fn next_command(control: &mut Option<&mut mpsc::UnboundedReceiver<Control>>) -> Control {
-    loop {
-        match control {
-            Some(rx) => match rx.recv().await {
-                Some(c) => return c,
-                None => *control = None,
-            },
-            None => std::future::pending::<()>().await,
-        }
-    }
-}
-
-fn poll_command(
-    control: &mut Option<&mut mpsc::UnboundedReceiver<Control>>,
-    task: &mut MultipartUpload,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    let Some(rx) = control else {
-        return Poll::Pending;
-    };
-    match rx.poll_recv(cx) {
-        Poll::Ready(Some(c)) => {
-            match c {
-                Control::Pause => task.pause(),
-                Control::Resume => task.resume_sending(),
-                Control::Cancel => task.cancel(),
-            }
-            Poll::Ready(())
-        }
-        Poll::Ready(None) => {
-            *control = None;
-            Poll::Pending
-        }
-        Poll::Pending => Poll::Pending,
-    }
-}
-
-/// The driver duties of a file upload: checkpoints, part digests, progress, commands.
-struct FileDriver<'a> {
-    source: &'a FileSource,
-    checkpoint: Option<&'a Path>,
-    reporter: Reporter<'a>,
-    control: Option<&'a mut mpsc::UnboundedReceiver<Control>>,
-}
-
-impl FileDriver<'_> {
-    async fn persist(&self, task: &MultipartUpload) {
-        if let (Some(path), Some(cp)) = (self.checkpoint, task.checkpoint()) {
-            if let Err(e) = save_checkpoint(path, &cp).await {
-                tracing::warn!(path = %path.display(), "cannot write the checkpoint: {e}");
-            }
-        }
-    }
-}
-
-impl Driver<MultipartUpload> for FileDriver<'_> {
-    async fn event(&mut self, task: &mut MultipartUpload, event: &Event) -> bool {
-        match *event {
-            Event::CheckpointChanged => self.persist(task).await,
-            Event::PartDigestNeeded { part, offset, len } => {
-                let digest = match hash_range(self.source, offset, len, |_| {}).await {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        tracing::warn!(part, "cannot hash the part: {e}");
-                        None
-                    }
-                };
-                task.part_digest(part, digest);
-            }
-            Event::Progress { loaded, total } => self.reporter.update(loaded, total),
-            Event::Paused => {
-                self.persist(task).await;
-                return false;
-            }
-            _ => {}
-        }
-        true
-    }
-
-    fn poll_extra(&mut self, task: &mut MultipartUpload, cx: &mut Context<'_>) -> Poll<()> {
-        poll_command(&mut self.control, task, cx)
-    }
-
-    fn may_wake(&self) -> bool {
-        self.control.is_some()
-    }
 }
 
 /// Fills part buffers from a reader or a stream of chunks.
@@ -343,69 +249,14 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin + Send> Fill for StreamFill<S> 
     }
 }
 
-/// The driver duties of a stream upload: read the next part while the task wants one, progress.
-struct StreamDriver<'a, F> {
-    fill: F,
-    part_size: usize,
-    buf: Option<Vec<u8>>,
-    filled: usize,
-    ended: bool,
-    reporter: Reporter<'a>,
-}
-
-impl<F: Fill> Driver<MultipartUpload> for StreamDriver<'_, F> {
-    async fn event(&mut self, _: &mut MultipartUpload, event: &Event) -> bool {
-        if let Event::Progress { loaded, total } = *event {
-            self.reporter.update(loaded, total);
-        }
-        true
-    }
-
-    fn poll_extra(&mut self, task: &mut MultipartUpload, cx: &mut Context<'_>) -> Poll<()> {
-        // Read only while the task can take the part: at most `concurrency + 1` parts are held, plus
-        // this one while it fills.
-        if self.ended || !task.wants_part() {
-            return Poll::Pending;
-        }
-        let part_size = self.part_size;
-        let buf = self.buf.get_or_insert_with(|| vec![0; part_size]);
-        match self.fill.poll_fill(cx, buf, &mut self.filled) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(eof)) => {
-                if self.filled > 0 {
-                    let mut bytes = self.buf.take().expect("buffer");
-                    bytes.truncate(self.filled);
-                    self.filled = 0;
-                    if task.push_part(bytes).is_err() {
-                        // The task refused the part (too many parts): it is stopping with the reason.
-                        self.ended = true;
-                        return Poll::Ready(());
-                    }
-                }
-                if eof {
-                    task.finish_stream();
-                    self.ended = true;
-                }
-                Poll::Ready(())
-            }
-            Poll::Ready(Err(e)) => {
-                task.fail_source(format!("reading the stream failed: {e}"));
-                self.ended = true;
-                Poll::Ready(())
-            }
-        }
-    }
-
-    fn may_wake(&self) -> bool {
-        !self.ended
-    }
-}
+// ---- the client's transfer methods ----
 
 impl Client {
     /// Uploads a file: one PUT at or below [`UploadOptions::threshold`], else a resumable multipart upload
-    /// with [`UploadOptions::concurrency`] parts in flight. With a [`checkpoint`](UploadOptions::checkpoint)
-    /// an interrupted upload continues with only the missing parts (a file changed since is detected and
-    /// uploaded anew); a key ending in `/` is refused before anything is sent.
+    /// with [`UploadOptions::concurrency`] parts in flight (the core's [`UploadTask`] decides everything).
+    /// With a [`checkpoint`](UploadOptions::checkpoint) an interrupted upload continues with only the
+    /// missing parts (a file changed since is detected and uploaded anew); a key ending in `/` is refused
+    /// before anything is sent.
     ///
     /// ```no_run
     /// # use cos_async::{Client, UploadOptions};
@@ -419,127 +270,44 @@ impl Client {
         key: &str,
         options: &UploadOptions,
     ) -> Result<UploadOutcome, Error> {
-        match self
-            .upload_file_with(
-                path.as_ref(),
-                key,
-                &options.for_file(path.as_ref()),
-                None,
-                None,
-            )
+        let options = options.for_file(path.as_ref());
+        self.upload_file_with(path.as_ref(), key, &options, None, None)
             .await
-        {
-            Ended::Done(r) => r,
-            Ended::Stopped => Err(Error::Cancelled),
-        }
     }
 
+    /// `upload_file` commanded by a task list, which `on_paused` tells of pauses.
     async fn upload_file_with(
         &self,
         path: &Path,
         key: &str,
         options: &UploadOptions,
-        mut control: Option<&mut mpsc::UnboundedReceiver<Control>>,
-        on_loaded: Option<&LoadedFn>,
-    ) -> Ended<UploadOutcome> {
-        let bucket = self.config().bucket.to_string();
-        let prepared = async {
-            let meta = tokio::fs::metadata(path)
-                .await
-                .map_err(|e| source_error(path, "cannot read", e))?;
-            if !meta.is_file() {
-                return Err(Error::Source(format!("{} is not a file", path.display())));
-            }
-            let fingerprint = SourceFingerprint::new(meta.len(), meta.modified().ok());
-            check_file_upload(key, options, fingerprint.size)?;
-            let checkpoint = match &options.checkpoint {
-                Some(p) => load_free_checkpoint(p, &bucket, key).await?,
-                None => None,
-            };
-            Ok((fingerprint, checkpoint))
+        commands: Option<&mut mpsc::UnboundedReceiver<Command>>,
+        on_paused: Option<PausedFn>,
+    ) -> Result<UploadOutcome, Error> {
+        let source_error = |e: &dyn std::fmt::Display| {
+            Error::Source(format!("cannot read {}: {e}", path.display()))
         };
-        let (fingerprint, checkpoint) = match prepared.await {
-            Ok(x) => x,
-            Err(e) => return Ended::Done(Err(e)),
-        };
-        let source = FileSource::new(path);
-        let size = fingerprint.size;
-        let meta_md5 = if options.add_meta_md5 {
-            let mut hash_reporter = Reporter::new(options.on_hash_progress.clone(), None);
-            hash_reporter.update(0, Some(size));
-            match hash_range(&source, 0, size, |done| {
-                hash_reporter.update(done, Some(size))
-            })
+        let meta = tokio::fs::metadata(path)
             .await
-            {
-                Ok(d) => d.md5_hex(),
-                Err(e) => return Ended::Done(Err(source_error(path, "cannot read", e))),
-            }
-        } else {
-            None
-        };
-        let mut reporter = Reporter::new(options.on_progress.clone(), on_loaded);
-        let owner = options
-            .checkpoint
-            .as_ref()
-            .map(|_| crate::client::lease_owner());
-        let start = start_file_upload(
-            self.config(),
-            key,
-            options,
-            fingerprint,
-            checkpoint,
-            meta_md5,
-            owner,
-        );
-        let mut task = match start {
-            Err(e) => return Ended::Done(Err(e)),
-            Ok(FileStart::Multipart(task)) => task,
-            Ok(FileStart::SinglePut { task, stale }) => {
-                let put = self.run(task, &source);
-                tokio::pin!(put);
-                let result = loop {
-                    tokio::select! {
-                        r = &mut put => break r,
-                        c = next_command(&mut control) => if c == Control::Cancel {
-                            return Ended::Done(Err(Error::Cancelled));
-                        },
-                    }
-                };
-                if result.is_ok() {
-                    if let Some(abort) = stale {
-                        // The file shrank below the threshold since a multipart attempt: drop that upload.
-                        match self.abort_multipart_upload(abort).await {
-                            Ok(_) => remove_checkpoint(options.checkpoint.as_deref()).await,
-                            Err(e) => tracing::warn!("cannot abort the stale upload: {e}"),
-                        }
-                    }
-                }
-                return Ended::Done(result.map(|put| {
-                    reporter.update(size, Some(size));
-                    UploadOutcome::from_put(&bucket, key, size, put)
-                }));
-            }
-        };
-        let checkpoint_path = options.checkpoint.as_deref();
-        let mut driver = FileDriver {
-            source: &source,
-            checkpoint: checkpoint_path,
-            reporter,
-            control,
-        };
-        let ended = self.drive(&mut task, &source, &mut driver).await;
-        if let Ended::Done(result) = &ended {
-            if let Ok(outcome) = result {
-                driver
-                    .reporter
-                    .update(outcome.total_len, Some(outcome.total_len));
-            }
-            if checkpoint_after(result, false) == CheckpointAfter::Remove {
-                remove_checkpoint(checkpoint_path).await;
-            }
+            .map_err(|e| source_error(&e))?;
+        if !meta.is_file() {
+            return Err(source_error(&"not a file"));
         }
-        ended
+        let fingerprint = SourceFingerprint::new(meta.len(), meta.modified().ok());
+        let owner = crate::client::lease_owner();
+        let mut task = UploadTask::file(self.config(), key, options, fingerprint, owner)?;
+        let source = FileSource::new(path);
+        let io = LocalIo {
+            source: Some(&source),
+            checkpoint: options.checkpoint.as_deref(),
+            fill: None,
+            reports: Reports {
+                on_progress: options.on_progress.clone(),
+                on_hash_progress: options.on_hash_progress.clone(),
+                on_paused,
+            },
+        };
+        self.drive(&mut task, &source, Some(io), commands).await
     }
 
     /// Uploads a reader of unknown length: parts are read as they fill, at most
@@ -571,36 +339,43 @@ impl Client {
 
     async fn upload_fill(
         &self,
-        fill: impl Fill,
+        mut fill: impl Fill,
         key: &str,
         options: &UploadOptions,
     ) -> Result<UploadOutcome, Error> {
-        let mut task = start_stream_upload(self.config(), key, options)?;
-        let part_size = task.part_size();
-        let mut driver = StreamDriver {
-            fill,
-            part_size: usize::try_from(part_size).map_err(|_| InvalidInput::Size {
-                what: "part",
-                size: part_size,
-                limit: "a part must fit in memory",
-            })?,
-            buf: None,
-            filled: 0,
-            ended: false,
-            reporter: Reporter::new(options.on_progress.clone(), None),
+        let mut task = UploadTask::stream(self.config(), key, options)?;
+        let io = LocalIo {
+            fill: Some(&mut fill),
+            reports: Reports {
+                on_progress: options.on_progress.clone(),
+                ..Reports::default()
+            },
+            ..LocalIo::default()
+        };
+        self.drive(&mut task, &crate::body::NoSource, Some(io), None)
+            .await
+    }
+
+    /// Aborts the upload the checkpoint at `path` names and deletes the checkpoint (the core's
+    /// [`UploadTask::discard`]).
+    async fn discard(&self, path: &Path, key: &str) {
+        let options = UploadOptions {
+            checkpoint: Some(path.to_path_buf()),
+            ..UploadOptions::default()
+        };
+        let mut task = UploadTask::discard(self.config(), key, &options);
+        let io = LocalIo {
+            checkpoint: Some(path),
+            ..LocalIo::default()
         };
         match self
-            .drive(&mut task, &crate::body::NoSource, &mut driver)
+            .drive(&mut task, &crate::body::NoSource, Some(io), None)
             .await
         {
-            Ended::Done(Ok(outcome)) => {
-                driver
-                    .reporter
-                    .update(outcome.total_len, Some(outcome.total_len));
-                Ok(outcome)
+            Ok(_) | Err(Error::Cancelled) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot abort the cancelled upload: {e}")
             }
-            Ended::Done(Err(e)) => Err(e),
-            Ended::Stopped => Err(Error::Cancelled),
         }
     }
 
@@ -704,10 +479,11 @@ struct Meta {
 #[derive(Default)]
 struct Entry {
     /// Commands to the running upload, while its tokio task is alive.
-    control: Option<mpsc::UnboundedSender<Control>>,
+    control: Option<mpsc::UnboundedSender<Command>>,
+    /// Its upload is paused with nothing in flight (the tokio task waits for a command).
+    idle: bool,
     /// The upload of a cancelled paused task is being aborted.
     aborting: bool,
-    meter: Option<cos_core::upload::ProgressMeter>,
     progress: Option<Progress>,
     result: Option<Result<UploadOutcome, Error>>,
 }
@@ -804,19 +580,19 @@ impl QueueShared {
                 QueueOutput::Start(id) => {
                     let entry = state.entries.entry(id).or_default();
                     entry.result = None;
+                    entry.idle = false;
                     let alive = entry
                         .control
                         .as_ref()
-                        .is_some_and(|tx| tx.send(Control::Resume).is_ok());
-                    // A paused upload that has not stopped yet just continues (if it stops meanwhile,
-                    // `ended` starts it again).
+                        .is_some_and(|tx| tx.send(Command::Resume).is_ok());
+                    // A paused upload keeps its task: it just continues.
                     if !alive {
                         let meta = state.queue.get(id).expect("started task").meta.clone();
                         self.spawn_upload(state, id, meta);
                     }
                 }
-                QueueOutput::Pause(id) => self.command(state, id, Control::Pause),
-                QueueOutput::Cancel(id) => self.command(state, id, Control::Cancel),
+                QueueOutput::Pause(id) => self.command(state, id, Command::Pause),
+                QueueOutput::Cancel(id) => self.command(state, id, Command::Cancel),
                 QueueOutput::ListUpdate => changed = true,
             }
         }
@@ -826,7 +602,7 @@ impl QueueShared {
         changed.then(|| Self::snapshot(state))
     }
 
-    fn command(&self, state: &mut QueueState, id: TaskId, c: Control) {
+    fn command(&self, state: &mut QueueState, id: TaskId, c: Command) {
         if let Some(tx) = state.entries.get(&id).and_then(|e| e.control.as_ref()) {
             let _ = tx.send(c);
         }
@@ -837,21 +613,38 @@ impl QueueShared {
         state.entries.entry(id).or_default().control = Some(tx);
         let shared = self.clone();
         self.runtime.spawn(async move {
-            let progress = {
-                let shared = shared.clone();
-                move |loaded: u64, total: Option<u64>| shared.progress(id, loaded, total)
-            };
-            let ended = shared
+            let mut options = meta.options.for_file(&meta.path).into_owned();
+            let user = options.on_progress.take();
+            let weak = Arc::downgrade(&shared);
+            options.on_progress = Some(Arc::new(move |p: &Progress| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.progress(id, p);
+                }
+                if let Some(f) = &user {
+                    f(p);
+                }
+            }));
+            let weak = Arc::downgrade(&shared);
+            let on_paused: PausedFn = Arc::new(move || {
+                if let Some(shared) = weak.upgrade() {
+                    let mut state = lock(&shared.state);
+                    if let Some(e) = state.entries.get_mut(&id) {
+                        e.idle = true;
+                    }
+                    shared.changed.send_modify(|n| *n += 1);
+                }
+            });
+            let result = shared
                 .client
                 .upload_file_with(
                     &meta.path,
                     &meta.key,
-                    &meta.options.for_file(&meta.path),
+                    &options,
                     Some(&mut rx),
-                    Some(&progress),
+                    Some(on_paused),
                 )
                 .await;
-            shared.ended(id, ended);
+            shared.ended(id, result);
         });
     }
 
@@ -863,18 +656,7 @@ impl QueueShared {
         let shared = self.clone();
         self.runtime.spawn(async move {
             if let Some(path) = checkpoint {
-                let bucket = shared.client.config().bucket.to_string();
-                match load_checkpoint(&path, &bucket, &key).await {
-                    Ok(Some(cp)) => {
-                        let op = cp.abort_upload();
-                        match shared.client.abort_multipart_upload(op).await {
-                            Ok(_) => remove_checkpoint(Some(&path)).await,
-                            Err(e) => tracing::warn!("cannot abort the cancelled upload: {e}"),
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!("cannot read the cancelled upload's checkpoint: {e}"),
-                }
+                shared.client.discard(&path, &key).await;
             }
             let list = {
                 let mut state = lock(&shared.state);
@@ -888,71 +670,46 @@ impl QueueShared {
         });
     }
 
-    fn progress(&self, id: TaskId, loaded: u64, total: Option<u64>) {
+    fn progress(&self, id: TaskId, p: &Progress) {
         let list = {
             let mut state = lock(&self.state);
-            let _ = state.queue.set_progress(id, loaded, total);
-            let entry = state.entries.entry(id).or_default();
-            let now = Instant::now();
-            let meter = entry
-                .meter
-                .get_or_insert_with(|| cos_core::upload::ProgressMeter::new(total, now));
-            if let Some(t) = total {
-                meter.set_total(t);
-            }
-            match meter.update(loaded, now) {
-                Some(p) => {
-                    entry.progress = Some(p);
-                    Some(Self::snapshot(&state))
-                }
-                None => None,
-            }
+            let _ = state.queue.set_progress(id, p.loaded, p.total);
+            state.entries.entry(id).or_default().progress = Some(*p);
+            Some(Self::snapshot(&state))
         };
         self.announce(list);
     }
 
-    fn ended(self: &Arc<Self>, id: TaskId, ended: Ended<UploadOutcome>) {
+    fn ended(self: &Arc<Self>, id: TaskId, result: Result<UploadOutcome, Error>) {
         let list = {
             let mut state = lock(&self.state);
-            state.entries.entry(id).or_default().control = None;
-            let current = state.queue.get(id).map(|t| t.state);
-            match ended {
-                // Paused, but resumed before it stopped: start it again from its checkpoint.
-                Ended::Stopped if current == Some(TaskState::Running) => {
-                    let meta = state.queue.get(id).expect("running task").meta.clone();
-                    self.spawn_upload(&mut state, id, meta);
-                }
-                Ended::Stopped => {
-                    let _ = state.queue.finished(id, Err(Error::Cancelled));
-                    if current == Some(TaskState::Canceled) {
-                        self.spawn_abort(&mut state, id);
-                    }
-                }
-                Ended::Done(result) => {
-                    let _ = state
-                        .queue
-                        .finished(id, result.as_ref().map(|_| ()).map_err(Clone::clone));
-                    let now = state.queue.get(id).map(|t| t.state);
-                    let entry = state.entries.entry(id).or_default();
-                    match now {
-                        Some(TaskState::Success | TaskState::Error) => {
-                            if let Ok(o) = &result {
-                                entry.progress = Some(Progress {
-                                    loaded: o.total_len,
-                                    total: Some(o.total_len),
-                                    speed: entry.progress.map_or(0.0, |p| p.speed),
-                                    percent: Some(1.0),
-                                });
-                            }
-                            entry.result = Some(result);
+            let entry = state.entries.entry(id).or_default();
+            entry.control = None;
+            entry.idle = false;
+            {
+                let _ = state
+                    .queue
+                    .finished(id, result.as_ref().map(|_| ()).map_err(Clone::clone));
+                let now = state.queue.get(id).map(|t| t.state);
+                let entry = state.entries.entry(id).or_default();
+                match now {
+                    Some(TaskState::Success | TaskState::Error) => {
+                        if let Ok(o) = &result {
+                            entry.progress = Some(Progress {
+                                loaded: o.total_len,
+                                total: Some(o.total_len),
+                                speed: entry.progress.map_or(0.0, |p| p.speed),
+                                percent: Some(1.0),
+                            });
                         }
-                        Some(TaskState::Canceled) => match result {
-                            Err(Error::Cancelled) => entry.result = Some(Err(Error::Cancelled)),
-                            // Failed before the cancel reached it: abort from the checkpoint.
-                            _ => self.spawn_abort(&mut state, id),
-                        },
-                        _ => {}
+                        entry.result = Some(result);
                     }
+                    Some(TaskState::Canceled) => match result {
+                        Err(Error::Cancelled) => entry.result = Some(Err(Error::Cancelled)),
+                        // Failed before the cancel reached it: abort from the checkpoint.
+                        _ => self.spawn_abort(&mut state, id),
+                    },
+                    _ => {}
                 }
             }
             self.changed.send_modify(|n| *n += 1);
@@ -1038,7 +795,7 @@ impl TaskQueue {
             let entry = state.entries.entry(id).or_default();
             if let Some(tx) = &entry.control {
                 // Still running (or pausing): the upload aborts itself.
-                let _ = tx.send(Control::Cancel);
+                let _ = tx.send(Command::Cancel);
             } else if matches!(before, Some(TaskState::Paused | TaskState::Error)) {
                 shared.spawn_abort(state, id);
             } else {
@@ -1095,7 +852,7 @@ impl TaskQueue {
                 let busy = state
                     .entries
                     .values()
-                    .any(|e| e.control.is_some() || e.aborting);
+                    .any(|e| (e.control.is_some() && !e.idle) || e.aborting);
                 if !busy && state.queue.is_idle() {
                     return;
                 }
