@@ -385,7 +385,18 @@ impl Client {
                         self.event(e);
                     }
                     Output::Wait { until } => break until,
-                    Output::Done(result) => return result,
+                    Output::Done(result) => {
+                        // I/O asked before the end is still performed, in order (checkpoint stores).
+                        if let Some(running) = io_running.take() {
+                            io_slot = Some(running.await.0);
+                        }
+                        if let Some(local) = io_slot.as_mut() {
+                            for o in io_queue.drain(..) {
+                                let _ = local.perform(o.request).await;
+                            }
+                        }
+                        return result;
+                    }
                 }
             };
             if io_running.is_none() {

@@ -16,8 +16,10 @@
 //!    - [`Output::Event`]: report it (logs, callbacks); no answer. Events are never requests.
 //!    - [`Output::Wait`]: nothing to do until an answer arrives, a [`Command`] is given, or `until` passes.
 //!    - [`Output::Done`]: the task ended; drop it. Answers still in flight may be discarded.
-//! 2. **Perform** what was asked, concurrently if it likes (requests and I/O may be answered in any
-//!    order), and **feed** each answer with [`Task::handle_input`], then poll again.
+//! 2. **Perform** what was asked and **feed** each answer with [`Task::handle_input`], then poll again.
+//!    Requests may run concurrently and be answered in any order. [`Output::Io`] requests are performed
+//!    one at a time, in the order asked (a checkpoint store must not overtake an earlier one), beside the
+//!    requests; those asked before [`Output::Done`] are still performed before the driver returns.
 //! 3. **Command** at any time with [`Task::handle_command`] (the user paused, resumed or cancelled), then
 //!    poll again.
 //!

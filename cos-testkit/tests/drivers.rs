@@ -302,11 +302,8 @@ fn blocking_add_meta_md5_is_refused_for_a_stream() {
     conformance::add_meta_md5_is_refused_for_a_stream::<Blocking>();
 }
 
-/// Divergence the suite found (issue 9, "x-cos-meta-md5 is attached three different ways"): the async
-/// client uploads a stream with `add_meta_md5(true)` (without the header) where the blocking client refuses
-/// it with `InvalidInput` before sending. Un-ignore once the core decides it for both.
+/// Once a divergence (async accepted it): both now run the core's `UploadTask::stream`.
 #[test]
-#[ignore = "divergence: async accepts add_meta_md5 on a stream, blocking refuses it"]
 fn async_add_meta_md5_is_refused_for_a_stream() {
     conformance::add_meta_md5_is_refused_for_a_stream::<Async>();
 }

@@ -337,6 +337,8 @@ pub struct MultipartUpload {
     persist: bool,
     /// The checkpoint changed since it was last handed out for storage.
     store_due: bool,
+    /// Paused and idle: [`Event::Paused`] follows once the checkpoint is stored.
+    pause_to_announce: bool,
     /// Checkpoint stores asked for and not answered yet.
     stores: BTreeSet<RequestId>,
     /// Part digests to ask for (find-unfinished mode): part numbers.
@@ -410,6 +412,7 @@ impl MultipartUpload {
             clock: None,
             persist: false,
             store_due: false,
+            pause_to_announce: false,
             stores: BTreeSet::new(),
             digests_due: VecDeque::new(),
             digests: HashMap::new(),
@@ -727,8 +730,9 @@ impl MultipartUpload {
 
     // ---- commands ----
 
-    /// Stops sending new requests. Once nothing is in flight the task emits [`Event::Paused`]; its
-    /// checkpoint is then final until [`resume_sending`](Self::resume_sending).
+    /// Stops sending new requests. Once nothing is in flight (and, with
+    /// [`persist_checkpoint`](Self::persist_checkpoint), the checkpoint is stored) the task emits
+    /// [`Event::Paused`]; its checkpoint is then final until [`resume_sending`](Self::resume_sending).
     pub fn pause(&mut self) {
         if !self.paused {
             self.paused = true;
@@ -740,6 +744,7 @@ impl MultipartUpload {
     pub fn resume_sending(&mut self) {
         self.paused = false;
         self.paused_announced = false;
+        self.pause_to_announce = false;
     }
 
     /// Whether the task is paused.
@@ -1884,8 +1889,12 @@ impl Task for MultipartUpload {
                 // The checkpoint is final for this run: store it, then announce the pause.
                 self.paused_announced = true;
                 self.store_due = true;
-                self.events.push_back(Event::Paused);
+                self.pause_to_announce = true;
                 continue;
+            }
+            if self.pause_to_announce && self.stores.is_empty() && !self.store_due {
+                self.pause_to_announce = false;
+                return Output::Event(Event::Paused);
             }
             if self.stream_reads && self.reading.is_none() && self.wants_part() {
                 let id = self.next_request_id();
