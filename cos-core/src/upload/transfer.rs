@@ -486,3 +486,225 @@ impl<T> Output<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::checksum::BodyDigest;
+    use crate::task::{RequestBody, Transmit};
+    use crate::upload::checkpoint::{Lease, LEASE_TTL};
+    use crate::upload::plan::MIB;
+    use crate::Credentials;
+
+    const DATA: &[u8] = b"ten bytes!";
+
+    fn config() -> Config {
+        Config::new("b-1250000000", "ap-guangzhou", Credentials::new("id", "k")).unwrap()
+    }
+
+    #[allow(clippy::disallowed_methods)] // the origin of virtual time
+    fn now() -> Now {
+        Now {
+            instant: Instant::now(),
+            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        }
+    }
+
+    fn fp(size: u64) -> SourceFingerprint {
+        SourceFingerprint {
+            size,
+            mtime_nanos: Some(7),
+        }
+    }
+
+    fn with_checkpoint() -> UploadOptions {
+        UploadOptions {
+            checkpoint: Some("ck.json".into()),
+            ..UploadOptions::default()
+        }
+    }
+
+    /// A checkpoint of a multipart attempt of `k` (the file was 3 MiB then).
+    fn stale(lease: Option<Lease>) -> Bytes {
+        let mut cp = Checkpoint::new("b-1250000000", "k", "up-1", MIB, fp(3 * MIB));
+        cp.lease = lease;
+        super::super::file::checkpoint_to_bytes(&cp).into()
+    }
+
+    fn expect_io(task: &mut UploadTask, now: Now) -> Io {
+        match task.poll_output(now) {
+            Output::Io(io) => io,
+            other => panic!("expected I/O, got {other:?}"),
+        }
+    }
+
+    fn expect_transmit(task: &mut UploadTask, now: Now) -> Transmit {
+        loop {
+            match task.poll_output(now) {
+                Output::Transmit(t) => return t,
+                Output::Event(_) => {}
+                other => panic!("expected a request, got {other:?}"),
+            }
+        }
+    }
+
+    fn answer(task: &mut UploadTask, now: Now, t: &Transmit, status: u16) {
+        let sent = matches!(t.request.body(), RequestBody::Source { .. })
+            .then(|| BodyDigest::of_with_md5(DATA, true));
+        let mut response = http::Response::builder().status(status);
+        if let Some(d) = &sent {
+            response = response
+                .header("etag", format!("\"{}\"", d.md5_hex().unwrap()))
+                .header("x-cos-hash-crc64ecma", d.crc64.to_string());
+        }
+        let response = response.body(Bytes::new()).unwrap();
+        task.handle_input(
+            now,
+            Input::Response {
+                id: t.id,
+                response,
+                sent,
+            },
+        );
+    }
+
+    fn done(task: &mut UploadTask, now: Now) -> Result<UploadOutcome, Error> {
+        loop {
+            match task.poll_output(now) {
+                Output::Done(r) => return r,
+                Output::Event(_) => {}
+                other => panic!("expected the end, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_small_file_with_a_stale_checkpoint_is_one_put_then_the_stale_upload_is_aborted_and_removed(
+    ) {
+        let now = now();
+        let o = with_checkpoint();
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::LoadCheckpoint);
+        let result = IoResult::Data(Some(stale(None)));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        let put = expect_transmit(&mut task, now);
+        assert_eq!(
+            (put.operation, put.request.method().as_str()),
+            ("PutObject", "PUT")
+        );
+        answer(&mut task, now, &put, 200);
+        let abort = expect_transmit(&mut task, now);
+        assert_eq!(abort.operation, "AbortMultipartUpload");
+        assert!(abort
+            .request
+            .uri()
+            .query()
+            .unwrap()
+            .contains("uploadId=up-1"));
+        answer(&mut task, now, &abort, 204);
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::RemoveCheckpoint);
+        task.handle_input(
+            now,
+            Input::Io {
+                id: io.id,
+                result: IoResult::Done,
+            },
+        );
+        assert_eq!(done(&mut task, now).unwrap().total_len, 10);
+    }
+
+    #[test]
+    fn a_live_lease_is_waited_out_once_and_a_renewed_one_fails_before_anything_is_sent() {
+        let now = now();
+        let o = with_checkpoint();
+        let lease = |ms| {
+            Some(Lease {
+                owner: "other".into(),
+                renewed_unix_ms: ms,
+            })
+        };
+        let base = 1_700_000_000_000 - 1_000;
+        let mut task = UploadTask::file(config(), "k", &o, fp(3 * MIB), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        let result = IoResult::Data(Some(stale(lease(base))));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        let Output::Wait { until: Some(at) } = task.poll_output(now) else {
+            panic!("a recent lease is waited out")
+        };
+        assert_eq!(at, now.instant + LEASE_TTL - Duration::from_secs(1));
+        let later = now.advance(LEASE_TTL);
+        let io = expect_io(&mut task, later);
+        assert_eq!(io.request, IoRequest::LoadCheckpoint);
+        let result = IoResult::Data(Some(stale(lease(base + 5_000))));
+        task.handle_input(later, Input::Io { id: io.id, result });
+        let e = done(&mut task, later).unwrap_err();
+        assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    }
+
+    #[test]
+    fn add_meta_md5_hashes_the_file_through_the_driver_first() {
+        let now = now();
+        let o = UploadOptions::default().add_meta_md5(true);
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::Digest { offset: 0, len: 10 });
+        let result = IoResult::Digest(BodyDigest::of_with_md5(DATA, true));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        let put = expect_transmit(&mut task, now);
+        let md5 = BodyDigest::of_with_md5(DATA, true).md5_hex().unwrap();
+        assert_eq!(put.request.headers()["x-cos-meta-md5"], md5.as_str());
+        // A hash that fails is a source error, before anything is sent.
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        let result = IoResult::Failed("gone".into());
+        task.handle_input(now, Input::Io { id: io.id, result });
+        assert!(matches!(done(&mut task, now), Err(Error::Source(_))));
+    }
+
+    #[test]
+    fn a_cancel_before_the_upload_runs_aborts_what_the_checkpoint_names() {
+        let now = now();
+        let o = with_checkpoint();
+        let mut task = UploadTask::file(config(), "k", &o, fp(3 * MIB), "me").unwrap();
+        task.handle_command(now, Command::Cancel);
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::LoadCheckpoint);
+        let result = IoResult::Data(Some(stale(None)));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        let abort = expect_transmit(&mut task, now);
+        assert_eq!(abort.operation, "AbortMultipartUpload");
+        answer(&mut task, now, &abort, 204);
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::RemoveCheckpoint);
+        task.handle_input(
+            now,
+            Input::Io {
+                id: io.id,
+                result: IoResult::Done,
+            },
+        );
+        assert!(matches!(done(&mut task, now), Err(Error::Cancelled)));
+        // The same through `discard`; without a checkpoint there is nothing to do.
+        let mut task = UploadTask::discard(config(), "k", &UploadOptions::default());
+        assert!(matches!(done(&mut task, now), Err(Error::Cancelled)));
+    }
+
+    #[test]
+    fn a_stream_reads_its_parts_through_the_driver() {
+        let now = now();
+        let mut task = UploadTask::stream(config(), "k", &UploadOptions::default()).unwrap();
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::ReadStream { len: MIB });
+        let result = IoResult::Data(Some(Bytes::from_static(DATA)));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        // Shorter than a part: the stream ended, and it is one PUT.
+        let put = expect_transmit(&mut task, now);
+        assert_eq!(put.operation, "PutObject");
+    }
+}
