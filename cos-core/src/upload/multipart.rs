@@ -1892,7 +1892,13 @@ impl Task for MultipartUpload {
                 self.pause_to_announce = true;
                 continue;
             }
-            if self.pause_to_announce && self.stores.is_empty() && !self.store_due {
+            if self.pause_to_announce
+                && self.paused
+                && !aborting
+                && self.nothing_in_flight()
+                && self.stores.is_empty()
+                && !self.store_due
+            {
                 self.pause_to_announce = false;
                 return Output::Event(Event::Paused);
             }
