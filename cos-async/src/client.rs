@@ -1,5 +1,6 @@
 //! The [`Client`]: one loop over the core's task protocol, plus one method per operation.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -25,10 +26,13 @@ use cos_core::ops::{
     CopyObject, CopyObjectOutput, DeleteObject, DeleteObjectOutput, DeleteObjects,
     DeleteObjectsOutput, ListObjects, ListObjectsOutput, ListObjectsPages, UploadPartCopy,
 };
-use cos_core::task::{Event, Input, Now, OneShot, Output, Task};
+use cos_core::task::{Command, Event, Input, Io, IoResult, Now, OneShot, Output, RequestId, Task};
 use cos_core::{Config, Error};
 
 use crate::body::{AsyncSource, Body, BodySource, NoSource};
+use crate::transfer::LocalIo;
+use tokio::sync::mpsc;
+
 use crate::transport::{Hooks, Settings, Transport};
 
 type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
@@ -187,38 +191,8 @@ async fn sleep_until(until: Option<Instant>) {
     }
 }
 
-/// How a driven task ended.
-pub(crate) enum Ended<O> {
-    /// The task finished.
-    Done(Result<O, Error>),
-    /// The driver stopped it (a pause took effect).
-    Stopped,
-}
-
-/// What a caller adds to the driver loop: reactions to events and extra wake-ups.
-pub(crate) trait Driver<T: Task>: Send {
-    /// Called with every event (after the client's own handling). `false` stops the run.
-    fn event(&mut self, task: &mut T, event: &Event) -> impl Future<Output = bool> + Send;
-    /// Polled while the loop waits (commands, stream reads); `Ready` means the task was changed.
-    fn poll_extra(&mut self, task: &mut T, cx: &mut Context<'_>) -> Poll<()>;
-    /// Whether [`poll_extra`](Self::poll_extra) can still wake the loop.
-    fn may_wake(&self) -> bool;
-}
-
-/// The driver of [`Client::run`]: nothing beyond the task.
-struct Plain;
-
-impl<T: Task> Driver<T> for Plain {
-    fn event(&mut self, _: &mut T, _: &Event) -> impl Future<Output = bool> + Send {
-        std::future::ready(true)
-    }
-    fn poll_extra(&mut self, _: &mut T, _: &mut Context<'_>) -> Poll<()> {
-        Poll::Pending
-    }
-    fn may_wake(&self) -> bool {
-        false
-    }
-}
+/// A local I/O request being performed; it hands the [`LocalIo`] back with the result.
+type IoFuture<'a> = Pin<Box<dyn Future<Output = (LocalIo<'a>, RequestId, IoResult)> + Send + 'a>>;
 
 type SendFuture<'a> = Pin<Box<dyn Future<Output = Input> + Send + 'a>>;
 
@@ -375,56 +349,96 @@ impl Client {
         source: &dyn AsyncSource,
     ) -> Result<T::Output, Error> {
         let mut task = task;
-        match self.drive(&mut task, source, &mut Plain).await {
-            Ended::Done(r) => r,
-            Ended::Stopped => unreachable!("the plain driver never stops a task"),
-        }
+        self.drive(&mut task, source, None, None).await
     }
 
-    /// The driver loop: every transmit is sent at once and runs beside the others; the loop wakes on the
-    /// first answer, the task's timer, or the `driver`'s extra work (commands, stream reads).
-    pub(crate) async fn drive<T: Task, D: Driver<T>>(
+    /// The driver loop: every transmit is sent at once and runs beside the others; the task's local I/O
+    /// is performed by `io` one request at a time, in order, beside them too; `commands` are fed to the
+    /// task as they arrive. The loop wakes on the first answer, I/O result, command or the task's timer.
+    pub(crate) async fn drive<T: Task>(
         &self,
         task: &mut T,
         source: &dyn AsyncSource,
-        driver: &mut D,
-    ) -> Ended<T::Output> {
+        io: Option<LocalIo<'_>>,
+        mut commands: Option<&mut mpsc::UnboundedReceiver<Command>>,
+    ) -> Result<T::Output, Error> {
         let mut in_flight = InFlight::default();
         let mut signing = None;
+        let reports = io.as_ref().map(LocalIo::reports);
+        let mut io_slot = io;
+        let mut io_queue: VecDeque<Io> = VecDeque::new();
+        let mut io_running: Option<IoFuture<'_>> = None;
         loop {
             let until = loop {
-                if let Err(e) = self.refresh_credentials(task, &mut signing) {
-                    return Ended::Done(Err(e));
-                }
+                self.refresh_credentials(task, &mut signing)?;
                 match task.poll_output(now()) {
                     Output::Transmit(t) => in_flight.push(Box::pin(self.inner.transport.send(
                         t,
                         source,
                         &self.inner.hooks,
                     ))),
+                    Output::Io(o) => io_queue.push_back(o),
                     Output::Event(e) => {
-                        self.event(e.clone());
-                        if !driver.event(task, &e).await {
-                            return Ended::Stopped;
+                        if let Some(r) = &reports {
+                            r.report(&e);
                         }
+                        self.event(e);
                     }
                     Output::Wait { until } => break until,
-                    Output::Done(result) => return Ended::Done(result),
+                    Output::Done(result) => {
+                        // I/O asked before the end is still performed, in order (checkpoint stores).
+                        if let Some(running) = io_running.take() {
+                            io_slot = Some(running.await.0);
+                        }
+                        if let Some(local) = io_slot.as_mut() {
+                            for o in io_queue.drain(..) {
+                                let _ = local.perform(o.request).await;
+                            }
+                        }
+                        return result;
+                    }
                 }
             };
-            if in_flight.is_empty() && until.is_none() && !driver.may_wake() {
-                return Ended::Done(Err(Error::Transport(TransportError::new(
+            if io_running.is_none() {
+                if let Some(o) = io_queue.pop_front() {
+                    match io_slot.take() {
+                        Some(mut local) => {
+                            io_running = Some(Box::pin(async move {
+                                let result = local.perform(o.request).await;
+                                (local, o.id, result)
+                            }))
+                        }
+                        None => {
+                            let result = IoResult::Failed("no local I/O for this task".into());
+                            task.handle_input(now(), Input::Io { id: o.id, result });
+                            continue;
+                        }
+                    }
+                }
+            }
+            if in_flight.is_empty() && until.is_none() && io_running.is_none() && commands.is_none()
+            {
+                return Err(Error::Transport(TransportError::new(
                     TransportErrorKind::Other,
                     "the task waits for an answer to a request it never emitted",
-                ))));
+                )));
             }
-            let woke = tokio::select! {
-                Some(input) = std::future::poll_fn(|cx| in_flight.poll_next(cx)) => Some(input),
-                _ = sleep_until(until), if until.is_some() => None,
-                _ = std::future::poll_fn(|cx| driver.poll_extra(task, cx)) => None,
-            };
-            if let Some(input) = woke {
-                task.handle_input(now(), input);
+            tokio::select! {
+                Some(input) = std::future::poll_fn(|cx| in_flight.poll_next(cx)) => {
+                    task.handle_input(now(), input);
+                }
+                (local, id, result) = async { io_running.as_mut().expect("guarded").await }, if io_running.is_some() => {
+                    io_running = None;
+                    io_slot = Some(local);
+                    task.handle_input(now(), Input::Io { id, result });
+                }
+                c = async { commands.as_mut().expect("guarded").recv().await }, if commands.is_some() => {
+                    match c {
+                        Some(c) => task.handle_command(now(), c),
+                        None => commands = None,
+                    }
+                }
+                _ = sleep_until(until), if until.is_some() => {}
             }
         }
     }

@@ -23,10 +23,11 @@ use cos_core::ops::{
     CopyObject, CopyObjectOutput, DeleteObject, DeleteObjectOutput, DeleteObjects,
     DeleteObjectsOutput, ListObjects, ListObjectsOutput, ListObjectsPages, UploadPartCopy,
 };
-use cos_core::task::{Event, Input, Now, OneShot, Output, Task, Transmit};
+use cos_core::task::{Command, Event, Input, IoResult, Now, OneShot, Output, Task, Transmit};
 use cos_core::{Config, Error};
 
 use crate::body::{Body, BodySource, NoSource, Source};
+use crate::transfer::LocalIo;
 use crate::transport::{Hooks, Settings, Transport};
 
 type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
@@ -184,45 +185,38 @@ const MAX_WORKERS: usize = 32;
 pub(crate) enum Msg {
     /// The answer to a request.
     Input(Input),
-    /// Something changed outside the task (a command): poll again.
-    Wake,
+    /// A user command for the task.
+    Command(Command),
 }
 
-/// Wakes a [`Client::drive`] loop that waits for answers, so that its [`Steer`] can act.
+/// The channel of one [`Client::drive`] loop; [`Channel::commands`] gives a way to command it from another
+/// thread.
+pub(crate) struct Channel {
+    tx: mpsc::Sender<Msg>,
+    rx: mpsc::Receiver<Msg>,
+}
+
+impl Channel {
+    pub(crate) fn new() -> Channel {
+        let (tx, rx) = mpsc::channel();
+        Channel { tx, rx }
+    }
+
+    pub(crate) fn commands(&self) -> Commands {
+        Commands(self.tx.clone())
+    }
+}
+
+/// Gives [`Command`]s to a running [`Client::drive`] loop.
 #[derive(Clone, Debug)]
-pub(crate) struct Waker(mpsc::Sender<Msg>);
+pub(crate) struct Commands(mpsc::Sender<Msg>);
 
-impl Waker {
-    /// Wakes the loop (a no-op once it has ended).
-    pub(crate) fn wake(&self) {
-        let _ = self.0.send(Msg::Wake);
+impl Commands {
+    /// Sends the command (a no-op once the loop has ended).
+    pub(crate) fn send(&self, command: Command) {
+        let _ = self.0.send(Msg::Command(command));
     }
 }
-
-/// Driver duties beyond sending: what a transfer does with the task between polls.
-pub(crate) trait Steer<T: Task> {
-    /// Called once before the loop starts, with a way to wake it from another thread.
-    fn start(&mut self, _waker: Waker) {}
-    /// Called after each round of polls (once the requests it produced are on their way); may command the
-    /// task or feed it (stream parts). Returns true if it changed the task, which is then polled again
-    /// before the loop waits.
-    fn prepare(&mut self, _task: &mut T) -> bool {
-        false
-    }
-    /// Sees each event before the client does; `Some(error)` ends the run with it.
-    fn event(&mut self, _task: &mut T, _event: &Event) -> Option<Error> {
-        None
-    }
-    /// Whether a task waiting with nothing in flight and no timer may be woken by a command.
-    fn expects_wake(&self) -> bool {
-        false
-    }
-}
-
-/// No duties beyond sending.
-struct NoSteer;
-
-impl<T: Task> Steer<T> for NoSteer {}
 
 /// This process's name in checkpoint leases: its pid and a random number.
 pub(crate) fn lease_owner() -> &'static str {
@@ -332,18 +326,20 @@ impl Client {
     /// parallel by a few worker threads sharing the client's connection pool; a lone request is sent on the
     /// calling thread. When `run` returns, none of the task's requests is still being sent.
     pub fn run<T: Task>(&self, mut task: T, source: &dyn Source) -> Result<T::Output, Error> {
-        self.drive(&mut task, source, &mut NoSteer)
+        self.drive(&mut task, source, None, Channel::new(), false)
     }
 
-    /// The driver loop behind [`run`](Self::run), with a [`Steer`] that may act on the task between polls.
+    /// The driver loop behind [`run`](Self::run): also performs the task's local I/O with `io` and feeds it
+    /// the commands sent on `channel` (`commanded`: someone may send one, so an idle wait is legal).
     pub(crate) fn drive<T: Task>(
         &self,
         task: &mut T,
         source: &dyn Source,
-        steer: &mut dyn Steer<T>,
+        mut io: Option<&mut LocalIo<'_>>,
+        channel: Channel,
+        commanded: bool,
     ) -> Result<T::Output, Error> {
-        let (tx, rx) = mpsc::channel::<Msg>();
-        steer.start(Waker(tx.clone()));
+        let Channel { tx, rx } = channel;
         let (job_tx, job_rx) = mpsc::channel::<Transmit>();
         let job_rx = Mutex::new(job_rx);
         let stopping = AtomicBool::new(false);
@@ -361,10 +357,16 @@ impl Client {
                     }
                     match task.poll_output(now()) {
                         Output::Transmit(t) => ready.push(t),
+                        Output::Io(o) => {
+                            let result = match io.as_deref_mut() {
+                                Some(io) => io.perform(o.request),
+                                None => IoResult::Failed("no local I/O for this task".into()),
+                            };
+                            task.handle_input(now(), Input::Io { id: o.id, result });
+                        }
                         Output::Event(e) => {
-                            if let Some(stop) = steer.event(task, &e) {
-                                self.event(e);
-                                break 'run Err(stop);
+                            if let Some(io) = io.as_deref() {
+                                io.report(&e);
                             }
                             self.event(e);
                         }
@@ -405,9 +407,7 @@ impl Client {
                     }
                     job_tx.send(t).expect("the workers outlive the loop");
                 }
-                // Requests are on their way: now the steer may act (commands, the next stream part).
-                let busy = steer.prepare(task) || answered;
-                let msg = if busy {
+                let msg = if answered {
                     rx.try_recv().ok()
                 } else {
                     match until {
@@ -419,7 +419,7 @@ impl Client {
                                 rx.recv_timeout(d).ok()
                             }
                         }
-                        None if in_flight > 0 || steer.expects_wake() => rx.recv().ok(),
+                        None if in_flight > 0 || commanded => rx.recv().ok(),
                         None => {
                             // Nothing is in flight and no timer is set, so only a task bug gets here.
                             break 'run Err(Error::Transport(TransportError::new(
@@ -432,9 +432,12 @@ impl Client {
                 // Feed back everything that has arrived, without blocking again.
                 let mut next = msg;
                 while let Some(m) = next {
-                    if let Msg::Input(input) = m {
-                        in_flight -= 1;
-                        task.handle_input(now(), input);
+                    match m {
+                        Msg::Input(input) => {
+                            in_flight -= 1;
+                            task.handle_input(now(), input);
+                        }
+                        Msg::Command(c) => task.handle_command(now(), c),
                     }
                     next = rx.try_recv().ok();
                 }

@@ -29,6 +29,7 @@ mod network;
 mod post;
 mod presign;
 mod provider;
+mod queue;
 pub mod transfer;
 mod transport;
 

@@ -15,11 +15,15 @@
 //!    - [`task::Output::Transmit`]: send the signed request exactly as given. A
 //!      [`task::RequestBody::Source`] body is a range of the task's source: stream it, computing a
 //!      [`checksum::BodyDigest`] on the way.
+//!    - [`task::Output::Io`]: perform the local I/O it names (read, store or remove the checkpoint, hash a
+//!      range of the source, read the stream) and answer with [`task::Input::Io`].
 //!    - [`task::Output::Event`]: report it (progress, retries, clock skew…).
 //! 2. On `Wait { until }`, block until a response arrives or `until` passes.
 //! 3. Feed each response (body read whole) or transport failure with [`task::Task::handle_input`], then go
 //!    back to 1.
 //! 4. `Done(result)` ends the task.
+//!
+//! The full contract (every output, its only legal answer, commands) is in the [`task`] module docs.
 //!
 //! Requests are signed when they are emitted, so a retried request carries a fresh signature.
 //!
@@ -42,6 +46,7 @@
 //!             task.handle_input(now, Input::Response { id: t.id, response, sent: None });
 //!         }
 //!         Output::Event(_) => {}
+//!         Output::Io(_) => unreachable!("a single PUT of bytes needs no local I/O"),
 //!         Output::Wait { .. } => unreachable!("an answer was fed for every request"),
 //!         Output::Done(result) => break result,
 //!     }

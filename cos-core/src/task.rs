@@ -1,5 +1,30 @@
 //! The task protocol every operation and transfer speaks: the driver feeds [`Input`]s and drains
-//! [`Output`]s (see the loop contract in the crate docs).
+//! [`Output`]s.
+//!
+//! # The loop contract
+//!
+//! A driver owns a [`Task`] and repeats, with the current [`Now`] on every call:
+//!
+//! 1. **Poll** [`Task::poll_output`] until it returns [`Output::Wait`] or [`Output::Done`]. Each output has
+//!    exactly one legal answer:
+//!    - [`Output::Transmit`]: send the signed request as given (streaming a
+//!      [`RequestBody::Source`] range from the source and measuring its [`SentDigest`]); answer with
+//!      [`Input::Response`] (body read within [`ResponseLimits`]) or [`Input::Failed`], same id.
+//!    - [`Output::Io`]: perform the local I/O of its [`IoRequest`] (each variant documents its one legal
+//!      [`IoResult`]); answer with [`Input::Io`], same id. The driver decides nothing: it does not choose
+//!      whether to store, where, or what the bytes mean.
+//!    - [`Output::Event`]: report it (logs, callbacks); no answer. Events are never requests.
+//!    - [`Output::Wait`]: nothing to do until an answer arrives, a [`Command`] is given, or `until` passes.
+//!    - [`Output::Done`]: the task ended; drop it. Answers still in flight may be discarded.
+//! 2. **Perform** what was asked and **feed** each answer with [`Task::handle_input`], then poll again.
+//!    Requests may run concurrently and be answered in any order. [`Output::Io`] requests are performed
+//!    one at a time, in the order asked (a checkpoint store must not overtake an earlier one), beside the
+//!    requests; those asked before [`Output::Done`] are still performed before the driver returns.
+//! 3. **Command** at any time with [`Task::handle_command`] (the user paused, resumed or cancelled), then
+//!    poll again.
+//!
+//! A task never reads a clock, a file or a socket; everything it needs from outside arrives as an
+//! [`Input`] or a [`Command`].
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -172,6 +197,72 @@ pub struct BodyTruncated {
     pub at: u64,
 }
 
+/// Local I/O a task needs from its driver ([`Output::Io`]). Each variant names the one legal
+/// [`IoResult`]; any other answer is treated as [`IoResult::Failed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoRequest {
+    /// Read the task's checkpoint file. Answer [`IoResult::Data`]`(Some(bytes))`, or `Data(None)` when
+    /// the file does not exist; [`IoResult::Failed`] when it cannot be read.
+    LoadCheckpoint,
+    /// Replace the task's checkpoint file with these bytes atomically (a temporary file next to it,
+    /// synced, renamed over it; create missing directories). Answer [`IoResult::Done`] or
+    /// [`IoResult::Failed`].
+    StoreCheckpoint(Bytes),
+    /// Remove the task's checkpoint file. Answer [`IoResult::Done`] (also when it did not exist) or
+    /// [`IoResult::Failed`].
+    RemoveCheckpoint,
+    /// Read `len` bytes of the task's source from `offset` and hash them with
+    /// [`BodyDigest::with_md5`](crate::checksum::BodyDigest::with_md5)`(true)`. Answer
+    /// [`IoResult::Digest`]; [`IoResult::Failed`] when the range cannot be read whole.
+    Digest {
+        /// Offset in the source.
+        offset: u64,
+        /// Number of bytes.
+        len: u64,
+    },
+    /// Read the next bytes of the task's stream: exactly `len`, fewer only where the stream ends. Answer
+    /// [`IoResult::Data`]`(Some(bytes))` (empty at the end) or [`IoResult::Failed`].
+    ReadStream {
+        /// The most bytes to return.
+        len: u64,
+    },
+}
+
+/// The local I/O a task asks for, with the id its answer carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Io {
+    /// Route the answer back with this id.
+    pub id: RequestId,
+    /// What to do.
+    pub request: IoRequest,
+}
+
+/// The result of an [`IoRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IoResult {
+    /// Done ([`IoRequest::StoreCheckpoint`], [`IoRequest::RemoveCheckpoint`]).
+    Done,
+    /// Bytes read; `None`: the checkpoint file does not exist.
+    Data(Option<Bytes>),
+    /// The digest of a source range.
+    Digest(SentDigest),
+    /// The I/O failed, with a message for the user (no secrets in it).
+    Failed(String),
+}
+
+/// A command from the user to a running task ([`Task::handle_command`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Stop sending new requests; the task reports [`Event::Paused`] once nothing is in flight.
+    Pause,
+    /// Continue after a pause.
+    Resume,
+    /// Stop for good: abort what was started and end with [`Error::Cancelled`].
+    Cancel,
+}
+
 /// What the driver feeds back into a task.
 #[derive(Debug)]
 pub enum Input {
@@ -191,19 +282,26 @@ pub enum Input {
         /// Why.
         error: TransportError,
     },
+    /// The result of an [`Output::Io`].
+    Io {
+        /// The I/O it answers.
+        id: RequestId,
+        /// What happened.
+        result: IoResult,
+    },
 }
 
 impl Input {
     /// The request this input answers.
     pub fn id(&self) -> RequestId {
         match self {
-            Input::Response { id, .. } | Input::Failed { id, .. } => *id,
+            Input::Response { id, .. } | Input::Failed { id, .. } | Input::Io { id, .. } => *id,
         }
     }
 }
 
 /// Something a task reports along the way.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// A request failed and will be sent again at `at`.
@@ -238,7 +336,7 @@ pub enum Event {
         /// Its length.
         len: u64,
     },
-    /// Bytes confirmed by the server so far.
+    /// Bytes confirmed by the server so far (every change; [`Event::Report`] is the throttled view).
     Progress {
         /// Bytes confirmed.
         loaded: u64,
@@ -247,8 +345,21 @@ pub enum Event {
     },
     /// Nothing is in flight any more and the task is paused; its checkpoint is current.
     Paused,
-    /// The checkpoint changed (a part finished, an upload was initiated): persist it if you keep one.
-    CheckpointChanged,
+    /// Storing the checkpoint failed ([`IoRequest::StoreCheckpoint`] answered [`IoResult::Failed`]): the
+    /// upload goes on, but a resume may send parts again.
+    CheckpointNotStored {
+        /// Why, as the driver reported it.
+        reason: String,
+    },
+    /// A progress report for the user, throttled (at most one per
+    /// [`DEFAULT_PROGRESS_INTERVAL`](crate::upload::DEFAULT_PROGRESS_INTERVAL); the first and the last
+    /// always pass): of the upload, or of the pre-upload hash when `hashing`.
+    Report {
+        /// True while hashing the file for `x-cos-meta-md5`.
+        hashing: bool,
+        /// The report.
+        progress: crate::upload::Progress,
+    },
     /// An existing multipart upload (from a checkpoint, or found unfinished) was checked and is continued.
     Resumed {
         /// Its id.
@@ -263,17 +374,6 @@ pub enum Event {
         /// Why.
         reason: &'static str,
     },
-    /// The driver must compute the [`crate::checksum::BodyDigest`] of this range of the source and report it
-    /// (`MultipartUpload::part_digest`): an unfinished upload has a part of this size, and its ETag is
-    /// compared with the local MD5 before the part is kept.
-    PartDigestNeeded {
-        /// Part number.
-        part: u32,
-        /// Offset in the source.
-        offset: u64,
-        /// Length.
-        len: u64,
-    },
 }
 
 /// What a task wants next.
@@ -282,6 +382,8 @@ pub enum Event {
 pub enum Output<T> {
     /// Send this request.
     Transmit(Transmit),
+    /// Perform this local I/O.
+    Io(Io),
     /// Report this event.
     Event(Event),
     /// Nothing to do until an input arrives or `until` passes (`None`: only an input can wake the task).
@@ -301,6 +403,8 @@ pub trait Task {
     fn poll_output(&mut self, now: Now) -> Output<Self::Output>;
     /// Pushes the answer to a request this task emitted.
     fn handle_input(&mut self, now: Now, input: Input);
+    /// Gives a user command. The default ignores it: single operations cannot be paused.
+    fn handle_command(&mut self, _now: Now, _command: Command) {}
     /// Signs every request emitted from now on with these credentials (refreshed temporary credentials,
     /// from a [`crate::credentials::ProvideCredentials`]). Requests already emitted keep their signature.
     /// The default ignores them: for tasks that sign nothing (a POST form carries its own signature).

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use cos_core::checksum::BodyDigest;
 use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::ops::{self, Operation};
-use cos_core::task::{Input, Now, OneShot, Output, Task};
+use cos_core::task::{Input, IoResult, Now, OneShot, Output, Task};
 use cos_core::{Config, Credentials, Error};
 
 /// A small deterministic generator (xorshift64*).
@@ -474,6 +474,14 @@ fn drive<T: Task>(task: &mut T, r: &mut Rng, pool: &[Vec<u8>], max_steps: usize)
     for _ in 0..max_steps {
         match task.poll_output(now) {
             Output::Transmit(t) => in_flight.push(t.id),
+            // Local I/O fails: a task must cope (send a part again, go on without a checkpoint).
+            Output::Io(io) => task.handle_input(
+                now,
+                Input::Io {
+                    id: io.id,
+                    result: IoResult::Failed("fuzz".into()),
+                },
+            ),
             Output::Event(_) => {}
             Output::Done(result) => {
                 if let Err(e) = &result {

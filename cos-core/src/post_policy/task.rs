@@ -170,6 +170,8 @@ impl Task for PostObjectTask {
         self.in_flight = None;
         let file = self.digest.take();
         let error = match input {
+            // Never emitted Io, so any Io answer is foreign.
+            Input::Io { .. } => return,
             // `sent` covers the whole framed body; the ETag is the file's MD5.
             Input::Response { response, .. } => {
                 match self.post.parse_response(&response, file.as_ref()) {

@@ -132,6 +132,8 @@ impl<O: Operation> Task for OneShot<O> {
         }
         self.in_flight = None;
         let (error, date) = match input {
+            // Never emitted Io, so any Io answer is foreign.
+            Input::Io { .. } => return,
             Input::Response { response, sent, .. } => {
                 match self.op.parse_response(&response, sent.as_ref()) {
                     Ok(out) => {
@@ -270,6 +272,7 @@ mod tests {
             let mut sent = 0;
             let result = loop {
                 match task.poll_output(now) {
+                    Output::Io(io) => panic!("unexpected {io:?}"),
                     Output::Transmit(t) => {
                         sent += 1;
                         let response = http::Response::builder()

@@ -8,11 +8,12 @@
 //! * [`checkpoint`]: the serde [`Checkpoint`] a driver persists (atomically) to resume later.
 //! * [`queue`]: [`UploadQueue`], the batch task list that decides which file starts next.
 //!
-//! A driver runs a [`MultipartUpload`] with the same loop as any task (see the crate docs), plus three
-//! duties: stream each [`RequestBody::Source`](crate::task::RequestBody::Source) range from the file while
-//! computing its [`BodyDigest`](crate::checksum::BodyDigest); persist [`MultipartUpload::checkpoint`] on
-//! [`Event::CheckpointChanged`](crate::task::Event::CheckpointChanged) if it wants resumption; and, in
-//! find-unfinished mode, answer [`Event::PartDigestNeeded`](crate::task::Event::PartDigestNeeded).
+//! * [`transfer`]: [`UploadTask`], a whole file or stream upload with every decision (checkpoint load and
+//!   lease, pre-hash, single PUT or multipart, resume, stale abort, cleanup, throttled progress).
+//!
+//! A driver runs these tasks with the same loop as any task (see the loop contract in [`crate::task`]):
+//! it sends requests and performs the [`IoRequest`](crate::task::IoRequest)s the task asks for (read the
+//! checkpoint, store or remove it, hash a range, read the stream), and decides nothing itself.
 
 pub mod checkpoint;
 pub mod content_type;
@@ -22,6 +23,7 @@ pub mod options;
 pub mod plan;
 pub mod progress;
 pub mod queue;
+pub mod transfer;
 
 pub use checkpoint::{
     Checkpoint, FinishedPart, Lease, LeaseCheck, LeaseDecision, SourceFingerprint,
@@ -44,6 +46,7 @@ pub use options::{
 pub use plan::{choose_upload, PartPlan, PartRange, UploadMethod};
 pub use progress::{Progress, ProgressMeter, DEFAULT_PROGRESS_INTERVAL};
 pub use queue::{QueueOutput, TaskId, TaskState, UploadQueue, Waited};
+pub use transfer::UploadTask;
 
 #[cfg(test)]
 mod tests;

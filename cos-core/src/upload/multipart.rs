@@ -32,10 +32,18 @@
 //!   size (of the [`MAX_CANDIDATES`] newest; the newest if none does: an upload whose Initiate answer was lost
 //!   is empty and may be as new as the one that holds the parts), list its parts, and keep the parts
 //!   whose size matches the plan **and whose MD5 matches the local bytes**. The core cannot read the source,
-//!   so for each such part it emits [`Event::PartDigestNeeded`]; the driver hashes that range (with
-//!   [`BodyDigest`]) and answers with [`MultipartUpload::part_digest`]. Parts
-//!   that need no digest are uploaded meanwhile; Complete waits for every answer. A driver that cannot hash
-//!   answers `None`, and the part is sent again.
+//!   so for each such part it asks for an [`IoRequest::Digest`] of that range (an [`Output::Io`]); the
+//!   driver hashes it (with [`BodyDigest`]) and answers [`IoResult::Digest`]. Parts that need no digest
+//!   are uploaded meanwhile; Complete waits for every answer. A driver that cannot hash answers
+//!   [`IoResult::Failed`], and the part is sent again.
+//!
+//! # Checkpoint storage
+//!
+//! With [`persist_checkpoint`](MultipartUpload::persist_checkpoint) (implied by
+//! [`lease_owner`](MultipartUpload::lease_owner)), the task asks for an [`IoRequest::StoreCheckpoint`]
+//! with the checkpoint's bytes ([`checkpoint_to_bytes`](super::file::checkpoint_to_bytes)) whenever it
+//! changes (the upload was initiated or resumed, a part finished, the lease is due, the task paused).
+//! Without it, the checkpoint is only available from [`MultipartUpload::checkpoint`].
 //!
 //! # Commands
 //!
@@ -76,7 +84,10 @@ use crate::ops::{
     UploadPart,
 };
 use crate::retry::{AfterFailure, Attempts, Rng};
-use crate::task::{sign, Event, Input, Now, Output, RequestBody, RequestId, Task, Transmit};
+use crate::task::{
+    sign, Command, Event, Input, Io, IoRequest, IoResult, Now, Output, RequestBody, RequestId,
+    Task, Transmit,
+};
 
 /// The most List Multipart Uploads pages a search for an unfinished upload reads: a server whose listing
 /// never ends fails the task with [`Error::UnexpectedResponse`] instead of looping forever.
@@ -318,10 +329,26 @@ pub struct MultipartUpload {
     max_parts: u32,
     /// The lease owner written into checkpoints (see [`MultipartUpload::lease_owner`]).
     owner: Option<String>,
-    /// When the lease is renewed next (a [`Event::CheckpointChanged`] even if no part finished).
+    /// When the lease is renewed next (a checkpoint store even if no part finished).
     renew_at: Option<Instant>,
     /// The wall-clock time of the last call that carried one: the lease's renewal time.
     clock: Option<SystemTime>,
+    /// Ask the driver to store the checkpoint when it changes.
+    persist: bool,
+    /// The checkpoint changed since it was last handed out for storage.
+    store_due: bool,
+    /// Paused and idle: [`Event::Paused`] follows once the checkpoint is stored.
+    pause_to_announce: bool,
+    /// Checkpoint stores asked for and not answered yet.
+    stores: BTreeSet<RequestId>,
+    /// Part digests to ask for (find-unfinished mode): part numbers.
+    digests_due: VecDeque<u32>,
+    /// Part digests asked for: id → part number.
+    digests: HashMap<RequestId, u32>,
+    /// Stream mode: read parts with [`IoRequest::ReadStream`].
+    stream_reads: bool,
+    /// The stream read asked for and not answered yet.
+    reading: Option<RequestId>,
 }
 
 fn bare(etag: &str) -> &str {
@@ -383,6 +410,14 @@ impl MultipartUpload {
             owner: None,
             renew_at: None,
             clock: None,
+            persist: false,
+            store_due: false,
+            pause_to_announce: false,
+            stores: BTreeSet::new(),
+            digests_due: VecDeque::new(),
+            digests: HashMap::new(),
+            stream_reads: false,
+            reading: None,
         }
     }
 
@@ -467,11 +502,27 @@ impl MultipartUpload {
 
     /// Marks the checkpoints this task writes with a [`Lease`] held by `owner` (a name unique to this
     /// process and run, e.g. its pid and a random number), and renews it every
-    /// [`LEASE_RENEW`](super::checkpoint::LEASE_RENEW) with an [`Event::CheckpointChanged`] while the
-    /// upload runs, even when no part finishes. Another run that finds the lease live refuses to continue
-    /// the same upload ([`LeaseCheck`](super::checkpoint::LeaseCheck)).
+    /// [`LEASE_RENEW`](super::checkpoint::LEASE_RENEW) with a checkpoint store while the upload runs, even
+    /// when no part finishes. Another run that finds the lease live refuses to continue the same upload
+    /// ([`LeaseCheck`](super::checkpoint::LeaseCheck)). Implies
+    /// [`persist_checkpoint`](Self::persist_checkpoint).
     pub fn lease_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
+        self.persist = true;
+        self
+    }
+
+    /// Asks the driver to store the checkpoint ([`IoRequest::StoreCheckpoint`]) whenever it changes (see
+    /// the [module docs](self#checkpoint-storage)). Streams have no checkpoint.
+    pub fn persist_checkpoint(mut self) -> Self {
+        self.persist = true;
+        self
+    }
+
+    /// Stream mode: the task reads its parts itself with [`IoRequest::ReadStream`] (instead of the driver
+    /// pushing them with [`push_part`](Self::push_part)).
+    pub fn read_stream(mut self) -> Self {
+        self.stream_reads = true;
         self
     }
 
@@ -525,8 +576,7 @@ impl MultipartUpload {
     /// Continues the newest unfinished upload of exactly `key` that holds a part of the plan (else the
     /// newest), found with List Multipart Uploads, as the official SDKs do; starts a new upload when there is
     /// none. Other uploads of the key are left alone (they may be someone else's). Listed parts of the planned size are kept
-    /// only once the driver confirmed their MD5 (see [`Event::PartDigestNeeded`] and
-    /// [`MultipartUpload::part_digest`]). The plan must be the one the unfinished upload was started with,
+    /// only once the driver confirmed their MD5 (see [`IoRequest::Digest`]). The plan must be the one the unfinished upload was started with,
     /// so give the same part size.
     pub fn find_unfinished(
         config: Config,
@@ -680,8 +730,9 @@ impl MultipartUpload {
 
     // ---- commands ----
 
-    /// Stops sending new requests. Once nothing is in flight the task emits [`Event::Paused`]; its
-    /// checkpoint is then final until [`resume_sending`](Self::resume_sending).
+    /// Stops sending new requests. Once nothing is in flight (and, with
+    /// [`persist_checkpoint`](Self::persist_checkpoint), the checkpoint is stored) the task emits
+    /// [`Event::Paused`]; its checkpoint is then final until [`resume_sending`](Self::resume_sending).
     pub fn pause(&mut self) {
         if !self.paused {
             self.paused = true;
@@ -693,6 +744,7 @@ impl MultipartUpload {
     pub fn resume_sending(&mut self) {
         self.paused = false;
         self.paused_announced = false;
+        self.pause_to_announce = false;
     }
 
     /// Whether the task is paused.
@@ -711,10 +763,10 @@ impl MultipartUpload {
         self.config.credentials = credentials;
     }
 
-    /// Find-unfinished mode: the digest of part `part`'s bytes, as asked by [`Event::PartDigestNeeded`]
+    /// Find-unfinished mode: the digest of part `part`'s bytes, as asked by an [`IoRequest::Digest`]
     /// (`None` if the driver cannot compute it: the part is then sent again). A part whose MD5 differs from
     /// the ETag on the server is sent again.
-    pub fn part_digest(&mut self, part: u32, digest: Option<SentDigest>) {
+    pub(crate) fn part_digest(&mut self, part: u32, digest: Option<SentDigest>) {
         let Some(p) = part
             .checked_sub(1)
             .and_then(|i| self.parts.get_mut(i as usize))
@@ -850,6 +902,11 @@ impl MultipartUpload {
     #[cfg(test)]
     pub(super) fn held_parts(&self) -> usize {
         self.buffered()
+    }
+
+    #[cfg(test)]
+    pub(super) fn persist_for_tests(&mut self) {
+        self.persist = true;
     }
 
     #[cfg(test)]
@@ -1143,7 +1200,7 @@ impl MultipartUpload {
             Some(t) if t > now.instant => {}
             Some(_) => {
                 self.renew_at = Some(now.instant + LEASE_RENEW);
-                self.events.push_back(Event::CheckpointChanged);
+                self.store_due = true;
             }
             // The first checkpoint is announced by the step that creates it; renewals follow.
             None => self.renew_at = Some(now.instant + LEASE_RENEW),
@@ -1165,7 +1222,7 @@ impl MultipartUpload {
             .push_back(Event::PartCompleted { part, etag, len });
         let p = self.progress();
         self.push_progress(p.loaded, p.total);
-        self.events.push_back(Event::CheckpointChanged);
+        self.store_due = true;
     }
 
     fn push_progress(&mut self, loaded: u64, total: Option<u64>) {
@@ -1254,6 +1311,8 @@ impl MultipartUpload {
     fn handle_control(&mut self, now: Now, input: Input) {
         self.control.in_flight = None;
         let (response, sent) = match input {
+            // Never emitted Io, so any Io answer is foreign.
+            Input::Io { .. } => return,
             Input::Response { response, sent, .. } => (response, sent),
             Input::Failed { error, .. } => {
                 let name = self.step_operation();
@@ -1295,7 +1354,7 @@ impl MultipartUpload {
                         if let Some(reason) = self.stopping.clone() {
                             self.abort_or_finish(reason);
                         } else {
-                            self.events.push_back(Event::CheckpointChanged);
+                            self.store_due = true;
                             self.set_step(Step::Upload);
                         }
                     }
@@ -1651,11 +1710,7 @@ impl MultipartUpload {
                 if size == p.len {
                     p.state = PartState::NeedDigest { etag: etag.clone() };
                     self.pending.remove(&number);
-                    self.events.push_back(Event::PartDigestNeeded {
-                        part: number,
-                        offset: p.offset,
-                        len: p.len,
-                    });
+                    self.digests_due.push_back(number);
                 }
             }
         }
@@ -1665,13 +1720,15 @@ impl MultipartUpload {
             parts_done: progress.parts_done,
         });
         self.push_progress(progress.loaded, progress.total);
-        self.events.push_back(Event::CheckpointChanged);
+        self.store_due = true;
         self.set_step(Step::Upload);
     }
 
     fn handle_part(&mut self, now: Now, number: u32, input: Input) {
         let idx = number as usize - 1;
         let (error, date) = match input {
+            // Never emitted Io, so any Io answer is foreign.
+            Input::Io { .. } => return,
             Input::Response { response, sent, .. } => {
                 let op = self.part_op(number);
                 let local = self.parts[idx].bytes.as_ref().map(|(_, d)| *d);
@@ -1760,6 +1817,9 @@ impl Task for MultipartUpload {
         self.clock = Some(now.system);
         self.renew_lease(now);
         loop {
+            if let Some(io) = self.next_io() {
+                return Output::Io(io);
+            }
             if let Some(e) = self.events.pop_front() {
                 return Output::Event(e);
             }
@@ -1826,8 +1886,30 @@ impl Task for MultipartUpload {
                 }
             }
             if self.paused && !aborting && self.nothing_in_flight() && !self.paused_announced {
+                // The checkpoint is final for this run: store it, then announce the pause.
                 self.paused_announced = true;
+                self.store_due = true;
+                self.pause_to_announce = true;
+                continue;
+            }
+            if self.pause_to_announce
+                && self.paused
+                && !aborting
+                && self.nothing_in_flight()
+                && self.stores.is_empty()
+                && !self.store_due
+            {
+                self.pause_to_announce = false;
                 return Output::Event(Event::Paused);
+            }
+            if self.stream_reads && self.reading.is_none() && self.wants_part() {
+                let id = self.next_request_id();
+                self.reading = Some(id);
+                let len = self.part_size;
+                return Output::Io(Io {
+                    id,
+                    request: IoRequest::ReadStream { len },
+                });
             }
             return Output::Wait {
                 until: self.next_timer(now),
@@ -1841,11 +1923,85 @@ impl Task for MultipartUpload {
             return;
         }
         let id = input.id();
-        if self.control.in_flight == Some(id) {
+        if let Input::Io { result, .. } = input {
+            self.handle_io(id, result);
+        } else if self.control.in_flight == Some(id) {
             self.handle_control(now, input);
         } else if let Some(number) = self.in_flight.remove(&id) {
             self.handle_part(now, number, input);
         }
         // Anything else answers a request this task no longer waits for (e.g. a part sent before a cancel).
+    }
+
+    fn handle_command(&mut self, _now: Now, command: Command) {
+        match command {
+            Command::Pause => self.pause(),
+            Command::Resume => self.resume_sending(),
+            Command::Cancel => self.cancel(),
+        }
+    }
+}
+
+impl MultipartUpload {
+    fn next_request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// The next local I/O to ask for: a due checkpoint store, then part digests.
+    fn next_io(&mut self) -> Option<Io> {
+        if self.store_due {
+            self.store_due = false;
+            if self.persist && self.stream.is_none() {
+                if let Some(cp) = self.checkpoint() {
+                    let id = self.next_request_id();
+                    self.stores.insert(id);
+                    let bytes = super::file::checkpoint_to_bytes(&cp);
+                    return Some(Io {
+                        id,
+                        request: IoRequest::StoreCheckpoint(bytes.into()),
+                    });
+                }
+            }
+        }
+        let number = self.digests_due.pop_front()?;
+        let p = &self.parts[number as usize - 1];
+        let (offset, len) = (p.offset, p.len);
+        let id = self.next_request_id();
+        self.digests.insert(id, number);
+        Some(Io {
+            id,
+            request: IoRequest::Digest { offset, len },
+        })
+    }
+
+    fn handle_io(&mut self, id: RequestId, result: IoResult) {
+        if self.stores.remove(&id) {
+            if let IoResult::Failed(reason) = result {
+                self.events.push_back(Event::CheckpointNotStored { reason });
+            }
+        } else if let Some(part) = self.digests.remove(&id) {
+            match result {
+                IoResult::Digest(d) => self.part_digest(part, Some(d)),
+                _ => self.part_digest(part, None),
+            }
+        } else if self.reading == Some(id) {
+            self.reading = None;
+            match result {
+                IoResult::Data(Some(bytes)) => {
+                    let full = bytes.len() as u64 == self.part_size;
+                    // A refused part (the 10,001st) fails the task, which aborts on its own.
+                    if !bytes.is_empty() && self.push_part(bytes).is_err() {
+                        return;
+                    }
+                    if !full {
+                        self.finish_stream();
+                    }
+                }
+                IoResult::Failed(e) => self.fail_source(format!("reading the stream failed: {e}")),
+                other => self.fail_source(format!("a stream read answered {other:?}")),
+            }
+        }
     }
 }

@@ -1,23 +1,23 @@
-//! The only part of the simulator that knows the core's transfer task: it starts a
-//! [`MultipartUpload`] (fresh, from checkpoint bytes, or by searching unfinished uploads), turns its outputs
-//! into [`Out`]s and answers its requests. Switching the simulator to another core task means rewriting
-//! this module only.
+//! The only part of the simulator that knows the core's transfer task: it starts an [`UploadTask`] (the
+//! whole file upload, checkpoint loading and cleanup included), turns its outputs into [`Out`]s and
+//! performs the local I/O it asks for, as a real driver would. Switching the simulator to another core
+//! task means rewriting this module only.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
 use cos_core::error::TransportError;
-use cos_core::task::{Event, Input, Now, Output, RequestBody, RequestId, Task};
-use cos_core::upload::{
-    Checkpoint, MultipartUpload, SourceFingerprint, UploadConfig, UploadOutcome,
+use cos_core::task::{
+    Command, Event, Input, IoRequest, IoResult, Now, Output, RequestBody, RequestId, Task,
 };
+use cos_core::upload::{SourceFingerprint, UploadOptions, UploadOutcome, UploadTask};
 use cos_core::{Config, Error};
 
 /// How a run starts.
 #[derive(Clone, Debug)]
 pub enum Start {
-    /// A new upload.
+    /// A new upload (no checkpoint file, no search).
     Fresh,
     /// From the checkpoint bytes the last run stored.
     Checkpoint(Vec<u8>),
@@ -55,8 +55,10 @@ pub enum Out {
         /// Total.
         total: Option<u64>,
     },
-    /// Store these checkpoint bytes atomically.
+    /// Store these checkpoint bytes atomically (answered "done" already).
     StoreCheckpoint(Vec<u8>),
+    /// Remove the checkpoint (answered "done" already).
+    RemoveCheckpoint,
     /// The task paused: nothing is in flight.
     Paused,
     /// The upload was started over (a new upload id will be used).
@@ -70,7 +72,9 @@ pub enum Out {
 /// One run of the transfer task.
 #[derive(Debug)]
 pub struct Upload {
-    task: MultipartUpload,
+    task: UploadTask,
+    /// What the checkpoint file holds for this run's first read.
+    checkpoint: Option<Vec<u8>>,
 }
 
 impl Upload {
@@ -88,25 +92,22 @@ impl Upload {
             size: len,
             mtime_nanos: Some(source.mtime_nanos as i64),
         };
-        let upload = UploadConfig {
+        let (checkpoint, search) = match start {
+            Start::Checkpoint(bytes) => (Some(bytes), false),
+            Start::FindUnfinished => (None, true),
+            Start::Fresh => (None, false),
+        };
+        let options = UploadOptions {
+            threshold: 0, // every simulated source is a multipart upload
             part_size: Some(part_size),
-            max_in_flight,
-            ..UploadConfig::default()
+            concurrency: max_in_flight,
+            // The file name means nothing here: the simulator answers the task's checkpoint I/O itself.
+            checkpoint: Some("sim.cos-checkpoint".into()),
+            resume_unfinished: search,
+            ..UploadOptions::default()
         };
-        let task = match start {
-            Start::Checkpoint(bytes) => {
-                let cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::from(cos_core::error::InvalidInput::Checkpoint(e.to_string()))
-                })?;
-                MultipartUpload::resume(config, cp, fingerprint, upload)?
-            }
-            Start::FindUnfinished => MultipartUpload::find_unfinished(config, key, len, upload)?
-                .source_fingerprint(fingerprint)?,
-            Start::Fresh => {
-                MultipartUpload::new(config, key, len, upload)?.source_fingerprint(fingerprint)?
-            }
-        };
-        Ok(Upload { task })
+        let task = UploadTask::file(config, key, &options, fingerprint, "sim")?;
+        Ok(Upload { task, checkpoint })
     }
 
     /// The next thing to do. Digests the task asks for are computed from `source` here.
@@ -158,22 +159,37 @@ impl Upload {
                         sent,
                     };
                 }
-                Output::Event(Event::Progress { loaded, total }) => {
-                    return Out::Progress { loaded, total }
-                }
-                Output::Event(Event::CheckpointChanged) => {
-                    if let Some(cp) = self.task.checkpoint() {
-                        let bytes = serde_json::to_vec(&cp).expect("a checkpoint serializes");
-                        return Out::StoreCheckpoint(bytes);
+                Output::Io(io) => {
+                    let (result, out) = match io.request {
+                        IoRequest::LoadCheckpoint => (
+                            IoResult::Data(self.checkpoint.clone().map(Bytes::from)),
+                            None,
+                        ),
+                        IoRequest::StoreCheckpoint(bytes) => {
+                            self.checkpoint = Some(bytes.to_vec());
+                            (IoResult::Done, Some(Out::StoreCheckpoint(bytes.to_vec())))
+                        }
+                        IoRequest::RemoveCheckpoint => {
+                            self.checkpoint = None;
+                            (IoResult::Done, Some(Out::RemoveCheckpoint))
+                        }
+                        IoRequest::Digest { offset, len } => {
+                            let d = (offset + len <= source.bytes.len() as u64)
+                                .then(|| digest(offset, len))
+                                .flatten();
+                            let r =
+                                d.map_or(IoResult::Failed("short source".into()), IoResult::Digest);
+                            (r, None)
+                        }
+                        other => (IoResult::Failed(format!("not simulated: {other:?}")), None),
+                    };
+                    self.task.handle_input(now, Input::Io { id: io.id, result });
+                    if let Some(out) = out {
+                        return out;
                     }
                 }
-                Output::Event(Event::PartDigestNeeded { part, offset, len }) => {
-                    let d = if offset + len <= source.bytes.len() as u64 {
-                        digest(offset, len)
-                    } else {
-                        None
-                    };
-                    self.task.part_digest(part, d);
+                Output::Event(Event::Progress { loaded, total }) => {
+                    return Out::Progress { loaded, total }
                 }
                 Output::Event(Event::Paused) => return Out::Paused,
                 Output::Event(Event::Restarted { .. }) => return Out::Restarted,
@@ -200,22 +216,17 @@ impl Upload {
     }
 
     /// Pauses.
-    pub fn pause(&mut self) {
-        self.task.pause();
+    pub fn pause(&mut self, now: Now) {
+        self.task.handle_command(now, Command::Pause);
     }
 
     /// Resumes after a pause.
-    pub fn resume(&mut self) {
-        self.task.resume_sending();
+    pub fn resume(&mut self, now: Now) {
+        self.task.handle_command(now, Command::Resume);
     }
 
     /// Cancels.
-    pub fn cancel(&mut self) {
-        self.task.cancel();
-    }
-
-    /// Progress total of the plan.
-    pub fn total(&self) -> u64 {
-        self.task.plan().map_or(0, |p| p.total_len())
+    pub fn cancel(&mut self, now: Now) {
+        self.task.handle_command(now, Command::Cancel);
     }
 }

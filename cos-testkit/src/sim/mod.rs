@@ -664,11 +664,11 @@ impl Sim {
                 if !paused && self.rng.chance(self.sc.pause) {
                     self.log(|| format!("run {run}: pause"));
                     paused = true;
-                    up.pause();
+                    up.pause(self.now);
                 } else if self.rng.chance(self.sc.cancel) {
                     self.log(|| format!("run {run}: cancel"));
                     cancelled = true;
-                    up.cancel();
+                    up.cancel(self.now);
                 }
             }
             let mut digests = std::mem::take(&mut self.digests);
@@ -781,6 +781,11 @@ impl Sim {
                         self.stored = Some(bytes);
                     }
                 }
+                Out::RemoveCheckpoint => {
+                    if self.sc.checkpoints {
+                        self.stored = None;
+                    }
+                }
                 Out::Restarted => restarted = true,
                 Out::Paused => {
                     if !paused {
@@ -814,7 +819,7 @@ impl Sim {
                         resume_at = None;
                         paused = false;
                         self.log(|| format!("run {run}: resume"));
-                        up.resume();
+                        up.resume(self.now);
                     }
                 }
                 Out::Done(r) => {
@@ -912,14 +917,16 @@ impl Sim {
                 self.change_source();
             }
             match self.run_once(run, start, last)? {
-                RunEnd::Done(Ok(o)) => {
-                    self.stored = None;
-                    outcome = Some(o);
-                    break;
-                }
-                RunEnd::Done(Err(Error::Cancelled)) => {
-                    self.stored = None;
-                    self.summary.cancelled = true;
+                RunEnd::Done(r @ (Ok(_) | Err(Error::Cancelled))) => {
+                    // The task itself removes its checkpoint after a success or a cancel.
+                    if self.stored.is_some() {
+                        let what = if r.is_ok() { "success" } else { "cancel" };
+                        return Err(self.fail(format!("the checkpoint is left after {what}")));
+                    }
+                    match r {
+                        Ok(o) => outcome = Some(o),
+                        Err(_) => self.summary.cancelled = true,
+                    }
                     break;
                 }
                 RunEnd::Done(Err(_)) => self.summary.failed_runs += 1,

@@ -1,0 +1,710 @@
+//! [`UploadTask`]: a whole file or stream upload as one [`Task`], every decision included, so that a driver
+//! only performs what the task asks (see the loop contract in [`crate::task`]).
+//!
+//! # A file
+//!
+//! [`UploadTask::file`] takes the file's [`SourceFingerprint`] (size and modification time, measured by the
+//! driver) and the options; bad input (key, part size, headers) fails there, before anything is sent or
+//! read. Then the task:
+//!
+//! 1. with a checkpoint path ([`UploadOptions::checkpoint`]), asks for [`IoRequest::LoadCheckpoint`] and
+//!    decides with a [`LeaseCheck`] whether a live upload holds it (waiting out a recent lease, reading the
+//!    checkpoint again, or failing with [`InvalidInput::Checkpoint`]); a checkpoint of another object fails
+//!    the same way;
+//! 2. with [`UploadOptions::add_meta_md5`], asks for an [`IoRequest::Digest`] of the whole file (with
+//!    [`Event::Report`]s `hashing` at 0 and at the end);
+//! 3. decides with [`start_file_upload`]: a single PUT at or below the threshold (then aborts the stale
+//!    upload a checkpoint of this key names and removes the checkpoint), else a [`MultipartUpload`] resumed
+//!    from the checkpoint, or continuing an unfinished upload found on the server, or new; it stores its
+//!    checkpoint through [`IoRequest::StoreCheckpoint`];
+//! 4. applies the one cleanup rule ([`checkpoint_after`]): success and cancel remove the checkpoint
+//!    ([`IoRequest::RemoveCheckpoint`]), a failure keeps it for a resume.
+//!
+//! Progress reaches the user as throttled [`Event::Report`]s. [`Command::Pause`] keeps the task (its
+//! checkpoint is stored, [`Event::Paused`] follows; a pause given before the multipart upload starts
+//! applies to it once it does; a single PUT is not paused) until [`Command::Resume`]; [`Command::Cancel`] aborts
+//! the upload, or, before one runs, the upload the checkpoint names. [`UploadTask::discard`] does only that
+//! last part: abort what a checkpoint names and remove it (a task list's cancel of a paused or failed file).
+//!
+//! # A stream
+//!
+//! [`UploadTask::stream`] reads parts of the part size with [`IoRequest::ReadStream`] while the
+//! [`MultipartUpload`] has room (at most `concurrency + 1` parts in memory); a stream that ends within its
+//! first part is one PUT.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::checkpoint::{Checkpoint, LeaseCheck, LeaseDecision, SourceFingerprint};
+use super::file::{
+    check_file_upload, checkpoint_after, checkpoint_from_bytes, start_file_upload,
+    start_stream_upload, CheckpointAfter, FileStart,
+};
+use super::multipart::{MultipartUpload, UploadOutcome};
+use super::options::UploadOptions;
+use super::progress::ProgressMeter;
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::error::Error;
+use crate::ops::{AbortMultipartUpload, PutObject};
+use crate::task::{
+    Command, Event, Input, Io, IoRequest, IoResult, Now, OneShot, Output, RequestId, Task,
+};
+
+/// The ids of the task's own I/O count down from here, far from its requests' ids (which count up).
+const IO_IDS: u64 = u64::MAX / 2;
+
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per upload
+enum Stage {
+    /// Read the checkpoint (again at `at`).
+    Load {
+        at: Option<Instant>,
+    },
+    /// Hash the file for `x-cos-meta-md5`.
+    Hash,
+    Put {
+        task: OneShot<PutObject>,
+        stale: Option<AbortMultipartUpload>,
+    },
+    /// Abort an upload (stale after a PUT, or cancelled), then remove the checkpoint and end with `then`.
+    Abort {
+        task: OneShot<AbortMultipartUpload>,
+        then: Result<UploadOutcome, Error>,
+    },
+    Multipart(MultipartUpload),
+    /// Remove the checkpoint, then end with this.
+    Remove(Result<UploadOutcome, Error>),
+    End(Result<UploadOutcome, Error>),
+    Ended,
+}
+
+/// A whole file or stream upload; see the [module docs](self).
+#[derive(Debug)]
+pub struct UploadTask {
+    config: Config,
+    key: String,
+    options: UploadOptions,
+    source: SourceFingerprint,
+    owner: Option<String>,
+    lease: Option<LeaseCheck>,
+    saved: Option<Checkpoint>,
+    meta_md5: Option<String>,
+    stage: Stage,
+    /// The task's own I/O in flight.
+    io: Option<RequestId>,
+    next_io: u64,
+    events: VecDeque<Event>,
+    meter: Option<ProgressMeter>,
+    total: Option<u64>,
+    paused: bool,
+    /// Cancelled before a multipart upload ran: abort what the checkpoint names.
+    discard: bool,
+}
+
+impl UploadTask {
+    fn base(config: Config, key: &str, options: &UploadOptions, source: SourceFingerprint) -> Self {
+        UploadTask {
+            config,
+            key: key.to_string(),
+            options: options.clone(),
+            source,
+            owner: None,
+            lease: None,
+            saved: None,
+            meta_md5: None,
+            stage: Stage::Load { at: None },
+            io: None,
+            next_io: IO_IDS,
+            events: VecDeque::new(),
+            meter: None,
+            total: Some(source.size),
+            paused: false,
+            discard: false,
+        }
+    }
+
+    /// The upload of a file of `source.size` bytes to `key`. `lease_owner` names this run in the
+    /// checkpoint's lease (unique per process and run); it is used when [`UploadOptions::checkpoint`] is
+    /// set. Bad input fails here, before anything is read or sent.
+    pub fn file(
+        config: Config,
+        key: &str,
+        options: &UploadOptions,
+        source: SourceFingerprint,
+        lease_owner: &str,
+    ) -> Result<UploadTask, Error> {
+        check_file_upload(key, options, source.size)?;
+        let mut task = UploadTask::base(config, key, options, source);
+        if options.checkpoint.is_some() {
+            task.owner = Some(lease_owner.to_string());
+            task.lease = Some(LeaseCheck::new(lease_owner));
+        } else {
+            task.stage = Stage::Hash;
+        }
+        Ok(task)
+    }
+
+    /// Aborts the upload the checkpoint at [`UploadOptions::checkpoint`] names (if any) and removes the
+    /// checkpoint; ends with [`Error::Cancelled`].
+    pub fn discard(config: Config, key: &str, options: &UploadOptions) -> UploadTask {
+        let mut task = UploadTask::base(config, key, options, SourceFingerprint::new(0, None));
+        task.discard = true;
+        if options.checkpoint.is_none() {
+            task.stage = Stage::End(Err(Error::Cancelled));
+        }
+        task
+    }
+
+    /// The upload of a stream of unknown length, read with [`IoRequest::ReadStream`]. Refuses
+    /// [`UploadOptions::add_meta_md5`] ([`start_stream_upload`]); ignores [`UploadOptions::checkpoint`] (a
+    /// stream cannot be read again, so it cannot be resumed).
+    pub fn stream(config: Config, key: &str, options: &UploadOptions) -> Result<UploadTask, Error> {
+        let upload = start_stream_upload(config.clone(), key, options)?.read_stream();
+        let mut task = UploadTask::base(config, key, options, SourceFingerprint::new(0, None));
+        task.options.checkpoint = None;
+        task.total = None;
+        task.stage = Stage::Multipart(upload);
+        Ok(task)
+    }
+
+    /// Whether the task is paused and idle.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    fn io(&mut self, request: IoRequest) -> Output<UploadOutcome> {
+        let id = RequestId(self.next_io);
+        self.next_io -= 1;
+        self.io = Some(id);
+        Output::Io(Io { id, request })
+    }
+
+    fn report(&mut self, now: Now, loaded: u64, total: Option<u64>) {
+        if self.options.on_progress.is_none() {
+            return;
+        }
+        let meter = self
+            .meter
+            .get_or_insert_with(|| ProgressMeter::new(self.total, now.instant));
+        if let Some(t) = total {
+            meter.set_total(t);
+        }
+        if let Some(progress) = meter.update(loaded, now.instant) {
+            self.events.push_back(Event::Report {
+                hashing: false,
+                progress,
+            });
+        }
+    }
+
+    fn hash_report(&mut self, now: Now, loaded: u64) {
+        if self.options.on_hash_progress.is_none() {
+            return;
+        }
+        let mut meter = ProgressMeter::new(Some(self.source.size), now.instant);
+        if let Some(progress) = meter.update(loaded, now.instant) {
+            self.events.push_back(Event::Report {
+                hashing: true,
+                progress,
+            });
+        }
+    }
+
+    /// The stage after the checkpoint was read: abort what it names (discard), hash, or start.
+    fn after_load(&mut self, now: Now) {
+        if self.discard {
+            self.stage = match self.saved.take() {
+                Some(cp) => match OneShot::new(cp.abort_upload(), self.config.clone()) {
+                    Ok(task) => Stage::Abort {
+                        task,
+                        then: Err(Error::Cancelled),
+                    },
+                    Err(_) => Stage::Remove(Err(Error::Cancelled)),
+                },
+                None => Stage::End(Err(Error::Cancelled)),
+            };
+        } else if self.options.add_meta_md5 && self.meta_md5.is_none() {
+            self.stage = Stage::Hash;
+        } else {
+            self.start(now);
+        }
+    }
+
+    fn start(&mut self, now: Now) {
+        let options = &self.options;
+        let start = start_file_upload(
+            self.config.clone(),
+            &self.key,
+            options,
+            self.source,
+            self.saved.take(),
+            self.meta_md5.take(),
+            self.owner.as_deref(),
+        );
+        self.stage = match start {
+            Ok(FileStart::SinglePut { task, stale }) => {
+                self.report(now, 0, Some(self.source.size));
+                Stage::Put { task, stale }
+            }
+            Ok(FileStart::Multipart(mut task)) => {
+                if self.paused {
+                    task.pause();
+                }
+                Stage::Multipart(task)
+            }
+            Err(e) => Stage::End(Err(e)),
+        };
+    }
+
+    /// The end of the upload proper: remove the checkpoint or not, then end.
+    fn finish(&mut self, result: Result<UploadOutcome, Error>) {
+        let keep = self.options.checkpoint.is_some();
+        self.stage = match checkpoint_after(&result, false) {
+            CheckpointAfter::Remove if keep => Stage::Remove(result),
+            _ => Stage::End(result),
+        };
+    }
+
+    fn handle_own_io(&mut self, now: Now, result: IoResult) {
+        match std::mem::replace(&mut self.stage, Stage::Ended) {
+            Stage::Load { .. } => {
+                let bytes = match result {
+                    IoResult::Data(b) => b,
+                    IoResult::Failed(e) => {
+                        let e = Error::Source(format!("cannot read the checkpoint: {e}"));
+                        self.stage = Stage::End(Err(e));
+                        return;
+                    }
+                    other => {
+                        self.stage = Stage::End(Err(Error::Source(format!(
+                            "reading the checkpoint answered {other:?}"
+                        ))));
+                        return;
+                    }
+                };
+                let cp = match bytes {
+                    None => None,
+                    Some(b) => {
+                        match checkpoint_from_bytes(&b, self.config.bucket.as_str(), &self.key) {
+                            Ok(cp) => Some(cp),
+                            Err(e) if self.discard => {
+                                let _ = e;
+                                self.stage = Stage::End(Err(Error::Cancelled));
+                                return;
+                            }
+                            Err(e) => {
+                                self.stage = Stage::End(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                };
+                let decision = match (&mut self.lease, self.discard) {
+                    (Some(lease), false) => lease.check(cp.as_ref(), now),
+                    _ => LeaseDecision::Proceed,
+                };
+                match decision {
+                    LeaseDecision::Proceed => {
+                        self.saved = cp;
+                        self.after_load(now);
+                    }
+                    LeaseDecision::ReloadAt(at) => self.stage = Stage::Load { at: Some(at) },
+                    LeaseDecision::Busy(e) => self.stage = Stage::End(Err(e)),
+                }
+            }
+            Stage::Hash => match result {
+                IoResult::Digest(d) if d.len == self.source.size => {
+                    self.hash_report(now, d.len);
+                    self.meta_md5 = d.md5_hex();
+                    self.start(now);
+                }
+                IoResult::Failed(e) => self.stage = Stage::End(Err(Error::Source(e))),
+                _ => {
+                    self.stage = Stage::End(Err(Error::Source(
+                        "the file changed while it was hashed".into(),
+                    )))
+                }
+            },
+            Stage::Remove(result) => self.stage = Stage::End(result),
+            other => self.stage = other,
+        }
+    }
+}
+
+impl Task for UploadTask {
+    type Output = UploadOutcome;
+
+    fn poll_output(&mut self, now: Now) -> Output<UploadOutcome> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Output::Event(e);
+            }
+            if self.io.is_some() {
+                return Output::Wait { until: None };
+            }
+            match &mut self.stage {
+                Stage::Load { at } => match at {
+                    Some(t) if *t > now.instant => return Output::Wait { until: Some(*t) },
+                    _ => return self.io(IoRequest::LoadCheckpoint),
+                },
+                Stage::Hash => {
+                    if !self.options.add_meta_md5 {
+                        self.start(now);
+                        continue;
+                    }
+                    self.hash_report(now, 0);
+                    let len = self.source.size;
+                    return self.io(IoRequest::Digest { offset: 0, len });
+                }
+                Stage::Put { task, stale } => match task.poll_output(now) {
+                    Output::Done(Ok(put)) => {
+                        let (bucket, len) = (self.config.bucket.to_string(), self.source.size);
+                        let outcome = UploadOutcome::from_put(&bucket, &self.key, len, put);
+                        let stale = stale.take();
+                        self.report(now, len, Some(len));
+                        match stale.map(|a| OneShot::new(a, self.config.clone())) {
+                            Some(Ok(task)) => {
+                                self.stage = Stage::Abort {
+                                    task,
+                                    then: Ok(outcome),
+                                }
+                            }
+                            _ => self.finish(Ok(outcome)),
+                        }
+                    }
+                    Output::Done(Err(e)) => self.stage = Stage::End(Err(e)),
+                    other => return other.map_done(),
+                },
+                Stage::Abort { task, then } => match task.poll_output(now) {
+                    Output::Done(r) => {
+                        let then = std::mem::replace(then, Err(Error::Cancelled));
+                        if let Err(e) = r {
+                            // The checkpoint stays: it names the upload still to abort.
+                            self.events.push_back(Event::CheckpointNotStored {
+                                reason: format!("cannot abort the upload it names: {e}"),
+                            });
+                            self.stage = Stage::End(then);
+                        } else {
+                            self.stage = Stage::Remove(then);
+                        }
+                    }
+                    other => return other.map_done(),
+                },
+                Stage::Multipart(task) => match task.poll_output(now) {
+                    Output::Event(Event::Progress { loaded, total }) => {
+                        self.report(now, loaded, total);
+                        return Output::Event(Event::Progress { loaded, total });
+                    }
+                    Output::Event(Event::Paused) => {
+                        self.paused = true;
+                        return Output::Event(Event::Paused);
+                    }
+                    Output::Done(r) => {
+                        if let Ok(o) = &r {
+                            self.report(now, o.total_len, Some(o.total_len));
+                        }
+                        self.finish(r);
+                    }
+                    other => return other.map_done(),
+                },
+                Stage::Remove(_) => return self.io(IoRequest::RemoveCheckpoint),
+                Stage::End(_) => {
+                    let Stage::End(r) = std::mem::replace(&mut self.stage, Stage::Ended) else {
+                        unreachable!()
+                    };
+                    return Output::Done(r);
+                }
+                Stage::Ended => return Output::Wait { until: None },
+            }
+        }
+    }
+
+    fn handle_input(&mut self, now: Now, input: Input) {
+        let id = input.id();
+        if self.io == Some(id) {
+            self.io = None;
+            if let Input::Io { result, .. } = input {
+                self.handle_own_io(now, result);
+            }
+            return;
+        }
+        match &mut self.stage {
+            Stage::Put { task, .. } => task.handle_input(now, input),
+            Stage::Abort { task, .. } => task.handle_input(now, input),
+            Stage::Multipart(task) => task.handle_input(now, input),
+            _ => {} // an answer to a request of a finished stage
+        }
+    }
+
+    fn handle_command(&mut self, now: Now, command: Command) {
+        match command {
+            Command::Pause => self.paused = true,
+            Command::Resume => self.paused = false,
+            Command::Cancel => {}
+        }
+        let hashing = matches!(self.stage, Stage::Hash);
+        match &mut self.stage {
+            Stage::Multipart(task) => task.handle_command(now, command),
+            // Before the upload runs, a cancel aborts what the checkpoint names instead.
+            Stage::Load { .. } | Stage::Hash if command == Command::Cancel => {
+                self.discard = true;
+                if self.io.is_none() || hashing {
+                    self.io = None;
+                    self.stage = Stage::Load { at: None };
+                    if self.options.checkpoint.is_none() {
+                        self.stage = Stage::End(Err(Error::Cancelled));
+                    } else if self.saved.is_some() {
+                        self.after_load(now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set_credentials(&mut self, credentials: Credentials) {
+        self.config.credentials = credentials.clone();
+        match &mut self.stage {
+            Stage::Put { task, .. } => task.set_credentials(credentials),
+            Stage::Abort { task, .. } => task.set_credentials(credentials),
+            Stage::Multipart(task) => task.set_credentials(credentials),
+            _ => {}
+        }
+    }
+}
+
+impl<T> Output<T> {
+    /// The same output for a task whose result is another type; [`Output::Done`] must have been handled.
+    fn map_done<U>(self) -> Output<U> {
+        match self {
+            Output::Transmit(t) => Output::Transmit(t),
+            Output::Io(io) => Output::Io(io),
+            Output::Event(e) => Output::Event(e),
+            Output::Wait { until } => Output::Wait { until },
+            Output::Done(_) => unreachable!("Done is handled by the caller"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::checksum::BodyDigest;
+    use crate::task::{RequestBody, Transmit};
+    use crate::upload::checkpoint::{Lease, LEASE_TTL};
+    use crate::upload::plan::MIB;
+    use crate::Credentials;
+
+    const DATA: &[u8] = b"ten bytes!";
+
+    fn config() -> Config {
+        Config::new("b-1250000000", "ap-guangzhou", Credentials::new("id", "k")).unwrap()
+    }
+
+    #[allow(clippy::disallowed_methods)] // the origin of virtual time
+    fn now() -> Now {
+        Now {
+            instant: Instant::now(),
+            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        }
+    }
+
+    fn fp(size: u64) -> SourceFingerprint {
+        SourceFingerprint {
+            size,
+            mtime_nanos: Some(7),
+        }
+    }
+
+    fn with_checkpoint() -> UploadOptions {
+        UploadOptions {
+            checkpoint: Some("ck.json".into()),
+            ..UploadOptions::default()
+        }
+    }
+
+    /// A checkpoint of a multipart attempt of `k` (the file was 3 MiB then).
+    fn stale(lease: Option<Lease>) -> Bytes {
+        let mut cp = Checkpoint::new("b-1250000000", "k", "up-1", MIB, fp(3 * MIB));
+        cp.lease = lease;
+        super::super::file::checkpoint_to_bytes(&cp).into()
+    }
+
+    fn expect_io(task: &mut UploadTask, now: Now) -> Io {
+        match task.poll_output(now) {
+            Output::Io(io) => io,
+            other => panic!("expected I/O, got {other:?}"),
+        }
+    }
+
+    fn expect_transmit(task: &mut UploadTask, now: Now) -> Transmit {
+        loop {
+            match task.poll_output(now) {
+                Output::Transmit(t) => return t,
+                Output::Event(_) => {}
+                other => panic!("expected a request, got {other:?}"),
+            }
+        }
+    }
+
+    fn answer(task: &mut UploadTask, now: Now, t: &Transmit, status: u16) {
+        let sent = matches!(t.request.body(), RequestBody::Source { .. })
+            .then(|| BodyDigest::of_with_md5(DATA, true));
+        let mut response = http::Response::builder().status(status);
+        if let Some(d) = &sent {
+            response = response
+                .header("etag", format!("\"{}\"", d.md5_hex().unwrap()))
+                .header("x-cos-hash-crc64ecma", d.crc64.to_string());
+        }
+        let response = response.body(Bytes::new()).unwrap();
+        task.handle_input(
+            now,
+            Input::Response {
+                id: t.id,
+                response,
+                sent,
+            },
+        );
+    }
+
+    fn done(task: &mut UploadTask, now: Now) -> Result<UploadOutcome, Error> {
+        loop {
+            match task.poll_output(now) {
+                Output::Done(r) => return r,
+                Output::Event(_) => {}
+                other => panic!("expected the end, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_small_file_with_a_stale_checkpoint_is_one_put_then_the_stale_upload_is_aborted_and_removed(
+    ) {
+        let now = now();
+        let o = with_checkpoint();
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::LoadCheckpoint);
+        let result = IoResult::Data(Some(stale(None)));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        let put = expect_transmit(&mut task, now);
+        assert_eq!(
+            (put.operation, put.request.method().as_str()),
+            ("PutObject", "PUT")
+        );
+        answer(&mut task, now, &put, 200);
+        let abort = expect_transmit(&mut task, now);
+        assert_eq!(abort.operation, "AbortMultipartUpload");
+        assert!(abort
+            .request
+            .uri()
+            .query()
+            .unwrap()
+            .contains("uploadId=up-1"));
+        answer(&mut task, now, &abort, 204);
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::RemoveCheckpoint);
+        task.handle_input(
+            now,
+            Input::Io {
+                id: io.id,
+                result: IoResult::Done,
+            },
+        );
+        assert_eq!(done(&mut task, now).unwrap().total_len, 10);
+    }
+
+    #[test]
+    fn a_live_lease_is_waited_out_once_and_a_renewed_one_fails_before_anything_is_sent() {
+        let now = now();
+        let o = with_checkpoint();
+        let lease = |ms| {
+            Some(Lease {
+                owner: "other".into(),
+                renewed_unix_ms: ms,
+            })
+        };
+        let base = 1_700_000_000_000 - 1_000;
+        let mut task = UploadTask::file(config(), "k", &o, fp(3 * MIB), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        let result = IoResult::Data(Some(stale(lease(base))));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        let Output::Wait { until: Some(at) } = task.poll_output(now) else {
+            panic!("a recent lease is waited out")
+        };
+        assert_eq!(at, now.instant + LEASE_TTL - Duration::from_secs(1));
+        let later = now.advance(LEASE_TTL);
+        let io = expect_io(&mut task, later);
+        assert_eq!(io.request, IoRequest::LoadCheckpoint);
+        let result = IoResult::Data(Some(stale(lease(base + 5_000))));
+        task.handle_input(later, Input::Io { id: io.id, result });
+        let e = done(&mut task, later).unwrap_err();
+        assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    }
+
+    #[test]
+    fn add_meta_md5_hashes_the_file_through_the_driver_first() {
+        let now = now();
+        let o = UploadOptions::default().add_meta_md5(true);
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::Digest { offset: 0, len: 10 });
+        let result = IoResult::Digest(BodyDigest::of_with_md5(DATA, true));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        let put = expect_transmit(&mut task, now);
+        let md5 = BodyDigest::of_with_md5(DATA, true).md5_hex().unwrap();
+        assert_eq!(put.request.headers()["x-cos-meta-md5"], md5.as_str());
+        // A hash that fails is a source error, before anything is sent.
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        let result = IoResult::Failed("gone".into());
+        task.handle_input(now, Input::Io { id: io.id, result });
+        assert!(matches!(done(&mut task, now), Err(Error::Source(_))));
+    }
+
+    #[test]
+    fn a_cancel_before_the_upload_runs_aborts_what_the_checkpoint_names() {
+        let now = now();
+        let o = with_checkpoint();
+        let mut task = UploadTask::file(config(), "k", &o, fp(3 * MIB), "me").unwrap();
+        task.handle_command(now, Command::Cancel);
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::LoadCheckpoint);
+        let result = IoResult::Data(Some(stale(None)));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        let abort = expect_transmit(&mut task, now);
+        assert_eq!(abort.operation, "AbortMultipartUpload");
+        answer(&mut task, now, &abort, 204);
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::RemoveCheckpoint);
+        task.handle_input(
+            now,
+            Input::Io {
+                id: io.id,
+                result: IoResult::Done,
+            },
+        );
+        assert!(matches!(done(&mut task, now), Err(Error::Cancelled)));
+        // The same through `discard`; without a checkpoint there is nothing to do.
+        let mut task = UploadTask::discard(config(), "k", &UploadOptions::default());
+        assert!(matches!(done(&mut task, now), Err(Error::Cancelled)));
+    }
+
+    #[test]
+    fn a_stream_reads_its_parts_through_the_driver() {
+        let now = now();
+        let mut task = UploadTask::stream(config(), "k", &UploadOptions::default()).unwrap();
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::ReadStream { len: MIB });
+        let result = IoResult::Data(Some(Bytes::from_static(DATA)));
+        task.handle_input(now, Input::Io { id: io.id, result });
+        // Shorter than a part: the stream ended, and it is one PUT.
+        let put = expect_transmit(&mut task, now);
+        assert_eq!(put.operation, "PutObject");
+    }
+}
