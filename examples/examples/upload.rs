@@ -1065,14 +1065,19 @@ fn run(cli: Cli) -> Result<ExitCode, Usage> {
                     o.object.content_type = Some(t.to_string());
                 }
             }
+            let size = by_key.get(&f.key).map_or(0, |&i| todo[i].size);
             o.checkpoint = match (&single_checkpoint, &cp_dir) {
                 (Some(c), _) => Some(c.clone()),
                 (None, Some(dir)) => {
-                    Some(dir.join(format!("{}.checkpoint.json", hash_hex(&[&bucket, &f.key]))))
+                    let path =
+                        dir.join(format!("{}.checkpoint.json", hash_hex(&[&bucket, &f.key])));
+                    // A file sent with one PUT has nothing to resume: no checkpoint to read (a file read
+                    // per small file of a batch), unless an earlier run left one for a bigger version of
+                    // the file, whose multipart upload the PUT then aborts.
+                    (size > o.threshold || path.exists()).then_some(path)
                 }
                 (None, None) => None,
             };
-            let size = by_key.get(&f.key).map_or(0, |&i| todo[i].size);
             o.on_progress = reporter.start(&f.key, size);
             o
         }
