@@ -385,9 +385,16 @@ impl Client {
     ) -> Vec<Result<UploadOutcome, Error>> {
         // The core's queue decides which file starts next, as in the blocking client.
         let mut queue: UploadQueue<usize> = UploadQueue::new(options.file_parallel.max(1));
-        for (i, f) in files.iter().enumerate() {
-            let len = tokio::fs::metadata(&f.path).await.ok().map(|m| m.len());
-            queue.add(i, len);
+        // Every file's length in one trip to the blocking pool, not one trip per file.
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+        let lens = tokio::task::spawn_blocking(move || {
+            let len = |p: &PathBuf| std::fs::metadata(p).ok().map(|m| m.len());
+            paths.iter().map(len).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for i in 0..files.len() {
+            queue.add(i, lens.get(i).copied().flatten());
         }
         let mut results: Vec<Option<Result<UploadOutcome, Error>>> =
             files.iter().map(|_| None).collect();

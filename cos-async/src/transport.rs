@@ -96,6 +96,9 @@ pub(crate) struct Transport {
     /// The client, or why it could not be set up (an unreadable CA certificate…), reported per request.
     client: Result<HyperClient, String>,
     timeouts: Timeouts,
+    /// Chunk buffers shared by every request of the client, so that a batch of files does not allocate
+    /// (and fault in) a fresh buffer for each body.
+    pool: ChunkPool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -246,6 +249,7 @@ impl Transport {
         Transport {
             client,
             timeouts: s.timeouts.clone(),
+            pool: ChunkPool::default(),
         }
     }
 
@@ -381,7 +385,7 @@ impl Transport {
                 let both = async {
                     tokio::join!(
                         self.exchange(request, &progress, &limits),
-                        pump(reader, len, md5, tx)
+                        pump(reader, len, md5, tx, &self.pool)
                     )
                 };
                 let (response, pumped) = tokio::select! {
@@ -509,10 +513,10 @@ async fn pump(
     len: u64,
     md5: bool,
     tx: mpsc::Sender<io::Result<Bytes>>,
+    pool: &ChunkPool,
 ) -> Result<SentDigest, PumpError> {
     let mut digest = BodyDigest::with_md5(md5);
     let mut remaining = len;
-    let pool = ChunkPool::default();
     while remaining > 0 {
         let want = CHUNK.min(usize::try_from(remaining).unwrap_or(CHUNK));
         let failure = match pool.read(&mut reader, want).await {

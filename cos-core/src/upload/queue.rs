@@ -120,10 +120,15 @@ pub const DEFAULT_FILE_PARALLEL_LIMIT: usize = 3;
 /// The task list; see the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct UploadQueue<M> {
+    /// In id order (ids only grow and removals keep the order): a task is found by binary search.
     tasks: Vec<QueuedTask<M>>,
     limit: usize,
     next_id: u64,
     out: VecDeque<QueueOutput>,
+    /// How many tasks are `Running` (kept, not counted, so that a batch of 10,000 files is not quadratic).
+    running: usize,
+    /// No task below this index is `Waiting`: the next one to start is searched from here.
+    waiting_from: usize,
 }
 
 impl<M> Default for UploadQueue<M> {
@@ -140,7 +145,29 @@ impl<M> UploadQueue<M> {
             limit: limit.max(1),
             next_id: 1,
             out: VecDeque::new(),
+            running: 0,
+            waiting_from: 0,
         }
+    }
+
+    /// Sets the state of the task at `i`, keeping the running count and the waiting hint.
+    fn set_state(&mut self, i: usize, new: TaskState) {
+        let old = std::mem::replace(&mut self.tasks[i].state, new);
+        if old == TaskState::Running {
+            self.running -= 1;
+        }
+        if new == TaskState::Running {
+            self.running += 1;
+        }
+        if new == TaskState::Waiting {
+            self.waiting_from = self.waiting_from.min(i);
+        }
+    }
+
+    fn index(&self, id: TaskId) -> Result<usize, QueueError> {
+        self.tasks
+            .binary_search_by_key(&id, |t| t.id)
+            .map_err(|_| QueueError::UnknownTask(id))
     }
 
     /// Changes the parallel limit (at least 1). Running tasks above a lowered limit keep running.
@@ -170,17 +197,21 @@ impl<M> UploadQueue<M> {
         if let Some(o) = self.out.pop_front() {
             return Some(o);
         }
-        if self.running() >= self.limit {
+        if self.running >= self.limit {
             return None;
         }
-        let next = self
-            .tasks
-            .iter_mut()
-            .find(|t| t.state == TaskState::Waiting)?;
-        next.state = TaskState::Running;
-        let id = next.id;
+        let Some(i) = self.tasks[self.waiting_from..]
+            .iter()
+            .position(|t| t.state == TaskState::Waiting)
+            .map(|i| i + self.waiting_from)
+        else {
+            self.waiting_from = self.tasks.len();
+            return None;
+        };
+        self.waiting_from = i + 1;
+        self.set_state(i, TaskState::Running);
         self.out.push_back(QueueOutput::ListUpdate);
-        Some(QueueOutput::Start(id))
+        Some(QueueOutput::Start(self.tasks[i].id))
     }
 
     /// All tasks, oldest first.
@@ -190,15 +221,12 @@ impl<M> UploadQueue<M> {
 
     /// One task.
     pub fn get(&self, id: TaskId) -> Option<&QueuedTask<M>> {
-        self.tasks.iter().find(|t| t.id == id)
+        self.index(id).ok().map(|i| &self.tasks[i])
     }
 
     /// The number of running tasks.
     pub fn running(&self) -> usize {
-        self.tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Running)
-            .count()
+        self.running
     }
 
     /// Whether every task has ended (or been paused): nothing is running or waiting.
@@ -218,10 +246,8 @@ impl<M> UploadQueue<M> {
     }
 
     fn task_mut(&mut self, id: TaskId) -> Result<&mut QueuedTask<M>, QueueError> {
-        self.tasks
-            .iter_mut()
-            .find(|t| t.id == id)
-            .ok_or(QueueError::UnknownTask(id))
+        let i = self.index(id)?;
+        Ok(&mut self.tasks[i])
     }
 
     /// Records a running task's progress.
@@ -247,7 +273,8 @@ impl<M> UploadQueue<M> {
             TaskState::Running => self.out.push_back(QueueOutput::Pause(id)),
             s => return Err(QueueError::WrongState(id, s)),
         }
-        self.task_mut(id)?.state = TaskState::Paused;
+        let i = self.index(id)?;
+        self.set_state(i, TaskState::Paused);
         self.out.push_back(QueueOutput::ListUpdate);
         Ok(())
     }
@@ -257,8 +284,9 @@ impl<M> UploadQueue<M> {
         let t = self.task_mut(id)?;
         match t.state {
             TaskState::Paused | TaskState::Error => {
-                t.state = TaskState::Waiting;
                 t.error = None;
+                let i = self.index(id)?;
+                self.set_state(i, TaskState::Waiting);
                 self.out.push_back(QueueOutput::ListUpdate);
                 Ok(())
             }
@@ -274,7 +302,8 @@ impl<M> UploadQueue<M> {
             TaskState::Running => self.out.push_back(QueueOutput::Cancel(id)),
             s => return Err(QueueError::WrongState(id, s)),
         }
-        self.task_mut(id)?.state = TaskState::Canceled;
+        let i = self.index(id)?;
+        self.set_state(i, TaskState::Canceled);
         self.out.push_back(QueueOutput::ListUpdate);
         Ok(())
     }
@@ -314,7 +343,8 @@ impl<M> UploadQueue<M> {
             t.error = result.err();
         }
         if new != t.state {
-            t.state = new;
+            let i = self.index(id)?;
+            self.set_state(i, new);
             self.out.push_back(QueueOutput::ListUpdate);
         }
         Ok(())
@@ -322,15 +352,13 @@ impl<M> UploadQueue<M> {
 
     /// Removes an ended, paused or waiting task from the list (a running one must be cancelled first).
     pub fn remove(&mut self, id: TaskId) -> Result<QueuedTask<M>, QueueError> {
-        let pos = self
-            .tasks
-            .iter()
-            .position(|t| t.id == id)
-            .ok_or(QueueError::UnknownTask(id))?;
+        let pos = self.index(id)?;
         if self.tasks[pos].state == TaskState::Running {
             return Err(QueueError::WrongState(id, TaskState::Running));
         }
         self.out.push_back(QueueOutput::ListUpdate);
+        // The tasks after `pos` move down by one: none below `pos` is waiting.
+        self.waiting_from = self.waiting_from.min(pos);
         Ok(self.tasks.remove(pos))
     }
 
@@ -338,6 +366,7 @@ impl<M> UploadQueue<M> {
     pub fn clear_finished(&mut self) {
         let before = self.tasks.len();
         self.tasks.retain(|t| !t.state.is_finished());
+        self.waiting_from = 0;
         if self.tasks.len() != before {
             self.out.push_back(QueueOutput::ListUpdate);
         }
@@ -476,6 +505,7 @@ mod tests {
                             let _ = q.cancel(id);
                         }
                     }
+                    _ if rng.next() % 8 == 0 => q.clear_finished(),
                     _ => {
                         if let Some(id) = pick(&mut rng) {
                             let _ = q.remove(id);
@@ -498,6 +528,11 @@ mod tests {
                     assert!(waiting.contains(&id));
                     assert_eq!(q.get(id).unwrap().state, TaskState::Running);
                 }
+                // The kept count is the real one, and the oldest waiting tasks start first.
+                let running = q.tasks().iter().filter(|t| t.state == TaskState::Running);
+                assert_eq!(q.running(), running.count());
+                let started = starts(&outs);
+                assert_eq!(started, waiting[..started.len()]);
                 assert!(q.running() <= limit);
                 if q.running() < limit {
                     assert!(!q.tasks().iter().any(|t| t.state == TaskState::Waiting));
