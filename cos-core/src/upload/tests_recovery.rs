@@ -515,3 +515,197 @@ fn push_part_is_refused_after_finish_stream_or_cancel() {
     task.fail_source("read error");
     assert!(task.push_part(part()).is_err(), "after a source failure");
 }
+
+#[test]
+fn a_control_retry_is_announced_with_its_attempt_number() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
+        ("InitiateMultipartUpload", 1 | 2) => Fault::Error(503, "ServiceUnavailable"),
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    done(h.run(&mut task, None)).unwrap();
+    let retries: Vec<(&'static str, Option<u32>, u32)> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::RetryScheduled {
+                operation,
+                part,
+                attempt,
+                ..
+            } => Some((*operation, *part, *attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        retries,
+        [
+            ("InitiateMultipartUpload", None, 2),
+            ("InitiateMultipartUpload", None, 3)
+        ]
+    );
+}
+
+#[test]
+fn the_outcome_carries_the_location_complete_reported() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert_eq!(
+        out.location.as_deref(),
+        Some(format!("{BUCKET}.cos.ap-guangzhou.myqcloud.com/{KEY}").as_str())
+    );
+}
+
+/// Loses the first Complete answer, then answers the HEAD that should confirm it with these fields.
+fn confirm_with_head(len: u64, etag: &str, crc64: u64) -> (Harness, Result<UploadOutcome, Error>) {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
+        ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let head = run_until_sent(&mut h, &mut task, "HeadObject");
+    let response = http::Response::builder()
+        .status(200)
+        .header("content-length", len)
+        .header("etag", etag)
+        .header("x-cos-hash-crc64ecma", crc64.to_string())
+        .body(Bytes::new())
+        .unwrap();
+    task.handle_input(
+        h.now,
+        Input::Response {
+            id: head.id,
+            response,
+            sent: None,
+        },
+    );
+    let r = done(h.run(&mut task, None));
+    (h, r)
+}
+
+#[test]
+fn head_confirms_only_when_etag_length_and_crc_all_match() {
+    let multipart_etag = "\"0123456789abcdef0123456789abcdef-20\"";
+    let (_, r) = confirm_with_head(LEN, multipart_etag, source_crc());
+    assert!(r.unwrap().confirmed_by_head);
+    // Each one wrong on its own refutes it: the run fails with the Complete's NoSuchUpload.
+    for (len, etag, crc) in [
+        (LEN - 1, multipart_etag, source_crc()),
+        (LEN, "\"0123456789abcdef0123456789abcdef\"", source_crc()),
+        (LEN, "\"0123456789abcdef0123456789abcdef-19\"", source_crc()),
+        (LEN, multipart_etag, source_crc() ^ 1),
+    ] {
+        let (_, r) = confirm_with_head(len, etag, crc);
+        assert_eq!(
+            r.unwrap_err().code(),
+            Some("NoSuchUpload"),
+            "{len} {etag} {crc}"
+        );
+    }
+}
+
+#[test]
+fn the_search_stops_at_an_untruncated_page_and_follows_a_key_marker_alone() {
+    // Not truncated, although markers are present: the listing is over.
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let mut ops = Vec::new();
+    let (r, _) = answer_all(&mut task, |_, t| {
+        ops.push(t.operation);
+        match t.operation {
+            "ListMultipartUploads" => uploads_result(false, Some((KEY, "u-a")), ""),
+            _ => cos_error(400, "InvalidArgument"),
+        }
+    });
+    assert!(r.is_err());
+    assert_eq!(
+        ops[..2],
+        ["ListMultipartUploads", "InitiateMultipartUpload"]
+    );
+
+    // Truncated with only a key marker: the next page is asked for from that key.
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let mut sent = Vec::new();
+    let (r, _) = answer_all(&mut task, |n, t| {
+        sent.push((t.operation, query(&t.request)));
+        match (t.operation, n) {
+            ("ListMultipartUploads", 1) => xml(
+                200,
+                format!(
+                    "<ListMultipartUploadsResult><Bucket>{BUCKET}</Bucket><IsTruncated>true</IsTruncated>\
+                     <NextKeyMarker>{KEY}</NextKeyMarker></ListMultipartUploadsResult>"
+                ),
+            ),
+            ("ListMultipartUploads", _) => uploads_result(false, None, ""),
+            _ => cos_error(400, "InvalidArgument"),
+        }
+    });
+    assert!(r.is_err());
+    assert_eq!(sent[1].0, "ListMultipartUploads");
+    assert_eq!(sent[1].1.get("key-marker").map(String::as_str), Some(KEY));
+    assert_eq!(sent[2].0, "InitiateMultipartUpload");
+}
+
+#[test]
+fn resume_of_a_vanished_partial_upload_restarts_without_head() {
+    let mut h = Harness::new();
+    let cp = checkpoint_mid_way(&mut h);
+    h.server.uploads.clear();
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert!(!out.confirmed_by_head);
+    assert!(
+        h.sends("HeadObject").is_empty(),
+        "some parts were never done"
+    );
+    assert!(restarted(&h));
+    h.assert_object_is_source();
+}
+
+#[test]
+fn a_cancel_during_the_stale_abort_starts_no_new_upload() {
+    for fault in [Fault::None, Fault::Error(404, "NoSuchUpload")] {
+        let mut h = Harness::new();
+        let cp = checkpoint_mid_way(&mut h);
+        let changed = SourceFingerprint {
+            mtime_nanos: Some(1),
+            ..fingerprint()
+        };
+        h.transcript.clear();
+        let mut task = MultipartUpload::resume(config(), cp, changed, upload_config()).unwrap();
+        let abort = run_until_sent(&mut h, &mut task, "AbortMultipartUpload");
+        task.cancel();
+        h.faults = Box::new(move |_, _, _| fault.clone());
+        let input = h.deliver(abort);
+        task.handle_input(h.now, input);
+        assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+        assert!(h.sends("InitiateMultipartUpload").is_empty());
+    }
+}
+
+#[test]
+fn a_cancel_during_a_failing_search_ends_cancelled() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, _| match op {
+        "ListMultipartUploads" => Fault::Error(403, "AccessDenied"),
+        _ => Fault::None,
+    });
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let Stop::Step = h.run(&mut task, Some(1)) else {
+        panic!()
+    };
+    task.cancel();
+    assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+    // Without a cancel, the listing's error is the result.
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, _| match op {
+        "ListMultipartUploads" => Fault::Error(403, "AccessDenied"),
+        _ => Fault::None,
+    });
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("AccessDenied"));
+}
