@@ -709,3 +709,51 @@ fn a_cancel_during_a_failing_search_ends_cancelled() {
     let err = done(h.run(&mut task, None)).unwrap_err();
     assert_eq!(err.code(), Some("AccessDenied"));
 }
+
+/// Answers the first Initiate with `status`/`code` and a `Date` one hour ahead, then runs to the end.
+fn initiate_answered_with_a_date_ahead(status: u16, code: &str) -> (Harness, UploadOutcome) {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let Stop::Step = h.run(&mut task, Some(1)) else {
+        panic!()
+    };
+    let t = h.in_flight.remove(0);
+    assert_eq!(t.operation, "InitiateMultipartUpload");
+    let response = http::Response::builder()
+        .status(status)
+        .header("date", crate::task::format_http_date(1_700_000_000 + 3600))
+        .body(Bytes::from(format!(
+            "<Error><Code>{code}</Code><Message>m</Message></Error>"
+        )))
+        .unwrap();
+    task.handle_input(
+        h.now,
+        Input::Response {
+            id: t.id,
+            response,
+            sent: None,
+        },
+    );
+    let out = done(h.run(&mut task, None)).unwrap();
+    (h, out)
+}
+
+#[test]
+fn only_request_time_too_skewed_moves_the_clock() {
+    // A 503 whose Date is an hour off is an ordinary retry after a backoff; the clock is not adjusted.
+    let (h, _) = initiate_answered_with_a_date_ahead(503, "ServiceUnavailable");
+    assert!(!h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::ClockSkewAdjusted { .. })));
+    let initiates = h.sends("InitiateMultipartUpload");
+    assert_eq!(initiates.len(), 2);
+    assert!(initiates[1].2 > initiates[0].2, "after a backoff");
+    // RequestTimeTooSkewed re-signs with the server's clock and sends again at once.
+    let (h, _) = initiate_answered_with_a_date_ahead(403, "RequestTimeTooSkewed");
+    assert!(h
+        .events()
+        .contains(&Event::ClockSkewAdjusted { offset_secs: 3600 }));
+    let initiates = h.sends("InitiateMultipartUpload");
+    assert_eq!(initiates[1].2, initiates[0].2, "no backoff");
+}
