@@ -60,6 +60,7 @@ if ! cargo mutants --version 2>/dev/null | grep -qF "$version"; then
   cargo install cargo-mutants --version "$version" --locked --quiet
 fi
 
+rm -rf "$out/mutants.out" "$out/mutants.out.old" # a report from an earlier run must not be read as this one's
 # The tests of cos-core's lib and tests/ (doctests are left out: they show usage and each compiles alone).
 set +e
 timeout --signal=INT --kill-after=60 "$limit" \
