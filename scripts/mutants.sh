@@ -60,6 +60,12 @@ if ! cargo mutants --version 2>/dev/null | grep -qF "$version"; then
   cargo install cargo-mutants --version "$version" --locked --quiet
 fi
 
+# cargo-mutants tests a copy of the tree elsewhere: point the signature-vector test at ../shared from here.
+shared=${COS_SHARED:-$(pwd)/../shared}
+if [ -z "${COS_SIGNATURE_VECTORS:-}" ] && [ -f "$shared/vectors/signatures.json" ]; then
+  COS_SIGNATURE_VECTORS=$(cd "$shared/vectors" && pwd)/signatures.json
+  export COS_SIGNATURE_VECTORS
+fi
 rm -rf "$out/mutants.out" "$out/mutants.out.old" # a report from an earlier run must not be read as this one's
 # The tests of cos-core's lib and tests/ (doctests are left out: they show usage and each compiles alone).
 set +e
