@@ -294,4 +294,11 @@ mod tests {
             Some("900150983cd24fb0d6963f7d28e17f72")
         );
     }
+
+    #[test]
+    fn debug_of_a_crc_shows_its_value() {
+        let mut c = Crc64::new();
+        c.update(b"123456789");
+        assert_eq!(format!("{c:?}"), "Crc64(11051210869376104954)");
+    }
 }
