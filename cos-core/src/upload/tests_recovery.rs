@@ -757,3 +757,58 @@ fn only_request_time_too_skewed_moves_the_clock() {
     let initiates = h.sends("InitiateMultipartUpload");
     assert_eq!(initiates[1].2, initiates[0].2, "no backoff");
 }
+
+#[test]
+fn a_candidate_that_vanishes_during_the_search_gives_way_to_the_next() {
+    let mut h = Harness::new();
+    let older = h.server.initiate(KEY);
+    let plan = PartPlan::auto(LEN).unwrap();
+    for n in 1..=5 {
+        let r = plan.part(n).unwrap();
+        h.server.put_part(
+            &older,
+            n,
+            source().slice(r.offset as usize..(r.offset + r.len) as usize),
+        );
+    }
+    let newer = h.server.initiate(KEY);
+    // The newest is listed, then gone (aborted by someone) when its parts are asked for.
+    let mut lists = 0;
+    h.faults = Box::new(move |op, _, _| match op {
+        "ListParts" => {
+            lists += 1;
+            if lists == 1 {
+                Fault::Error(404, "NoSuchUpload")
+            } else {
+                Fault::None
+            }
+        }
+        _ => Fault::None,
+    });
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert_eq!(out.upload_id.as_deref(), Some(older.as_str()));
+    assert!(h.sends("InitiateMultipartUpload").is_empty());
+    assert_eq!(h.sends("UploadPart").len(), 15, "only the missing parts");
+    assert!(h.server.uploads.contains_key(&newer));
+    h.assert_object_is_source();
+}
+
+#[test]
+fn a_list_parts_marker_at_the_last_part_number_is_still_followed() {
+    let mut task = resumed_task();
+    let mut sent = Vec::new();
+    let (r, _) = answer_all(&mut task, |n, t| {
+        sent.push((t.operation, query(&t.request)));
+        match n {
+            1 => list_parts_page(0, MAX_PARTS),
+            _ => cos_error(403, "AccessDenied"),
+        }
+    });
+    assert_eq!(r.unwrap_err().code(), Some("AccessDenied"));
+    assert_eq!(sent[1].0, "ListParts");
+    assert_eq!(
+        sent[1].1.get("part-number-marker").map(String::as_str),
+        Some(MAX_PARTS.to_string().as_str())
+    );
+}
