@@ -65,8 +65,15 @@ else
   echo "== $shared/oracles not found: official-SDK checks skipped"
 fi
 
+# Mutation testing of the cos-core lines this change touched (scripts/mutants.sh): a quick pass when no
+# cos-core source changed, otherwise bounded by MUTANTS_TIME_LIMIT (default 600 s); fails on a survivor.
+echo "== mutation testing of the changed cos-core lines (scripts/mutants.sh)"
+mutants_ok=1
+bash scripts/mutants.sh || mutants_ok=0
+
 # One closing line for the whole suite: cargo's test results, the conformance suite and the oracles' checks.
 passed=$(grep -ho '[0-9]* passed' /tmp/cos-rs-cargo-test.log "$conformance_log" "$oracle_log" | awk '{s+=$1} END {print s+0}')
 failed_n=$(grep -ho '[0-9]* failed' /tmp/cos-rs-cargo-test.log "$conformance_log" "$oracle_log" | awk '{s+=$1} END {print s+0}')
 echo "all: $passed passed, $failed_n failed"
 [ "$conformance_ok" = 1 ] || { echo "conformance suite failed"; exit 1; }
+[ "$mutants_ok" = 1 ] || { echo "mutation testing found surviving mutants (scripts/mutants.sh)"; exit 1; }

@@ -915,4 +915,82 @@ mod tests {
         assert_eq!(f.param_list, vec!["uploadid".to_string()]);
         assert_eq!(f.signature, sig.signature);
     }
+
+    #[test]
+    fn key_time_around_spans_a_minute_back_to_the_validity_end() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let kt = KeyTime::around(now, Duration::from_secs(3600));
+        assert_eq!(
+            kt,
+            KeyTime {
+                start: 1_699_999_940,
+                end: 1_700_003_600
+            }
+        );
+        assert!(kt.contains(now));
+        assert!(kt.contains(now + Duration::from_secs(3600)));
+        assert!(!kt.contains(now + Duration::from_secs(3601)));
+        assert!(!kt.contains(now - Duration::from_secs(61)));
+        // A zero validity still lasts one second; a clock before 1970 counts as 0.
+        assert_eq!(KeyTime::around(now, Duration::ZERO).end, 1_700_000_001);
+        assert_eq!(
+            KeyTime::around(UNIX_EPOCH - Duration::from_secs(5), Duration::from_secs(10)),
+            KeyTime { start: 0, end: 10 }
+        );
+    }
+
+    #[test]
+    fn a_request_without_host_header_signs_the_uri_authority() {
+        let creds = Credentials::new("AKIDEXAMPLE", "secret");
+        let kt = KeyTime {
+            start: 1,
+            end: 3601,
+        };
+        let url = "https://b-1250000000.cos.ap-guangzhou.myqcloud.com/a.txt?acl";
+        // What it must equal: the same request with an explicit Host header.
+        let expected = get_authorization(
+            &creds,
+            &SignInput {
+                method: "GET",
+                key: "/a.txt",
+                query: &[("acl".into(), String::new())],
+                headers: &[(
+                    "host".into(),
+                    "b-1250000000.cos.ap-guangzhou.myqcloud.com".into(),
+                )],
+                key_time: kt,
+            },
+        );
+        assert_eq!(expected.header_list, "host");
+
+        let mut fast = http::Request::get(url).body(()).unwrap();
+        authorize(&mut fast, &creds, kt).unwrap();
+        assert_eq!(
+            fast.headers()[http::header::AUTHORIZATION]
+                .to_str()
+                .unwrap(),
+            expected.authorization
+        );
+
+        let mut slow = http::Request::get(url).body(()).unwrap();
+        let sig = sign_request(&mut slow, &creds, kt).unwrap();
+        assert_eq!(sig.authorization, expected.authorization);
+
+        let presigned = presign(&http::Request::get(url).body(()).unwrap(), &creds, kt).unwrap();
+        let q = parse_query(presigned.query().unwrap()).unwrap();
+        let fields = AuthorizationFields::from_pairs(&q).unwrap();
+        assert_eq!(fields.header_list, ["host"]);
+        assert_eq!(fields.signature, expected.signature);
+
+        // With a Host header present, it is signed once, from the header.
+        let mut with_host = http::Request::get(url)
+            .header("host", "b-1250000000.cos.ap-guangzhou.myqcloud.com")
+            .body(())
+            .unwrap();
+        authorize(&mut with_host, &creds, kt).unwrap();
+        assert_eq!(
+            with_host.headers()[http::header::AUTHORIZATION],
+            fast.headers()[http::header::AUTHORIZATION]
+        );
+    }
 }

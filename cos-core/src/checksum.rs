@@ -269,4 +269,38 @@ mod tests {
         assert_eq!(crc_only.crc64, d.crc64);
         assert_eq!(crc_only.len, 5);
     }
+
+    #[test]
+    fn one_call_md5_helpers_match_rfc_1321() {
+        // RFC 1321 test suite values.
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(content_md5(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        assert_eq!(content_md5(b"abc"), "kAFQmDzST7DWlj99KOF/cg==");
+        let d = BodyDigest::of(b"abc");
+        assert_eq!(d.md5_hex().as_deref(), Some(md5_hex(b"abc").as_str()));
+        assert_eq!(
+            d.md5_base64().as_deref(),
+            Some(content_md5(b"abc").as_str())
+        );
+    }
+
+    #[test]
+    fn md5_forms_are_none_without_md5() {
+        let d = BodyDigest::of_with_md5(b"abc", false);
+        assert_eq!(d.md5_hex(), None);
+        assert_eq!(d.md5_base64(), None);
+        let d = BodyDigest::of_with_md5(b"abc", true);
+        assert_eq!(
+            d.md5_hex().as_deref(),
+            Some("900150983cd24fb0d6963f7d28e17f72")
+        );
+    }
+
+    #[test]
+    fn debug_of_a_crc_shows_its_value() {
+        let mut c = Crc64::new();
+        c.update(b"123456789");
+        assert_eq!(format!("{c:?}"), "Crc64(11051210869376104954)");
+    }
 }

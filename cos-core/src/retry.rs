@@ -181,4 +181,101 @@ mod tests {
             RetryDecision::GiveUp
         );
     }
+
+    fn reset() -> Error {
+        Error::Transport(TransportError::new(TransportErrorKind::Reset, "reset"))
+    }
+
+    #[test]
+    fn none_never_retries() {
+        let mut rng = Rng::new(1);
+        assert_eq!(
+            RetryPolicy::none().decide(&reset(), 1, &mut rng),
+            RetryDecision::GiveUp
+        );
+    }
+
+    #[test]
+    fn the_last_allowed_attempt_is_retried_with_the_next_backoff() {
+        let p = RetryPolicy::default();
+        let mut rng = Rng::new(1);
+        // After attempt 3 of 4, attempt 4 follows after 800 ms halved-to-full: [400 ms, 800 ms].
+        match p.decide(&reset(), 3, &mut rng) {
+            RetryDecision::RetryAfter(d) => assert!(
+                d >= Duration::from_millis(400) && d <= Duration::from_millis(800),
+                "{d:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_generator_is_splitmix64() {
+        // Reference outputs of splitmix64 (Vigna), seed 0 and the default seed 0x5eed.
+        let mut rng = Rng::new(0);
+        let got: Vec<u64> = (0..3).map(|_| rng.next()).collect();
+        assert_eq!(
+            got,
+            [
+                16294208416658607535,
+                7960286522194355700,
+                487617019471545679
+            ]
+        );
+        let mut rng = Rng::new(0x5eed);
+        let got: Vec<u64> = (0..3).map(|_| rng.next()).collect();
+        assert_eq!(
+            got,
+            [716632666546416052, 6139096880363046005, 6727192872932819891]
+        );
+    }
+
+    #[test]
+    fn jitter_spreads_over_the_whole_window_and_is_reproducible() {
+        let p = RetryPolicy::default();
+        let draws = |seed| {
+            let mut rng = Rng::new(seed);
+            (0..200).map(|_| p.backoff(2, &mut rng)).collect::<Vec<_>>()
+        };
+        let a = draws(7);
+        assert_eq!(a, draws(7), "same seed, same delays");
+        assert_ne!(a, draws(8), "another seed, other delays");
+        let (lo, hi) = (a.iter().min().unwrap(), a.iter().max().unwrap());
+        // 200 uniform draws in [100 ms, 200 ms] reach both ends of the window.
+        assert!(*lo < Duration::from_millis(110), "{lo:?}");
+        assert!(*hi > Duration::from_millis(190), "{hi:?}");
+    }
+
+    #[test]
+    fn both_ends_of_a_tiny_window_are_reachable() {
+        // d = 2 ns: the delay is 1 ns or 2 ns, both must occur.
+        let p = RetryPolicy {
+            initial_backoff: Duration::from_nanos(2),
+            ..RetryPolicy::default()
+        };
+        let mut rng = Rng::new(3);
+        let seen: std::collections::BTreeSet<Duration> =
+            (0..64).map(|_| p.backoff(2, &mut rng)).collect();
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            [Duration::from_nanos(1), Duration::from_nanos(2)]
+        );
+        // d = 1 ns: half is 0, the jitter covers the last nanosecond.
+        let p = RetryPolicy {
+            initial_backoff: Duration::from_nanos(1),
+            ..RetryPolicy::default()
+        };
+        let seen: std::collections::BTreeSet<Duration> =
+            (0..64).map(|_| p.backoff(2, &mut rng)).collect();
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            [Duration::ZERO, Duration::from_nanos(1)]
+        );
+        // d = 0: no delay and no draw needed.
+        let p = RetryPolicy {
+            initial_backoff: Duration::ZERO,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(p.backoff(2, &mut rng), Duration::ZERO);
+    }
 }

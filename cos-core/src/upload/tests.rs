@@ -2654,3 +2654,7 @@ fn a_cancel_during_the_search_aborts_the_upload_it_finds() {
     assert!(h.sends("InitiateMultipartUpload").is_empty());
     assert!(h.server.uploads.is_empty());
 }
+
+// Recovery paths and input checks (issue 18), in their own file.
+#[path = "tests_recovery.rs"]
+mod recovery;
