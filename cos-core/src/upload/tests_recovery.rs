@@ -454,6 +454,11 @@ fn task_set_credentials_signs_the_next_request_with_the_new_keys() {
                 let input = h.deliver(t);
                 task.handle_input(h.now, input);
             }
+            Output::Io(io) => {
+                if let Some(result) = h.io(io.request) {
+                    task.handle_input(h.now, Input::Io { id: io.id, result });
+                }
+            }
             Output::Done(r) => panic!("ended: {r:?}"),
         }
     };
