@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use cos_core::task::Command;
@@ -22,17 +22,19 @@ impl Client {
     /// runtime: the tasks run on it).
     pub fn task_queue(&self, file_parallel: usize) -> TaskQueue {
         let (changed, _) = watch::channel(0u64);
-        TaskQueue {
-            shared: Arc::new(QueueShared {
-                client: self.clone(),
-                runtime: tokio::runtime::Handle::current(),
-                state: Mutex::new(QueueState {
-                    queue: UploadQueue::new(file_parallel),
-                    entries: HashMap::new(),
-                }),
-                changed,
-                callbacks: Mutex::new(Vec::new()),
+        let shared = Arc::new(QueueShared {
+            client: self.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            state: Mutex::new(QueueState {
+                queue: UploadQueue::new(file_parallel),
+                entries: HashMap::new(),
             }),
+            changed,
+            callbacks: Mutex::new(Vec::new()),
+        });
+        TaskQueue {
+            _handle: Arc::new(Handle(Arc::downgrade(&shared))),
+            shared,
         }
     }
 }
@@ -111,6 +113,13 @@ struct QueueShared {
 /// [`wait_timeout`](TaskQueue::wait_timeout) and [`wait_all_timeout`](TaskQueue::wait_all_timeout) return
 /// [`Waited::TimedOut`] once the limit passes, leaving the tasks running.
 ///
+/// Dropping the last clone cancels every task that has not ended, as [`cancel`](TaskQueue::cancel)
+/// does: waiting tasks never start, running and paused uploads are aborted (nothing is left on the server,
+/// their checkpoints are removed), and their tokio tasks end once the aborts are answered (while the
+/// runtime runs). Failed tasks keep their checkpoints. To let the tasks finish, await
+/// [`wait_all`](TaskQueue::wait_all) before dropping. (A clone moved into
+/// [`on_change`](TaskQueue::on_change) or a progress callback keeps the queue alive.)
+///
 /// ```no_run
 /// # use cos_async::{Client, UploadOptions};
 /// # async fn f(client: Client) -> Result<(), cos_async::Error> {
@@ -128,6 +137,23 @@ struct QueueShared {
 #[derive(Clone)]
 pub struct TaskQueue {
     shared: Arc<QueueShared>,
+    /// Shared by the clones only (the tokio tasks hold `shared`): its drop is the last clone's.
+    _handle: Arc<Handle>,
+}
+
+/// Cancels what has not ended when the last [`TaskQueue`] clone goes (see its docs).
+struct Handle(Weak<QueueShared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let ids = lock(&shared.state).queue.cancel_on_drop();
+        for id in ids {
+            shared.cancel(id);
+        }
+    }
 }
 
 impl std::fmt::Debug for TaskQueue {
@@ -305,6 +331,29 @@ impl QueueShared {
         self.announce(list);
     }
 
+    /// [`TaskQueue::cancel`].
+    fn cancel(self: &Arc<Self>, id: TaskId) {
+        let list = {
+            let mut guard = lock(&self.state);
+            let state = &mut *guard;
+            let before = state.queue.get(id).map(|t| t.state);
+            if state.queue.cancel(id).is_ok() {
+                let entry = state.entries.entry(id).or_default();
+                if let Some(tx) = &entry.control {
+                    // Still running (or pausing): the upload aborts itself.
+                    let _ = tx.send(Command::Cancel);
+                } else if matches!(before, Some(TaskState::Paused | TaskState::Error)) {
+                    self.spawn_abort(state, id);
+                } else {
+                    entry.result = Some(Err(Error::Cancelled));
+                }
+                self.changed.send_modify(|n| *n += 1);
+            }
+            self.pump(state)
+        };
+        self.announce(list);
+    }
+
     fn announce(&self, list: Option<Vec<TaskInfo>>) {
         if let Some(list) = list {
             let callbacks = lock(&self.callbacks).clone();
@@ -374,22 +423,7 @@ impl TaskQueue {
     /// Cancels a task that has not ended; its multipart upload is aborted (nothing is left on the server)
     /// and its checkpoint deleted.
     pub fn cancel(&self, id: TaskId) {
-        self.with_state(|shared, state| {
-            let before = state.queue.get(id).map(|t| t.state);
-            if state.queue.cancel(id).is_err() {
-                return;
-            }
-            let entry = state.entries.entry(id).or_default();
-            if let Some(tx) = &entry.control {
-                // Still running (or pausing): the upload aborts itself.
-                let _ = tx.send(Command::Cancel);
-            } else if matches!(before, Some(TaskState::Paused | TaskState::Error)) {
-                shared.spawn_abort(state, id);
-            } else {
-                entry.result = Some(Err(Error::Cancelled));
-            }
-            shared.changed.send_modify(|n| *n += 1);
-        })
+        self.shared.cancel(id);
     }
 
     /// All tasks, oldest first.

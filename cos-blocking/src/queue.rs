@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use cos_core::task::Command;
@@ -18,19 +18,21 @@ use crate::transfer::{Progress, TaskId, TaskState, UploadOptions, UploadOutcome,
 impl Client {
     /// A task list that uploads up to `file_parallel` files at once in background threads.
     pub fn task_queue(&self, file_parallel: usize) -> TaskQueue {
-        TaskQueue {
-            shared: Arc::new(QueueShared {
-                client: self.clone(),
-                state: Mutex::new(QueueState {
-                    queue: UploadQueue::new(file_parallel.max(1)),
-                    runs: HashMap::new(),
-                    results: HashMap::new(),
-                    progress: HashMap::new(),
-                    cleanups: 0,
-                    on_change: None,
-                }),
-                changed: Condvar::new(),
+        let shared = Arc::new(QueueShared {
+            client: self.clone(),
+            state: Mutex::new(QueueState {
+                queue: UploadQueue::new(file_parallel.max(1)),
+                runs: HashMap::new(),
+                results: HashMap::new(),
+                progress: HashMap::new(),
+                cleanups: 0,
+                on_change: None,
             }),
+            changed: Condvar::new(),
+        });
+        TaskQueue {
+            _handle: Arc::new(Handle(Arc::downgrade(&shared))),
+            shared,
         }
     }
 }
@@ -108,6 +110,12 @@ struct QueueShared {
 /// [`wait_timeout`](TaskQueue::wait_timeout) and [`wait_all_timeout`](TaskQueue::wait_all_timeout) return
 /// [`Waited::TimedOut`] once the limit passes, leaving the tasks running.
 ///
+/// Dropping the last clone cancels every task that has not ended, as [`cancel`](TaskQueue::cancel)
+/// does: waiting tasks never start, running and paused uploads are aborted (nothing is left on the server,
+/// their checkpoints are removed), and their threads end once the aborts are answered. Failed tasks keep
+/// their checkpoints. To let the tasks finish, call [`wait_all`](TaskQueue::wait_all) before dropping. (A
+/// clone moved into [`on_change`](TaskQueue::on_change) or a progress callback keeps the queue alive.)
+///
 /// ```no_run
 /// # use cos_blocking::{Client, Config, Credentials, UploadOptions};
 /// # let client = Client::new(Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?);
@@ -127,6 +135,23 @@ struct QueueShared {
 #[derive(Clone)]
 pub struct TaskQueue {
     shared: Arc<QueueShared>,
+    /// Shared by the clones only (the threads hold `shared`): its drop is the last clone's.
+    _handle: Arc<Handle>,
+}
+
+/// Cancels what has not ended when the last [`TaskQueue`] clone goes (see its docs).
+struct Handle(Weak<QueueShared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let ids = shared.lock().queue.cancel_on_drop();
+        for id in ids {
+            shared.cancel(id);
+        }
+    }
 }
 
 impl std::fmt::Debug for TaskQueue {
@@ -301,6 +326,45 @@ impl QueueShared {
         self.settle(st);
     }
 
+    /// [`TaskQueue::cancel`].
+    fn cancel(self: &Arc<Self>, id: TaskId) {
+        let mut st = self.lock();
+        let before = st.queue.get(id).map(|t| t.state);
+        if st.queue.cancel(id).is_err() {
+            return;
+        }
+        if let Some(run) = st.runs.get(&id) {
+            // Its thread is alive: its task aborts the upload (even while paused) and reports.
+            run.commands.send(Command::Cancel);
+        } else if before.is_some_and(|s| s != TaskState::Running) {
+            let entry = st.queue.get(id).map(|t| {
+                let mut cp = t.meta.options.checkpoint.clone();
+                if cp.is_none() {
+                    let bucket = self.client.config().bucket.to_string();
+                    cp = Some(derived_checkpoint(&bucket, &t.meta.path, &t.meta.key));
+                }
+                (cp, t.meta.key.clone())
+            });
+            match entry {
+                Some((Some(cp), key)) if cp.exists() => {
+                    st.cleanups += 1;
+                    let shared = self.clone();
+                    std::thread::spawn(move || {
+                        shared.client.discard(&cp, &key);
+                        let mut st = shared.lock();
+                        st.cleanups -= 1;
+                        st.results.insert(id, Err(Error::Cancelled));
+                        shared.settle(st);
+                    });
+                }
+                _ => {
+                    st.results.insert(id, Err(Error::Cancelled));
+                }
+            }
+        }
+        self.settle(st);
+    }
+
     /// Pumps the queue, wakes waiters and calls the change callback (outside the lock).
     fn settle(self: &Arc<Self>, mut st: MutexGuard<'_, QueueState>) {
         let changed = self.pump(&mut st);
@@ -349,41 +413,7 @@ impl TaskQueue {
 
     /// Cancels a task: a running upload is aborted, and so is the upload a paused or failed task left.
     pub fn cancel(&self, id: TaskId) {
-        let mut st = self.shared.lock();
-        let before = st.queue.get(id).map(|t| t.state);
-        if st.queue.cancel(id).is_err() {
-            return;
-        }
-        if let Some(run) = st.runs.get(&id) {
-            // Its thread is alive: its task aborts the upload (even while paused) and reports.
-            run.commands.send(Command::Cancel);
-        } else if before.is_some_and(|s| s != TaskState::Running) {
-            let entry = st.queue.get(id).map(|t| {
-                let mut cp = t.meta.options.checkpoint.clone();
-                if cp.is_none() {
-                    let bucket = self.shared.client.config().bucket.to_string();
-                    cp = Some(derived_checkpoint(&bucket, &t.meta.path, &t.meta.key));
-                }
-                (cp, t.meta.key.clone())
-            });
-            match entry {
-                Some((Some(cp), key)) if cp.exists() => {
-                    st.cleanups += 1;
-                    let shared = self.shared.clone();
-                    std::thread::spawn(move || {
-                        shared.client.discard(&cp, &key);
-                        let mut st = shared.lock();
-                        st.cleanups -= 1;
-                        st.results.insert(id, Err(Error::Cancelled));
-                        shared.settle(st);
-                    });
-                }
-                _ => {
-                    st.results.insert(id, Err(Error::Cancelled));
-                }
-            }
-        }
-        self.shared.settle(st);
+        self.shared.cancel(id);
     }
 
     /// Every task, oldest first.

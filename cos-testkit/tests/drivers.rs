@@ -677,7 +677,10 @@ scenarios!(
         parts_go_out_in_parallel_up_to_the_concurrency_asked,
         add_meta_md5_is_refused_for_a_stream,
     ],
-    queue: [a_stalled_task_times_out_then_completes],
+    queue: [
+        a_stalled_task_times_out_then_completes,
+        dropping_the_queue_aborts_a_paused_upload_and_ends_its_run,
+    ],
     objects: [
         delete_object_and_delete_objects,
         list_objects_pages_delimiter_and_url_encoding,

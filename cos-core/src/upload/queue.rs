@@ -321,6 +321,18 @@ impl<M> UploadQueue<M> {
         }
     }
 
+    /// The tasks a driver cancels when the last handle to its queue is dropped: every waiting, running or
+    /// paused task, oldest first. Nobody could resume, wait for or watch them any more, so they end as
+    /// [`cancel`](Self::cancel) ends them (started multipart uploads aborted, nothing left on the server)
+    /// instead of holding a thread or task forever. Failed tasks have ended: they keep their checkpoints.
+    pub fn cancel_on_drop(&self) -> Vec<TaskId> {
+        self.tasks
+            .iter()
+            .filter(|t| !t.state.is_finished())
+            .map(|t| t.id)
+            .collect()
+    }
+
     /// Reports that the driver's task ended. A task that succeeds is `Success` even if a pause or cancel
     /// came too late to stop it; a failure after a pause leaves it `Paused` (resumable), after a cancel
     /// `Canceled`.
@@ -389,6 +401,28 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn dropping_cancels_every_task_that_has_not_ended() {
+        let mut q = UploadQueue::new(1);
+        let ids: Vec<_> = (0..5).map(|_| q.add("f", Some(100))).collect();
+        drain(&mut q);
+        q.finished(ids[0], Ok(())).unwrap();
+        drain(&mut q);
+        q.finished(ids[1], Err(Error::Cancelled)).unwrap();
+        drain(&mut q);
+        // ids[2] runs, then pauses; ids[3] runs; ids[4] waits; ids[0] succeeded and ids[1] failed.
+        q.pause(ids[2]).unwrap();
+        drain(&mut q);
+        assert_eq!(q.get(ids[3]).unwrap().state, TaskState::Running);
+        assert_eq!(q.cancel_on_drop(), ids[2..]);
+        for id in q.cancel_on_drop() {
+            q.cancel(id).unwrap();
+        }
+        assert!(q.cancel_on_drop().is_empty());
+        assert!(q.is_idle());
+        assert_eq!(q.get(ids[1]).unwrap().state, TaskState::Error);
     }
 
     #[test]

@@ -49,3 +49,48 @@ pub fn a_stalled_task_times_out_then_completes<D: Driver>() {
         "the checkpoint is removed after success"
     );
 }
+
+/// Dropping the last handle of a queue with a paused upload cancels it: the multipart upload is aborted,
+/// the checkpoint removed, and the paused run (a thread or a tokio task) ends, releasing what it owned.
+pub fn dropping_the_queue_aborts_a_paused_upload_and_ends_its_run<D: Driver>() {
+    let server = slow_server(30);
+    let client = client::<D>(&server, 4);
+    let dir = TempDir::new::<D>("dropqueue");
+    let path = dir.file("paused.bin", &pattern(8 * MIB, 92));
+    let checkpoint = dir.path("paused.cp");
+    // Owned by the task's options: it is freed once no run (and no queue state) holds them any more.
+    let owned = Arc::new(());
+    let released = Arc::downgrade(&owned);
+
+    let queue = client.task_queue(2);
+    let id = queue.add(
+        &path,
+        "drop/paused.bin",
+        mib_parts()
+            .concurrency(2)
+            .checkpoint(&checkpoint)
+            .on_progress(move |_| assert!(Arc::strong_count(&owned) > 0)),
+    );
+    until("progress", || {
+        queue.list()[0]
+            .progress
+            .is_some_and(|p| p.loaded >= MIB as u64)
+    });
+    queue.pause(id);
+    queue.wait_all();
+    assert_eq!(queue.list()[0].state, TaskState::Paused);
+    assert_eq!(server.multipart_uploads().len(), 1);
+    assert!(checkpoint.exists(), "a paused task keeps its checkpoint");
+    assert!(released.upgrade().is_some(), "the paused run is parked");
+
+    drop(queue);
+    until("the upload aborted", || {
+        server.multipart_uploads().is_empty()
+    });
+    until("the paused run ended", || released.upgrade().is_none());
+    assert!(server.object("drop/paused.bin").is_none());
+    assert!(
+        !checkpoint.exists(),
+        "a cancelled task's checkpoint is removed"
+    );
+}
