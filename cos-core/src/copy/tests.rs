@@ -235,7 +235,10 @@ fn a_changed_source_fails_a_part_and_the_upload_is_aborted() {
             part_ok(first)
         }
     });
-    assert_eq!(run.result.as_ref().unwrap_err().code(), Some("PreconditionFailed"));
+    assert_eq!(
+        run.result.as_ref().unwrap_err().code(),
+        Some("PreconditionFailed")
+    );
     let ops = ops(&run);
     assert_eq!(ops.last(), Some(&"AbortMultipartUpload"));
     assert!(!ops.contains(&"CompleteMultipartUpload"), "{ops:?}");
