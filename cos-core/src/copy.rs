@@ -142,15 +142,15 @@ pub fn plan_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// One request (with its retries) run inside the copy.
+/// One request (with its retries) run inside the copy (boxed: each holds a config).
 #[derive(Debug)]
 enum Sub {
-    Head(OneShot<HeadObject>),
-    Single(OneShot<CopyObject>),
-    Init(OneShot<InitiateMultipartUpload>),
-    Part(usize, OneShot<UploadPartCopy>),
-    Complete(OneShot<CompleteMultipartUpload>),
-    Abort(OneShot<AbortMultipartUpload>),
+    Head(Box<OneShot<HeadObject>>),
+    Single(Box<OneShot<CopyObject>>),
+    Init(Box<OneShot<InitiateMultipartUpload>>),
+    Part(usize, Box<OneShot<UploadPartCopy>>),
+    Complete(Box<OneShot<CompleteMultipartUpload>>),
+    Abort(Box<OneShot<AbortMultipartUpload>>),
 }
 
 /// What a [`Sub`] ended with.
@@ -188,12 +188,12 @@ fn step<T: Task>(
 impl Sub {
     fn poll(&mut self, now: Now) -> Step {
         match self {
-            Sub::Head(t) => step(t, now, Finished::Head),
-            Sub::Single(t) => step(t, now, Finished::Single),
-            Sub::Init(t) => step(t, now, Finished::Init),
+            Sub::Head(t) => step(&mut **t, now, Finished::Head),
+            Sub::Single(t) => step(&mut **t, now, Finished::Single),
+            Sub::Init(t) => step(&mut **t, now, Finished::Init),
             Sub::Part(i, t) => {
                 let i = *i;
-                match step(t, now, |r| Finished::Part(i, r)) {
+                match step(&mut **t, now, |r| Finished::Part(i, r)) {
                     Step::Event(Event::RetryScheduled {
                         operation,
                         attempt,
@@ -210,8 +210,8 @@ impl Sub {
                     s => s,
                 }
             }
-            Sub::Complete(t) => step(t, now, Finished::Complete),
-            Sub::Abort(t) => step(t, now, |_| Finished::Abort),
+            Sub::Complete(t) => step(&mut **t, now, Finished::Complete),
+            Sub::Abort(t) => step(&mut **t, now, |_| Finished::Abort),
         }
     }
 
@@ -316,7 +316,7 @@ impl MultipartCopy {
             finished: false,
         };
         let head = task.head()?;
-        task.start(Sub::Head(head));
+        task.start(Sub::Head(Box::new(head)));
         Ok(task)
     }
 
@@ -359,7 +359,7 @@ impl MultipartCopy {
             ) {
                 Ok(abort) => {
                     self.failure = Some(error);
-                    self.start(Sub::Abort(abort));
+                    self.start(Sub::Abort(Box::new(abort)));
                 }
                 Err(_) => self.result = Some(Err(error)),
             },
@@ -468,7 +468,7 @@ impl MultipartCopy {
                 if let Some(etag) = &s.etag {
                     op = op.source_if_match(etag);
                 }
-                Ok(Sub::Single(OneShot::new(op, s.config.clone())?))
+                Ok(Sub::Single(Box::new(OneShot::new(op, s.config.clone())?)))
             });
         }
         let Some(_) = &self.etag else {
@@ -515,7 +515,7 @@ impl MultipartCopy {
                     op = op.metadata(k, v);
                 }
             }
-            Ok(Sub::Init(OneShot::new(op, s.config.clone())?))
+            Ok(Sub::Init(Box::new(OneShot::new(op, s.config.clone())?)))
         });
     }
 
@@ -538,7 +538,7 @@ impl MultipartCopy {
                 let op = UploadPartCopy::new(&s.dest, upload_id, i as u32 + 1, s.source.clone())
                     .range(first, last)
                     .source_if_match(etag);
-                Ok(Sub::Part(i, OneShot::new(op, s.config.clone())?))
+                Ok(Sub::Part(i, Box::new(OneShot::new(op, s.config.clone())?)))
             });
         }
     }
@@ -573,7 +573,7 @@ impl MultipartCopy {
         let upload_id = self.upload_id.clone().unwrap_or_default();
         self.try_start(|s| {
             let op = CompleteMultipartUpload::new(&s.dest, upload_id, parts);
-            Ok(Sub::Complete(OneShot::new(op, s.config.clone())?))
+            Ok(Sub::Complete(Box::new(OneShot::new(op, s.config.clone())?)))
         });
     }
 }
