@@ -687,6 +687,7 @@ scenarios!(
         copy_object_with_and_across_keys,
         upload_part_copy_assembles_ranges,
         copy_of_a_large_object_is_multipart_and_byte_identical,
+        a_source_changed_during_a_multipart_copy_fails_and_leaves_nothing,
         a_listing_whose_marker_does_not_advance_ends_with_an_error,
     ],
     get_object: [

@@ -327,6 +327,47 @@ pub fn copy_of_a_large_object_is_multipart_and_byte_identical<D: Driver>() {
     assert!(server.object("dst/x").is_none());
 }
 
+/// A source replaced while its multipart copy runs fails the next part's `x-cos-copy-source-If-Match`: the
+/// copy ends with `PreconditionFailed`, its upload is aborted and no destination object appears.
+pub fn a_source_changed_during_a_multipart_copy_fails_and_leaves_nothing<D: Driver>() {
+    use cos_core::copy::CopyOptions;
+    let (server, client) = start::<D>();
+    client
+        .put_object(PutObject::new("src"), pattern(3 << 20, 5))
+        .unwrap();
+    // The second part copy waits at the server while another writer replaces the source.
+    server.faults().fail_nth(
+        "UploadPartCopy",
+        2,
+        Fault::Stall(Duration::from_millis(1500)),
+    );
+    let writer = cos_blocking::Client::new(config(&server, 1));
+    let options = CopyOptions::default()
+        .threshold(1 << 20)
+        .part_size(1 << 20)
+        .concurrency(1);
+    let before = server.counters().get("UploadPartCopy");
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while server.counters().get("UploadPartCopy") < before + 2 {
+                assert!(std::time::Instant::now() < deadline, "part 2 never sent");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            writer
+                .put_object(PutObject::new("src"), pattern(3 << 20, 6))
+                .unwrap();
+        });
+        client.copy(CopySource::key("src"), "dst", &options)
+    });
+    let e = result.unwrap_err();
+    assert_eq!(e.code(), Some("PreconditionFailed"), "{e:?}");
+    assert_eq!(server.counters().get("UploadPartCopy") - before, 2);
+    assert_eq!(server.counters().get("AbortMultipartUpload"), 1);
+    assert!(server.multipart_uploads().is_empty());
+    assert!(server.object("dst").is_none());
+}
+
 /// A server that answers every request with the same truncated page, whose marker never advances.
 fn stuck_lister() -> (std::net::SocketAddr, std::thread::JoinHandle<usize>) {
     use std::io::{BufRead, BufReader, Write};
