@@ -52,6 +52,7 @@ pub use transfer::{
 
 pub use cos_core::checksum::{BodyDigest, SentDigest};
 pub use cos_core::config::Timeouts;
+pub use cos_core::copy::{CopyOptions, CopyOutcome};
 pub use cos_core::credentials::{
     EnvCredentials, ProvideCredentials, RefreshingCredentials, StaticCredentials,
 };

@@ -643,4 +643,17 @@ impl Client {
     pub fn upload_part_copy(&self, op: UploadPartCopy) -> Result<CopyObjectOutput, Error> {
         self.execute(op)
     }
+
+    /// Copies `source` to `dest_key` server-side, whatever its size: one PUT Object - Copy at or below
+    /// [`CopyOptions::threshold`](cos_core::copy::CopyOptions::threshold), parallel Upload Part - Copy
+    /// ranges above it (the decisions are [`MultipartCopy`](cos_core::copy::MultipartCopy)'s).
+    pub fn copy(
+        &self,
+        source: cos_core::ops::CopySource,
+        dest_key: impl Into<String>,
+        options: &cos_core::copy::CopyOptions,
+    ) -> Result<cos_core::copy::CopyOutcome, Error> {
+        let task = cos_core::copy::MultipartCopy::new(self.config(), source, dest_key, options)?;
+        self.run(task, &NoSource)
+    }
 }

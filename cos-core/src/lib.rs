@@ -60,6 +60,7 @@
 pub mod auth;
 pub mod checksum;
 pub mod config;
+pub mod copy;
 pub mod credentials;
 pub mod date;
 pub mod download;

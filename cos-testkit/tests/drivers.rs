@@ -17,6 +17,7 @@ use bytes::Bytes;
 use conformance::{
     ChunkReader, Downloaded, Driver, Info, ObjectBody, Options, Payload, PayloadReader, Queue,
 };
+use cos_core::copy::{CopyOptions, CopyOutcome};
 use cos_core::download::{DownloadOptions, FileDownload};
 use cos_core::ops::*;
 use cos_core::post_policy::{PostForm, PostObjectOutput, PostPolicy};
@@ -122,6 +123,8 @@ ops! {
     fn copy_object(op: CopyObject) -> CopyObjectOutput;
     /// `Client::upload_part_copy`.
     fn upload_part_copy(op: UploadPartCopy) -> CopyObjectOutput;
+    /// `Client::copy`.
+    fn copy(source: CopySource, dest_key: &str, options: &CopyOptions) -> CopyOutcome;
 }
 
 /// A `$client::Client` for `$config`, its builder given each of `$options` that is set.
@@ -686,6 +689,8 @@ scenarios!(
         list_objects_pages_delimiter_and_url_encoding,
         copy_object_with_and_across_keys,
         upload_part_copy_assembles_ranges,
+        copy_of_a_large_object_is_multipart_and_byte_identical,
+        a_source_changed_during_a_multipart_copy_fails_and_leaves_nothing,
         a_listing_whose_marker_does_not_advance_ends_with_an_error,
     ],
     get_object: [

@@ -80,7 +80,17 @@ impl CopySource {
         Ok(v)
     }
 
-    fn is_same_object(&self, dest_key: &str) -> bool {
+    /// The other bucket and region set with [`bucket`](Self::bucket), if any.
+    pub fn source_bucket(&self) -> Option<(&str, &str)> {
+        self.bucket.as_ref().map(|(b, r)| (b.as_str(), r.as_str()))
+    }
+
+    /// The version set with [`version_id`](Self::version_id), if any.
+    pub fn source_version_id(&self) -> Option<&str> {
+        self.version_id.as_deref().filter(|v| !v.is_empty())
+    }
+
+    pub(crate) fn is_same_object(&self, dest_key: &str) -> bool {
         self.bucket.is_none() && self.version_id.is_none() && self.key == dest_key
     }
 }

@@ -4,7 +4,7 @@
 use super::*;
 use cos_core::ops::{
     CompleteMultipartUpload, CompletedPart, CopyObject, CopySource, DeleteObjects,
-    InitiateMultipartUpload, MetadataDirective, PutObject, UploadPartCopy,
+    InitiateMultipartUpload, ListMultipartUploads, MetadataDirective, PutObject, UploadPartCopy,
 };
 
 pub fn delete_object_and_delete_objects<D: Driver>() {
@@ -256,6 +256,116 @@ pub fn upload_part_copy_assembles_ranges<D: Driver>() {
         )
         .unwrap_err();
     assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+}
+
+/// `Client::copy`: a 12 MiB source above a 5 MiB threshold is copied as three parallel Upload Part - Copy
+/// ranges and reads back byte-identical with the source's content type; a small one is one PUT Object -
+/// Copy; no upload is left behind.
+pub fn copy_of_a_large_object_is_multipart_and_byte_identical<D: Driver>() {
+    use cos_core::copy::CopyOptions;
+    let (server, client) = start::<D>();
+    let body = pattern(12 << 20, 23);
+    client
+        .put_object(
+            PutObject::new("src/big").content_type("application/x-test"),
+            body.clone(),
+        )
+        .unwrap();
+    let options = CopyOptions::default()
+        .threshold(5 << 20)
+        .part_size(5 << 20)
+        .concurrency(3);
+    let (parts, single) = (
+        server.counters().get("UploadPartCopy"),
+        server.counters().get("PutObjectCopy"),
+    );
+    let out = client
+        .copy(CopySource::key("src/big"), "dst/big", &options)
+        .unwrap();
+    assert_eq!((out.parts, out.size), (3, 12 << 20));
+    assert_eq!(server.counters().get("UploadPartCopy") - parts, 3);
+    assert_eq!(server.counters().get("PutObjectCopy"), single);
+    let got = client.get_object(GetObject::new("dst/big")).unwrap();
+    assert!(got.body.as_ref() == body.as_slice(), "copied bytes differ");
+    let head = client.head_object("dst/big").unwrap();
+    assert_eq!(head.content_type.as_deref(), Some("application/x-test"));
+    assert_eq!(head.crc64, client.head_object("src/big").unwrap().crc64);
+    assert_eq!(out.crc64, head.crc64);
+
+    client
+        .put_object(PutObject::new("src/small"), body[..1000].to_vec())
+        .unwrap();
+    let out = client
+        .copy(CopySource::key("src/small"), "dst/small", &options)
+        .unwrap();
+    assert_eq!(out.parts, 0);
+    assert_eq!(server.counters().get("PutObjectCopy"), single + 1);
+    assert_eq!(
+        server.object("dst/small").unwrap().data.unwrap(),
+        &body[..1000]
+    );
+
+    // A missing source fails at the HEAD; bad options fail before anything is sent.
+    let e = client
+        .copy(CopySource::key("nope"), "dst/x", &options)
+        .unwrap_err();
+    assert_eq!(e.code(), Some("NoSuchKey"), "{e:?}");
+    let total = server.counters().total;
+    let e = client
+        .copy(
+            CopySource::key("src/big"),
+            "dst/x",
+            &options.clone().part_size(1),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    assert_eq!(server.counters().total, total);
+    let left = client
+        .list_multipart_uploads(ListMultipartUploads::new())
+        .unwrap();
+    assert!(left.uploads.is_empty());
+    assert!(server.object("dst/x").is_none());
+}
+
+/// A source replaced while its multipart copy runs fails the next part's `x-cos-copy-source-If-Match`: the
+/// copy ends with `PreconditionFailed`, its upload is aborted and no destination object appears.
+pub fn a_source_changed_during_a_multipart_copy_fails_and_leaves_nothing<D: Driver>() {
+    use cos_core::copy::CopyOptions;
+    let (server, client) = start::<D>();
+    client
+        .put_object(PutObject::new("src"), pattern(3 << 20, 5))
+        .unwrap();
+    // The second part copy waits at the server while another writer replaces the source.
+    server.faults().fail_nth(
+        "UploadPartCopy",
+        2,
+        Fault::Stall(Duration::from_millis(1500)),
+    );
+    let writer = cos_blocking::Client::new(config(&server, 1));
+    let options = CopyOptions::default()
+        .threshold(1 << 20)
+        .part_size(1 << 20)
+        .concurrency(1);
+    let before = server.counters().get("UploadPartCopy");
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while server.counters().get("UploadPartCopy") < before + 2 {
+                assert!(std::time::Instant::now() < deadline, "part 2 never sent");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            writer
+                .put_object(PutObject::new("src"), pattern(3 << 20, 6))
+                .unwrap();
+        });
+        client.copy(CopySource::key("src"), "dst", &options)
+    });
+    let e = result.unwrap_err();
+    assert_eq!(e.code(), Some("PreconditionFailed"), "{e:?}");
+    assert_eq!(server.counters().get("UploadPartCopy") - before, 2);
+    assert_eq!(server.counters().get("AbortMultipartUpload"), 1);
+    assert!(server.multipart_uploads().is_empty());
+    assert!(server.object("dst").is_none());
 }
 
 /// A server that answers every request with the same truncated page, whose marker never advances.

@@ -1,0 +1,419 @@
+//! Virtual-time tests of [`MultipartCopy`]: a fake COS answers every request the task emits.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::ops::CopySource;
+
+const MIB: u64 = 1024 * 1024;
+const SOURCE_ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
+
+fn config() -> Config {
+    let mut c = Config::new(
+        "examplebucket-1250000000",
+        "ap-guangzhou",
+        Credentials::new("AKID", "KEY"),
+    )
+    .unwrap();
+    c.retry.max_attempts = 2;
+    c
+}
+
+#[allow(clippy::disallowed_methods)] // the origin of virtual time
+fn start() -> Now {
+    Now {
+        instant: Instant::now(),
+        system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    }
+}
+
+fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response<Bytes> {
+    let mut b = http::Response::builder().status(status);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Bytes::from(body.to_string())).unwrap()
+}
+
+fn header<'a>(t: &'a Transmit, name: &str) -> Option<&'a str> {
+    t.request.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+/// What the fake COS saw and how the copy ended.
+struct Run {
+    /// (operation, x-cos-copy-source-range, x-cos-copy-source-if-match) of every request, in order.
+    sent: Vec<(&'static str, Option<String>, Option<String>)>,
+    /// The most requests in flight at once.
+    max_in_flight: usize,
+    result: Result<CopyOutcome, Error>,
+}
+
+/// Runs `task` against a fake COS with a `size`-byte source; `part` answers a part (by its range start).
+fn run(
+    mut task: MultipartCopy,
+    size: u64,
+    crc: &str,
+    part: impl Fn(u64) -> http::Response<Bytes>,
+) -> Run {
+    let mut now = start();
+    let mut sent = Vec::new();
+    let mut max_in_flight = 0;
+    let size_s = size.to_string();
+    loop {
+        let mut batch = Vec::new();
+        let result = loop {
+            match task.poll_output(now) {
+                Output::Transmit(t) => batch.push(t),
+                Output::Event(_) => {}
+                Output::Io(io) => panic!("unexpected {io:?}"),
+                Output::Wait { until } => {
+                    if batch.is_empty() {
+                        now = now.advance(until.expect("waiting forever") - now.instant);
+                    }
+                    break None;
+                }
+                Output::Done(r) => break Some(r),
+            }
+        };
+        if let Some(result) = result {
+            return Run {
+                sent,
+                max_in_flight,
+                result,
+            };
+        }
+        max_in_flight = max_in_flight.max(batch.len());
+        // Answer the newest first: order must not matter.
+        for t in batch.into_iter().rev() {
+            let range = header(&t, "x-cos-copy-source-range").map(str::to_string);
+            sent.push((
+                t.operation,
+                range.clone(),
+                header(&t, "x-cos-copy-source-if-match").map(str::to_string),
+            ));
+            let r = match t.operation {
+                "HeadObject" => response(
+                    200,
+                    &[
+                        ("content-length", &size_s),
+                        ("etag", SOURCE_ETAG),
+                        ("x-cos-hash-crc64ecma", crc),
+                        ("content-type", "text/plain"),
+                    ],
+                    "",
+                ),
+                "PutObjectCopy" => response(
+                    200,
+                    &[("x-cos-hash-crc64ecma", crc)],
+                    "<CopyObjectResult><ETag>\"single\"</ETag></CopyObjectResult>",
+                ),
+                "InitiateMultipartUpload" => response(
+                    200,
+                    &[],
+                    "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>dst</Key>\
+                     <UploadId>u1</UploadId></InitiateMultipartUploadResult>",
+                ),
+                "UploadPartCopy" => {
+                    let first: u64 = range.unwrap()[6..]
+                        .split('-')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    part(first)
+                }
+                "CompleteMultipartUpload" => response(
+                    200,
+                    &[("x-cos-hash-crc64ecma", crc)],
+                    "<CompleteMultipartUploadResult><Location>l</Location><Bucket>b</Bucket>\
+                     <Key>dst</Key><ETag>\"abc-3\"</ETag></CompleteMultipartUploadResult>",
+                ),
+                "AbortMultipartUpload" => response(204, &[], ""),
+                other => panic!("unexpected {other}"),
+            };
+            task.handle_input(
+                now,
+                Input::Response {
+                    id: t.id,
+                    response: r,
+                    sent: None,
+                },
+            );
+        }
+    }
+}
+
+fn part_ok(first: u64) -> http::Response<Bytes> {
+    response(
+        200,
+        &[],
+        &format!("<CopyPartResult><ETag>\"p{first}\"</ETag></CopyPartResult>"),
+    )
+}
+
+fn options() -> CopyOptions {
+    CopyOptions::default()
+        .threshold(5 * MIB)
+        .part_size(5 * MIB)
+        .concurrency(2)
+}
+
+fn ops(run: &Run) -> Vec<&'static str> {
+    run.sent.iter().map(|s| s.0).collect()
+}
+
+#[test]
+fn a_large_source_is_copied_in_planned_ranges_in_parallel_with_if_match() {
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let run = run(task, 12 * MIB, "77", part_ok);
+    let out = run.result.as_ref().unwrap();
+    assert_eq!(out.parts, 3);
+    assert_eq!(out.size, 12 * MIB);
+    assert_eq!(out.crc64, Some(77));
+    assert_eq!(out.etag, "\"abc-3\"");
+    assert_eq!(
+        ops(&run),
+        [
+            "HeadObject",
+            "InitiateMultipartUpload",
+            "UploadPartCopy",
+            "UploadPartCopy",
+            "UploadPartCopy",
+            "CompleteMultipartUpload"
+        ]
+    );
+    let mut ranges: Vec<String> = run.sent.iter().filter_map(|s| s.1.clone()).collect();
+    ranges.sort();
+    assert_eq!(
+        ranges,
+        [
+            "bytes=0-5242879",
+            "bytes=10485760-12582911",
+            "bytes=5242880-10485759"
+        ]
+    );
+    for s in run.sent.iter().filter(|s| s.0 == "UploadPartCopy") {
+        assert_eq!(s.2.as_deref(), Some(SOURCE_ETAG));
+    }
+    assert_eq!(run.max_in_flight, 2, "concurrency 2");
+}
+
+#[test]
+fn concurrency_bounds_the_parts_in_flight() {
+    let o = options().part_size(MIB).concurrency(4);
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &o).unwrap();
+    let run = run(task, 12 * MIB, "77", part_ok);
+    let ranges = run.sent.iter().filter(|s| s.0 == "UploadPartCopy").count();
+    assert_eq!(ranges, 12);
+    assert_eq!(run.max_in_flight, 4);
+    assert_eq!(run.result.as_ref().unwrap().parts, 12);
+}
+
+#[test]
+fn a_source_at_the_threshold_is_one_copy_object_with_if_match() {
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let run = run(task, 5 * MIB, "77", part_ok);
+    assert_eq!(ops(&run), ["HeadObject", "PutObjectCopy"]);
+    assert_eq!(run.sent[1].2.as_deref(), Some(SOURCE_ETAG));
+    let out = run.result.as_ref().unwrap();
+    assert_eq!((out.parts, out.etag.as_str()), (0, "\"single\""));
+}
+
+#[test]
+fn a_changed_source_fails_a_part_and_the_upload_is_aborted() {
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let run = run(task, 12 * MIB, "77", |first| {
+        if first == 5 * MIB {
+            response(
+                412,
+                &[],
+                "<Error><Code>PreconditionFailed</Code><Message>changed</Message></Error>",
+            )
+        } else {
+            part_ok(first)
+        }
+    });
+    assert_eq!(
+        run.result.as_ref().unwrap_err().code(),
+        Some("PreconditionFailed")
+    );
+    let ops = ops(&run);
+    assert_eq!(ops.last(), Some(&"AbortMultipartUpload"));
+    assert!(!ops.contains(&"CompleteMultipartUpload"), "{ops:?}");
+}
+
+#[test]
+fn retryable_part_failures_are_retried_then_abort() {
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let run = run(task, 12 * MIB, "77", |first| {
+        if first == 0 {
+            response(
+                503,
+                &[],
+                "<Error><Code>SlowDown</Code><Message>m</Message></Error>",
+            )
+        } else {
+            part_ok(first)
+        }
+    });
+    assert_eq!(run.result.as_ref().unwrap_err().code(), Some("SlowDown"));
+    let first_part = run
+        .sent
+        .iter()
+        .filter(|s| s.1.as_deref() == Some("bytes=0-5242879"))
+        .count();
+    assert_eq!(first_part, 2, "max_attempts 2");
+    assert_eq!(ops(&run).last(), Some(&"AbortMultipartUpload"));
+}
+
+#[test]
+fn parts_whose_crcs_do_not_combine_to_the_source_crc_abort_before_complete() {
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let run = run(task, 12 * MIB, "77", |first| {
+        response(
+            200,
+            &[("x-cos-hash-crc64ecma", "1")],
+            &format!("<CopyPartResult><ETag>\"p{first}\"</ETag></CopyPartResult>"),
+        )
+    });
+    assert!(matches!(
+        run.result.as_ref().unwrap_err(),
+        Error::Integrity(IntegrityError::Crc64 { expected: 77, .. })
+    ));
+    let ops = ops(&run);
+    assert_eq!(ops.last(), Some(&"AbortMultipartUpload"));
+    assert!(!ops.contains(&"CompleteMultipartUpload"));
+}
+
+#[test]
+fn a_copy_whose_crc_differs_from_the_source_crc_is_an_integrity_error() {
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    // The fake reports the HEAD's CRC on the copy too; a copy answering another one fails.
+    let run = run(task, MIB, "77", part_ok);
+    assert_eq!(run.result.as_ref().unwrap().crc64, Some(77));
+    let mut t = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    t.crc64 = Some(5);
+    assert!(matches!(
+        t.check_crc(Some(6)),
+        Err(Error::Integrity(IntegrityError::Crc64 {
+            expected: 5,
+            actual: 6,
+            ..
+        }))
+    ));
+    assert!(t.check_crc(None).is_ok() && t.check_crc(Some(5)).is_ok());
+}
+
+#[test]
+fn bad_input_is_a_typed_error_before_anything_is_sent() {
+    let bad = |source: CopySource, dest: &str, o: CopyOptions| {
+        MultipartCopy::new(config(), source, dest, &o).unwrap_err()
+    };
+    let src = || CopySource::key("src");
+    assert!(matches!(
+        bad(src(), "dst", CopyOptions::default().part_size(MIB - 1)),
+        Error::InvalidInput(InvalidInput::Size { .. })
+    ));
+    assert!(matches!(
+        bad(src(), "dst", CopyOptions::default().threshold(6 << 30)),
+        Error::InvalidInput(InvalidInput::Parameter {
+            name: "threshold",
+            ..
+        })
+    ));
+    assert!(matches!(
+        bad(src(), "dst", CopyOptions::default().concurrency(0)),
+        Error::InvalidInput(InvalidInput::Parameter {
+            name: "concurrency",
+            ..
+        })
+    ));
+    assert!(matches!(
+        bad(src(), "src", CopyOptions::default()),
+        Error::InvalidInput(InvalidInput::Parameter { .. })
+    ));
+    assert!(matches!(
+        bad(src(), "", CopyOptions::default()),
+        Error::InvalidInput(InvalidInput::Key { .. })
+    ));
+    assert!(matches!(
+        bad(
+            src().bucket("NoAppId", "ap-beijing"),
+            "dst",
+            CopyOptions::default()
+        ),
+        Error::InvalidInput(InvalidInput::Bucket { .. })
+    ));
+}
+
+#[test]
+fn cancel_aborts_the_upload() {
+    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let now = start();
+    let answer = |task: &mut MultipartCopy, t: Transmit, r| {
+        task.handle_input(
+            now,
+            Input::Response {
+                id: t.id,
+                response: r,
+                sent: None,
+            },
+        )
+    };
+    let Output::Transmit(h) = task.poll_output(now) else {
+        panic!()
+    };
+    let r = response(
+        200,
+        &[("content-length", "12582912"), ("etag", SOURCE_ETAG)],
+        "",
+    );
+    answer(&mut task, h, r);
+    let Output::Transmit(i) = task.poll_output(now) else {
+        panic!()
+    };
+    let r = response(
+        200,
+        &[],
+        "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>",
+    );
+    answer(&mut task, i, r);
+    let mut polled = Vec::new();
+    loop {
+        match task.poll_output(now) {
+            Output::Transmit(t) => polled.push(t.operation),
+            Output::Event(_) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(polled, ["UploadPartCopy", "UploadPartCopy"]);
+    task.handle_command(now, Command::Cancel);
+    let a = loop {
+        match task.poll_output(now) {
+            Output::Transmit(t) => break t,
+            Output::Event(_) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(a.operation, "AbortMultipartUpload");
+    assert_eq!(a.request.uri().query(), Some("uploadId=u1"));
+    answer(&mut task, a, response(204, &[], ""));
+    assert!(matches!(
+        task.poll_output(now),
+        Output::Done(Err(Error::Cancelled))
+    ));
+}
+
+#[test]
+fn ranges_stay_within_ten_thousand_parts() {
+    assert_eq!(plan_ranges(0, MIB), vec![]);
+    assert_eq!(plan_ranges(MIB, MIB), vec![(0, MIB - 1)]);
+    let big = 48 * 1024 * 1024 * MIB; // 48 TiB
+    let r = plan_ranges(big, 64 * MIB);
+    assert!(r.len() as u64 <= MAX_COPY_PARTS, "{}", r.len());
+    assert_eq!(r.last().unwrap().1, big - 1);
+    assert!(r.windows(2).all(|w| w[0].1 + 1 == w[1].0));
+    assert_eq!((r[0].1 + 1) % MIB, 0);
+}
