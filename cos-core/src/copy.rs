@@ -350,6 +350,20 @@ impl MultipartCopy {
         if self.failure.is_some() || self.result.is_some() {
             return;
         }
+        if self.upload_id.is_none() {
+            let init = self.subs.iter().find_map(|(slot, s)| match s {
+                Sub::Init(_) => Some(*slot),
+                _ => None,
+            });
+            if let Some(slot) = init {
+                // The upload id is still on its way: keep the Initiate, so that the upload it creates is
+                // aborted once its answer names it (see `finished`).
+                self.subs.retain(|s, _| *s == slot);
+                self.routes.retain(|_, (s, _)| *s == slot);
+                self.failure = Some(error);
+                return;
+            }
+        }
         self.subs.clear();
         self.routes.clear();
         match self.upload_id.clone() {
@@ -376,6 +390,17 @@ impl MultipartCopy {
 
     fn finished(&mut self, f: Finished) {
         match f {
+            // Failed while the Initiate was in flight (see `fail`): abort the upload it created, if any.
+            Finished::Init(result) if self.failure.is_some() => {
+                let error = self.failure.take().unwrap_or(Error::Cancelled);
+                match result {
+                    Ok(out) => {
+                        self.upload_id = Some(out.upload_id);
+                        self.fail(error);
+                    }
+                    Err(_) => self.result = Some(Err(error)),
+                }
+            }
             Finished::Head(Err(e))
             | Finished::Single(Err(e))
             | Finished::Init(Err(e))

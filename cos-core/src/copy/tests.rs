@@ -406,6 +406,108 @@ fn cancel_aborts_the_upload() {
     ));
 }
 
+/// A cancel while the Initiate is in flight waits for its answer and aborts the upload it created, so that
+/// nothing is left on the server.
+#[test]
+fn cancel_during_initiate_aborts_the_upload_it_creates() {
+    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let now = start();
+    let answer = |task: &mut MultipartCopy, t: Transmit, r| {
+        task.handle_input(
+            now,
+            Input::Response {
+                id: t.id,
+                response: r,
+                sent: None,
+            },
+        )
+    };
+    let Output::Transmit(h) = task.poll_output(now) else {
+        panic!()
+    };
+    let r = response(
+        200,
+        &[("content-length", "12582912"), ("etag", SOURCE_ETAG)],
+        "",
+    );
+    answer(&mut task, h, r);
+    let Output::Transmit(i) = task.poll_output(now) else {
+        panic!()
+    };
+    assert_eq!(i.operation, "InitiateMultipartUpload");
+    task.handle_command(now, Command::Cancel);
+    assert!(
+        matches!(task.poll_output(now), Output::Wait { .. }),
+        "the task must wait for the Initiate's answer"
+    );
+    let r = response(
+        200,
+        &[],
+        "<InitiateMultipartUploadResult><UploadId>u9</UploadId></InitiateMultipartUploadResult>",
+    );
+    answer(&mut task, i, r);
+    let a = loop {
+        match task.poll_output(now) {
+            Output::Transmit(t) => break t,
+            Output::Event(_) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(a.operation, "AbortMultipartUpload");
+    assert_eq!(a.request.uri().query(), Some("uploadId=u9"));
+    answer(&mut task, a, response(204, &[], ""));
+    assert!(matches!(
+        task.poll_output(now),
+        Output::Done(Err(Error::Cancelled))
+    ));
+}
+
+/// A cancel during an Initiate that then fails ends `Cancelled` without an Abort (there is no upload id).
+#[test]
+fn cancel_during_a_failed_initiate_ends_cancelled() {
+    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let now = start();
+    let Output::Transmit(h) = task.poll_output(now) else {
+        panic!()
+    };
+    let r = response(
+        200,
+        &[("content-length", "12582912"), ("etag", SOURCE_ETAG)],
+        "",
+    );
+    task.handle_input(
+        now,
+        Input::Response {
+            id: h.id,
+            response: r,
+            sent: None,
+        },
+    );
+    let Output::Transmit(i) = task.poll_output(now) else {
+        panic!()
+    };
+    task.handle_command(now, Command::Cancel);
+    let r = response(403, &[], "<Error><Code>AccessDenied</Code></Error>");
+    task.handle_input(
+        now,
+        Input::Response {
+            id: i.id,
+            response: r,
+            sent: None,
+        },
+    );
+    loop {
+        match task.poll_output(now) {
+            Output::Event(_) => {}
+            Output::Done(r) => {
+                assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[test]
 fn ranges_stay_within_ten_thousand_parts() {
     assert_eq!(plan_ranges(0, MIB), vec![]);
