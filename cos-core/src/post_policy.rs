@@ -98,35 +98,52 @@ pub enum Condition {
     },
 }
 
-impl Condition {
-    fn write_json(&self, out: &mut String) {
-        match self {
+/// A condition as policy JSON: `{"field":"value"}`, `["starts-with","$field","prefix"]` or
+/// `["content-length-range",min,max]`.
+struct ConditionJson<'a>(&'a Condition);
+
+impl Serialize for ConditionJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeTuple as _};
+        match self.0 {
             Condition::Eq { field, value } => {
-                out.push('{');
-                write_json_string(out, field);
-                out.push(':');
-                write_json_string(out, value);
-                out.push('}');
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry(field, value)?;
+                m.end()
             }
             Condition::StartsWith { field, prefix } => {
-                out.push_str("[\"starts-with\",");
-                write_json_string(out, &format!("${field}"));
-                out.push(',');
-                write_json_string(out, prefix);
-                out.push(']');
+                let mut t = s.serialize_tuple(3)?;
+                t.serialize_element("starts-with")?;
+                t.serialize_element(&format!("${field}"))?;
+                t.serialize_element(prefix)?;
+                t.end()
             }
             Condition::ContentLengthRange { min, max } => {
-                out.push_str(&format!("[\"content-length-range\",{min},{max}]"));
+                let mut t = s.serialize_tuple(3)?;
+                t.serialize_element("content-length-range")?;
+                t.serialize_element(min)?;
+                t.serialize_element(max)?;
+                t.end()
             }
         }
     }
 }
 
+/// The policy document, serialised compactly in this member order (the signature covers the exact text).
+#[derive(Serialize)]
+struct PolicyJson<'a> {
+    expiration: &'a str,
+    conditions: Vec<ConditionJson<'a>>,
+}
+
+/// Compact JSON text of `value` (strings and numbers cannot fail to serialise).
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("policy JSON is strings and integers")
+}
+
 impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
-        self.write_json(&mut s);
-        f.write_str(&s)
+        f.write_str(&to_json(&ConditionJson(self)))
     }
 }
 
@@ -334,17 +351,10 @@ impl PostPolicy {
         ];
         conditions.extend(plan.conditions);
         let expiration = format_iso8601(exp);
-        let mut json = String::with_capacity(256);
-        json.push_str("{\"expiration\":");
-        write_json_string(&mut json, &expiration);
-        json.push_str(",\"conditions\":[");
-        for (i, c) in conditions.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            c.write_json(&mut json);
-        }
-        json.push_str("]}");
+        let json = to_json(&PolicyJson {
+            expiration: &expiration,
+            conditions: conditions.iter().map(ConditionJson).collect(),
+        });
 
         let signature = sign_policy(credentials.secret_key(), &key_time, &json);
         let mut fields = vec![
@@ -1009,24 +1019,6 @@ fn unix_secs(t: SystemTime) -> u64 {
 }
 
 pub use crate::date::{format_iso8601, parse_iso8601};
-
-/// Writes `s` as a JSON string literal: `"` and `\` escaped, control characters as `\n`, `\r`, `\t` or
-/// `\u00XX`, everything else (including non-ASCII) as is.
-fn write_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
 
 #[cfg(test)]
 mod tests;

@@ -297,3 +297,32 @@ fn parses_errors() {
         .unwrap_err();
     assert!(matches!(e, Error::UnexpectedResponse(_)));
 }
+
+#[test]
+fn condition_json_text_is_pinned() {
+    // The signature covers the exact text: compact, members in order, only `"`, `\` and control
+    // characters escaped, non-ASCII as is.
+    let eq = Condition::Eq {
+        field: "x-cos-meta-a".into(),
+        value: "q\"b\\s\tn雪😀/".into(),
+    };
+    assert_eq!(eq.to_string(), r#"{"x-cos-meta-a":"q\"b\\s\tn雪😀/"}"#);
+    let sw = Condition::StartsWith {
+        field: "key".into(),
+        prefix: "in/\u{1}".into(),
+    };
+    assert_eq!(sw.to_string(), r#"["starts-with","$key","in/\u0001"]"#);
+    let r = Condition::ContentLengthRange { min: 0, max: 10 };
+    assert_eq!(r.to_string(), r#"["content-length-range",0,10]"#);
+    // Every character class round-trips.
+    let s: String = (0u32..0x300)
+        .filter_map(char::from_u32)
+        .chain("雪😀".chars())
+        .collect();
+    let c = Condition::Eq {
+        field: "f".into(),
+        value: s.clone(),
+    };
+    let v: serde_json::Value = serde_json::from_str(&c.to_string()).unwrap();
+    assert_eq!(v["f"], serde_json::Value::String(s));
+}
