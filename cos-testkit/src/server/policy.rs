@@ -778,9 +778,15 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + from)
 }
 
-/// A small JSON reader, enough for policy documents (cos-core does not depend on serde_json).
+/// Policy JSON read through serde_json into a value that keeps object members in document order (the
+/// conditions of a `{"a": "1", "b": "2"}` item are checked in that order) and numbers as
+/// text (integers as written, others in Rust's `f64` `Debug` form, which always has a `.` or an exponent).
 mod json {
-    /// A JSON value. Numbers keep their text.
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// A JSON value. Numbers are text; objects keep their members in order (repeats included).
     #[derive(Debug, Clone, PartialEq)]
     pub enum Value {
         Null,
@@ -801,223 +807,69 @@ mod json {
         }
     }
 
-    const MAX_DEPTH: usize = 32;
-
+    /// Parses one JSON document (serde_json's grammar and nesting limit).
     pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser {
-            b: text.as_bytes(),
-            pos: 0,
-        };
-        let v = p.value(0)?;
-        p.ws();
-        if p.pos != p.b.len() {
-            return Err(format!("trailing characters at byte {}", p.pos));
-        }
-        Ok(v)
+        serde_json::from_str(text).map_err(|e| e.to_string())
     }
 
-    struct Parser<'a> {
-        b: &'a [u8],
-        pos: usize,
+    impl<'de> Deserialize<'de> for Value {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(ValueVisitor)
+        }
     }
 
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while matches!(self.b.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-                self.pos += 1;
-            }
+    struct ValueVisitor;
+
+    impl<'de> Visitor<'de> for ValueVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
         }
 
-        fn err<T>(&self, what: &str) -> Result<T, String> {
-            Err(format!("{what} at byte {}", self.pos))
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
         }
 
-        fn eat(&mut self, c: u8) -> Result<(), String> {
-            self.ws();
-            if self.b.get(self.pos) == Some(&c) {
-                self.pos += 1;
-                Ok(())
-            } else {
-                self.err(&format!("expected '{}'", c as char))
-            }
+        fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+            Ok(Value::Bool(b))
         }
 
-        fn value(&mut self, depth: usize) -> Result<Value, String> {
-            if depth > MAX_DEPTH {
-                return self.err("nested too deeply");
-            }
-            self.ws();
-            match self.b.get(self.pos) {
-                Some(b'{') => {
-                    self.pos += 1;
-                    let mut members = Vec::new();
-                    self.ws();
-                    if self.b.get(self.pos) == Some(&b'}') {
-                        self.pos += 1;
-                        return Ok(Value::Object(members));
-                    }
-                    loop {
-                        self.ws();
-                        let k = self.string()?;
-                        self.eat(b':')?;
-                        let v = self.value(depth + 1)?;
-                        members.push((k, v));
-                        self.ws();
-                        match self.b.get(self.pos) {
-                            Some(b',') => self.pos += 1,
-                            Some(b'}') => {
-                                self.pos += 1;
-                                return Ok(Value::Object(members));
-                            }
-                            _ => return self.err("expected ',' or '}'"),
-                        }
-                    }
-                }
-                Some(b'[') => {
-                    self.pos += 1;
-                    let mut items = Vec::new();
-                    self.ws();
-                    if self.b.get(self.pos) == Some(&b']') {
-                        self.pos += 1;
-                        return Ok(Value::Array(items));
-                    }
-                    loop {
-                        items.push(self.value(depth + 1)?);
-                        self.ws();
-                        match self.b.get(self.pos) {
-                            Some(b',') => self.pos += 1,
-                            Some(b']') => {
-                                self.pos += 1;
-                                return Ok(Value::Array(items));
-                            }
-                            _ => return self.err("expected ',' or ']'"),
-                        }
-                    }
-                }
-                Some(b'"') => Ok(Value::String(self.string()?)),
-                Some(b't') => self.word("true", Value::Bool(true)),
-                Some(b'f') => self.word("false", Value::Bool(false)),
-                Some(b'n') => self.word("null", Value::Null),
-                Some(b'-' | b'0'..=b'9') => self.number(),
-                _ => self.err("expected a value"),
-            }
+        fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+            Ok(Value::Number(n.to_string()))
         }
 
-        fn word(&mut self, w: &str, v: Value) -> Result<Value, String> {
-            if self.b[self.pos..].starts_with(w.as_bytes()) {
-                self.pos += w.len();
-                Ok(v)
-            } else {
-                self.err("invalid literal")
-            }
+        fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+            Ok(Value::Number(n.to_string()))
         }
 
-        fn number(&mut self) -> Result<Value, String> {
-            let start = self.pos;
-            if self.b.get(self.pos) == Some(&b'-') {
-                self.pos += 1;
-            }
-            let digits = |p: &mut Self| {
-                let s = p.pos;
-                while matches!(p.b.get(p.pos), Some(b'0'..=b'9')) {
-                    p.pos += 1;
-                }
-                p.pos > s
-            };
-            if !digits(self) {
-                return self.err("invalid number");
-            }
-            if self.b.get(self.pos) == Some(&b'.') {
-                self.pos += 1;
-                if !digits(self) {
-                    return self.err("invalid number");
-                }
-            }
-            if matches!(self.b.get(self.pos), Some(b'e' | b'E')) {
-                self.pos += 1;
-                if matches!(self.b.get(self.pos), Some(b'+' | b'-')) {
-                    self.pos += 1;
-                }
-                if !digits(self) {
-                    return self.err("invalid number");
-                }
-            }
-            let text = std::str::from_utf8(&self.b[start..self.pos]).expect("ASCII");
-            Ok(Value::Number(text.to_string()))
+        fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+            // Debug keeps a fraction (`6e0` → `6.0`), so a non-integer never reads as an integer bound.
+            Ok(Value::Number(format!("{n:?}")))
         }
 
-        fn hex4(&mut self) -> Result<u32, String> {
-            let h = self
-                .b
-                .get(self.pos..self.pos + 4)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u32::from_str_radix(h, 16).ok());
-            match h {
-                Some(v) => {
-                    self.pos += 4;
-                    Ok(v)
-                }
-                None => self.err("invalid \\u escape"),
-            }
+        fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+            Ok(Value::String(s.to_string()))
         }
 
-        fn string(&mut self) -> Result<String, String> {
-            if self.b.get(self.pos) != Some(&b'"') {
-                return self.err("expected a string");
+        fn visit_string<E>(self, s: String) -> Result<Value, E> {
+            Ok(Value::String(s))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(v) = seq.next_element()? {
+                items.push(v);
             }
-            self.pos += 1;
-            let mut out = Vec::new();
-            loop {
-                let Some(&c) = self.b.get(self.pos) else {
-                    return self.err("unterminated string");
-                };
-                self.pos += 1;
-                match c {
-                    b'"' => break,
-                    b'\\' => {
-                        let Some(&e) = self.b.get(self.pos) else {
-                            return self.err("unterminated escape");
-                        };
-                        self.pos += 1;
-                        let ch = match e {
-                            b'"' => '"',
-                            b'\\' => '\\',
-                            b'/' => '/',
-                            b'b' => '\u{8}',
-                            b'f' => '\u{c}',
-                            b'n' => '\n',
-                            b'r' => '\r',
-                            b't' => '\t',
-                            b'u' => {
-                                let hi = self.hex4()?;
-                                let code = if (0xD800..0xDC00).contains(&hi) {
-                                    if !self.b[self.pos..].starts_with(b"\\u") {
-                                        return self.err("lone surrogate");
-                                    }
-                                    self.pos += 2;
-                                    let lo = self.hex4()?;
-                                    if !(0xDC00..0xE000).contains(&lo) {
-                                        return self.err("invalid surrogate pair");
-                                    }
-                                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                                } else {
-                                    hi
-                                };
-                                match char::from_u32(code) {
-                                    Some(ch) => ch,
-                                    None => return self.err("invalid \\u escape"),
-                                }
-                            }
-                            _ => return self.err("invalid escape"),
-                        };
-                        let mut buf = [0u8; 4];
-                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                    }
-                    c if c < 0x20 => return self.err("control character in string"),
-                    c => out.push(c),
-                }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut members = Vec::new();
+            while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                members.push((k, v));
             }
-            String::from_utf8(out).map_err(|_| format!("invalid UTF-8 before byte {}", self.pos))
+            Ok(Value::Object(members))
         }
     }
 }

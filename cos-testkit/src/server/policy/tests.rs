@@ -928,3 +928,62 @@ fn violations_display_without_secrets() {
     assert!(!shown.contains(form.field("q-signature").unwrap()));
     assert!(shown.contains("StringToSign"));
 }
+
+#[test]
+fn json_reader() {
+    use super::json::{parse, Value};
+    assert_eq!(
+        parse(r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#),
+        Ok(Value::String("a\"\\/\u{8}\u{c}\n\r\té😀".into()))
+    );
+    assert_eq!(parse(" [ ] "), Ok(Value::Array(vec![])));
+    assert_eq!(parse("{}"), Ok(Value::Object(vec![])));
+    assert_eq!(parse("-12"), Ok(Value::Number("-12".into())));
+    assert_eq!(parse("0.5"), Ok(Value::Number("0.5".into())));
+    // Members keep document order, repeats included.
+    assert_eq!(
+        parse(r#"{"b": "1", "a": 2, "b": null}"#),
+        Ok(Value::Object(vec![
+            ("b".into(), Value::String("1".into())),
+            ("a".into(), Value::Number("2".into())),
+            ("b".into(), Value::Null),
+        ]))
+    );
+    for bad in [
+        "\"\\ud83d\"",
+        "\"\\x\"",
+        "\"a",
+        "\"\u{1}\"",
+        "[1,]",
+        "{\"a\"}",
+        "{\"a\":1,}",
+        "01x",
+        "-",
+        "1.",
+        "tru",
+        "nul",
+        "[1 2]",
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?}");
+    }
+    assert!(parse(&"[".repeat(200_000)).is_err());
+    assert!(parse(&format!("{}{}", "[".repeat(20), "]".repeat(20))).is_ok());
+    // Conditions of one object are checked in document order.
+    let p = parse_policy_json(
+        r#"{"expiration":"2030-01-01T00:00:00Z","conditions":[{"z":"1","a":"2"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        p.conditions,
+        vec![
+            Condition::Eq {
+                field: "z".into(),
+                value: "1".into()
+            },
+            Condition::Eq {
+                field: "a".into(),
+                value: "2".into()
+            }
+        ]
+    );
+}
