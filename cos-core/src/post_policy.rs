@@ -71,7 +71,7 @@ pub enum Match {
     StartsWith(String),
 }
 
-/// One policy condition, as written in the policy JSON and as [`parse_policy_json`] reads it back.
+/// One policy condition, as written in the policy JSON and as a server (`cos_testkit::policy::parse_policy_json`) reads it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Condition {
