@@ -71,13 +71,36 @@ pub fn parse_role_name(response: &http::Response<Bytes>) -> Result<String, Error
         .ok_or_else(|| failed("the role list is empty", response))
 }
 
-/// The fields of the metadata service's credentials document.
+/// The fields of the metadata service's credentials document (other members are ignored).
+#[derive(serde::Deserialize)]
 struct RoleCredentialsJson {
+    #[serde(rename = "TmpSecretId", default)]
     id: String,
+    #[serde(rename = "TmpSecretKey", default)]
     key: String,
+    #[serde(rename = "Token", default)]
     token: String,
-    expired_time: Option<u64>,
+    #[serde(rename = "ExpiredTime", default)]
+    expired_time: Option<UnixSeconds>,
+    #[serde(rename = "Code", default)]
     code: Option<String>,
+}
+
+/// `ExpiredTime`: a JSON number, or (as some services send it) a string of digits.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum UnixSeconds {
+    Number(u64),
+    Text(String),
+}
+
+impl UnixSeconds {
+    fn get(&self) -> Option<u64> {
+        match self {
+            UnixSeconds::Number(n) => Some(*n),
+            UnixSeconds::Text(t) => t.trim().parse().ok(),
+        }
+    }
 }
 
 /// Reads a role's temporary keys; their expiry is `ExpiredTime` (Unix seconds).
@@ -86,8 +109,8 @@ pub fn parse_role_credentials(response: &http::Response<Bytes>) -> Result<Creden
         return Err(failed("the role's credentials are not available", response));
     }
     // A plain error rather than serde's, which would quote the body (and the keys in it).
-    let j: RoleCredentialsJson = serde_json_lite(response.body())
-        .ok_or_else(|| failed("the credentials are not the expected JSON", response))?;
+    let expected = || failed("the credentials are not the expected JSON", response);
+    let j: RoleCredentialsJson = serde_json::from_slice(response.body()).map_err(|_| expected())?;
     if j.code.as_deref().is_some_and(|c| c != "Success") {
         return Err(failed("the service did not answer Success", response));
     }
@@ -99,73 +122,10 @@ pub fn parse_role_credentials(response: &http::Response<Bytes>) -> Result<Creden
         c = c.with_security_token(j.token);
     }
     if let Some(t) = j.expired_time {
+        let t = t.get().ok_or_else(expected)?;
         c = c.with_expiry(SystemTime::UNIX_EPOCH + Duration::from_secs(t));
     }
     Ok(c)
-}
-
-/// The core has no JSON library: a small reader of the flat `{"Key": "string" | number, …}` object the
-/// metadata service answers.
-fn serde_json_lite(body: &[u8]) -> Option<RoleCredentialsJson> {
-    let text = std::str::from_utf8(body).ok()?.trim();
-    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
-    let mut out = RoleCredentialsJson {
-        id: String::new(),
-        key: String::new(),
-        token: String::new(),
-        expired_time: None,
-        code: None,
-    };
-    let mut rest = inner.trim();
-    while !rest.is_empty() {
-        let (name, after) = json_string(rest)?;
-        let after = after.trim_start().strip_prefix(':')?.trim_start();
-        let (value, after) = if after.starts_with('"') {
-            let (v, a) = json_string(after)?;
-            (v, a)
-        } else {
-            let end = after.find([',', '}']).unwrap_or(after.len());
-            (after[..end].trim().to_string(), &after[end..])
-        };
-        match name.as_str() {
-            "TmpSecretId" => out.id = value,
-            "TmpSecretKey" => out.key = value,
-            "Token" => out.token = value,
-            "ExpiredTime" => out.expired_time = Some(value.parse().ok()?),
-            "Code" => out.code = Some(value),
-            _ => {}
-        }
-        rest = after.trim_start();
-        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
-        if !rest.is_empty() && !rest.starts_with('"') {
-            return None;
-        }
-    }
-    Some(out)
-}
-
-/// A JSON string at the start of `s` (simple escapes), and what follows it.
-fn json_string(s: &str) -> Option<(String, &str)> {
-    let body = s.strip_prefix('"')?;
-    let mut out = String::new();
-    let mut chars = body.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, &body[i + 1..])),
-            '\\' => match chars.next()?.1 {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                'u' => {
-                    let hex: String = (0..4).filter_map(|_| chars.next().map(|x| x.1)).collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                other => out.push(other),
-            },
-            c => out.push(c),
-        }
-    }
-    None
 }
 
 /// Credentials of the instance's CAM role, cached and refreshed [`DEFAULT_REFRESH_BEFORE`] (or
@@ -379,6 +339,14 @@ mod tests {
         assert!(!format!("{e} {e:?}").contains("leak"), "{e:?}");
         assert!(parse_role_credentials(&ok("<html>")).is_err());
         assert!(parse_role_credentials(&ok(r#"{"TmpSecretId":"a"}"#)).is_err());
+        // ExpiredTime as a string of digits; a non-numeric one is refused.
+        let body = r#"{"TmpSecretId":"a","TmpSecretKey":"k","ExpiredTime":"1700000000"}"#;
+        assert_eq!(
+            parse_role_credentials(&ok(body)).unwrap().expires_at(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        let body = r#"{"TmpSecretId":"a","TmpSecretKey":"k","ExpiredTime":"soon"}"#;
+        assert!(parse_role_credentials(&ok(body)).is_err());
     }
 
     #[test]

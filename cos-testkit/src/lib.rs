@@ -87,6 +87,8 @@ pub mod hostile;
 pub mod replay;
 mod server;
 pub mod sim;
+/// POST Object form verification, as the local server does it (moved out of cos-core: only a server needs it).
+pub use server::policy;
 
 pub use faults::{Fault, FaultHandle, FaultPlan, FaultSpecError, InjectedFault};
 pub use server::{

@@ -10,14 +10,15 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::policy::{
+    parse_multipart, post_response_xml, redirect_location, verify_form, FormSubmission,
+    PolicyViolation,
+};
 use base64::Engine as _;
 use bytes::Bytes;
 use cos_core::auth::KeyTime;
 use cos_core::checksum::BodyDigest;
-use cos_core::post_policy::{
-    parse_multipart, post_response_xml, redirect_location, verify_form, FormSubmission,
-    PolicyViolation, MAX_POST_SIZE,
-};
+use cos_core::post_policy::MAX_POST_SIZE;
 use http::Response;
 use http_body_util::BodyExt;
 

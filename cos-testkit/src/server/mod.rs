@@ -12,6 +12,7 @@ mod log;
 mod mime;
 mod objects;
 mod ops;
+pub mod policy;
 mod route;
 mod sigv;
 mod store;
