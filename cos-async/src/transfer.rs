@@ -3,7 +3,7 @@
 //!
 //! Every decision (single PUT or multipart, checkpoints and resumption, cleanup, progress throttling,
 //! which file of a batch starts next) is made by the core's [`UploadTask`] and [`UploadQueue`]; this module
-//! only performs what they ask ([`LocalIo`]: read, store or remove the checkpoint, hash a range, read the
+//! only performs what they ask (`LocalIo`: read, store or remove the checkpoint, hash a range, read the
 //! stream) and runs the per-file tasks on tokio.
 //!
 //! ```no_run

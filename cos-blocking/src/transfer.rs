@@ -2,7 +2,7 @@
 //!
 //! Every decision (single PUT or multipart, the part plan, retries, checkpoints and resumption, integrity
 //! checks, cleanup, progress throttling, which file of a batch starts next) is made by the core's
-//! [`UploadTask`] and [`UploadQueue`]; this module only performs what they ask ([`LocalIo`]: read, store
+//! [`UploadTask`] and [`UploadQueue`]; this module only performs what they ask (`LocalIo`: read, store
 //! or remove the checkpoint, hash a range, read the stream) and runs threads.
 //!
 //! * [`Client::upload_file`]: one PUT at or below [`UploadOptions::threshold`], else a concurrent multipart

@@ -1,4 +1,4 @@
-//! The `Content-Type` guessed from a file name's extension, for [`UploadOptions::guess_content_type`]
+//! The `Content-Type` guessed from a file name's extension, for [`UploadOptions::guess_content_type`](super::options::UploadOptions::guess_content_type)
 //! (crate::upload::UploadOptions::guess_content_type).
 //!
 //! A fixed table of common extensions (cos-core takes no MIME-database dependency); each value is the one

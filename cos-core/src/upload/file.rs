@@ -41,8 +41,8 @@ pub enum FileStart {
         /// The multipart upload a checkpoint of this key left behind, to abort after the PUT.
         stale: Option<AbortMultipartUpload>,
     },
-    /// A multipart upload; store [`MultipartUpload::checkpoint`] (with [`checkpoint_to_bytes`]) on every
-    /// [`Event::CheckpointChanged`](crate::task::Event::CheckpointChanged) when a checkpoint path is kept.
+    /// A multipart upload; with a checkpoint path kept, it asks for its checkpoint to be stored through
+    /// [`IoRequest::StoreCheckpoint`](crate::task::IoRequest::StoreCheckpoint).
     Multipart(MultipartUpload),
 }
 

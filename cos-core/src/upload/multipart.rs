@@ -502,7 +502,7 @@ impl MultipartUpload {
 
     /// Marks the checkpoints this task writes with a [`Lease`] held by `owner` (a name unique to this
     /// process and run, e.g. its pid and a random number), and renews it every
-    /// [`LEASE_RENEW`](super::checkpoint::LEASE_RENEW) with a checkpoint store while the upload runs, even
+    /// [`super::checkpoint::LEASE_RENEW`] with a checkpoint store while the upload runs, even
     /// when no part finishes. Another run that finds the lease live refuses to continue the same upload
     /// ([`LeaseCheck`](super::checkpoint::LeaseCheck)). Implies
     /// [`persist_checkpoint`](Self::persist_checkpoint).

@@ -9,7 +9,7 @@
 //!
 //! 1. with a checkpoint path ([`UploadOptions::checkpoint`]), asks for [`IoRequest::LoadCheckpoint`] and
 //!    decides with a [`LeaseCheck`] whether a live upload holds it (waiting out a recent lease, reading the
-//!    checkpoint again, or failing with [`InvalidInput::Checkpoint`]); a checkpoint of another object fails
+//!    checkpoint again, or failing with [`InvalidInput::Checkpoint`](crate::InvalidInput::Checkpoint)); a checkpoint of another object fails
 //!    the same way;
 //! 2. with [`UploadOptions::add_meta_md5`], asks for an [`IoRequest::Digest`] of the whole file (with
 //!    [`Event::Report`]s `hashing` at 0 and at the end);
