@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use cos_core::download::{checkpoint_path, temp_path, DownloadOptions};
 use cos_core::task::Command;
@@ -21,17 +21,19 @@ impl Client {
     /// A task list that downloads up to `file_parallel` files at once as tokio tasks (on the current
     /// runtime: call it inside one).
     pub fn download_queue(&self, file_parallel: usize) -> DownloadQueue {
-        DownloadQueue {
-            shared: Arc::new(Shared {
-                client: self.clone(),
-                runtime: tokio::runtime::Handle::current(),
-                state: Mutex::new(State {
-                    queue: UploadQueue::new(file_parallel.max(1)),
-                    runs: HashMap::new(),
-                    results: HashMap::new(),
-                }),
-                changed: watch::channel(0u64).0,
+        let shared = Arc::new(Shared {
+            client: self.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            state: Mutex::new(State {
+                queue: UploadQueue::new(file_parallel.max(1)),
+                runs: HashMap::new(),
+                results: HashMap::new(),
             }),
+            changed: watch::channel(0u64).0,
+        });
+        DownloadQueue {
+            _handle: Arc::new(Handle(Arc::downgrade(&shared))),
+            shared,
         }
     }
 }
@@ -89,11 +91,29 @@ struct Shared {
 /// download stops starting ranges, lets the ranges in flight finish and stores them in the checkpoint;
 /// resuming fetches only the missing ranges. Cancelling stops it and removes its temporary file and
 /// checkpoint; the destination is never touched. A failed task can be resumed (from its checkpoint).
-/// Dropping the queue does not stop running downloads (a paused one is cancelled once its run notices);
-/// [`wait_all`](DownloadQueue::wait_all) waits for them.
+/// Dropping the last clone cancels every download that has not ended (waiting ones never start, running
+/// and paused ones stop and remove their temporary files and checkpoints); failed ones keep theirs. To let
+/// the downloads finish, wait with [`wait_all`](DownloadQueue::wait_all) before dropping.
 #[derive(Clone)]
 pub struct DownloadQueue {
     shared: Arc<Shared>,
+    /// Shared by the clones only (the runs hold `shared`): its drop is the last clone's.
+    _handle: Arc<Handle>,
+}
+
+/// Cancels what has not ended when the last [`DownloadQueue`] clone goes.
+struct Handle(Weak<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let ids = shared.lock().queue.cancel_on_drop();
+        for id in ids {
+            shared.cancel(id);
+        }
+    }
 }
 
 impl std::fmt::Debug for DownloadQueue {
@@ -137,6 +157,27 @@ impl Shared {
         }
         drop(st);
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// [`DownloadQueue::cancel`].
+    fn cancel(self: &Arc<Self>, id: TaskId) {
+        let mut st = self.lock();
+        let before = st.queue.get(id).map(|t| t.state);
+        if st.queue.cancel(id).is_err() {
+            return;
+        }
+        if let Some(run) = st.runs.get(&id) {
+            // Its run is alive (also while paused): its task stops and removes its files.
+            let _ = run.commands.send(Command::Cancel);
+        } else if before.is_some_and(|s| s != TaskState::Running) {
+            // No run: remove what an earlier (failed) run left.
+            if let Some(t) = st.queue.get(id) {
+                let _ = std::fs::remove_file(temp_path(&t.meta.path));
+                let _ = std::fs::remove_file(checkpoint_path(&t.meta.path));
+            }
+            st.results.insert(id, Err(Error::Cancelled));
+        }
+        self.settle(st);
     }
 
     fn spawn_run(self: &Arc<Self>, st: &mut State, id: TaskId) {
@@ -228,22 +269,8 @@ impl DownloadQueue {
     /// Cancels a download: it stops and its temporary file and checkpoint are removed; the destination
     /// is never touched.
     pub fn cancel(&self, id: TaskId) {
-        let mut st = self.shared.lock();
-        let before = st.queue.get(id).map(|t| t.state);
-        if st.queue.cancel(id).is_err() {
-            return;
-        }
-        if !st.runs.contains_key(&id) && before.is_some_and(|s| s != TaskState::Running) {
-            // No run: remove what an earlier (failed) run left.
-            if let Some(t) = st.queue.get(id) {
-                let _ = std::fs::remove_file(temp_path(&t.meta.path));
-                let _ = std::fs::remove_file(checkpoint_path(&t.meta.path));
-            }
-            st.results.insert(id, Err(Error::Cancelled));
-        }
-        self.shared.settle(st);
+        self.shared.cancel(id);
     }
-
     /// Every download, oldest first.
     pub fn list(&self) -> Vec<DownloadInfo> {
         let st = self.shared.lock();

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use cos_core::download::{checkpoint_path, temp_path, DownloadOptions};
 use cos_core::task::Command;
@@ -20,16 +20,18 @@ use crate::Client;
 impl Client {
     /// A task list that downloads up to `file_parallel` files at once in background threads.
     pub fn download_queue(&self, file_parallel: usize) -> DownloadQueue {
-        DownloadQueue {
-            shared: Arc::new(Shared {
-                client: self.clone(),
-                state: Mutex::new(State {
-                    queue: UploadQueue::new(file_parallel.max(1)),
-                    runs: HashMap::new(),
-                    results: HashMap::new(),
-                }),
-                changed: Condvar::new(),
+        let shared = Arc::new(Shared {
+            client: self.clone(),
+            state: Mutex::new(State {
+                queue: UploadQueue::new(file_parallel.max(1)),
+                runs: HashMap::new(),
+                results: HashMap::new(),
             }),
+            changed: Condvar::new(),
+        });
+        DownloadQueue {
+            _handle: Arc::new(Handle(Arc::downgrade(&shared))),
+            shared,
         }
     }
 }
@@ -85,10 +87,29 @@ struct Shared {
 /// download stops starting ranges, lets the ranges in flight finish and stores them in the checkpoint;
 /// resuming fetches only the missing ranges. Cancelling stops it and removes its temporary file and
 /// checkpoint; the destination is never touched. A failed task can be resumed (from its checkpoint).
-/// Dropping the queue does not stop the downloads; [`wait_all`](DownloadQueue::wait_all) waits for them.
+/// Dropping the last clone cancels every download that has not ended (waiting ones never start, running
+/// and paused ones stop and remove their temporary files and checkpoints); failed ones keep theirs. To let
+/// the downloads finish, wait with [`wait_all`](DownloadQueue::wait_all) before dropping.
 #[derive(Clone)]
 pub struct DownloadQueue {
     shared: Arc<Shared>,
+    /// Shared by the clones only (the runs hold `shared`): its drop is the last clone's.
+    _handle: Arc<Handle>,
+}
+
+/// Cancels what has not ended when the last [`DownloadQueue`] clone goes.
+struct Handle(Weak<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let ids = shared.lock().queue.cancel_on_drop();
+        for id in ids {
+            shared.cancel(id);
+        }
+    }
 }
 
 impl std::fmt::Debug for DownloadQueue {
@@ -132,6 +153,27 @@ impl Shared {
         }
         drop(st);
         self.changed.notify_all();
+    }
+
+    /// [`DownloadQueue::cancel`].
+    fn cancel(self: &Arc<Self>, id: TaskId) {
+        let mut st = self.lock();
+        let before = st.queue.get(id).map(|t| t.state);
+        if st.queue.cancel(id).is_err() {
+            return;
+        }
+        if let Some(run) = st.runs.get(&id) {
+            // Its run is alive (also while paused): its task stops and removes its files.
+            let _ = run.commands.send(DownloadMsg::Command(Command::Cancel));
+        } else if before.is_some_and(|s| s != TaskState::Running) {
+            // No run: remove what an earlier (failed) run left.
+            if let Some(t) = st.queue.get(id) {
+                let _ = std::fs::remove_file(temp_path(&t.meta.path));
+                let _ = std::fs::remove_file(checkpoint_path(&t.meta.path));
+            }
+            st.results.insert(id, Err(Error::Cancelled));
+        }
+        self.settle(st);
     }
 
     fn spawn_run(self: &Arc<Self>, st: &mut State, id: TaskId) {
@@ -227,22 +269,8 @@ impl DownloadQueue {
     /// Cancels a download: it stops and its temporary file and checkpoint are removed; the destination
     /// is never touched.
     pub fn cancel(&self, id: TaskId) {
-        let mut st = self.shared.lock();
-        let before = st.queue.get(id).map(|t| t.state);
-        if st.queue.cancel(id).is_err() {
-            return;
-        }
-        if !st.runs.contains_key(&id) && before.is_some_and(|s| s != TaskState::Running) {
-            // No run: remove what an earlier (failed) run left.
-            if let Some(t) = st.queue.get(id) {
-                let _ = std::fs::remove_file(temp_path(&t.meta.path));
-                let _ = std::fs::remove_file(checkpoint_path(&t.meta.path));
-            }
-            st.results.insert(id, Err(Error::Cancelled));
-        }
-        self.shared.settle(st);
+        self.shared.cancel(id);
     }
-
     /// Every download, oldest first.
     pub fn list(&self) -> Vec<DownloadInfo> {
         let st = self.shared.lock();

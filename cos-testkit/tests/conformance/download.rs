@@ -299,7 +299,7 @@ fn until_loaded(q: &dyn DownloadList) {
 /// The download queue: a download paused mid-way (the server slowed by a delay on every request) finishes
 /// the ranges in flight, stores them in its checkpoint and stops; resumed, it fetches only the missing
 /// ranges and the file is byte-identical. A cancelled download leaves no temporary file, no checkpoint
-/// and no destination.
+/// and no destination, and so does a paused one whose queue is dropped.
 pub fn a_queued_download_pauses_resumes_with_only_the_missing_ranges_and_cancels_cleanly<
     D: Driver,
 >() {
@@ -371,5 +371,21 @@ pub fn a_queued_download_pauses_resumes_with_only_the_missing_ranges_and_cancels
         "no temporary file, checkpoint or destination: {:?}",
         names(&d.0)
     );
+
+    // Dropping the queue cancels a paused download: its run ends and removes its files.
+    let d = TempDir::new::<D>("dl-queue-drop");
+    let dest = d.path("out.bin");
+    let q = client.download_queue(1);
+    let id = q.add("queued", &dest, ranged().concurrency(1));
+    until_loaded(&*q);
+    q.pause(id);
+    q.wait_all();
+    assert!(temp_path(&dest).exists());
+    drop(q);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !names(&d.0).is_empty() {
+        assert!(Instant::now() < deadline, "left behind: {:?}", names(&d.0));
+        std::thread::sleep(Duration::from_millis(10));
+    }
     server.faults().clear();
 }
