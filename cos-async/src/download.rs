@@ -264,10 +264,33 @@ impl Client {
         options: &cos_core::download::DownloadOptions,
         progress: DownloadProgress<'_>,
     ) -> Result<DownloadOutcome, Error> {
+        self.download_file_inner(key, path.as_ref(), options, progress, None, &|| {})
+            .await
+    }
+
+    /// The download loop, taking [`Command`](cos_core::task::Command)s from `commands` beside the fetch
+    /// reports and calling `on_paused` whenever the task is paused with nothing in flight.
+    pub(crate) async fn download_file_inner(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        options: &cos_core::download::DownloadOptions,
+        progress: DownloadProgress<'_>,
+        mut commands: Option<tokio::sync::mpsc::UnboundedReceiver<cos_core::task::Command>>,
+        on_paused: &(dyn Fn() + Sync),
+    ) -> Result<DownloadOutcome, Error> {
         use cos_core::download::{checkpoint_path, temp_path, DownloadStep, DownloadTask};
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
-        let path = path.as_ref();
+        // Commands from the owner; without an owner, none ever comes.
+        async fn command(
+            commands: &mut Option<tokio::sync::mpsc::UnboundedReceiver<cos_core::task::Command>>,
+        ) -> Option<cos_core::task::Command> {
+            match commands {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        }
         let info = self.head_object(key).await?;
         let tmp = temp_path(path);
         let cp_path = checkpoint_path(path);
@@ -311,15 +334,31 @@ impl Client {
                         (fetch.id, report)
                     });
                 }
-                DownloadStep::Wait => match fetches.join_next().await {
-                    Some(Ok((id, report))) => task.fetched(id, report),
-                    Some(Err(e)) => {
+                DownloadStep::Paused => {
+                    // Nothing in flight, the checkpoint stored: wait for a command (a dropped owner
+                    // cancels).
+                    on_paused();
+                    let c = command(&mut commands).await;
+                    task.command(c.unwrap_or(cos_core::task::Command::Cancel));
+                }
+                DownloadStep::Wait => match tokio::select! {
+                    joined = fetches.join_next() => Ok(joined),
+                    c = command(&mut commands) => Err(c),
+                } {
+                    Err(c) => {
+                        let c = c.unwrap_or(cos_core::task::Command::Cancel);
+                        task.command(c);
+                    }
+                    Ok(Some(Ok((id, report)))) => task.fetched(id, report),
+                    Ok(Some(Err(e))) => {
                         break Err(file_error(
                             &tmp,
                             std::io::Error::other(format!("a download fetch failed: {e}")),
                         ))
                     }
-                    None => break Err(file_error(&tmp, std::io::Error::other("a fetch vanished"))),
+                    Ok(None) => {
+                        break Err(file_error(&tmp, std::io::Error::other("a fetch vanished")))
+                    }
                 },
                 DownloadStep::StoreCheckpoint(bytes) => {
                     if let Err(e) = store_atomically(&cp_path, &bytes).await {

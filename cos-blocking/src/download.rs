@@ -138,6 +138,14 @@ pub struct DownloadOutcome {
     pub resumed: u64,
 }
 
+/// What reaches a download loop: a fetch's report or the owner's command.
+pub(crate) enum DownloadMsg {
+    /// Fetch `id` ended.
+    Fetched(usize, cos_core::download::FetchReport),
+    /// Pause, resume or cancel.
+    Command(cos_core::task::Command),
+}
+
 /// A download progress callback: bytes in the temporary file so far, and the object's size.
 pub type DownloadProgress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
@@ -168,8 +176,25 @@ impl Client {
         options: &cos_core::download::DownloadOptions,
         progress: DownloadProgress<'_>,
     ) -> Result<DownloadOutcome, Error> {
+        let channel = std::sync::mpsc::channel();
+        self.download_file_inner(key, path.as_ref(), options, progress, channel, &|| {})
+    }
+
+    /// The download loop, taking [`Command`](cos_core::task::Command)s from `channel` beside the fetch
+    /// reports and calling `on_paused` whenever the task is paused with nothing in flight.
+    pub(crate) fn download_file_inner(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        options: &cos_core::download::DownloadOptions,
+        progress: DownloadProgress<'_>,
+        (tx, rx): (
+            std::sync::mpsc::Sender<DownloadMsg>,
+            std::sync::mpsc::Receiver<DownloadMsg>,
+        ),
+        on_paused: &(dyn Fn() + Sync),
+    ) -> Result<DownloadOutcome, Error> {
         use cos_core::download::{checkpoint_path, temp_path, DownloadStep, DownloadTask};
-        let path = path.as_ref();
         let info = self.head_object(key)?;
         let tmp = temp_path(path);
         let cp_path = checkpoint_path(path);
@@ -196,7 +221,6 @@ impl Client {
         }
         .map_err(|e| file_error(&tmp, e))?;
         let stop = std::sync::atomic::AtomicBool::new(false);
-        let (tx, rx) = std::sync::mpsc::channel();
         let result = std::thread::scope(|scope| loop {
             match task.next_step() {
                 DownloadStep::Fetch(fetch) => {
@@ -206,13 +230,22 @@ impl Client {
                             std::thread::sleep(fetch.delay);
                         }
                         let report = self.fetch_range(&fetch, tmp, stop);
-                        let _ = tx.send((fetch.id, report));
+                        let _ = tx.send(DownloadMsg::Fetched(fetch.id, report));
                     });
                 }
-                DownloadStep::Wait => match rx.recv() {
-                    Ok((id, report)) => task.fetched(id, report),
-                    Err(_) => break Err(file_error(&tmp, io::Error::other("a fetch vanished"))),
-                },
+                step @ (DownloadStep::Wait | DownloadStep::Paused) => {
+                    // Paused: nothing in flight, the checkpoint stored; wait for a command.
+                    if matches!(step, DownloadStep::Paused) {
+                        on_paused();
+                    }
+                    match rx.recv() {
+                        Ok(DownloadMsg::Fetched(id, report)) => task.fetched(id, report),
+                        Ok(DownloadMsg::Command(c)) => task.command(c),
+                        Err(_) => {
+                            break Err(file_error(&tmp, io::Error::other("a fetch vanished")))
+                        }
+                    }
+                }
                 DownloadStep::StoreCheckpoint(bytes) => {
                     if let Err(e) = store_atomically(&cp_path, &bytes) {
                         stop.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -23,6 +23,7 @@
 mod body;
 mod client;
 mod download;
+mod download_queue;
 mod instance_role;
 mod list;
 mod network;
@@ -30,6 +31,7 @@ mod post;
 mod presign;
 mod provider;
 mod queue;
+pub use download_queue::{DownloadInfo, DownloadQueue};
 pub mod transfer;
 mod transport;
 

@@ -319,6 +319,10 @@ impl Driver for Blocking {
             .collect()
     }
 
+    fn download_queue(&self, file_parallel: usize) -> Box<dyn conformance::DownloadList> {
+        Box::new(self.0.download_queue(file_parallel))
+    }
+
     fn list_objects_pages(
         &self,
         op: ListObjects,
@@ -541,6 +545,14 @@ impl Driver for Async {
             .collect()
     }
 
+    fn download_queue(&self, file_parallel: usize) -> Box<dyn conformance::DownloadList> {
+        let _enter = self.rt.enter();
+        Box::new(AsyncDownloads {
+            queue: self.client.download_queue(file_parallel),
+            rt: self.rt.clone(),
+        })
+    }
+
     /// Polled as a `futures_core::Stream` (`next_page` is the same poll).
     fn list_objects_pages(
         &self,
@@ -633,6 +645,83 @@ impl Queue for AsyncQueue {
     }
 }
 
+fn downloaded(o: cos_blocking::DownloadOutcome) -> Downloaded {
+    Downloaded {
+        size: o.size,
+        requests: o.requests,
+        resumed: o.resumed,
+    }
+}
+
+impl conformance::DownloadList for cos_blocking::DownloadQueue {
+    fn add(&self, key: &str, path: &Path, options: DownloadOptions) -> TaskId {
+        cos_blocking::DownloadQueue::add(self, key, path, options)
+    }
+    fn pause(&self, id: TaskId) {
+        cos_blocking::DownloadQueue::pause(self, id)
+    }
+    fn resume(&self, id: TaskId) {
+        cos_blocking::DownloadQueue::resume(self, id)
+    }
+    fn cancel(&self, id: TaskId) {
+        cos_blocking::DownloadQueue::cancel(self, id)
+    }
+    fn wait(&self, id: TaskId) -> Result<Downloaded, Error> {
+        cos_blocking::DownloadQueue::wait(self, id).map(downloaded)
+    }
+    fn wait_all(&self) {
+        cos_blocking::DownloadQueue::wait_all(self)
+    }
+    fn list(&self) -> Vec<(cos_core::upload::TaskState, u64)> {
+        cos_blocking::DownloadQueue::list(self)
+            .into_iter()
+            .map(|t| (t.state, t.loaded))
+            .collect()
+    }
+}
+
+/// The async download queue, with the runtime it runs on.
+struct AsyncDownloads {
+    queue: cos_async::DownloadQueue,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl conformance::DownloadList for AsyncDownloads {
+    fn add(&self, key: &str, path: &Path, options: DownloadOptions) -> TaskId {
+        let _enter = self.rt.enter();
+        self.queue.add(key, path, options)
+    }
+    fn pause(&self, id: TaskId) {
+        let _enter = self.rt.enter();
+        self.queue.pause(id)
+    }
+    fn resume(&self, id: TaskId) {
+        let _enter = self.rt.enter();
+        self.queue.resume(id)
+    }
+    fn cancel(&self, id: TaskId) {
+        let _enter = self.rt.enter();
+        self.queue.cancel(id)
+    }
+    fn wait(&self, id: TaskId) -> Result<Downloaded, Error> {
+        self.rt.block_on(self.queue.wait(id)).map(|o| Downloaded {
+            size: o.size,
+            requests: o.requests,
+            resumed: o.resumed,
+        })
+    }
+    fn wait_all(&self) {
+        self.rt.block_on(self.queue.wait_all())
+    }
+    fn list(&self) -> Vec<(cos_core::upload::TaskState, u64)> {
+        self.queue
+            .list()
+            .into_iter()
+            .map(|t| (t.state, t.loaded))
+            .collect()
+    }
+}
+
 /// One test per scenario and driver: `blocking::<module>::<scenario>` and `async_::<module>::<scenario>`.
 macro_rules! scenarios {
     ($($module:ident: [$($name:ident),* $(,)?]),* $(,)?) => {
@@ -707,6 +796,7 @@ scenarios!(
         an_object_changed_during_the_download_is_detected,
         progress_reaches_the_total,
         a_batch_downloads_every_file_even_when_one_fails,
+        a_queued_download_pauses_resumes_with_only_the_missing_ranges_and_cancels_cleanly,
     ],
     tagging_acl: [object_tagging_calls_and_typed_option, object_acl_calls],
     requests: [

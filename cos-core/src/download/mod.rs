@@ -19,6 +19,14 @@
 //!   the checkpoint. [`DownloadStep::Fail`]: give up with this error, keeping or removing the temporary
 //!   file and checkpoint as told. Both come once; then [`DownloadStep::Exit`].
 //!
+//! * [`DownloadStep::Paused`]: after [`DownloadTask::pause`], once the fetches in flight are reported and
+//!   their ranges stored in the checkpoint: nothing runs until [`DownloadTask::resume`] (which fetches only
+//!   the missing ranges) or [`DownloadTask::cancel`].
+//!
+//! [`DownloadTask::cancel`] ends the task with [`DownloadStep::Fail`] (`Error::Cancelled`, the temporary
+//! file and the checkpoint removed; the destination is never touched); fetches still in flight are stopped
+//! by the driver and their reports ignored. [`DownloadTask::command`] applies a [`Command`].
+//!
 //! The temporary file and the checkpoint live beside the destination ([`temp_path`],
 //! [`checkpoint_path`]).
 
@@ -32,6 +40,7 @@ use crate::checksum::Crc64;
 use crate::error::{Error, IntegrityError, InvalidInput, TransportError, TransportErrorKind};
 use crate::ops::{GetObject, ObjectInfo};
 use crate::retry::{RetryPolicy, Rng};
+use crate::task::Command;
 
 /// Default size above which an object is fetched in ranges.
 pub const DEFAULT_RANGE_THRESHOLD: u64 = 16 << 20;
@@ -255,6 +264,10 @@ pub enum DownloadStep {
     },
     /// Fetches are in flight: report one, then ask again.
     Wait,
+    /// Paused ([`DownloadTask::pause`]): nothing is in flight and the checkpoint (if kept) names every
+    /// range written. Wait for a command; ask again after [`DownloadTask::resume`] or
+    /// [`DownloadTask::cancel`] (until then every ask answers `Paused`).
+    Paused,
     /// Verified: flush the temporary file, rename it to the destination, then remove the checkpoint
     /// file (if any).
     Finish,
@@ -311,6 +324,8 @@ pub struct DownloadTask {
     rng: Rng,
     queue: VecDeque<DownloadStep>,
     ended: bool,
+    /// Paused by the owner: no new fetch is handed out.
+    paused: bool,
 }
 
 impl DownloadTask {
@@ -372,6 +387,7 @@ impl DownloadTask {
             retry,
             queue: VecDeque::new(),
             ended: false,
+            paused: false,
         };
         if options.checkpoint && temp_len == Some(size) {
             if let Some(cp) =
@@ -479,6 +495,12 @@ impl DownloadTask {
             return DownloadStep::Exit;
         }
         let in_flight = self.pieces.iter().filter(|p| p.in_flight).count();
+        if self.paused {
+            return match in_flight {
+                0 => DownloadStep::Paused,
+                _ => DownloadStep::Wait,
+            };
+        }
         if in_flight < self.concurrency() {
             if let Some(i) = self
                 .pieces
@@ -533,6 +555,52 @@ impl DownloadTask {
             sync,
             total: self.size,
             etag: self.etag.clone(),
+        }
+    }
+
+    /// Pauses: no new fetch is handed out; once the fetches in flight are reported (and their ranges
+    /// stored in the checkpoint), [`DownloadTask::next_step`] answers [`DownloadStep::Paused`]. No effect
+    /// after the end.
+    pub fn pause(&mut self) {
+        if !self.ended {
+            self.paused = true;
+        }
+    }
+
+    /// Continues after [`DownloadTask::pause`] with the ranges still missing.
+    pub fn resume(&mut self) {
+        self.paused = false;
+    }
+
+    /// Whether the task is paused ([`DownloadTask::pause`] without a [`DownloadTask::resume`] since).
+    pub fn is_paused(&self) -> bool {
+        self.paused && !self.ended
+    }
+
+    /// Cancels: the next step is [`DownloadStep::Fail`] with [`Error::Cancelled`] and `keep_partial`
+    /// false (remove the temporary file and the checkpoint; the destination is untouched), then
+    /// [`DownloadStep::Exit`]. Steps not yet taken are dropped (no later checkpoint store), and reports of
+    /// fetches still in flight are ignored. No effect after the end.
+    pub fn cancel(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.paused = false;
+        self.queue.clear();
+        self.queue.push_back(DownloadStep::Fail {
+            error: Error::Cancelled,
+            keep_partial: false,
+        });
+    }
+
+    /// Applies a user's [`Command`]: [`pause`](DownloadTask::pause), [`resume`](DownloadTask::resume)
+    /// or [`cancel`](DownloadTask::cancel).
+    pub fn command(&mut self, command: Command) {
+        match command {
+            Command::Pause => self.pause(),
+            Command::Resume => self.resume(),
+            Command::Cancel => self.cancel(),
         }
     }
 

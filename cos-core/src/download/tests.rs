@@ -342,3 +342,79 @@ fn an_answer_must_be_the_range_asked_for_of_the_planned_object() {
     g.check_head(&head(200, 700, None, "\"e\""), None).unwrap();
     assert!(g.check_head(&head(200, 699, None, "\"e\""), None).is_err());
 }
+
+#[test]
+fn pause_lets_fetches_in_flight_finish_stores_them_and_resume_fetches_only_the_rest() {
+    let d = data(4500);
+    let mut t = task(&d, &opts().checkpoint(true), None, None);
+    let mut stored = None;
+    let mut in_flight = Vec::new();
+    // Two fetches go out (concurrency 2), then the owner pauses.
+    while in_flight.len() < 2 {
+        match t.next_step() {
+            DownloadStep::Fetch(f) => in_flight.push(f),
+            DownloadStep::StoreCheckpoint(b) => stored = Some(b),
+            other => panic!("{other:?}"),
+        }
+    }
+    t.command(Command::Pause);
+    assert!(t.is_paused());
+    assert!(matches!(t.next_step(), DownloadStep::Wait));
+    for f in in_flight.drain(..) {
+        t.fetched(f.id, ok(&d, &f));
+    }
+    // The finished ranges are stored, then Paused, and nothing new starts while paused.
+    let mut steps = Vec::new();
+    loop {
+        match t.next_step() {
+            DownloadStep::StoreCheckpoint(b) => stored = Some(b),
+            DownloadStep::Progress { .. } => {}
+            DownloadStep::Paused => break,
+            other => steps.push(format!("{other:?}")),
+        }
+    }
+    assert!(steps.is_empty(), "{steps:?}");
+    assert!(matches!(t.next_step(), DownloadStep::Paused));
+    let cp: DownloadCheckpoint = serde_json::from_slice(&stored.unwrap()).unwrap();
+    let done: Vec<_> = cp.done.iter().map(|r| (r.offset, r.len)).collect();
+    assert_eq!(done, vec![(0, 1000), (1000, 1000)]);
+
+    t.command(Command::Resume);
+    assert!(!t.is_paused());
+    let (fetches, end) = run(&mut t, &d);
+    let got: Vec<_> = fetches.iter().map(|f| (f.offset, f.len)).collect();
+    assert_eq!(got, vec![(2000, 1000), (3000, 1000), (4000, 500)]);
+    assert!(matches!(end, DownloadStep::Finish), "{end:?}");
+    assert_eq!(t.requests(), 5, "no range fetched twice");
+}
+
+#[test]
+fn cancel_ends_with_cancelled_removes_the_partial_file_and_ignores_late_reports() {
+    let d = data(4500);
+    for paused in [false, true] {
+        let mut t = task(&d, &opts().checkpoint(true), None, None);
+        let f = loop {
+            if let DownloadStep::Fetch(f) = t.next_step() {
+                break f;
+            }
+        };
+        if paused {
+            t.pause();
+        }
+        t.command(Command::Cancel);
+        match t.next_step() {
+            DownloadStep::Fail {
+                error: Error::Cancelled,
+                keep_partial: false,
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        // A report arriving after the cancel changes nothing: no checkpoint is stored again.
+        t.fetched(f.id, ok(&d, &f));
+        assert!(matches!(t.next_step(), DownloadStep::Exit));
+        assert!(!t.is_paused());
+        t.resume();
+        t.cancel();
+        assert!(matches!(t.next_step(), DownloadStep::Exit));
+    }
+}

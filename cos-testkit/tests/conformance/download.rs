@@ -4,6 +4,7 @@
 //! and a change of the object during the download detected instead of mixed.
 
 use super::*;
+use cos_core::download::{checkpoint_path, temp_path};
 
 fn ranged() -> DownloadOptions {
     DownloadOptions::default()
@@ -284,4 +285,107 @@ pub fn a_batch_downloads_every_file_even_when_one_fails<D: Driver>() {
     assert_eq!(std::fs::read(d.path("a")).unwrap(), a);
     assert!(std::fs::read(d.path("b")).unwrap() == b);
     assert_eq!(names(&d.0), ["a", "b"]);
+}
+
+/// Waits (at most 30 s) until the one task of `q` has bytes in its temporary file.
+fn until_loaded(q: &dyn DownloadList) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while q.list()[0].1 == 0 {
+        assert!(Instant::now() < deadline, "no progress: {:?}", q.list());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The download queue: a download paused mid-way (the server slowed by a delay on every request) finishes
+/// the ranges in flight, stores them in its checkpoint and stops; resumed, it fetches only the missing
+/// ranges and the file is byte-identical. A cancelled download leaves no temporary file, no checkpoint
+/// and no destination, and so does a paused one whose queue is dropped.
+pub fn a_queued_download_pauses_resumes_with_only_the_missing_ranges_and_cancels_cleanly<
+    D: Driver,
+>() {
+    let (server, client) = start::<D>();
+    let data = pattern(7 * MIB, 31);
+    put(&client, "queued", &data);
+    let ranges = 7;
+    let slow = || {
+        server.faults().set_plan(
+            FaultPlan::new()
+                .with(Fault::Stall(Duration::from_millis(200)), 1.0)
+                .unwrap(),
+        )
+    };
+    let options = ranged().concurrency(2);
+
+    // Pause, then resume.
+    let d = TempDir::new::<D>("dl-queue");
+    let dest = d.path("out.bin");
+    let q = client.download_queue(1);
+    slow();
+    let before = gets(&server);
+    let id = q.add("queued", &dest, options.clone());
+    until_loaded(&*q);
+    q.pause(id);
+    q.wait_all(); // returns once the ranges in flight are in and the run is idle
+    assert_eq!(q.list()[0].0, TaskState::Paused);
+    let at_pause = gets(&server) - before;
+    let done = checkpoint_done(&checkpoint_path(&dest));
+    assert!(done > 0 && done < data.len() as u64, "{done}");
+    assert_eq!(done % MIB as u64, 0, "only whole ranges are stored");
+    assert_eq!(
+        at_pause,
+        done / MIB as u64,
+        "every range started was finished"
+    );
+    assert!(!dest.exists(), "nothing at the destination while paused");
+    assert!(temp_path(&dest).exists());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(gets(&server) - before, at_pause, "no GET while paused");
+
+    server.faults().clear();
+    q.resume(id);
+    let outcome = q.wait(id).expect("the resumed download completes");
+    assert_eq!(outcome.size, data.len() as u64);
+    let after = gets(&server) - before - at_pause;
+    assert_eq!(
+        after,
+        ranges - at_pause,
+        "only the missing ranges are fetched"
+    );
+    assert!(after < ranges, "fewer GETs than a full restart");
+    assert!(std::fs::read(&dest).unwrap() == data, "file differs");
+    assert_eq!(names(&d.0), vec!["out.bin".to_string()]);
+
+    // Cancel.
+    let d = TempDir::new::<D>("dl-queue-cancel");
+    let dest = d.path("out.bin");
+    let q = client.download_queue(1);
+    slow();
+    let id = q.add("queued", &dest, options);
+    until_loaded(&*q);
+    q.cancel(id);
+    assert!(matches!(q.wait(id), Err(Error::Cancelled)));
+    q.wait_all();
+    assert_eq!(q.list()[0].0, TaskState::Canceled);
+    assert!(
+        names(&d.0).is_empty(),
+        "no temporary file, checkpoint or destination: {:?}",
+        names(&d.0)
+    );
+
+    // Dropping the queue cancels a paused download: its run ends and removes its files.
+    let d = TempDir::new::<D>("dl-queue-drop");
+    let dest = d.path("out.bin");
+    let q = client.download_queue(1);
+    let id = q.add("queued", &dest, ranged().concurrency(1));
+    until_loaded(&*q);
+    q.pause(id);
+    q.wait_all();
+    assert!(temp_path(&dest).exists());
+    drop(q);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !names(&d.0).is_empty() {
+        assert!(Instant::now() < deadline, "left behind: {:?}", names(&d.0));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.faults().clear();
 }

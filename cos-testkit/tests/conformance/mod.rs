@@ -246,6 +246,26 @@ pub trait Driver: Ops + Sized {
         options: &DownloadOptions,
         file_parallel: usize,
     ) -> Vec<Result<Downloaded, Error>>;
+    /// `Client::download_queue`.
+    fn download_queue(&self, file_parallel: usize) -> Box<dyn DownloadList>;
+}
+
+/// A download queue (`DownloadQueue`), called synchronously.
+pub trait DownloadList {
+    /// `DownloadQueue::add`.
+    fn add(&self, key: &str, path: &Path, options: DownloadOptions) -> TaskId;
+    /// `DownloadQueue::pause`.
+    fn pause(&self, id: TaskId);
+    /// `DownloadQueue::resume`.
+    fn resume(&self, id: TaskId);
+    /// `DownloadQueue::cancel`.
+    fn cancel(&self, id: TaskId);
+    /// `DownloadQueue::wait`.
+    fn wait(&self, id: TaskId) -> Result<Downloaded, Error>;
+    /// `DownloadQueue::wait_all`.
+    fn wait_all(&self);
+    /// `DownloadQueue::list`: state and bytes loaded of each task.
+    fn list(&self) -> Vec<(TaskState, u64)>;
 }
 
 /// What a download did (the fields both clients' `DownloadOutcome` share).
