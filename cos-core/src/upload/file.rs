@@ -260,11 +260,9 @@ mod tests {
         assert!(r.uri().query().unwrap().contains("uploadId=up-1"));
         // Without one: search for an unfinished upload, or (if told not to) initiate.
         let start = start_file_upload(config(), "k", &o, fp(3 * MIB), None, None, None).unwrap();
-        assert!(first_request(start)
-            .uri()
-            .query()
-            .unwrap()
-            .contains("uploads"));
+        let r = first_request(start);
+        assert_eq!(r.method(), "GET", "List Multipart Uploads, not Initiate");
+        assert!(r.uri().query().unwrap().contains("uploads"));
         let o2 = o.clone().resume_unfinished(false);
         let start = start_file_upload(config(), "k", &o2, fp(3 * MIB), None, None, None).unwrap();
         assert_eq!(first_request(start).method(), "POST");
@@ -318,6 +316,49 @@ mod tests {
             e,
             Err(Error::InvalidInput(InvalidInput::Checkpoint(_)))
         ));
+    }
+
+    #[test]
+    fn check_file_upload_refuses_a_bad_key_or_part_size_before_anything_is_read() {
+        let o = UploadOptions::default();
+        assert!(check_file_upload("k", &o, 3 * MIB).is_ok());
+        assert!(matches!(
+            check_file_upload("dir/", &o, 10),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            check_file_upload("", &o, 10),
+            Err(Error::InvalidInput(_))
+        ));
+        // 1 MiB parts cannot hold 20 GiB in 10,000 parts.
+        let small = UploadOptions::default().part_size(MIB);
+        assert!(matches!(
+            check_file_upload("k", &small, 20 * 1024 * MIB),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn with_meta_md5_takes_exactly_32_hex_digits_and_lowercases_them() {
+        let object = with_meta_md5(ObjectOptions::default(), &"AB".repeat(16)).unwrap();
+        assert_eq!(
+            object.extra_headers,
+            [("x-cos-meta-md5".to_string(), "ab".repeat(16))]
+        );
+        for bad in [
+            "0".repeat(31),
+            "0".repeat(33),
+            format!("{}g", "0".repeat(31)),
+            String::new(),
+        ] {
+            assert!(
+                matches!(
+                    with_meta_md5(ObjectOptions::default(), &bad),
+                    Err(Error::InvalidInput(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
