@@ -348,20 +348,19 @@ fn bad_input_is_a_typed_error_before_anything_is_sent() {
     ));
 }
 
-#[test]
-fn cancel_aborts_the_upload() {
-    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
-    let now = start();
-    let answer = |task: &mut MultipartCopy, t: Transmit, r| {
-        task.handle_input(
-            now,
-            Input::Response {
-                id: t.id,
-                response: r,
-                sent: None,
-            },
-        )
+/// Answers `t` with `r`.
+fn answer(task: &mut MultipartCopy, now: Now, t: Transmit, r: http::Response<Bytes>) {
+    let input = Input::Response {
+        id: t.id,
+        response: r,
+        sent: None,
     };
+    task.handle_input(now, input);
+}
+
+/// A copy of a 12 MiB source, run up to its Initiate, which is returned unanswered.
+fn copy_at_initiate(now: Now) -> (MultipartCopy, Transmit) {
+    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
     let Output::Transmit(h) = task.poll_output(now) else {
         panic!()
     };
@@ -370,16 +369,37 @@ fn cancel_aborts_the_upload() {
         &[("content-length", "12582912"), ("etag", SOURCE_ETAG)],
         "",
     );
-    answer(&mut task, h, r);
+    answer(&mut task, now, h, r);
     let Output::Transmit(i) = task.poll_output(now) else {
         panic!()
     };
-    let r = response(
-        200,
-        &[],
-        "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>",
+    assert_eq!(i.operation, "InitiateMultipartUpload");
+    (task, i)
+}
+
+/// The next request `task` sends (events skipped).
+fn next_transmit(task: &mut MultipartCopy, now: Now) -> Transmit {
+    loop {
+        match task.poll_output(now) {
+            Output::Transmit(t) => break t,
+            Output::Event(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn initiated(upload_id: &str) -> http::Response<Bytes> {
+    let body = format!(
+        "<InitiateMultipartUploadResult><UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>"
     );
-    answer(&mut task, i, r);
+    response(200, &[], &body)
+}
+
+#[test]
+fn cancel_aborts_the_upload() {
+    let now = start();
+    let (mut task, i) = copy_at_initiate(now);
+    answer(&mut task, now, i, initiated("u1"));
     let mut polled = Vec::new();
     loop {
         match task.poll_output(now) {
@@ -390,16 +410,10 @@ fn cancel_aborts_the_upload() {
     }
     assert_eq!(polled, ["UploadPartCopy", "UploadPartCopy"]);
     task.handle_command(now, Command::Cancel);
-    let a = loop {
-        match task.poll_output(now) {
-            Output::Transmit(t) => break t,
-            Output::Event(_) => {}
-            other => panic!("{other:?}"),
-        }
-    };
+    let a = next_transmit(&mut task, now);
     assert_eq!(a.operation, "AbortMultipartUpload");
     assert_eq!(a.request.uri().query(), Some("uploadId=u1"));
-    answer(&mut task, a, response(204, &[], ""));
+    answer(&mut task, now, a, response(204, &[], ""));
     assert!(matches!(
         task.poll_output(now),
         Output::Done(Err(Error::Cancelled))
@@ -410,52 +424,18 @@ fn cancel_aborts_the_upload() {
 /// nothing is left on the server.
 #[test]
 fn cancel_during_initiate_aborts_the_upload_it_creates() {
-    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
     let now = start();
-    let answer = |task: &mut MultipartCopy, t: Transmit, r| {
-        task.handle_input(
-            now,
-            Input::Response {
-                id: t.id,
-                response: r,
-                sent: None,
-            },
-        )
-    };
-    let Output::Transmit(h) = task.poll_output(now) else {
-        panic!()
-    };
-    let r = response(
-        200,
-        &[("content-length", "12582912"), ("etag", SOURCE_ETAG)],
-        "",
-    );
-    answer(&mut task, h, r);
-    let Output::Transmit(i) = task.poll_output(now) else {
-        panic!()
-    };
-    assert_eq!(i.operation, "InitiateMultipartUpload");
+    let (mut task, i) = copy_at_initiate(now);
     task.handle_command(now, Command::Cancel);
     assert!(
         matches!(task.poll_output(now), Output::Wait { .. }),
         "the task must wait for the Initiate's answer"
     );
-    let r = response(
-        200,
-        &[],
-        "<InitiateMultipartUploadResult><UploadId>u9</UploadId></InitiateMultipartUploadResult>",
-    );
-    answer(&mut task, i, r);
-    let a = loop {
-        match task.poll_output(now) {
-            Output::Transmit(t) => break t,
-            Output::Event(_) => {}
-            other => panic!("{other:?}"),
-        }
-    };
+    answer(&mut task, now, i, initiated("u9"));
+    let a = next_transmit(&mut task, now);
     assert_eq!(a.operation, "AbortMultipartUpload");
     assert_eq!(a.request.uri().query(), Some("uploadId=u9"));
-    answer(&mut task, a, response(204, &[], ""));
+    answer(&mut task, now, a, response(204, &[], ""));
     assert!(matches!(
         task.poll_output(now),
         Output::Done(Err(Error::Cancelled))
@@ -465,37 +445,11 @@ fn cancel_during_initiate_aborts_the_upload_it_creates() {
 /// A cancel during an Initiate that then fails ends `Cancelled` without an Abort (there is no upload id).
 #[test]
 fn cancel_during_a_failed_initiate_ends_cancelled() {
-    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
     let now = start();
-    let Output::Transmit(h) = task.poll_output(now) else {
-        panic!()
-    };
-    let r = response(
-        200,
-        &[("content-length", "12582912"), ("etag", SOURCE_ETAG)],
-        "",
-    );
-    task.handle_input(
-        now,
-        Input::Response {
-            id: h.id,
-            response: r,
-            sent: None,
-        },
-    );
-    let Output::Transmit(i) = task.poll_output(now) else {
-        panic!()
-    };
+    let (mut task, i) = copy_at_initiate(now);
     task.handle_command(now, Command::Cancel);
     let r = response(403, &[], "<Error><Code>AccessDenied</Code></Error>");
-    task.handle_input(
-        now,
-        Input::Response {
-            id: i.id,
-            response: r,
-            sent: None,
-        },
-    );
+    answer(&mut task, now, i, r);
     loop {
         match task.poll_output(now) {
             Output::Event(_) => {}
