@@ -233,7 +233,7 @@ impl UploadPart {
     }
 
     /// Also computes the part's MD5 and checks the ETag against it (the CRC-64 check is always made). Off by
-    /// default: MD5 costs about 2.4 s of CPU per GiB here, CRC-64 about 0.15 s. Setting
+    /// default: MD5 costs about 1.3 s of CPU per GiB here, CRC-64 about 0.08 s. Setting
     /// [`UploadPart::content_md5`] turns it on.
     pub fn verify_md5(mut self, on: bool) -> Self {
         self.verify_md5 = on;

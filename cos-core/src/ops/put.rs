@@ -71,7 +71,7 @@ impl PutObject {
     }
 
     /// Also computes the body's MD5 and checks the ETag against it (on top of the CRC-64 check, which is
-    /// always made). Off by default: MD5 costs about 2.4 s of CPU per GiB here, CRC-64 about 0.15 s. A
+    /// always made). Off by default: MD5 costs about 1.3 s of CPU per GiB here, CRC-64 about 0.08 s. A
     /// `Content-MD5` header set on the request turns it on.
     pub fn verify_md5(mut self, on: bool) -> Self {
         self.verify_md5 = on;
