@@ -1,6 +1,7 @@
 //! The task list's decisions, checked with no I/O: each test plays the driver and asserts the outputs.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::retry::Rng;
@@ -425,4 +426,70 @@ fn random_commands_keep_invariants() {
             assert_eq!(q.is_settled(), settled);
         }
     }
+}
+
+#[test]
+fn entries_fill_in_their_checkpoints_and_name_their_leftovers() {
+    let (abs, tmp) = (Path::new("/data/a.bin"), Path::new("/tmp"));
+    let e = UploadEntry::new(
+        "a.bin".into(),
+        "k",
+        UploadOptions::default(),
+        "b-1",
+        abs,
+        tmp,
+    );
+    let name = derived_checkpoint_name("b-1", "/data/a.bin", "k");
+    assert_eq!(
+        e.options.checkpoint,
+        Some(tmp.join("cos-rs-checkpoints").join(name))
+    );
+    let mine = UploadOptions::default().checkpoint("mine.json");
+    let e = UploadEntry::new("a.bin".into(), "k", mine, "b-1", abs, tmp);
+    assert_eq!(e.options.checkpoint, Some(PathBuf::from("mine.json")));
+
+    let dest = PathBuf::from("/x/out.bin");
+    let d = DownloadEntry::new("k", dest.clone(), DownloadOptions::default());
+    assert!(d.options.checkpoint, "a queued download can always resume");
+    assert_eq!(d.leftovers(), [temp_path(&dest), checkpoint_path(&dest)]);
+    assert!(!d.leftovers().contains(&dest), "never the destination");
+
+    // What the lists show.
+    let mut q: TransferQueue<DownloadEntry, u8> = TransferQueue::new(1);
+    let id = q.add(d, None);
+    drain_any(&mut q);
+    q.set_progress(id, 5, Some(9)).unwrap();
+    q.finished(id, Err(failed())).unwrap();
+    let row = DownloadInfo::from(&q.tasks()[0]);
+    assert_eq!(
+        (row.id, row.key.as_str(), row.path, row.state),
+        (id, "k", dest, TaskState::Error)
+    );
+    assert_eq!(
+        (row.loaded, row.total, row.error),
+        (5, Some(9), Some(failed()))
+    );
+    let mut q: TransferQueue<UploadEntry> = TransferQueue::new(1);
+    let id = q.add(e, Some(9));
+    drain_any(&mut q);
+    let p = Progress {
+        loaded: 3,
+        total: Some(9),
+        speed: 1.5,
+        percent: Some(1.0 / 3.0),
+    };
+    q.report(id, p).unwrap();
+    let row = TaskInfo::from(&q.tasks()[0]);
+    assert_eq!(
+        (row.id, row.key.as_str(), row.state),
+        (id, "k", TaskState::Running)
+    );
+    assert_eq!(
+        (row.path, row.progress, row.error),
+        (PathBuf::from("a.bin"), Some(p), None)
+    );
+}
+
+fn drain_any<M, R>(q: &mut TransferQueue<M, R>) {
+    while q.poll().is_some() {}
 }
