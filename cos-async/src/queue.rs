@@ -1,98 +1,407 @@
-//! The task list of [`TaskQueue`]: the core's [`UploadQueue`] decides which file starts, pauses or is
-//! cancelled; this module runs each file's [`UploadTask`](cos_core::upload::UploadTask) as a tokio task
-//! (via [`Client::upload_file`]'s loop), delivers the commands and keeps the results for `wait`.
+//! The task lists [`TaskQueue`] (file uploads) and [`DownloadQueue`] (file downloads): one loop over the
+//! core's [`TransferQueue`], which decides which task starts, pauses, resumes, is cancelled or has its
+//! leftovers discarded, and when `wait` and `wait_all` return. This module runs each task as a tokio task
+//! (a [`Job`]: an upload or a download) and carries out what the core asks; it decides nothing.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use cos_core::download::DownloadOptions;
+use cos_core::queue::{
+    DownloadEntry, QueueError, QueueOutput, QueuedTask, TransferQueue, UploadEntry,
+};
+pub use cos_core::queue::{DownloadInfo, TaskInfo};
 use cos_core::task::Command;
-use cos_core::upload::{derived_checkpoint_name, QueueOutput, UploadQueue};
 use cos_core::{Error, InvalidInput};
 use tokio::sync::{mpsc, watch};
 
 use crate::client::Client;
-use crate::transfer::{
-    PausedFn, Progress, TaskId, TaskState, UploadOptions, UploadOutcome, Waited,
-};
+use crate::download::DownloadOutcome;
+use crate::transfer::{Progress, TaskId, UploadOptions, UploadOutcome, Waited};
+
+type Commands = mpsc::UnboundedReceiver<Command>;
+type ChangeFn<I> = Arc<dyn Fn(&[I]) + Send + Sync>;
+
+/// What a run tells its task list: its progress reports, and that it paused (idle, checkpoint stored).
+struct Hooks {
+    progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    paused: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// One kind of queued task: how a run of it is carried out (to its end, taking commands from
+/// `commands`) and how its leftovers are discarded when the core says so.
+trait Job: Clone + Send + Sync + 'static {
+    type Outcome: Clone + Send + 'static;
+    type Info: for<'a> From<&'a QueuedTask<Self, Self::Outcome>> + Send + 'static;
+    fn run(
+        self,
+        client: Client,
+        commands: Commands,
+        hooks: Hooks,
+    ) -> impl Future<Output = Result<Self::Outcome, Error>> + Send;
+    fn discard(self, client: Client) -> impl Future<Output = ()> + Send;
+}
+
+impl Job for UploadEntry {
+    type Outcome = UploadOutcome;
+    type Info = TaskInfo;
+
+    async fn run(
+        self,
+        client: Client,
+        mut commands: Commands,
+        hooks: Hooks,
+    ) -> Result<UploadOutcome, Error> {
+        let mut options = self.options.for_file(&self.path).into_owned();
+        let (user, report) = (options.on_progress.take(), hooks.progress);
+        options.on_progress = Some(Arc::new(move |p: &Progress| {
+            report(*p);
+            if let Some(f) = &user {
+                f(p);
+            }
+        }));
+        let (path, key, paused) = (&self.path, &self.key, Some(hooks.paused));
+        client
+            .upload_file_with(path, key, &options, Some(&mut commands), paused)
+            .await
+    }
+
+    async fn discard(self, client: Client) {
+        if let Some(checkpoint) = &self.options.checkpoint {
+            client.discard(checkpoint, &self.key).await;
+        }
+    }
+}
+
+impl Job for DownloadEntry {
+    type Outcome = DownloadOutcome;
+    type Info = DownloadInfo;
+
+    async fn run(
+        self,
+        client: Client,
+        commands: Commands,
+        hooks: Hooks,
+    ) -> Result<DownloadOutcome, Error> {
+        let progress = |loaded, total| {
+            let (total, speed, percent) = (Some(total), 0.0, None);
+            (hooks.progress)(Progress {
+                loaded,
+                total,
+                speed,
+                percent,
+            })
+        };
+        let paused = || (hooks.paused)();
+        let (key, path, options) = (&self.key, &self.path, &self.options);
+        client
+            .download_file_inner(key, path, options, &progress, Some(commands), &paused)
+            .await
+    }
+
+    async fn discard(self, _: Client) {
+        for file in self.leftovers() {
+            let _ = tokio::fs::remove_file(file).await;
+        }
+    }
+}
+
+struct State<J: Job> {
+    queue: TransferQueue<J, J::Outcome>,
+    /// How to command each live run.
+    runs: HashMap<TaskId, mpsc::UnboundedSender<Command>>,
+    on_change: Vec<ChangeFn<J::Info>>,
+}
+
+struct Shared<J: Job> {
+    client: Client,
+    runtime: tokio::runtime::Handle,
+    state: Mutex<State<J>>,
+    /// Bumped on every change: wakes the waiters.
+    changed: watch::Sender<u64>,
+}
+
+/// The loop shared by both task lists.
+#[derive(Clone)]
+struct Queue<J: Job> {
+    shared: Arc<Shared<J>>,
+    /// Shared by the clones only (the runs hold `shared`): its drop is the last clone's.
+    _handle: Arc<Handle<J>>,
+}
+
+/// Cancels what has not ended when the last clone of a queue goes (the core says what).
+struct Handle<J: Job>(Weak<Shared<J>>);
+
+impl<J: Job> Drop for Handle<J> {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let mut st = shared.lock();
+        for id in st.queue.cancel_on_drop() {
+            let _ = st.queue.cancel(id);
+        }
+        shared.settle(st, false);
+    }
+}
+
+impl<J: Job> Shared<J> {
+    fn lock(&self) -> MutexGuard<'_, State<J>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn infos(st: &State<J>) -> Vec<J::Info> {
+        st.queue.tasks().iter().map(J::Info::from).collect()
+    }
+
+    /// Carries out what the core asks for, wakes the waiters and, if the list changed (or `announce`),
+    /// calls the change callbacks outside the lock.
+    fn settle(self: &Arc<Self>, mut st: MutexGuard<'_, State<J>>, announce: bool) {
+        let mut changed = announce;
+        while let Some(out) = st.queue.poll() {
+            match out {
+                QueueOutput::ListUpdate => changed = true,
+                QueueOutput::Start(id) => self.start(&mut st, id),
+                QueueOutput::Command(id, command) => {
+                    if let Some(send) = st.runs.get(&id) {
+                        let _ = send.send(command);
+                    }
+                }
+                QueueOutput::Discard(id) => self.discard(&st, id),
+            }
+        }
+        let call =
+            (changed && !st.on_change.is_empty()).then(|| (st.on_change.clone(), Self::infos(&st)));
+        drop(st);
+        self.changed.send_modify(|n| *n += 1);
+        for (f, infos) in call
+            .iter()
+            .flat_map(|(fs, i)| fs.iter().map(move |f| (f, i)))
+        {
+            f(infos);
+        }
+    }
+
+    /// Starts a run of the task as a tokio task; its end is reported to the core.
+    fn start(self: &Arc<Self>, st: &mut State<J>, id: TaskId) {
+        let Some(job) = st.queue.get(id).map(|t| t.meta.clone()) else {
+            return;
+        };
+        let (send, commands) = mpsc::unbounded_channel();
+        st.runs.insert(id, send);
+        let shared = self.clone();
+        self.runtime.spawn(async move {
+            let run = job.run(shared.client.clone(), commands, shared.hooks(id));
+            let result = run.await;
+            let mut st = shared.lock();
+            st.runs.remove(&id);
+            let _ = st.queue.finished(id, result);
+            shared.settle(st, false);
+        });
+    }
+
+    /// Discards the task's leftovers as a tokio task and answers the core.
+    fn discard(self: &Arc<Self>, st: &State<J>, id: TaskId) {
+        let Some(job) = st.queue.get(id).map(|t| t.meta.clone()) else {
+            return;
+        };
+        let shared = self.clone();
+        self.runtime.spawn(async move {
+            job.discard(shared.client.clone()).await;
+            let mut st = shared.lock();
+            let _ = st.queue.discarded(id);
+            shared.settle(st, false);
+        });
+    }
+
+    fn hooks(self: &Arc<Self>, id: TaskId) -> Hooks {
+        let (a, b) = (Arc::downgrade(self), Arc::downgrade(self));
+        Hooks {
+            progress: Arc::new(move |p| {
+                if let Some(shared) = a.upgrade() {
+                    let mut st = shared.lock();
+                    let _ = st.queue.report(id, p);
+                    shared.settle(st, true);
+                }
+            }),
+            paused: Arc::new(move || {
+                if let Some(shared) = b.upgrade() {
+                    let mut st = shared.lock();
+                    let _ = st.queue.paused(id);
+                    shared.settle(st, false);
+                }
+            }),
+        }
+    }
+}
+
+impl<J: Job> Queue<J> {
+    fn new(client: &Client, file_parallel: usize) -> Queue<J> {
+        let shared = Arc::new(Shared {
+            client: client.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            state: Mutex::new(State {
+                queue: TransferQueue::new(file_parallel),
+                runs: HashMap::new(),
+                on_change: Vec::new(),
+            }),
+            changed: watch::channel(0u64).0,
+        });
+        Queue {
+            _handle: Arc::new(Handle(Arc::downgrade(&shared))),
+            shared,
+        }
+    }
+
+    /// Applies one command to the core's list (one that does not apply is ignored), then carries out
+    /// what follows.
+    fn with(&self, f: impl FnOnce(&mut TransferQueue<J, J::Outcome>) -> Result<(), QueueError>) {
+        let mut st = self.shared.lock();
+        let _ = f(&mut st.queue);
+        self.shared.settle(st, false);
+    }
+
+    fn add(&self, job: J, total: Option<u64>) -> TaskId {
+        let mut st = self.shared.lock();
+        let id = st.queue.add(job, total);
+        self.shared.settle(st, false);
+        id
+    }
+
+    async fn wait(&self, id: TaskId) -> Result<J::Outcome, Error> {
+        let mut changed = self.shared.changed.subscribe();
+        loop {
+            let outcome = self
+                .shared
+                .lock()
+                .queue
+                .outcome(id)
+                .map(Option::<&_>::cloned);
+            match outcome {
+                Err(_) => {
+                    return Err(InvalidInput::Parameter {
+                        name: "task id",
+                        reason: format!("no task {}", id.0),
+                    }
+                    .into())
+                }
+                Ok(Some(r)) => return r,
+                Ok(None) => {}
+            }
+            if changed.changed().await.is_err() {
+                return Err(Error::Cancelled);
+            }
+        }
+    }
+
+    async fn wait_all(&self) {
+        let mut changed = self.shared.changed.subscribe();
+        while !self.shared.lock().queue.is_settled() {
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The methods both task lists share, each over its own kind of task.
+macro_rules! task_list_methods {
+    ($list:ident, $outcome:ty, $info:ty) => {
+        impl $list {
+            /// Pauses a waiting or running task: a running one stops starting requests, lets those in
+            /// flight finish and keeps its checkpoint.
+            pub fn pause(&self, id: TaskId) {
+                self.0.with(|q| q.pause(id));
+            }
+
+            /// Puts a paused or failed task back in line; it continues from its checkpoint with only
+            /// what is missing.
+            pub fn resume(&self, id: TaskId) {
+                self.0.with(|q| q.resume(id));
+            }
+
+            /// Cancels a task that has not ended, or a failed one; see the type's docs for what is
+            /// cleaned up.
+            pub fn cancel(&self, id: TaskId) {
+                self.0.with(|q| q.cancel(id));
+            }
+
+            /// Every task, oldest first.
+            pub fn list(&self) -> Vec<$info> {
+                Shared::infos(&self.0.shared.lock())
+            }
+
+            /// Calls `f` with the whole list whenever it changes (a task added, started, paused,
+            /// ended…) and on progress reports, besides the callbacks given before. Do not block in it.
+            pub fn on_change(&self, f: impl Fn(&[$info]) + Send + Sync + 'static) {
+                self.0.shared.lock().on_change.push(Arc::new(f));
+            }
+
+            /// Waits until the task has succeeded, failed or been cancelled (a paused task is waited
+            /// for until it is resumed and ends) and nothing of it runs any more, and returns its
+            /// result. An unknown id is an [`Error::InvalidInput`].
+            pub async fn wait(&self, id: TaskId) -> Result<$outcome, Error> {
+                self.0.wait(id).await
+            }
+
+            /// [`wait`](Self::wait) for at most `timeout`: [`Waited::TimedOut`] if the task has not
+            /// ended by then (it goes on running), else [`Waited::Done`] with its result.
+            pub async fn wait_timeout(
+                &self,
+                id: TaskId,
+                timeout: Duration,
+            ) -> Waited<Result<$outcome, Error>> {
+                match tokio::time::timeout(timeout, self.0.wait(id)).await {
+                    Ok(r) => Waited::Done(r),
+                    Err(_) => Waited::TimedOut,
+                }
+            }
+
+            /// Waits until no task is waiting or running, every paused one is idle (its checkpoint
+            /// stored) and every cleanup is done.
+            pub async fn wait_all(&self) {
+                self.0.wait_all().await
+            }
+
+            /// [`wait_all`](Self::wait_all) for at most `timeout`: [`Waited::TimedOut`] if tasks are
+            /// still waiting or running by then (they go on), else [`Waited::Done`].
+            pub async fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
+                match tokio::time::timeout(timeout, self.0.wait_all()).await {
+                    Ok(()) => Waited::Done(()),
+                    Err(_) => Waited::TimedOut,
+                }
+            }
+        }
+
+        impl std::fmt::Debug for $list {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($list))
+                    .field("tasks", &self.list())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
 
 impl Client {
     /// A task list that uploads files in the background, `file_parallel` at a time (call inside a tokio
     /// runtime: the tasks run on it).
     pub fn task_queue(&self, file_parallel: usize) -> TaskQueue {
-        let (changed, _) = watch::channel(0u64);
-        let shared = Arc::new(QueueShared {
-            client: self.clone(),
-            runtime: tokio::runtime::Handle::current(),
-            state: Mutex::new(QueueState {
-                queue: UploadQueue::new(file_parallel),
-                entries: HashMap::new(),
-            }),
-            changed,
-            callbacks: Mutex::new(Vec::new()),
-        });
-        TaskQueue {
-            _handle: Arc::new(Handle(Arc::downgrade(&shared))),
-            shared,
-        }
+        TaskQueue(Queue::new(self, file_parallel))
+    }
+
+    /// A task list that downloads up to `file_parallel` files at once as tokio tasks (on the current
+    /// runtime: call it inside one).
+    pub fn download_queue(&self, file_parallel: usize) -> DownloadQueue {
+        DownloadQueue(Queue::new(self, file_parallel))
     }
 }
 
-/// One entry of [`TaskQueue::list`].
-#[derive(Clone, Debug)]
-pub struct TaskInfo {
-    /// Its id.
-    pub id: TaskId,
-    /// The local file.
-    pub path: PathBuf,
-    /// The object key.
-    pub key: String,
-    /// Where it stands.
-    pub state: TaskState,
-    /// The last progress report, once there is one.
-    pub progress: Option<Progress>,
-    /// The error that ended it (state `Error`).
-    pub error: Option<crate::Error>,
-}
-
-type ListFn = Arc<dyn Fn(&[TaskInfo]) + Send + Sync>;
-
-#[derive(Clone)]
-struct Meta {
-    path: PathBuf,
-    key: String,
-    options: UploadOptions,
-}
-
-#[derive(Default)]
-struct Entry {
-    /// Commands to the running upload, while its tokio task is alive.
-    control: Option<mpsc::UnboundedSender<Command>>,
-    /// Its upload is paused with nothing in flight (the tokio task waits for a command).
-    idle: bool,
-    /// The upload of a cancelled paused task is being aborted.
-    aborting: bool,
-    progress: Option<Progress>,
-    result: Option<Result<UploadOutcome, Error>>,
-}
-
-struct QueueState {
-    queue: UploadQueue<Meta>,
-    entries: HashMap<TaskId, Entry>,
-}
-
-struct QueueShared {
-    client: Client,
-    runtime: tokio::runtime::Handle,
-    state: Mutex<QueueState>,
-    /// Bumped whenever a task ends or the list changes: wakes `wait`.
-    changed: watch::Sender<u64>,
-    callbacks: Mutex<Vec<ListFn>>,
-}
-
 /// A list of file uploads run in the background (the official SDKs' task list): add files, pause,
-/// resume, cancel, watch the list. Driven by the core [`UploadQueue`]; each file runs as a tokio task.
+/// resume, cancel, watch the list. Driven by the core's `TransferQueue`; each file runs as a tokio task.
 /// Clones share the list.
 ///
 /// A paused upload keeps its checkpoint (the task's [`UploadOptions::checkpoint`], or a file in the
@@ -135,374 +444,46 @@ struct QueueShared {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct TaskQueue {
-    shared: Arc<QueueShared>,
-    /// Shared by the clones only (the tokio tasks hold `shared`): its drop is the last clone's.
-    _handle: Arc<Handle>,
-}
-
-/// Cancels what has not ended when the last [`TaskQueue`] clone goes (see its docs).
-struct Handle(Weak<QueueShared>);
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        let Some(shared) = self.0.upgrade() else {
-            return;
-        };
-        let ids = lock(&shared.state).queue.cancel_on_drop();
-        for id in ids {
-            shared.cancel(id);
-        }
-    }
-}
-
-impl std::fmt::Debug for TaskQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskQueue")
-            .field("tasks", &self.list())
-            .finish_non_exhaustive()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl QueueShared {
-    fn snapshot(state: &QueueState) -> Vec<TaskInfo> {
-        state
-            .queue
-            .tasks()
-            .iter()
-            .map(|t| TaskInfo {
-                id: t.id,
-                path: t.meta.path.clone(),
-                key: t.meta.key.clone(),
-                state: t.state,
-                progress: state.entries.get(&t.id).and_then(|e| e.progress),
-                error: t.error.clone(),
-            })
-            .collect()
-    }
-
-    /// Carries out what the queue decided; returns the list to announce, if it changed.
-    fn pump(self: &Arc<Self>, state: &mut QueueState) -> Option<Vec<TaskInfo>> {
-        let mut changed = false;
-        while let Some(out) = state.queue.poll() {
-            match out {
-                QueueOutput::Start(id) => {
-                    let entry = state.entries.entry(id).or_default();
-                    entry.result = None;
-                    entry.idle = false;
-                    let alive = entry
-                        .control
-                        .as_ref()
-                        .is_some_and(|tx| tx.send(Command::Resume).is_ok());
-                    // A paused upload keeps its task: it just continues.
-                    if !alive {
-                        let meta = state.queue.get(id).expect("started task").meta.clone();
-                        self.spawn_upload(state, id, meta);
-                    }
-                }
-                QueueOutput::Pause(id) => self.command(state, id, Command::Pause),
-                QueueOutput::Cancel(id) => self.command(state, id, Command::Cancel),
-                QueueOutput::ListUpdate => changed = true,
-            }
-        }
-        if changed {
-            self.changed.send_modify(|n| *n += 1);
-        }
-        changed.then(|| Self::snapshot(state))
-    }
-
-    fn command(&self, state: &mut QueueState, id: TaskId, c: Command) {
-        if let Some(tx) = state.entries.get(&id).and_then(|e| e.control.as_ref()) {
-            let _ = tx.send(c);
-        }
-    }
-
-    fn spawn_upload(self: &Arc<Self>, state: &mut QueueState, id: TaskId, meta: Meta) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        state.entries.entry(id).or_default().control = Some(tx);
-        let shared = self.clone();
-        self.runtime.spawn(async move {
-            let mut options = meta.options.for_file(&meta.path).into_owned();
-            let user = options.on_progress.take();
-            let weak = Arc::downgrade(&shared);
-            options.on_progress = Some(Arc::new(move |p: &Progress| {
-                if let Some(shared) = weak.upgrade() {
-                    shared.progress(id, p);
-                }
-                if let Some(f) = &user {
-                    f(p);
-                }
-            }));
-            let weak = Arc::downgrade(&shared);
-            let on_paused: PausedFn = Arc::new(move || {
-                if let Some(shared) = weak.upgrade() {
-                    let mut state = lock(&shared.state);
-                    if let Some(e) = state.entries.get_mut(&id) {
-                        e.idle = true;
-                    }
-                    shared.changed.send_modify(|n| *n += 1);
-                }
-            });
-            let result = shared
-                .client
-                .upload_file_with(
-                    &meta.path,
-                    &meta.key,
-                    &options,
-                    Some(&mut rx),
-                    Some(on_paused),
-                )
-                .await;
-            shared.ended(id, result);
-        });
-    }
-
-    fn spawn_abort(self: &Arc<Self>, state: &mut QueueState, id: TaskId) {
-        let Some(t) = state.queue.get(id) else { return };
-        let checkpoint = t.meta.options.checkpoint.clone();
-        let key = t.meta.key.clone();
-        state.entries.entry(id).or_default().aborting = true;
-        let shared = self.clone();
-        self.runtime.spawn(async move {
-            if let Some(path) = checkpoint {
-                shared.client.discard(&path, &key).await;
-            }
-            let list = {
-                let mut state = lock(&shared.state);
-                let entry = state.entries.entry(id).or_default();
-                entry.aborting = false;
-                entry.result = Some(Err(Error::Cancelled));
-                shared.changed.send_modify(|n| *n += 1);
-                shared.pump(&mut state)
-            };
-            shared.announce(list);
-        });
-    }
-
-    fn progress(&self, id: TaskId, p: &Progress) {
-        let list = {
-            let mut state = lock(&self.state);
-            let _ = state.queue.set_progress(id, p.loaded, p.total);
-            state.entries.entry(id).or_default().progress = Some(*p);
-            Some(Self::snapshot(&state))
-        };
-        self.announce(list);
-    }
-
-    fn ended(self: &Arc<Self>, id: TaskId, result: Result<UploadOutcome, Error>) {
-        let list = {
-            let mut state = lock(&self.state);
-            let entry = state.entries.entry(id).or_default();
-            entry.control = None;
-            entry.idle = false;
-            {
-                let _ = state
-                    .queue
-                    .finished(id, result.as_ref().map(|_| ()).map_err(Clone::clone));
-                let now = state.queue.get(id).map(|t| t.state);
-                let entry = state.entries.entry(id).or_default();
-                match now {
-                    Some(TaskState::Success | TaskState::Error) => {
-                        if let Ok(o) = &result {
-                            entry.progress = Some(Progress {
-                                loaded: o.total_len,
-                                total: Some(o.total_len),
-                                speed: entry.progress.map_or(0.0, |p| p.speed),
-                                percent: Some(1.0),
-                            });
-                        }
-                        entry.result = Some(result);
-                    }
-                    Some(TaskState::Canceled) => match result {
-                        Err(Error::Cancelled) => entry.result = Some(Err(Error::Cancelled)),
-                        // Failed before the cancel reached it: abort from the checkpoint.
-                        _ => self.spawn_abort(&mut state, id),
-                    },
-                    _ => {}
-                }
-            }
-            self.changed.send_modify(|n| *n += 1);
-            self.pump(&mut state)
-        };
-        self.announce(list);
-    }
-
-    /// [`TaskQueue::cancel`].
-    fn cancel(self: &Arc<Self>, id: TaskId) {
-        let list = {
-            let mut guard = lock(&self.state);
-            let state = &mut *guard;
-            let before = state.queue.get(id).map(|t| t.state);
-            if state.queue.cancel(id).is_ok() {
-                let entry = state.entries.entry(id).or_default();
-                if let Some(tx) = &entry.control {
-                    // Still running (or pausing): the upload aborts itself.
-                    let _ = tx.send(Command::Cancel);
-                } else if matches!(before, Some(TaskState::Paused | TaskState::Error)) {
-                    self.spawn_abort(state, id);
-                } else {
-                    entry.result = Some(Err(Error::Cancelled));
-                }
-                self.changed.send_modify(|n| *n += 1);
-            }
-            self.pump(state)
-        };
-        self.announce(list);
-    }
-
-    fn announce(&self, list: Option<Vec<TaskInfo>>) {
-        if let Some(list) = list {
-            let callbacks = lock(&self.callbacks).clone();
-            for f in callbacks {
-                f(&list);
-            }
-        }
-    }
-}
+pub struct TaskQueue(Queue<UploadEntry>);
 
 impl TaskQueue {
-    fn with_state<R>(&self, f: impl FnOnce(&Arc<QueueShared>, &mut QueueState) -> R) -> R {
-        let (r, list) = {
-            let mut state = lock(&self.shared.state);
-            let r = f(&self.shared, &mut state);
-            (r, self.shared.pump(&mut state))
-        };
-        self.shared.announce(list);
-        r
-    }
-
     /// Adds a file; it starts when a slot is free. Without a checkpoint path in `options`, one is derived
     /// in the system temp directory (so that a pause or a failure can be resumed).
     pub fn add(&self, path: impl Into<PathBuf>, key: &str, options: UploadOptions) -> TaskId {
         let path = path.into();
-        let mut options = options;
-        if options.checkpoint.is_none() {
-            let bucket = self.shared.client.config().bucket.to_string();
-            let absolute = std::fs::canonicalize(&path)
-                .or_else(|_| std::path::absolute(&path))
-                .unwrap_or_else(|_| path.clone());
-            let name = derived_checkpoint_name(&bucket, &absolute.display().to_string(), key);
-            options.checkpoint = Some(std::env::temp_dir().join("cos-rs-checkpoints").join(name));
-        }
         let total = std::fs::metadata(&path).ok().map(|m| m.len());
-        let meta = Meta {
-            path,
-            key: key.to_string(),
-            options,
-        };
-        self.with_state(|_, state| {
-            let id = state.queue.add(meta, total);
-            state.entries.insert(id, Entry::default());
-            id
-        })
-    }
-
-    /// Pauses a waiting or running task: no new parts are sent, the checkpoint is kept. A task that is
-    /// not waiting or running is left as it is.
-    pub fn pause(&self, id: TaskId) {
-        self.with_state(|_, state| {
-            let _ = state.queue.pause(id);
-        })
-    }
-
-    /// Puts a paused or failed task back in line; it continues with only the missing parts.
-    pub fn resume(&self, id: TaskId) {
-        self.with_state(|_, state| {
-            if state.queue.resume(id).is_ok() {
-                if let Some(e) = state.entries.get_mut(&id) {
-                    e.result = None;
-                }
-            }
-        })
-    }
-
-    /// Cancels a task that has not ended; its multipart upload is aborted (nothing is left on the server)
-    /// and its checkpoint deleted.
-    pub fn cancel(&self, id: TaskId) {
-        self.shared.cancel(id);
-    }
-
-    /// All tasks, oldest first.
-    pub fn list(&self) -> Vec<TaskInfo> {
-        QueueShared::snapshot(&lock(&self.shared.state))
-    }
-
-    /// Calls `f` with the whole list whenever it changes (a task added, started, paused, ended, or its
-    /// progress reported).
-    pub fn on_change(&self, f: impl Fn(&[TaskInfo]) + Send + Sync + 'static) {
-        lock(&self.shared.callbacks).push(Arc::new(f));
-    }
-
-    /// Waits until the task succeeded, failed or was cancelled (a paused task is waited for until it is
-    /// resumed and ends).
-    pub async fn wait(&self, id: TaskId) -> Result<UploadOutcome, Error> {
-        let mut changed = self.shared.changed.subscribe();
-        loop {
-            {
-                let state = lock(&self.shared.state);
-                match state.entries.get(&id) {
-                    None => {
-                        return Err(InvalidInput::Parameter {
-                            name: "id",
-                            reason: format!("no task {}", id.0),
-                        }
-                        .into())
-                    }
-                    Some(Entry {
-                        result: Some(r), ..
-                    }) => return r.clone(),
-                    Some(_) => {}
-                }
-            }
-            if changed.changed().await.is_err() {
-                return Err(Error::Cancelled);
-            }
-        }
-    }
-
-    /// Waits until nothing runs or waits any more (paused tasks stay paused).
-    pub async fn wait_all(&self) {
-        let mut changed = self.shared.changed.subscribe();
-        loop {
-            {
-                let state = lock(&self.shared.state);
-                let busy = state
-                    .entries
-                    .values()
-                    .any(|e| (e.control.is_some() && !e.idle) || e.aborting);
-                if !busy && state.queue.is_idle() {
-                    return;
-                }
-            }
-            if changed.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// [`wait`](TaskQueue::wait) for at most `timeout`: [`Waited::TimedOut`] if the task has not ended by
-    /// then (it goes on running), else [`Waited::Done`] with its result.
-    pub async fn wait_timeout(
-        &self,
-        id: TaskId,
-        timeout: Duration,
-    ) -> Waited<Result<UploadOutcome, Error>> {
-        match tokio::time::timeout(timeout, self.wait(id)).await {
-            Ok(r) => Waited::Done(r),
-            Err(_) => Waited::TimedOut,
-        }
-    }
-
-    /// [`wait_all`](TaskQueue::wait_all) for at most `timeout`: [`Waited::TimedOut`] if tasks are still
-    /// waiting or running by then (they go on), else [`Waited::Done`].
-    pub async fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
-        match tokio::time::timeout(timeout, self.wait_all()).await {
-            Ok(()) => Waited::Done(()),
-            Err(_) => Waited::TimedOut,
-        }
+        let absolute = std::fs::canonicalize(&path)
+            .or_else(|_| std::path::absolute(&path))
+            .unwrap_or_else(|_| path.clone());
+        let bucket = self.0.shared.client.config().bucket.to_string();
+        let temp = std::env::temp_dir();
+        let entry = UploadEntry::new(path, key, options, &bucket, &absolute, &temp);
+        self.0.add(entry, total)
     }
 }
+
+task_list_methods!(TaskQueue, UploadOutcome, TaskInfo);
+
+/// A task list of file downloads ([`Client::download_file`]) run as tokio tasks,
+/// [`file_parallel`](Client::download_queue) at a time, oldest first, with the same states, commands and
+/// waits as the uploads' [`TaskQueue`]. Cheap to clone; clones share the list.
+///
+/// Every download keeps a checkpoint ([`DownloadOptions::checkpoint`] is forced on). Pausing a running
+/// download stops starting ranges, lets the ranges in flight finish and stores them in the checkpoint;
+/// resuming fetches only the missing ranges. Cancelling stops it and removes its temporary file and
+/// checkpoint; the destination is never touched. A failed task can be resumed (from its checkpoint).
+/// Dropping the last clone cancels every download that has not ended (waiting ones never start, running
+/// and paused ones stop and remove their temporary files and checkpoints); failed ones keep theirs. To let
+/// the downloads finish, wait with [`wait_all`](DownloadQueue::wait_all) before dropping.
+#[derive(Clone)]
+pub struct DownloadQueue(Queue<DownloadEntry>);
+
+impl DownloadQueue {
+    /// Adds the download of `key` to `path`; it starts when a slot is free.
+    pub fn add(&self, key: &str, path: impl Into<PathBuf>, options: DownloadOptions) -> TaskId {
+        self.0
+            .add(DownloadEntry::new(key, path.into(), options), None)
+    }
+}
+
+task_list_methods!(DownloadQueue, DownloadOutcome, DownloadInfo);

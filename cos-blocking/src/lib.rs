@@ -23,7 +23,6 @@
 mod body;
 mod client;
 mod download;
-mod download_queue;
 mod instance_role;
 mod list;
 mod network;
@@ -31,7 +30,7 @@ mod post;
 mod presign;
 mod provider;
 mod queue;
-pub use download_queue::{DownloadInfo, DownloadQueue};
+pub use queue::{DownloadInfo, DownloadQueue};
 pub mod transfer;
 mod transport;
 

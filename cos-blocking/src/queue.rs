@@ -1,95 +1,438 @@
-//! The task list of [`TaskQueue`]: the core's [`UploadQueue`] decides which file starts, pauses or is
-//! cancelled; this module runs each file's [`UploadTask`](cos_core::upload::UploadTask) on a thread (via
-//! [`Client::upload_file`]'s loop), delivers the commands and keeps the results for `wait`.
+//! The task lists [`TaskQueue`] (file uploads) and [`DownloadQueue`] (file downloads): one loop over the
+//! core's [`TransferQueue`], which decides which task starts, pauses, resumes, is cancelled or has its
+//! leftovers discarded, and when `wait` and `wait_all` return. This module runs each task on a thread
+//! (a [`Job`]: an upload or a download) and carries out what the core asks; it decides nothing.
 
 use std::collections::HashMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use cos_core::download::DownloadOptions;
+use cos_core::queue::{
+    DownloadEntry, QueueError, QueueOutput, QueuedTask, TransferQueue, UploadEntry,
+};
+pub use cos_core::queue::{DownloadInfo, TaskInfo};
 use cos_core::task::Command;
-use cos_core::upload::{derived_checkpoint_name, QueueOutput, UploadQueue};
 use cos_core::{Error, InvalidInput};
 
-use crate::client::{Channel, Client, Commands};
-use crate::transfer::{Progress, TaskId, TaskState, UploadOptions, UploadOutcome, Waited};
+use crate::client::{Channel, Client};
+use crate::download::{DownloadMsg, DownloadOutcome};
+use crate::transfer::{Progress, TaskId, UploadOptions, UploadOutcome, Waited};
 
-impl Client {
-    /// A task list that uploads up to `file_parallel` files at once in background threads.
-    pub fn task_queue(&self, file_parallel: usize) -> TaskQueue {
-        let shared = Arc::new(QueueShared {
-            client: self.clone(),
-            state: Mutex::new(QueueState {
-                queue: UploadQueue::new(file_parallel.max(1)),
-                runs: HashMap::new(),
-                results: HashMap::new(),
-                progress: HashMap::new(),
-                cleanups: 0,
-                on_change: None,
-            }),
-            changed: Condvar::new(),
-        });
-        TaskQueue {
-            _handle: Arc::new(Handle(Arc::downgrade(&shared))),
-            shared,
+/// Sends a command to a live run.
+type CommandFn = Box<dyn Fn(Command) + Send + Sync>;
+type ChangeFn<I> = Arc<dyn Fn(&[I]) + Send + Sync>;
+
+/// What a run tells its task list: its progress reports, and that it paused (idle, checkpoint stored).
+struct Hooks {
+    progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    paused: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// One kind of queued task: how a run of it is carried out (to its end, taking commands from its
+/// channel) and how its leftovers are discarded when the core says so.
+trait Job: Clone + Send + 'static {
+    type Outcome: Clone + Send + 'static;
+    type Info: for<'a> From<&'a QueuedTask<Self, Self::Outcome>> + Send + 'static;
+    type Channel: Send + 'static;
+    fn channel() -> (CommandFn, Self::Channel);
+    fn run(
+        &self,
+        client: &Client,
+        channel: Self::Channel,
+        hooks: Hooks,
+    ) -> Result<Self::Outcome, Error>;
+    fn discard(&self, client: &Client);
+}
+
+impl Job for UploadEntry {
+    type Outcome = UploadOutcome;
+    type Info = TaskInfo;
+    type Channel = Channel;
+
+    fn channel() -> (CommandFn, Channel) {
+        let channel = Channel::new();
+        let commands = channel.commands();
+        (Box::new(move |c| commands.send(c)), channel)
+    }
+
+    fn run(&self, client: &Client, channel: Channel, hooks: Hooks) -> Result<UploadOutcome, Error> {
+        let mut options = self.options.for_file(&self.path).into_owned();
+        let (user, report, paused) = (options.on_progress.take(), hooks.progress, hooks.paused);
+        options.on_progress = Some(Arc::new(move |p: &Progress| {
+            report(*p);
+            if let Some(f) = &user {
+                f(p);
+            }
+        }));
+        let on_paused = Box::new(move || paused());
+        client.upload_file_inner(&self.path, &self.key, &options, channel, Some(on_paused))
+    }
+
+    fn discard(&self, client: &Client) {
+        if let Some(checkpoint) = &self.options.checkpoint {
+            client.discard(checkpoint, &self.key);
         }
     }
 }
 
-// ---- the task queue ----
+impl Job for DownloadEntry {
+    type Outcome = DownloadOutcome;
+    type Info = DownloadInfo;
+    type Channel = (Sender<DownloadMsg>, Receiver<DownloadMsg>);
 
-/// One entry of a [`TaskQueue`] as [`TaskQueue::list`] shows it.
-#[derive(Clone, Debug)]
-pub struct TaskInfo {
-    /// Its id.
-    pub id: TaskId,
-    /// The local file.
-    pub path: PathBuf,
-    /// The object key.
-    pub key: String,
-    /// Where it stands.
-    pub state: TaskState,
-    /// The last progress report, once there was one.
-    pub progress: Option<Progress>,
-    /// Why it failed, in state [`TaskState::Error`].
-    pub error: Option<Error>,
+    fn channel() -> (CommandFn, Self::Channel) {
+        let (tx, rx) = mpsc::channel();
+        let commands = tx.clone();
+        let send = move |c| {
+            let _ = commands.send(DownloadMsg::Command(c));
+        };
+        (Box::new(send), (tx, rx))
+    }
+
+    fn run(
+        &self,
+        client: &Client,
+        channel: Self::Channel,
+        hooks: Hooks,
+    ) -> Result<DownloadOutcome, Error> {
+        let progress = |loaded, total| {
+            let (total, speed, percent) = (Some(total), 0.0, None);
+            (hooks.progress)(Progress {
+                loaded,
+                total,
+                speed,
+                percent,
+            })
+        };
+        let paused = || (hooks.paused)();
+        client.download_file_inner(
+            &self.key,
+            &self.path,
+            &self.options,
+            &progress,
+            channel,
+            &paused,
+        )
+    }
+
+    fn discard(&self, _: &Client) {
+        for file in self.leftovers() {
+            let _ = std::fs::remove_file(file);
+        }
+    }
 }
 
-type ChangeFn = Arc<dyn Fn(&[TaskInfo]) + Send + Sync>;
-
-struct Entry {
-    path: PathBuf,
-    key: String,
-    options: UploadOptions,
+struct State<J: Job> {
+    queue: TransferQueue<J, J::Outcome>,
+    /// How to command each live run.
+    runs: HashMap<TaskId, CommandFn>,
+    on_change: Vec<ChangeFn<J::Info>>,
 }
 
-struct Run {
-    commands: Commands,
-    /// Paused with nothing in flight.
-    idle: bool,
-}
-
-struct QueueState {
-    queue: UploadQueue<Entry>,
-    /// Runs whose thread is alive.
-    runs: HashMap<TaskId, Run>,
-    /// Final results (success, error, cancelled).
-    results: HashMap<TaskId, Result<UploadOutcome, Error>>,
-    progress: HashMap<TaskId, Progress>,
-    /// Cancelled uploads being aborted.
-    cleanups: usize,
-    on_change: Option<ChangeFn>,
-}
-
-struct QueueShared {
+struct Shared<J: Job> {
     client: Client,
-    state: Mutex<QueueState>,
+    state: Mutex<State<J>>,
     changed: Condvar,
 }
 
+/// The loop shared by both task lists.
+#[derive(Clone)]
+struct Queue<J: Job> {
+    shared: Arc<Shared<J>>,
+    /// Shared by the clones only (the runs hold `shared`): its drop is the last clone's.
+    _handle: Arc<Handle<J>>,
+}
+
+/// Cancels what has not ended when the last clone of a queue goes (the core says what).
+struct Handle<J: Job>(Weak<Shared<J>>);
+
+impl<J: Job> Drop for Handle<J> {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let mut st = shared.lock();
+        for id in st.queue.cancel_on_drop() {
+            let _ = st.queue.cancel(id);
+        }
+        shared.settle(st, false);
+    }
+}
+
+impl<J: Job> Shared<J> {
+    fn lock(&self) -> MutexGuard<'_, State<J>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn infos(st: &State<J>) -> Vec<J::Info> {
+        st.queue.tasks().iter().map(J::Info::from).collect()
+    }
+
+    /// Carries out what the core asks for, wakes the waiters and, if the list changed (or `announce`),
+    /// calls the change callbacks outside the lock.
+    fn settle(self: &Arc<Self>, mut st: MutexGuard<'_, State<J>>, announce: bool) {
+        let mut changed = announce;
+        while let Some(out) = st.queue.poll() {
+            match out {
+                QueueOutput::ListUpdate => changed = true,
+                QueueOutput::Start(id) => self.start(&mut st, id),
+                QueueOutput::Command(id, command) => {
+                    if let Some(send) = st.runs.get(&id) {
+                        send(command);
+                    }
+                }
+                QueueOutput::Discard(id) => self.discard(&st, id),
+            }
+        }
+        let call =
+            (changed && !st.on_change.is_empty()).then(|| (st.on_change.clone(), Self::infos(&st)));
+        drop(st);
+        self.changed.notify_all();
+        for (f, infos) in call
+            .iter()
+            .flat_map(|(fs, i)| fs.iter().map(move |f| (f, i)))
+        {
+            f(infos);
+        }
+    }
+
+    /// Starts a run of the task on a thread; its end is reported to the core.
+    fn start(self: &Arc<Self>, st: &mut State<J>, id: TaskId) {
+        let Some(job) = st.queue.get(id).map(|t| t.meta.clone()) else {
+            return;
+        };
+        let (send, channel) = J::channel();
+        st.runs.insert(id, send);
+        let shared = self.clone();
+        std::thread::spawn(move || {
+            let result = job.run(&shared.client, channel, shared.hooks(id));
+            let mut st = shared.lock();
+            st.runs.remove(&id);
+            let _ = st.queue.finished(id, result);
+            shared.settle(st, false);
+        });
+    }
+
+    /// Discards the task's leftovers on a thread and answers the core.
+    fn discard(self: &Arc<Self>, st: &State<J>, id: TaskId) {
+        let Some(job) = st.queue.get(id).map(|t| t.meta.clone()) else {
+            return;
+        };
+        let shared = self.clone();
+        std::thread::spawn(move || {
+            job.discard(&shared.client);
+            let mut st = shared.lock();
+            let _ = st.queue.discarded(id);
+            shared.settle(st, false);
+        });
+    }
+
+    fn hooks(self: &Arc<Self>, id: TaskId) -> Hooks {
+        let (a, b) = (Arc::downgrade(self), Arc::downgrade(self));
+        Hooks {
+            progress: Arc::new(move |p| {
+                if let Some(shared) = a.upgrade() {
+                    let mut st = shared.lock();
+                    let _ = st.queue.report(id, p);
+                    shared.settle(st, true);
+                }
+            }),
+            paused: Arc::new(move || {
+                if let Some(shared) = b.upgrade() {
+                    let mut st = shared.lock();
+                    let _ = st.queue.paused(id);
+                    shared.settle(st, false);
+                }
+            }),
+        }
+    }
+}
+
+impl<J: Job> Queue<J> {
+    fn new(client: &Client, file_parallel: usize) -> Queue<J> {
+        let shared = Arc::new(Shared {
+            client: client.clone(),
+            state: Mutex::new(State {
+                queue: TransferQueue::new(file_parallel),
+                runs: HashMap::new(),
+                on_change: Vec::new(),
+            }),
+            changed: Condvar::new(),
+        });
+        Queue {
+            _handle: Arc::new(Handle(Arc::downgrade(&shared))),
+            shared,
+        }
+    }
+
+    /// Applies one command to the core's list (one that does not apply is ignored), then carries out
+    /// what follows.
+    fn with(&self, f: impl FnOnce(&mut TransferQueue<J, J::Outcome>) -> Result<(), QueueError>) {
+        let mut st = self.shared.lock();
+        let _ = f(&mut st.queue);
+        self.shared.settle(st, false);
+    }
+
+    fn add(&self, job: J, total: Option<u64>) -> TaskId {
+        let mut st = self.shared.lock();
+        let id = st.queue.add(job, total);
+        self.shared.settle(st, false);
+        id
+    }
+
+    fn wait_until(
+        &self,
+        id: TaskId,
+        deadline: Option<Instant>,
+    ) -> Waited<Result<J::Outcome, Error>> {
+        let mut st = self.shared.lock();
+        loop {
+            match st.queue.outcome(id) {
+                Err(_) => {
+                    return Waited::Done(Err(InvalidInput::Parameter {
+                        name: "task id",
+                        reason: format!("no task {}", id.0),
+                    }
+                    .into()))
+                }
+                Ok(Some(r)) => return Waited::Done(r.clone()),
+                Ok(None) => {}
+            }
+            st = match self.wait_changed(st, deadline) {
+                Some(st) => st,
+                None => return Waited::TimedOut,
+            };
+        }
+    }
+
+    fn wait_all_until(&self, deadline: Option<Instant>) -> Waited<()> {
+        let mut st = self.shared.lock();
+        while !st.queue.is_settled() {
+            st = match self.wait_changed(st, deadline) {
+                Some(st) => st,
+                None => return Waited::TimedOut,
+            };
+        }
+        Waited::Done(())
+    }
+
+    /// Waits for the next change, until `deadline` if there is one (`None` once it has passed).
+    fn wait_changed<'a>(
+        &self,
+        st: MutexGuard<'a, State<J>>,
+        deadline: Option<Instant>,
+    ) -> Option<MutexGuard<'a, State<J>>> {
+        let changed = &self.shared.changed;
+        match deadline {
+            None => Some(changed.wait(st).unwrap_or_else(|e| e.into_inner())),
+            Some(deadline) => {
+                let left = deadline.checked_duration_since(Instant::now())?;
+                if left.is_zero() {
+                    return None;
+                }
+                let (st, _) = changed
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|e| e.into_inner());
+                Some(st)
+            }
+        }
+    }
+}
+
+/// The methods both task lists share, each over its own kind of task.
+macro_rules! task_list_methods {
+    ($list:ident, $outcome:ty, $info:ty) => {
+        impl $list {
+            /// Pauses a waiting or running task: a running one stops starting requests, lets those in
+            /// flight finish and keeps its checkpoint.
+            pub fn pause(&self, id: TaskId) {
+                self.0.with(|q| q.pause(id));
+            }
+
+            /// Puts a paused or failed task back in line; it continues from its checkpoint with only
+            /// what is missing.
+            pub fn resume(&self, id: TaskId) {
+                self.0.with(|q| q.resume(id));
+            }
+
+            /// Cancels a task that has not ended, or a failed one; see the type's docs for what is
+            /// cleaned up.
+            pub fn cancel(&self, id: TaskId) {
+                self.0.with(|q| q.cancel(id));
+            }
+
+            /// Every task, oldest first.
+            pub fn list(&self) -> Vec<$info> {
+                Shared::infos(&self.0.shared.lock())
+            }
+
+            /// Calls `f` with the whole list whenever it changes (a task added, started, paused,
+            /// ended…) and on progress reports, besides the callbacks given before. It runs on the
+            /// thread that made the change; do not block in it.
+            pub fn on_change(&self, f: impl Fn(&[$info]) + Send + Sync + 'static) {
+                self.0.shared.lock().on_change.push(Arc::new(f));
+            }
+
+            /// Blocks until the task has succeeded, failed or been cancelled (a paused task is
+            /// waited for until it is resumed and ends) and nothing of it runs any more, and
+            /// returns its result. An unknown id is an [`Error::InvalidInput`].
+            pub fn wait(&self, id: TaskId) -> Result<$outcome, Error> {
+                match self.0.wait_until(id, None) {
+                    Waited::Done(r) => r,
+                    Waited::TimedOut => unreachable!("a wait without a deadline does not time out"),
+                }
+            }
+
+            /// [`wait`](Self::wait) for at most `timeout`: [`Waited::TimedOut`] if the task has not
+            /// ended by then (it goes on running), else [`Waited::Done`] with its result.
+            pub fn wait_timeout(
+                &self,
+                id: TaskId,
+                timeout: Duration,
+            ) -> Waited<Result<$outcome, Error>> {
+                self.0.wait_until(id, Instant::now().checked_add(timeout))
+            }
+
+            /// Blocks until no task is waiting or running, every paused one is idle (its checkpoint
+            /// stored) and every cleanup is done.
+            pub fn wait_all(&self) {
+                let _ = self.0.wait_all_until(None);
+            }
+
+            /// [`wait_all`](Self::wait_all) for at most `timeout`: [`Waited::TimedOut`] if tasks are
+            /// still waiting or running by then (they go on), else [`Waited::Done`].
+            pub fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
+                self.0.wait_all_until(Instant::now().checked_add(timeout))
+            }
+        }
+
+        impl std::fmt::Debug for $list {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($list))
+                    .field("tasks", &self.list())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+impl Client {
+    /// A task list that uploads up to `file_parallel` files at once in background threads.
+    pub fn task_queue(&self, file_parallel: usize) -> TaskQueue {
+        TaskQueue(Queue::new(self, file_parallel))
+    }
+
+    /// A task list that downloads up to `file_parallel` files at once in background threads.
+    pub fn download_queue(&self, file_parallel: usize) -> DownloadQueue {
+        DownloadQueue(Queue::new(self, file_parallel))
+    }
+}
+
 /// A task list of file uploads run in background threads, [`file_parallel`](Client::task_queue) at a
-/// time, oldest first (the core's `UploadQueue` decides). Cheap to clone; clones share the list.
+/// time, oldest first (the core's `TransferQueue` decides). Cheap to clone; clones share the list.
 ///
 /// Pausing a running upload keeps its checkpoint (the task's [`UploadOptions::checkpoint`], or one derived
 /// from the bucket, path and key in the temporary directory) and stops sending parts; resuming sends only
@@ -133,399 +476,45 @@ struct QueueShared {
 /// # Ok::<(), cos_blocking::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct TaskQueue {
-    shared: Arc<QueueShared>,
-    /// Shared by the clones only (the threads hold `shared`): its drop is the last clone's.
-    _handle: Arc<Handle>,
-}
-
-/// Cancels what has not ended when the last [`TaskQueue`] clone goes (see its docs).
-struct Handle(Weak<QueueShared>);
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        let Some(shared) = self.0.upgrade() else {
-            return;
-        };
-        let ids = shared.lock().queue.cancel_on_drop();
-        for id in ids {
-            shared.cancel(id);
-        }
-    }
-}
-
-impl std::fmt::Debug for TaskQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskQueue")
-            .field("tasks", &self.list())
-            .finish_non_exhaustive()
-    }
-}
-
-fn task_infos(st: &QueueState) -> Vec<TaskInfo> {
-    st.queue
-        .tasks()
-        .iter()
-        .map(|t| TaskInfo {
-            id: t.id,
-            path: t.meta.path.clone(),
-            key: t.meta.key.clone(),
-            state: t.state,
-            progress: st.progress.get(&t.id).copied(),
-            error: t.error.clone(),
-        })
-        .collect()
-}
-
-/// The checkpoint a queued task uses when it has none: in the temporary directory, named after the
-/// bucket, the file and the key.
-fn derived_checkpoint(bucket: &str, path: &Path, key: &str) -> PathBuf {
-    let path = fs::canonicalize(path)
-        .or_else(|_| std::path::absolute(path))
-        .unwrap_or_else(|_| path.to_path_buf());
-    let name = derived_checkpoint_name(bucket, &path.display().to_string(), key);
-    std::env::temp_dir().join("cos-rs-checkpoints").join(name)
-}
-
-impl QueueShared {
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Carries out what the core queue asks for; returns whether the list changed.
-    fn pump(self: &Arc<Self>, st: &mut QueueState) -> bool {
-        let mut changed = false;
-        while let Some(out) = st.queue.poll() {
-            match out {
-                QueueOutput::ListUpdate => changed = true,
-                QueueOutput::Start(id) => {
-                    st.results.remove(&id);
-                    match st.runs.get_mut(&id) {
-                        // A paused run keeps its task: it continues.
-                        Some(run) => {
-                            run.commands.send(Command::Resume);
-                            run.idle = false;
-                        }
-                        None => self.spawn_run(st, id),
-                    }
-                }
-                QueueOutput::Pause(id) | QueueOutput::Cancel(id) => {
-                    let command = match out {
-                        QueueOutput::Pause(_) => Command::Pause,
-                        _ => Command::Cancel,
-                    };
-                    if let Some(run) = st.runs.get(&id) {
-                        run.commands.send(command);
-                    }
-                }
-            }
-        }
-        changed
-    }
-
-    fn spawn_run(self: &Arc<Self>, st: &mut QueueState, id: TaskId) {
-        let Some(task) = st.queue.get(id) else { return };
-        let (path, key) = (task.meta.path.clone(), task.meta.key.clone());
-        let mut options = task.meta.options.clone();
-        if options.checkpoint.is_none() {
-            let bucket = self.client.config().bucket.to_string();
-            options.checkpoint = Some(derived_checkpoint(&bucket, &path, &key));
-        }
-        let user = options.on_progress.take();
-        let weak = Arc::downgrade(self);
-        options.on_progress = Some(Arc::new(move |p: &Progress| {
-            if let Some(shared) = weak.upgrade() {
-                shared.progress(id, p);
-            }
-            if let Some(f) = &user {
-                f(p);
-            }
-        }));
-        let channel = Channel::new();
-        let commands = channel.commands();
-        st.runs.insert(
-            id,
-            Run {
-                commands,
-                idle: false,
-            },
-        );
-        let shared = self.clone();
-        std::thread::spawn(move || {
-            let weak = Arc::downgrade(&shared);
-            let on_paused = Box::new(move || {
-                if let Some(shared) = weak.upgrade() {
-                    let mut st = shared.lock();
-                    if let Some(run) = st.runs.get_mut(&id) {
-                        run.idle = true;
-                    }
-                    shared.settle(st);
-                }
-            });
-            let options_for_file = options.for_file(&path);
-            let result = shared.client.upload_file_inner(
-                &path,
-                &key,
-                &options_for_file,
-                channel,
-                Some(on_paused),
-            );
-            shared.run_ended(id, result, &options, &key);
-        });
-    }
-
-    fn progress(self: &Arc<Self>, id: TaskId, p: &Progress) {
-        let (infos, f) = {
-            let mut st = self.lock();
-            st.progress.insert(id, *p);
-            let _ = st.queue.set_progress(id, p.loaded, p.total);
-            (task_infos(&st), st.on_change.clone())
-        };
-        if let Some(f) = f {
-            f(&infos);
-        }
-    }
-
-    fn run_ended(
-        self: &Arc<Self>,
-        id: TaskId,
-        result: Result<UploadOutcome, Error>,
-        options: &UploadOptions,
-        key: &str,
-    ) {
-        let mut st = self.lock();
-        st.runs.remove(&id);
-        let state = st.queue.get(id).map(|t| t.state);
-        match result {
-            Ok(outcome) => {
-                let _ = st.queue.finished(id, Ok(()));
-                st.results.insert(id, Ok(outcome));
-            }
-            Err(e) => match state {
-                Some(TaskState::Canceled) => {
-                    // Failed before the cancel reached it: abort what its checkpoint names.
-                    st.cleanups += 1;
-                    drop(st);
-                    if let (Some(cp), false) = (&options.checkpoint, matches!(e, Error::Cancelled))
-                    {
-                        self.client.discard(cp, key);
-                    }
-                    st = self.lock();
-                    st.cleanups -= 1;
-                    st.results.insert(id, Err(Error::Cancelled));
-                }
-                Some(TaskState::Running) => {
-                    let _ = st.queue.finished(id, Err(e.clone()));
-                    st.results.insert(id, Err(e));
-                }
-                _ => {
-                    let _ = st.queue.finished(id, Err(e));
-                }
-            },
-        }
-        self.settle(st);
-    }
-
-    /// [`TaskQueue::cancel`].
-    fn cancel(self: &Arc<Self>, id: TaskId) {
-        let mut st = self.lock();
-        let before = st.queue.get(id).map(|t| t.state);
-        if st.queue.cancel(id).is_err() {
-            return;
-        }
-        if let Some(run) = st.runs.get(&id) {
-            // Its thread is alive: its task aborts the upload (even while paused) and reports.
-            run.commands.send(Command::Cancel);
-        } else if before.is_some_and(|s| s != TaskState::Running) {
-            let entry = st.queue.get(id).map(|t| {
-                let mut cp = t.meta.options.checkpoint.clone();
-                if cp.is_none() {
-                    let bucket = self.client.config().bucket.to_string();
-                    cp = Some(derived_checkpoint(&bucket, &t.meta.path, &t.meta.key));
-                }
-                (cp, t.meta.key.clone())
-            });
-            match entry {
-                Some((Some(cp), key)) if cp.exists() => {
-                    st.cleanups += 1;
-                    let shared = self.clone();
-                    std::thread::spawn(move || {
-                        shared.client.discard(&cp, &key);
-                        let mut st = shared.lock();
-                        st.cleanups -= 1;
-                        st.results.insert(id, Err(Error::Cancelled));
-                        shared.settle(st);
-                    });
-                }
-                _ => {
-                    st.results.insert(id, Err(Error::Cancelled));
-                }
-            }
-        }
-        self.settle(st);
-    }
-
-    /// Pumps the queue, wakes waiters and calls the change callback (outside the lock).
-    fn settle(self: &Arc<Self>, mut st: MutexGuard<'_, QueueState>) {
-        let changed = self.pump(&mut st);
-        let call = changed
-            .then(|| st.on_change.clone().map(|f| (f, task_infos(&st))))
-            .flatten();
-        drop(st);
-        self.changed.notify_all();
-        if let Some((f, infos)) = call {
-            f(&infos);
-        }
-    }
-}
+pub struct TaskQueue(Queue<UploadEntry>);
 
 impl TaskQueue {
     /// Adds the upload of the file at `path` as `key`; it starts when a slot is free.
     pub fn add(&self, path: impl Into<PathBuf>, key: &str, options: UploadOptions) -> TaskId {
         let path = path.into();
-        let total = fs::metadata(&path).ok().map(|m| m.len());
-        let mut st = self.shared.lock();
-        let id = st.queue.add(
-            Entry {
-                path,
-                key: key.to_string(),
-                options,
-            },
-            total,
-        );
-        self.shared.settle(st);
-        id
-    }
-
-    /// Pauses a waiting or running task: a running upload stops sending parts and keeps its checkpoint.
-    pub fn pause(&self, id: TaskId) {
-        let mut st = self.shared.lock();
-        let _ = st.queue.pause(id);
-        self.shared.settle(st);
-    }
-
-    /// Puts a paused or failed task back in line; it continues from its checkpoint.
-    pub fn resume(&self, id: TaskId) {
-        let mut st = self.shared.lock();
-        let _ = st.queue.resume(id);
-        self.shared.settle(st);
-    }
-
-    /// Cancels a task: a running upload is aborted, and so is the upload a paused or failed task left.
-    pub fn cancel(&self, id: TaskId) {
-        self.shared.cancel(id);
-    }
-
-    /// Every task, oldest first.
-    pub fn list(&self) -> Vec<TaskInfo> {
-        task_infos(&self.shared.lock())
-    }
-
-    /// Calls `f` with the whole list whenever it changes (a task added, started, paused, finished…) and on
-    /// progress reports. It runs on the thread that made the change; do not block in it.
-    pub fn on_change(&self, f: impl Fn(&[TaskInfo]) + Send + Sync + 'static) {
-        self.shared.lock().on_change = Some(Arc::new(f));
-    }
-
-    /// Blocks until the task has succeeded, failed or been cancelled (a paused task is waited for until
-    /// it is resumed and ends), and returns its result. An unknown id is an [`Error::InvalidInput`].
-    pub fn wait(&self, id: TaskId) -> Result<UploadOutcome, Error> {
-        match self.wait_until(id, None) {
-            Waited::Done(r) => r,
-            Waited::TimedOut => unreachable!("a wait without a deadline does not time out"),
-        }
-    }
-
-    /// [`wait`](TaskQueue::wait) for at most `timeout`: [`Waited::TimedOut`] if the task has not ended by
-    /// then (it goes on running), else [`Waited::Done`] with its result.
-    pub fn wait_timeout(
-        &self,
-        id: TaskId,
-        timeout: Duration,
-    ) -> Waited<Result<UploadOutcome, Error>> {
-        self.wait_until(id, Instant::now().checked_add(timeout))
-    }
-
-    fn wait_until(
-        &self,
-        id: TaskId,
-        deadline: Option<Instant>,
-    ) -> Waited<Result<UploadOutcome, Error>> {
-        let mut st = self.shared.lock();
-        loop {
-            let Some(task) = st.queue.get(id) else {
-                return Waited::Done(Err(InvalidInput::Parameter {
-                    name: "task id",
-                    reason: format!("no task {}", id.0),
-                }
-                .into()));
-            };
-            if task.state.is_finished() && !st.runs.contains_key(&id) {
-                if let Some(r) = st.results.get(&id) {
-                    return Waited::Done(r.clone());
-                }
-            }
-            st = match self.wait_changed(st, deadline) {
-                Some(st) => st,
-                None => return Waited::TimedOut,
-            };
-        }
-    }
-
-    /// Blocks until no task is waiting or running (paused tasks stay paused) and every background thread
-    /// has ended.
-    pub fn wait_all(&self) {
-        let _ = self.wait_all_until(None);
-    }
-
-    /// [`wait_all`](TaskQueue::wait_all) for at most `timeout`: [`Waited::TimedOut`] if tasks are still
-    /// waiting or running by then (they go on), else [`Waited::Done`].
-    pub fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
-        self.wait_all_until(Instant::now().checked_add(timeout))
-    }
-
-    fn wait_all_until(&self, deadline: Option<Instant>) -> Waited<()> {
-        let mut st = self.shared.lock();
-        // A paused task keeps its run (idle, its checkpoint stored) until it is resumed or cancelled.
-        let settled = |st: &QueueState| {
-            st.queue.is_idle()
-                && st.cleanups == 0
-                && st.runs.iter().all(|(id, run)| {
-                    run.idle
-                        && st
-                            .queue
-                            .get(*id)
-                            .is_some_and(|t| t.state == TaskState::Paused)
-                })
-        };
-        while !settled(&st) {
-            st = match self.wait_changed(st, deadline) {
-                Some(st) => st,
-                None => return Waited::TimedOut,
-            };
-        }
-        Waited::Done(())
-    }
-
-    /// Waits for the next change, until `deadline` if there is one (`None` once it has passed).
-    fn wait_changed<'a>(
-        &self,
-        st: MutexGuard<'a, QueueState>,
-        deadline: Option<Instant>,
-    ) -> Option<MutexGuard<'a, QueueState>> {
-        let changed = &self.shared.changed;
-        match deadline {
-            None => Some(changed.wait(st).unwrap_or_else(|e| e.into_inner())),
-            Some(deadline) => {
-                let left = deadline.checked_duration_since(Instant::now())?;
-                if left.is_zero() {
-                    return None;
-                }
-                let (st, _) = changed
-                    .wait_timeout(st, left)
-                    .unwrap_or_else(|e| e.into_inner());
-                Some(st)
-            }
-        }
+        let total = std::fs::metadata(&path).ok().map(|m| m.len());
+        let absolute = std::fs::canonicalize(&path)
+            .or_else(|_| std::path::absolute(&path))
+            .unwrap_or_else(|_| path.clone());
+        let bucket = self.0.shared.client.config().bucket.to_string();
+        let temp = std::env::temp_dir();
+        let entry = UploadEntry::new(path, key, options, &bucket, &absolute, &temp);
+        self.0.add(entry, total)
     }
 }
+
+task_list_methods!(TaskQueue, UploadOutcome, TaskInfo);
+
+/// A task list of file downloads ([`Client::download_file`]) run in background threads,
+/// [`file_parallel`](Client::download_queue) at a time, oldest first, with the same states, commands and
+/// waits as the uploads' [`TaskQueue`]. Cheap to clone; clones share the list.
+///
+/// Every download keeps a checkpoint ([`DownloadOptions::checkpoint`] is forced on). Pausing a running
+/// download stops starting ranges, lets the ranges in flight finish and stores them in the checkpoint;
+/// resuming fetches only the missing ranges. Cancelling stops it and removes its temporary file and
+/// checkpoint; the destination is never touched. A failed task can be resumed (from its checkpoint).
+/// Dropping the last clone cancels every download that has not ended (waiting ones never start, running
+/// and paused ones stop and remove their temporary files and checkpoints); failed ones keep theirs. To let
+/// the downloads finish, wait with [`wait_all`](DownloadQueue::wait_all) before dropping.
+#[derive(Clone)]
+pub struct DownloadQueue(Queue<DownloadEntry>);
+
+impl DownloadQueue {
+    /// Adds the download of `key` to `path`; it starts when a slot is free.
+    pub fn add(&self, key: &str, path: impl Into<PathBuf>, options: DownloadOptions) -> TaskId {
+        self.0
+            .add(DownloadEntry::new(key, path.into(), options), None)
+    }
+}
+
+task_list_methods!(DownloadQueue, DownloadOutcome, DownloadInfo);

@@ -71,6 +71,7 @@ pub mod network;
 pub mod ops;
 pub mod post_policy;
 pub mod presign;
+pub mod queue;
 pub mod retry;
 pub mod task;
 pub mod upload;

@@ -262,3 +262,55 @@ fn the_word_check_sees_names_not_tails() {
     ));
     assert!(contains_word("task.pause();", ".pause()"));
 }
+
+// ---- issue 9: one task list, decided in the core ----
+
+/// The task lists' decisions (which task starts or has its paused run resumed, what a cancel cleans up,
+/// what dropping a queue cancels, when `wait` and `wait_all` return) are the core's `TransferQueue`'s.
+/// Each driver has one task-list loop (`queue.rs`, for uploads and downloads alike) that carries out the
+/// queue's outputs; it never looks at a task's state, tracks idle runs or results, or picks files to
+/// remove.
+#[test]
+fn driver_task_lists_leave_the_decisions_to_the_core() {
+    let forbidden = [
+        "TaskState",
+        "t.state",
+        "is_finished",
+        "is_idle()",
+        "idle:",
+        "cleanups",
+        "results",
+        ".exists()",
+        "temp_path",
+        "checkpoint_path",
+        "derived_checkpoint_name",
+        ".checkpoint(",
+        "runs.get_mut",
+        "runs.contains_key",
+    ];
+    let mut hits = Vec::new();
+    for dir in ["cos-blocking/src", "cos-async/src"] {
+        let dir = root().join(dir);
+        if dir.join("download_queue.rs").exists() {
+            hits.push(format!(
+                "{}: a second task list",
+                dir.join("download_queue.rs").display()
+            ));
+        }
+        let f = dir.join("queue.rs");
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for pat in forbidden {
+                if contains_word(code, pat) {
+                    hits.push(format!("{}:{}: {pat}: {}", f.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "task-list decisions in a driver (the core's TransferQueue makes them):\n{}",
+        hits.join("\n")
+    );
+}

@@ -678,6 +678,18 @@ impl conformance::DownloadList for cos_blocking::DownloadQueue {
             .map(|t| (t.state, t.loaded))
             .collect()
     }
+    fn wait_timeout(&self, id: TaskId, timeout: Duration) -> Waited<Result<Downloaded, Error>> {
+        match cos_blocking::DownloadQueue::wait_timeout(self, id, timeout) {
+            Waited::Done(r) => Waited::Done(r.map(downloaded)),
+            Waited::TimedOut => Waited::TimedOut,
+        }
+    }
+    fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
+        cos_blocking::DownloadQueue::wait_all_timeout(self, timeout)
+    }
+    fn on_change(&self, f: Box<dyn Fn() + Send + Sync>) {
+        cos_blocking::DownloadQueue::on_change(self, move |_| f())
+    }
 }
 
 /// The async download queue, with the runtime it runs on.
@@ -719,6 +731,22 @@ impl conformance::DownloadList for AsyncDownloads {
             .into_iter()
             .map(|t| (t.state, t.loaded))
             .collect()
+    }
+    fn wait_timeout(&self, id: TaskId, timeout: Duration) -> Waited<Result<Downloaded, Error>> {
+        match self.rt.block_on(self.queue.wait_timeout(id, timeout)) {
+            Waited::Done(r) => Waited::Done(r.map(|o| Downloaded {
+                size: o.size,
+                requests: o.requests,
+                resumed: o.resumed,
+            })),
+            Waited::TimedOut => Waited::TimedOut,
+        }
+    }
+    fn wait_all_timeout(&self, timeout: Duration) -> Waited<()> {
+        self.rt.block_on(self.queue.wait_all_timeout(timeout))
+    }
+    fn on_change(&self, f: Box<dyn Fn() + Send + Sync>) {
+        self.queue.on_change(move |_| f())
     }
 }
 
@@ -797,6 +825,7 @@ scenarios!(
         progress_reaches_the_total,
         a_batch_downloads_every_file_even_when_one_fails,
         a_queued_download_pauses_resumes_with_only_the_missing_ranges_and_cancels_cleanly,
+        a_queued_download_is_watched_and_waited_for_with_a_limit_and_a_failed_one_cancels_cleanly,
     ],
     tagging_acl: [object_tagging_calls_and_typed_option, object_acl_calls],
     requests: [

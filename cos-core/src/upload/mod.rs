@@ -6,7 +6,8 @@
 //! * [`multipart`]: [`MultipartUpload`], a whole multipart upload as one [`Task`](crate::task::Task), with
 //!   retries, pause/cancel, checkpoint resume, find-unfinished resume and streams of unknown length.
 //! * [`checkpoint`]: the serde [`Checkpoint`] a driver persists (atomically) to resume later.
-//! * [`queue`]: [`UploadQueue`], the batch task list that decides which file starts next.
+//! * [`queue`]: [`UploadQueue`], the batch task list that decides which file starts next (shared with
+//!   downloads, in [`crate::queue`]).
 //!
 //! * [`transfer`]: [`UploadTask`], a whole file or stream upload with every decision (checkpoint load and
 //!   lease, pre-hash, single PUT or multipart, resume, stale abort, cleanup, throttled progress).

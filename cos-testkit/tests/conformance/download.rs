@@ -389,3 +389,68 @@ pub fn a_queued_download_pauses_resumes_with_only_the_missing_ranges_and_cancels
     }
     server.faults().clear();
 }
+
+/// The download queue watches and waits as the upload queue does (`on_change`, `wait_timeout`,
+/// `wait_all_timeout`), and follows the same cleanup rules: a failed download keeps its temporary file
+/// and checkpoint (it can be resumed) until it is cancelled, which removes them.
+pub fn a_queued_download_is_watched_and_waited_for_with_a_limit_and_a_failed_one_cancels_cleanly<
+    D: Driver,
+>() {
+    let (server, client) = start::<D>();
+    let data = pattern(4 * MIB, 17);
+    put(&client, "watched", &data);
+    let d = TempDir::new::<D>("dl-queue-watch");
+    let q = client.download_queue(1);
+    let changes = Arc::new(AtomicUsize::new(0));
+    let seen = changes.clone();
+    q.on_change(Box::new(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+    }));
+
+    // Slowed down, a short wait times out and the download goes on.
+    server.faults().set_plan(
+        FaultPlan::new()
+            .with(Fault::Stall(Duration::from_millis(300)), 1.0)
+            .unwrap(),
+    );
+    let dest = d.path("out.bin");
+    let id = q.add("watched", &dest, ranged().concurrency(1));
+    assert!(q.wait_timeout(id, Duration::from_millis(50)).is_timed_out());
+    assert!(q.wait_all_timeout(Duration::from_millis(50)).is_timed_out());
+    server.faults().clear();
+    match q.wait_timeout(id, Duration::from_secs(60)) {
+        Waited::Done(Ok(o)) => assert_eq!(o.size, data.len() as u64),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        q.wait_all_timeout(Duration::from_secs(60)),
+        Waited::Done(())
+    );
+    assert!(std::fs::read(&dest).unwrap() == data, "file differs");
+    assert!(
+        changes.load(Ordering::SeqCst) >= 3,
+        "added, started, ended: {}",
+        changes.load(Ordering::SeqCst)
+    );
+
+    // Refused after two ranges: it fails and keeps what it wrote, until it is cancelled.
+    let dest = d.path("failed.bin");
+    for n in 3..=20 {
+        server.faults().fail_nth("GetObject", n, Fault::Status(403));
+    }
+    let id = q.add("watched", &dest, ranged().concurrency(1));
+    let e = q.wait(id).unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
+    assert_eq!(q.list()[1].0, TaskState::Error);
+    assert!(temp_path(&dest).exists() && checkpoint_path(&dest).exists());
+    q.cancel(id);
+    assert!(matches!(q.wait(id), Err(Error::Cancelled)));
+    q.wait_all();
+    assert_eq!(q.list()[1].0, TaskState::Canceled);
+    assert_eq!(
+        names(&d.0),
+        ["out.bin"],
+        "the failed download's files are gone"
+    );
+    server.faults().clear();
+}

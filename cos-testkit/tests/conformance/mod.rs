@@ -266,6 +266,12 @@ pub trait DownloadList {
     fn wait_all(&self);
     /// `DownloadQueue::list`: state and bytes loaded of each task.
     fn list(&self) -> Vec<(TaskState, u64)>;
+    /// `DownloadQueue::wait_timeout`.
+    fn wait_timeout(&self, id: TaskId, timeout: Duration) -> Waited<Result<Downloaded, Error>>;
+    /// `DownloadQueue::wait_all_timeout`.
+    fn wait_all_timeout(&self, timeout: Duration) -> Waited<()>;
+    /// `DownloadQueue::on_change` (the list itself is not passed on).
+    fn on_change(&self, f: Box<dyn Fn() + Send + Sync>);
 }
 
 /// What a download did (the fields both clients' `DownloadOutcome` share).
