@@ -58,6 +58,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod body;
 pub mod checksum;
 pub mod config;
 pub mod copy;

@@ -262,3 +262,28 @@ fn the_word_check_sees_names_not_tails() {
     ));
     assert!(contains_word("task.pause();", ".pause()"));
 }
+
+/// The operations build wire bodies (`crate::body`) but never depend on the task protocol, which wraps
+/// them (`task/oneshot.rs` uses `crate::ops`): no import cycle between `task` and `ops`.
+#[test]
+fn ops_never_name_the_task_module() {
+    let mut files = Vec::new();
+    rust_files(&root().join("cos-core/src/ops"), &mut files);
+    assert!(files.len() >= 4, "cos-core/src/ops not found");
+    let mut hits = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let grouped = code.contains("crate::{") && contains_word(code, "task");
+            if code.contains("crate::task") || code.contains("super::task") || grouped {
+                hits.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "cos-core/src/ops names crate::task (use crate::body for wire types):\n{}",
+        hits.join("\n")
+    );
+}

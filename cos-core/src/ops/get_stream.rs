@@ -7,10 +7,10 @@ use bytes::Bytes;
 use super::get::GetObject;
 use super::head::{content_length, object_error};
 use super::{header, unexpected, ObjectInfo};
+use crate::body::RequestBody;
 use crate::checksum::Crc64;
 use crate::config::Config;
 use crate::error::{Error, IntegrityError};
-use crate::task::RequestBody;
 
 /// The most bytes of an error body a driver reads before handing it to [`GetObjectStream::error`].
 pub const MAX_ERROR_BODY: usize = 64 * 1024;
