@@ -171,7 +171,7 @@ impl Client {
     pub async fn get_object_stream(&self, op: GetObject) -> Result<ObjectStream, Error> {
         let stream = GetObjectStream::new(op);
         let now = SystemTime::now();
-        let config = self.signing_config(now)?;
+        let config = self.state().signing_config(now)?;
         let mut request = stream.to_request(&config)?;
         cos_core::task::sign(&config, &mut request, now)?;
         let (parts, _) = request.into_parts();

@@ -36,7 +36,6 @@ mod list;
 mod network;
 mod post;
 mod presign;
-mod provider;
 mod queue;
 pub use download_queue::{DownloadInfo, DownloadQueue};
 pub mod transfer;

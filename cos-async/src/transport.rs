@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use crate::network::Conn;
 use bytes::{Bytes, BytesMut};
 use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::client::{ConnectionSettings, ExchangeHooks};
 use cos_core::config::Timeouts;
 use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
-use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
+use cos_core::fixture::{body_record, ExchangeResponder};
 use cos_core::task::{BodyTruncated, Input, RequestBody, ResponseLimits, Transmit};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -35,17 +36,6 @@ const CHUNK: usize = 256 * 1024;
 
 /// Size of the frames a body in memory is handed to hyper in (so that its progress can be followed).
 const FRAME: usize = 64 * 1024;
-
-/// Connection settings of the hyper client.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub timeouts: Timeouts,
-    pub max_idle_connections: usize,
-    /// Trust roots.
-    pub roots: cos_core::network::TlsRoots,
-    /// The proxy for the endpoint, as the core decided it.
-    pub proxy: Option<cos_core::network::Proxy>,
-}
 
 /// The request body hyper sends: bytes in memory, or chunks pumped from the source through a channel;
 /// every frame hyper takes is counted in the exchange's [`Progress`].
@@ -235,7 +225,7 @@ enum PumpError {
 }
 
 impl Transport {
-    pub(crate) fn new(s: &Settings) -> Transport {
+    pub(crate) fn new(s: &ConnectionSettings) -> Transport {
         let client = crate::network::connector(&s.roots, s.proxy.as_ref(), s.timeouts.connect).map(
             |https| {
                 hyper_util::client::legacy::Client::builder(TokioExecutor::new())
@@ -255,7 +245,12 @@ impl Transport {
 
     /// Sends the request (or hands it to the responder hook) and turns the outcome into the core's
     /// [`Input`]; the recorder hook sees every completed exchange.
-    pub(crate) async fn send(&self, t: Transmit, source: &dyn AsyncSource, hooks: &Hooks) -> Input {
+    pub(crate) async fn send(
+        &self,
+        t: Transmit,
+        source: &dyn AsyncSource,
+        hooks: &ExchangeHooks,
+    ) -> Input {
         let span = tracing::debug_span!(
             "cos_request",
             operation = t.operation,
@@ -443,13 +438,6 @@ impl Transport {
         }
         Ok(http::Response::from_parts(parts, buf.freeze()))
     }
-}
-
-/// The optional transport hooks: record every exchange, or answer requests in memory (replay).
-#[derive(Clone, Default)]
-pub(crate) struct Hooks {
-    pub recorder: Option<Arc<dyn ExchangeRecorder>>,
-    pub responder: Option<Arc<dyn ExchangeResponder>>,
 }
 
 fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {

@@ -89,7 +89,7 @@ impl Client {
     pub fn get_object_reader(&self, op: GetObject) -> Result<ObjectReader, Error> {
         let stream = GetObjectStream::new(op);
         let now = SystemTime::now();
-        let config = self.signing_config(now)?;
+        let config = self.state().signing_config(now)?;
         let mut request = stream.to_request(&config)?;
         cos_core::task::sign(&config, &mut request, now)?;
         let (parts, _) = request.into_parts();

@@ -7,28 +7,17 @@
 //! source or the response.
 
 use std::io::{self, Read};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::client::{ConnectionSettings, ExchangeHooks};
 use cos_core::config::Timeouts;
 use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
-use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
+use cos_core::fixture::{body_record, ExchangeResponder};
 use cos_core::task::{BodyTruncated, Input, RequestBody, ResponseLimits, Transmit};
 
 use crate::body::Source;
-
-/// Connection settings of the ureq agent.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub timeouts: Timeouts,
-    pub max_idle_connections: usize,
-    /// Trust roots.
-    pub roots: cos_core::network::TlsRoots,
-    /// The proxy for the endpoint, as the core decided it.
-    pub proxy: Option<cos_core::network::Proxy>,
-}
 
 pub(crate) struct Transport {
     /// The agent, or why it could not be set up (an unreadable CA certificate…), reported per request.
@@ -43,7 +32,7 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(s: &Settings) -> Transport {
+    pub(crate) fn new(s: &ConnectionSettings) -> Transport {
         let network = crate::network::tls_config(&s.roots)
             .and_then(|tls| Ok((tls, crate::network::ureq_proxy(s.proxy.as_ref())?)));
         let (tls, proxy) = match network {
@@ -81,7 +70,7 @@ impl Transport {
 
     /// Sends the request (or hands it to the responder hook) and turns the outcome into the core's
     /// [`Input`]; the recorder hook sees every completed exchange.
-    pub(crate) fn send(&self, t: Transmit, source: &dyn Source, hooks: &Hooks) -> Input {
+    pub(crate) fn send(&self, t: Transmit, source: &dyn Source, hooks: &ExchangeHooks) -> Input {
         let id = t.id;
         let span = tracing::debug_span!(
             "cos_request",
@@ -273,13 +262,6 @@ fn map_io_body_error(e: io::Error) -> TransportError {
         },
         None => TransportError::new(io_kind(&io::Error::from(kind)), kind.to_string()),
     }
-}
-
-/// The optional transport hooks: record every exchange, or answer requests in memory (replay).
-#[derive(Clone, Default)]
-pub(crate) struct Hooks {
-    pub recorder: Option<Arc<dyn ExchangeRecorder>>,
-    pub responder: Option<Arc<dyn ExchangeResponder>>,
 }
 
 fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {

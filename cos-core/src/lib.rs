@@ -60,6 +60,7 @@
 pub mod auth;
 pub mod body;
 pub mod checksum;
+pub mod client;
 pub mod config;
 pub mod copy;
 pub mod credentials;
