@@ -67,6 +67,7 @@ pub mod credentials;
 pub mod date;
 pub mod download;
 pub mod error;
+pub mod exchange;
 pub mod fixture;
 pub mod instance_role;
 pub mod network;
