@@ -160,7 +160,7 @@ async fn digest(
 }
 
 /// Writes `bytes` to a temporary file next to `path`, synced, and renames it over `path`.
-async fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) async fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await?;
     }

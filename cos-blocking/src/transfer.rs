@@ -116,7 +116,7 @@ impl LocalIo<'_> {
 }
 
 /// Writes `bytes` atomically: a temporary file next to `path`, synced, then renamed over it.
-fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
