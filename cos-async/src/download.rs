@@ -173,14 +173,9 @@ impl Client {
         let stream = GetObjectStream::new(op);
         let now = SystemTime::now();
         let config = self.state().signing_config(now)?;
-        let mut request = stream.to_request(&config)?;
-        cos_core::task::sign(&config, &mut request, now)?;
-        let (parts, _) = request.into_parts();
+        let request = stream.signed_request(&config, now)?;
         let transport = self.transport();
-        let (parts, mut body) = transport
-            .open(http::Request::from_parts(parts, ()))
-            .await
-            .map_err(Error::Transport)?;
+        let (parts, mut body) = transport.open(request).await.map_err(Error::Transport)?;
         let stall = transport.read_timeout();
         match stream.head(parts.status, &parts.headers) {
             GetHead::Body { info, range, check } => Ok(ObjectStream {
@@ -213,10 +208,6 @@ impl Client {
                 let response = http::Response::from_parts(parts, bytes.freeze());
                 Err(stream.error(&response))
             }
-            _ => Err(Error::Transport(TransportError::new(
-                TransportErrorKind::Other,
-                "unknown GET decision",
-            ))),
         }
     }
 }

@@ -91,10 +91,7 @@ impl Client {
         let stream = GetObjectStream::new(op);
         let now = SystemTime::now();
         let config = self.state().signing_config(now)?;
-        let mut request = stream.to_request(&config)?;
-        cos_core::task::sign(&config, &mut request, now)?;
-        let (parts, _) = request.into_parts();
-        let request = http::Request::from_parts(parts, ());
+        let request = stream.signed_request(&config, now)?;
         let response = self.transport().open(request).map_err(Error::Transport)?;
         let (parts, mut body) = response.into_parts();
         match stream.head(parts.status, &parts.headers) {
@@ -113,15 +110,6 @@ impl Client {
                     .read_to_end(&mut bytes);
                 Err(stream.error(&http::Response::from_parts(parts, Bytes::from(bytes))))
             }
-            _ => Err(Error::UnexpectedResponse(Box::new(
-                cos_core::error::UnexpectedResponse {
-                    status: parts.status.as_u16(),
-                    reason: "unknown GET decision".into(),
-                    excerpt: String::new(),
-                    request_id: None,
-                    context: None,
-                },
-            ))),
         }
     }
 }
