@@ -4,23 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
-use cos_core::client::{BuildClient, ClientParts, ClientState};
+use cos_core::client::{Attach, BuildClient, ClientParts, ClientState};
 use cos_core::error::{TransportError, TransportErrorKind};
-use cos_core::ops::{
-    AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,
-    BucketCorsOutput, CompleteMultipartUpload, CompleteMultipartUploadOutput, CorsRule,
-    DeleteBucketCors, DeleteObjectTagging, GetBucketCors, GetBucketCorsOutput, GetObject,
-    GetObjectAcl, GetObjectOutput, GetObjectTagging, HeadObject, InitiateMultipartUpload,
-    InitiateMultipartUploadOutput, ListMultipartUploads, ListMultipartUploadsOutput, ListParts,
-    ListPartsOutput, ObjectAcl, ObjectInfo, ObjectTaggingOutput, Operation, PutBucketCors,
-    PutObject, PutObjectAcl, PutObjectAclOutput, PutObjectOutput, PutObjectTagging, Tags,
-    UploadPart, UploadPartOutput,
-};
-use cos_core::ops::{
-    CopyObject, CopyObjectOutput, DeleteObject, DeleteObjectOutput, DeleteObjects,
-    DeleteObjectsOutput, ListObjects, ListObjectsOutput, ListObjectsPages, UploadPartCopy,
-};
+use cos_core::ops::{ListObjects, ListObjectsPages, Operation};
 use cos_core::task::{Command, Event, Input, IoResult, Now, OneShot, Output, Task, Transmit};
 use cos_core::{Config, Error};
 
@@ -74,12 +60,6 @@ impl BuildClient for Client {
     fn random_u64() -> u64 {
         random_u64()
     }
-}
-
-/// How a body is attached to an operation: bytes inside it, or a streamed source of this length.
-enum Attach {
-    Bytes(Bytes),
-    Source(u64),
 }
 
 /// The most worker threads one [`Client::run`] starts (a task rarely has more requests in flight).
@@ -366,151 +346,7 @@ impl Client {
         }
     }
 
-    /// PUT Object with this body (replacing any body set on `op`).
-    pub fn put_object(
-        &self,
-        op: PutObject,
-        body: impl Into<Body>,
-    ) -> Result<PutObjectOutput, Error> {
-        self.upload(body.into(), |a| match a {
-            Attach::Bytes(b) => op.with_bytes(b),
-            Attach::Source(len) => op.with_source(len),
-        })
-    }
-
-    /// Append Object at the op's position with this body (replacing any body set on `op`).
-    pub fn append_object(
-        &self,
-        op: AppendObject,
-        body: impl Into<Body>,
-    ) -> Result<AppendObjectOutput, Error> {
-        self.upload(body.into(), |a| match a {
-            Attach::Bytes(b) => op.with_bytes(b),
-            Attach::Source(len) => op.with_source(len),
-        })
-    }
-
-    /// Upload Part with this body (replacing any body set on `op`).
-    pub fn upload_part(
-        &self,
-        op: UploadPart,
-        body: impl Into<Body>,
-    ) -> Result<UploadPartOutput, Error> {
-        self.upload(body.into(), |a| match a {
-            Attach::Bytes(b) => op.with_bytes(b),
-            Attach::Source(len) => op.with_source(0, len),
-        })
-    }
-
-    /// HEAD Object: the object's metadata. For conditions or a version, use
-    /// [`execute`](Self::execute) with a [`HeadObject`].
-    pub fn head_object(&self, key: impl Into<String>) -> Result<ObjectInfo, Error> {
-        self.execute(HeadObject::new(key))
-    }
-
-    /// GET Object (the whole body, or the op's range, read into memory).
-    pub fn get_object(&self, op: GetObject) -> Result<GetObjectOutput, Error> {
-        self.execute(op)
-    }
-
-    /// PUT Object Tagging: replaces the tags of `key`.
-    pub fn put_object_tagging(
-        &self,
-        key: impl Into<String>,
-        tags: Tags,
-    ) -> Result<ObjectTaggingOutput, Error> {
-        self.execute(PutObjectTagging::new(key, tags))
-    }
-
-    /// GET Object Tagging: the tags of `key`.
-    pub fn get_object_tagging(&self, key: impl Into<String>) -> Result<Tags, Error> {
-        Ok(self.execute(GetObjectTagging::new(key))?.tags)
-    }
-
-    /// DELETE Object Tagging: removes all tags of `key`.
-    pub fn delete_object_tagging(
-        &self,
-        key: impl Into<String>,
-    ) -> Result<ObjectTaggingOutput, Error> {
-        self.execute(DeleteObjectTagging::new(key))
-    }
-
-    /// PUT Object ACL (canned ACL and grant headers).
-    pub fn put_object_acl(&self, op: PutObjectAcl) -> Result<PutObjectAclOutput, Error> {
-        self.execute(op)
-    }
-
-    /// GET Object ACL: owner and grants of `key`.
-    pub fn get_object_acl(&self, key: impl Into<String>) -> Result<ObjectAcl, Error> {
-        self.execute(GetObjectAcl::new(key))
-    }
-
-    /// Initiate Multipart Upload.
-    pub fn initiate_multipart_upload(
-        &self,
-        op: InitiateMultipartUpload,
-    ) -> Result<InitiateMultipartUploadOutput, Error> {
-        self.execute(op)
-    }
-
-    /// List Parts of a multipart upload.
-    pub fn list_parts(&self, op: ListParts) -> Result<ListPartsOutput, Error> {
-        self.execute(op)
-    }
-
-    /// Complete Multipart Upload.
-    pub fn complete_multipart_upload(
-        &self,
-        op: CompleteMultipartUpload,
-    ) -> Result<CompleteMultipartUploadOutput, Error> {
-        self.execute(op)
-    }
-
-    /// Abort Multipart Upload.
-    pub fn abort_multipart_upload(
-        &self,
-        op: AbortMultipartUpload,
-    ) -> Result<AbortMultipartUploadOutput, Error> {
-        self.execute(op)
-    }
-
-    /// List Multipart Uploads in progress.
-    pub fn list_multipart_uploads(
-        &self,
-        op: ListMultipartUploads,
-    ) -> Result<ListMultipartUploadsOutput, Error> {
-        self.execute(op)
-    }
-
-    /// PUT Bucket cors: replaces the bucket's CORS rules (what lets browser pages on other origins upload).
-    pub fn put_bucket_cors(&self, rules: Vec<CorsRule>) -> Result<BucketCorsOutput, Error> {
-        self.execute(PutBucketCors::new(rules))
-    }
-
-    /// GET Bucket cors: the bucket's CORS rules (404 `NoSuchCORSConfiguration` when it has none).
-    pub fn get_bucket_cors(&self) -> Result<GetBucketCorsOutput, Error> {
-        self.execute(GetBucketCors::new())
-    }
-
-    /// DELETE Bucket cors: removes the bucket's CORS rules.
-    pub fn delete_bucket_cors(&self) -> Result<BucketCorsOutput, Error> {
-        self.execute(DeleteBucketCors::new())
-    }
-
-    /// DELETE Object: removes `key` (succeeds when it does not exist).
-    pub fn delete_object(&self, key: impl Into<String>) -> Result<DeleteObjectOutput, Error> {
-        self.execute(DeleteObject::new(key))
-    }
-
-    /// Delete Multiple Objects: up to 1000 keys in one request, with a result per key.
-    pub fn delete_objects(&self, op: DeleteObjects) -> Result<DeleteObjectsOutput, Error> {
-        self.execute(op)
-    }
-
-    /// List Objects: one page (see [`list_objects_pages`](Self::list_objects_pages) for all of them).
-    pub fn list_objects(&self, op: ListObjects) -> Result<ListObjectsOutput, Error> {
-        self.execute(op)
-    }
+    cos_core::client_operation_methods!(blocking);
 
     /// List Objects, every page from `op`'s marker on, one request per iteration.
     ///
@@ -526,28 +362,5 @@ impl Client {
     /// ```
     pub fn list_objects_pages(&self, op: ListObjects) -> crate::ListObjectsIter {
         crate::ListObjectsIter::new(self.clone(), ListObjectsPages::new(op))
-    }
-
-    /// PUT Object - Copy: a server-side copy of an object of at most 5 GiB.
-    pub fn copy_object(&self, op: CopyObject) -> Result<CopyObjectOutput, Error> {
-        self.execute(op)
-    }
-
-    /// Upload Part - Copy: one part of a multipart upload copied server-side from a source range.
-    pub fn upload_part_copy(&self, op: UploadPartCopy) -> Result<CopyObjectOutput, Error> {
-        self.execute(op)
-    }
-
-    /// Copies `source` to `dest_key` server-side, whatever its size: one PUT Object - Copy at or below
-    /// [`CopyOptions::threshold`](cos_core::copy::CopyOptions::threshold), parallel Upload Part - Copy
-    /// ranges above it (the decisions are [`MultipartCopy`](cos_core::copy::MultipartCopy)'s).
-    pub fn copy(
-        &self,
-        source: cos_core::ops::CopySource,
-        dest_key: impl Into<String>,
-        options: &cos_core::copy::CopyOptions,
-    ) -> Result<cos_core::copy::CopyOutcome, Error> {
-        let task = cos_core::copy::MultipartCopy::new(self.config(), source, dest_key, options)?;
-        self.run(task, &NoSource)
     }
 }

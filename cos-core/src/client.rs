@@ -301,6 +301,199 @@ impl ClientState {
     }
 }
 
+/// How a driver's `upload` attaches a body to an operation: bytes inside it, or a streamed source of this
+/// length.
+#[derive(Debug)]
+pub enum Attach {
+    /// The body's bytes, carried by the operation.
+    Bytes(bytes::Bytes),
+    /// A body of this length, streamed from the task's source.
+    Source(u64),
+}
+/// The per-operation convenience methods of a driver's `Client`, written once for both drivers: expanded
+/// inside `impl Client`, as `async fn`s awaiting each call (`client_operation_methods!(async)`) or as
+/// plain ones (`client_operation_methods!(blocking)`). The client provides `execute`, `run`, `config`
+/// and a private `upload(body, attach)`; `Body` and `NoSource` are the driver's.
+#[macro_export]
+macro_rules! client_operation_methods {
+    (blocking) => {
+        $crate::client_operation_methods!(@emit [] []);
+    };
+    (async) => {
+        $crate::client_operation_methods!(@emit [async] [.await]);
+    };
+    (@emit [$($kw:tt)*] [$($aw:tt)*]) => {
+        /// PUT Object with this body (replacing any body set on `op`).
+        pub $($kw)* fn put_object(
+            &self,
+            op: $crate::ops::PutObject,
+            body: impl Into<Body>,
+        ) -> Result<$crate::ops::PutObjectOutput, $crate::Error> {
+            self.upload(body.into(), |a| match a {
+                $crate::client::Attach::Bytes(b) => op.with_bytes(b),
+                $crate::client::Attach::Source(len) => op.with_source(len),
+            }) $($aw)*
+        }
+
+        /// Append Object at the op's position with this body (replacing any body set on `op`).
+        pub $($kw)* fn append_object(
+            &self,
+            op: $crate::ops::AppendObject,
+            body: impl Into<Body>,
+        ) -> Result<$crate::ops::AppendObjectOutput, $crate::Error> {
+            self.upload(body.into(), |a| match a {
+                $crate::client::Attach::Bytes(b) => op.with_bytes(b),
+                $crate::client::Attach::Source(len) => op.with_source(len),
+            }) $($aw)*
+        }
+
+        /// Upload Part with this body (replacing any body set on `op`).
+        pub $($kw)* fn upload_part(
+            &self,
+            op: $crate::ops::UploadPart,
+            body: impl Into<Body>,
+        ) -> Result<$crate::ops::UploadPartOutput, $crate::Error> {
+            self.upload(body.into(), |a| match a {
+                $crate::client::Attach::Bytes(b) => op.with_bytes(b),
+                $crate::client::Attach::Source(len) => op.with_source(0, len),
+            }) $($aw)*
+        }
+
+        /// HEAD Object: the object's metadata. For conditions or a version, use
+        /// [`execute`](Self::execute) with a [`HeadObject`](cos_core::ops::HeadObject).
+        pub $($kw)* fn head_object(&self, key: impl Into<String>) -> Result<$crate::ops::ObjectInfo, $crate::Error> {
+            self.execute($crate::ops::HeadObject::new(key)) $($aw)*
+        }
+
+        /// GET Object (the whole body, or the op's range, read into memory).
+        pub $($kw)* fn get_object(&self, op: $crate::ops::GetObject) -> Result<$crate::ops::GetObjectOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// PUT Object Tagging: replaces the tags of `key`.
+        pub $($kw)* fn put_object_tagging(
+            &self,
+            key: impl Into<String>,
+            tags: $crate::ops::Tags,
+        ) -> Result<$crate::ops::ObjectTaggingOutput, $crate::Error> {
+            self.execute($crate::ops::PutObjectTagging::new(key, tags)) $($aw)*
+        }
+
+        /// GET Object Tagging: the tags of `key`.
+        pub $($kw)* fn get_object_tagging(&self, key: impl Into<String>) -> Result<$crate::ops::Tags, $crate::Error> {
+            Ok(self.execute($crate::ops::GetObjectTagging::new(key)) $($aw)*?.tags)
+        }
+
+        /// DELETE Object Tagging: removes all tags of `key`.
+        pub $($kw)* fn delete_object_tagging(
+            &self,
+            key: impl Into<String>,
+        ) -> Result<$crate::ops::ObjectTaggingOutput, $crate::Error> {
+            self.execute($crate::ops::DeleteObjectTagging::new(key)) $($aw)*
+        }
+
+        /// PUT Object ACL (canned ACL and grant headers).
+        pub $($kw)* fn put_object_acl(&self, op: $crate::ops::PutObjectAcl) -> Result<$crate::ops::PutObjectAclOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// GET Object ACL: owner and grants of `key`.
+        pub $($kw)* fn get_object_acl(&self, key: impl Into<String>) -> Result<$crate::ops::ObjectAcl, $crate::Error> {
+            self.execute($crate::ops::GetObjectAcl::new(key)) $($aw)*
+        }
+
+        /// Initiate Multipart Upload.
+        pub $($kw)* fn initiate_multipart_upload(
+            &self,
+            op: $crate::ops::InitiateMultipartUpload,
+        ) -> Result<$crate::ops::InitiateMultipartUploadOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// List Parts of a multipart upload.
+        pub $($kw)* fn list_parts(&self, op: $crate::ops::ListParts) -> Result<$crate::ops::ListPartsOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// Complete Multipart Upload.
+        pub $($kw)* fn complete_multipart_upload(
+            &self,
+            op: $crate::ops::CompleteMultipartUpload,
+        ) -> Result<$crate::ops::CompleteMultipartUploadOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// Abort Multipart Upload.
+        pub $($kw)* fn abort_multipart_upload(
+            &self,
+            op: $crate::ops::AbortMultipartUpload,
+        ) -> Result<$crate::ops::AbortMultipartUploadOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// List Multipart Uploads in progress.
+        pub $($kw)* fn list_multipart_uploads(
+            &self,
+            op: $crate::ops::ListMultipartUploads,
+        ) -> Result<$crate::ops::ListMultipartUploadsOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// PUT Bucket cors: replaces the bucket's CORS rules (what lets browser pages on other origins upload).
+        pub $($kw)* fn put_bucket_cors(&self, rules: Vec<$crate::ops::CorsRule>) -> Result<$crate::ops::BucketCorsOutput, $crate::Error> {
+            self.execute($crate::ops::PutBucketCors::new(rules)) $($aw)*
+        }
+
+        /// GET Bucket cors: the bucket's CORS rules (404 `NoSuchCORSConfiguration` when it has none).
+        pub $($kw)* fn get_bucket_cors(&self) -> Result<$crate::ops::GetBucketCorsOutput, $crate::Error> {
+            self.execute($crate::ops::GetBucketCors::new()) $($aw)*
+        }
+
+        /// DELETE Bucket cors: removes the bucket's CORS rules.
+        pub $($kw)* fn delete_bucket_cors(&self) -> Result<$crate::ops::BucketCorsOutput, $crate::Error> {
+            self.execute($crate::ops::DeleteBucketCors::new()) $($aw)*
+        }
+
+        /// DELETE Object: removes `key` (succeeds when it does not exist).
+        pub $($kw)* fn delete_object(&self, key: impl Into<String>) -> Result<$crate::ops::DeleteObjectOutput, $crate::Error> {
+            self.execute($crate::ops::DeleteObject::new(key)) $($aw)*
+        }
+
+        /// Delete Multiple Objects: up to 1000 keys in one request, with a result per key.
+        pub $($kw)* fn delete_objects(&self, op: $crate::ops::DeleteObjects) -> Result<$crate::ops::DeleteObjectsOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// List Objects: one page (see [`list_objects_pages`](Self::list_objects_pages) for all of them).
+        pub $($kw)* fn list_objects(&self, op: $crate::ops::ListObjects) -> Result<$crate::ops::ListObjectsOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// PUT Object - Copy: a server-side copy of an object of at most 5 GiB.
+        pub $($kw)* fn copy_object(&self, op: $crate::ops::CopyObject) -> Result<$crate::ops::CopyObjectOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// Upload Part - Copy: one part of a multipart upload copied server-side from a source range.
+        pub $($kw)* fn upload_part_copy(&self, op: $crate::ops::UploadPartCopy) -> Result<$crate::ops::CopyObjectOutput, $crate::Error> {
+            self.execute(op) $($aw)*
+        }
+
+        /// Copies `source` to `dest_key` server-side, whatever its size: one PUT Object - Copy at or below
+        /// [`CopyOptions::threshold`](cos_core::copy::CopyOptions::threshold), parallel Upload Part - Copy
+        /// ranges above it (the decisions are [`MultipartCopy`](cos_core::copy::MultipartCopy)'s).
+        pub $($kw)* fn copy(
+            &self,
+            source: $crate::ops::CopySource,
+            dest_key: impl Into<String>,
+            options: &$crate::copy::CopyOptions,
+        ) -> Result<$crate::copy::CopyOutcome, $crate::Error> {
+            let task = $crate::copy::MultipartCopy::new(self.config(), source, dest_key, options)?;
+            self.run(task, &NoSource) $($aw)*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
