@@ -287,3 +287,45 @@ fn ops_never_name_the_task_module() {
         hits.join("\n")
     );
 }
+
+/// What both drivers once wrote twice is decided once in the core (`cos_core::client`,
+/// `cos_core::exchange`, `cos_core::download::FetchTally`, `cos_core::post_policy::PostFraming`,
+/// `cos_core::upload::Reports`, `IoResult::loaded`…): the clock offset learned from events, the retry
+/// seed, credentials handed to tasks, response-body limits, failure wording, which I/O outcome means what.
+#[test]
+fn drivers_leave_shared_decisions_to_the_core() {
+    let forbidden = [
+        "clock_offset_secs",
+        "retry.seed",
+        "set_credentials(",
+        "BodyTruncated",
+        "for_status(",
+        "too_large(",
+        "for_request(",
+        "ErrorKind::NotFound =>",
+        "not a file",
+        "sent whole",
+        "RequestContext",
+    ];
+    let mut hits = Vec::new();
+    for dir in ["cos-blocking/src", "cos-async/src"] {
+        let mut files = Vec::new();
+        rust_files(&root().join(dir), &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for pat in forbidden {
+                    if code.contains(pat) {
+                        hits.push(format!("{}:{}: {pat}: {}", f.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "a decision the core makes for both drivers, made in a driver:\n{}",
+        hits.join("\n")
+    );
+}
