@@ -101,22 +101,7 @@ fn drivers_make_no_protocol_decisions() {
         "x-cos-meta-md5",
         "metadata.push",
     ];
-    let mut files = Vec::new();
-    rust_files(&root().join("cos-blocking/src"), &mut files);
-    rust_files(&root().join("cos-async/src"), &mut files);
-    assert!(files.len() >= 4, "driver sources not found");
-    let mut hits = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            for pat in forbidden {
-                if code.contains(pat) {
-                    hits.push(format!("{}:{}: {pat}: {}", f.display(), n + 1, line.trim()));
-                }
-            }
-        }
-    }
+    let hits = driver_lines_naming(&forbidden);
     assert!(
         hits.is_empty(),
         "protocol decisions in a driver (move them to cos-core):\n{}",
@@ -307,25 +292,31 @@ fn drivers_leave_shared_decisions_to_the_core() {
         "sent whole",
         "RequestContext",
     ];
-    let mut hits = Vec::new();
-    for dir in ["cos-blocking/src", "cos-async/src"] {
-        let mut files = Vec::new();
-        rust_files(&root().join(dir), &mut files);
-        for f in files {
-            let text = std::fs::read_to_string(&f).unwrap();
-            for (n, line) in text.lines().enumerate() {
-                let code = line.split("//").next().unwrap_or("");
-                for pat in forbidden {
-                    if code.contains(pat) {
-                        hits.push(format!("{}:{}: {pat}: {}", f.display(), n + 1, line.trim()));
-                    }
-                }
-            }
-        }
-    }
+    let hits = driver_lines_naming(&forbidden);
     assert!(
         hits.is_empty(),
         "a decision the core makes for both drivers, made in a driver:\n{}",
         hits.join("\n")
     );
+}
+
+/// The lines of the drivers' sources whose code (comments left out) contains one of `patterns`.
+fn driver_lines_naming(patterns: &[&str]) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&root().join("cos-blocking/src"), &mut files);
+    rust_files(&root().join("cos-async/src"), &mut files);
+    assert!(files.len() >= 4, "driver sources not found");
+    let mut hits = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for pat in patterns {
+                if code.contains(pat) {
+                    hits.push(format!("{}:{}: {pat}: {}", f.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    hits
 }
