@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
+use cos_core::download::file_error;
 use cos_core::error::{TransportError, TransportErrorKind};
 use cos_core::ops::{BodyCheck, GetHead, GetObject, GetObjectStream, ObjectInfo};
 use cos_core::Error;
@@ -171,15 +172,10 @@ impl Client {
     pub async fn get_object_stream(&self, op: GetObject) -> Result<ObjectStream, Error> {
         let stream = GetObjectStream::new(op);
         let now = SystemTime::now();
-        let config = self.signing_config(now)?;
-        let mut request = stream.to_request(&config)?;
-        cos_core::task::sign(&config, &mut request, now)?;
-        let (parts, _) = request.into_parts();
+        let config = self.state().signing_config(now)?;
+        let request = stream.signed_request(&config, now)?;
         let transport = self.transport();
-        let (parts, mut body) = transport
-            .open(http::Request::from_parts(parts, ()))
-            .await
-            .map_err(Error::Transport)?;
+        let (parts, mut body) = transport.open(request).await.map_err(Error::Transport)?;
         let stall = transport.read_timeout();
         match stream.head(parts.status, &parts.headers) {
             GetHead::Body { info, range, check } => Ok(ObjectStream {
@@ -212,26 +208,11 @@ impl Client {
                 let response = http::Response::from_parts(parts, bytes.freeze());
                 Err(stream.error(&response))
             }
-            _ => Err(Error::Transport(TransportError::new(
-                TransportErrorKind::Other,
-                "unknown GET decision",
-            ))),
         }
     }
 }
 
-/// What [`Client::download_file`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DownloadOutcome {
-    /// Bytes written (the object's size).
-    pub size: u64,
-    /// The ETag of the object downloaded.
-    pub etag: Option<String>,
-    /// GET requests sent.
-    pub requests: usize,
-    /// Bytes kept from a checkpoint of an earlier run (not fetched again).
-    pub resumed: u64,
-}
+pub use cos_core::download::DownloadOutcome;
 
 /// A download progress callback: bytes in the temporary file so far, and the object's size.
 pub type DownloadProgress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
@@ -300,13 +281,11 @@ impl Client {
             None
         };
         let temp_len = tokio::fs::metadata(&tmp).await.ok().map(|m| m.len());
-        let config = self.config();
-        let mut task = DownloadTask::new(
-            config.bucket.as_str(),
+        let mut task = DownloadTask::for_client(
+            &self.config(),
             key,
             &info,
             options,
-            config.retry.clone(),
             saved.as_deref(),
             temp_len,
         )?;
@@ -361,7 +340,7 @@ impl Client {
                     }
                 },
                 DownloadStep::StoreCheckpoint(bytes) => {
-                    if let Err(e) = store_atomically(&cp_path, &bytes).await {
+                    if let Err(e) = crate::transfer::store(&cp_path, &bytes).await {
                         break Err(file_error(&cp_path, e));
                     }
                 }
@@ -403,12 +382,7 @@ impl Client {
         if result.is_err() && !options.checkpoint {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
-        result.map(|()| DownloadOutcome {
-            size: task.size(),
-            etag: info.etag.clone(),
-            requests: task.requests(),
-            resumed: task.resumed(),
-        })
+        result.map(|()| task.outcome(&info))
     }
 
     /// One fetch: a streamed GET written at its offset through its own handle, CRC-64 on the way; stops
@@ -420,10 +394,9 @@ impl Client {
         stop: &std::sync::atomic::AtomicBool,
     ) -> cos_core::download::FetchReport {
         use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-        let mut crc = cos_core::checksum::Crc64::new();
-        let mut written = 0u64;
+        let mut tally = fetch.tally();
         let mut out: Option<tokio::fs::File> = None;
-        let mut result = async {
+        let result = async {
             let mut body = self.get_object_stream(fetch.request.clone()).await?;
             fetch.check_head(body.info(), body.range())?;
             // An own handle per fetch: a cloned handle would share the file position with the others.
@@ -442,32 +415,25 @@ impl Client {
                     return Err(Error::Cancelled);
                 }
                 let chunk = chunk?;
-                let n = chunk.len().min((fetch.len - written) as usize);
+                let n = tally.room(chunk.len());
                 file.write_all(&chunk[..n])
                     .await
                     .map_err(|e| file_error(tmp, e))?;
-                crc.update(&chunk[..n]);
-                written += n as u64;
+                tally.wrote(&chunk[..n]);
             }
             Ok(())
         }
         .await;
-        if let Some(file) = out.as_mut() {
-            let flushed = match file.flush().await {
-                Ok(()) if fetch.sync && written > 0 => file.sync_data().await,
+        // Bytes a checkpoint will name reach the disk first, also those of a body cut part-way.
+        let flushed = match out.as_mut() {
+            Some(file) => match file.flush().await {
+                Ok(()) if tally.needs_sync() => file.sync_data().await,
                 other => other,
-            };
-            // Bytes a checkpoint will name reach the disk first, also those of a body cut part-way.
-            if let Err(e) = flushed {
-                written = 0;
-                result = Err(file_error(tmp, e));
             }
-        }
-        cos_core::download::FetchReport {
-            written,
-            crc64: crc.finish(),
-            error: result.err(),
-        }
+            .map_err(|e| file_error(tmp, e)),
+            None => Ok(()),
+        };
+        tally.report(result, flushed)
     }
 }
 
@@ -504,24 +470,4 @@ impl Client {
             .map(|r| r.unwrap_or(Err(Error::Cancelled)))
             .collect()
     }
-}
-
-/// Replaces `path` with `bytes`: a temporary file beside it, flushed, then renamed over it.
-async fn store_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let mut f = tokio::fs::File::create(&tmp).await?;
-    f.write_all(bytes).await?;
-    f.sync_all().await?;
-    drop(f);
-    tokio::fs::rename(&tmp, path).await
-}
-
-fn file_error(path: &std::path::Path, e: std::io::Error) -> Error {
-    Error::Transport(TransportError::new(
-        TransportErrorKind::Body,
-        format!("{}: {e}", path.display()),
-    ))
 }

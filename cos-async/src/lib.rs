@@ -35,7 +35,6 @@ mod list;
 mod network;
 mod post;
 mod presign;
-mod provider;
 mod queue;
 pub use queue::{DownloadInfo, DownloadQueue};
 pub mod transfer;

@@ -6,9 +6,9 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use cos_core::checksum::BodyDigest;
-use cos_core::post_policy::{FileDigest, PostForm, PostObject, PostObjectOutput, PostObjectTask};
+use cos_core::post_policy::{
+    FileDigester, PostForm, PostFraming, PostObject, PostObjectOutput, PostObjectTask,
+};
 use cos_core::Error;
 
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -16,71 +16,38 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use crate::body::{AsyncSource, Body, BodySource, OpenFuture, SourceReader};
 use crate::Client;
 
-/// A random multipart boundary (the core has no randomness: the seed comes from std's hasher keys).
+/// A random multipart boundary (the core has no randomness).
 fn boundary() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    let a = h.finish();
-    h.write_u64(a);
-    PostForm::boundary((u128::from(a) << 64) | u128::from(h.finish()))
+    let random = crate::client::random_u64;
+    PostForm::boundary((u128::from(random()) << 64) | u128::from(random()))
 }
 
-/// The framed body as an [`AsyncSource`]: `head`, the file (digested into `slot` once read to its end),
+/// The framed body as an [`AsyncSource`]: `head`, the file (digested by the core's [`FileDigester`]),
 /// `tail`.
 struct Framed {
-    head: Bytes,
-    tail: Bytes,
+    framing: PostFraming,
     file: BodySource,
-    file_len: u64,
-    slot: FileDigest,
 }
 
 impl AsyncSource for Framed {
     fn open(&self, offset: u64, len: u64) -> OpenFuture<'_> {
         Box::pin(async move {
-            let total = self.head.len() as u64 + self.file_len + self.tail.len() as u64;
-            if offset != 0 || len != total {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("a POST body is sent whole ({total} bytes), not {offset}+{len}"),
-                ));
-            }
-            self.slot.clear();
+            let digester = self.framing.open(offset, len)?;
             let file = DigestFile {
-                inner: self.file.open(0, self.file_len).await?,
-                digest: Some(BodyDigest::new()),
-                remaining: self.file_len,
-                slot: self.slot.clone(),
+                inner: self.file.open(0, self.framing.file_len).await?,
+                digester,
             };
-            let head = io::Cursor::new(self.head.clone());
-            let tail = io::Cursor::new(self.tail.clone());
+            let head = io::Cursor::new(self.framing.head.clone());
+            let tail = io::Cursor::new(self.framing.tail.clone());
             Ok(Box::new(head.chain(file).chain(tail)) as SourceReader)
         })
     }
 }
 
-/// The file's bytes, digested; the digest is published when the last byte has been read.
+/// The file's bytes, digested as they are read.
 struct DigestFile {
     inner: SourceReader,
-    digest: Option<BodyDigest>,
-    remaining: u64,
-    slot: FileDigest,
-}
-
-impl DigestFile {
-    fn publish(&mut self) {
-        if self.remaining == 0 {
-            if let Some(d) = self.digest.take() {
-                self.slot.set(d.finish());
-            }
-        }
-    }
+    digester: FileDigester,
 }
 
 impl AsyncRead for DigestFile {
@@ -90,27 +57,17 @@ impl AsyncRead for DigestFile {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.remaining == 0 {
-            this.publish();
+        let max = this.digester.room(buf.remaining());
+        if max == 0 {
+            this.digester.update(&[]);
             return Poll::Ready(Ok(()));
         }
-        let max = buf
-            .remaining()
-            .min(usize::try_from(this.remaining).unwrap_or(usize::MAX));
         let mut limited = ReadBuf::new(buf.initialize_unfilled_to(max));
         match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
             Poll::Ready(Ok(())) => {
                 let n = limited.filled().len();
-                if n == 0 {
-                    // The transport notices the short body; no digest is published.
-                    return Poll::Ready(Ok(()));
-                }
-                if let Some(d) = &mut this.digest {
-                    d.update(limited.filled());
-                }
+                this.digester.update(limited.filled());
                 buf.advance(n);
-                this.remaining -= n as u64;
-                this.publish();
                 Poll::Ready(Ok(()))
             }
             other => other,
@@ -159,11 +116,8 @@ impl Client {
             task = task.not_replayable();
         }
         let source = Framed {
-            head: task.post().head().clone(),
-            tail: task.post().tail(),
+            framing: task.framing(file_len),
             file: BodySource::new(body),
-            file_len,
-            slot: task.file_digest(),
         };
         self.run(task, &source).await
     }
@@ -172,34 +126,40 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cos_core::checksum::BodyDigest;
+    use cos_core::post_policy::PostPolicy;
+    use cos_core::{Config, Credentials};
+    use std::time::{Duration, SystemTime};
+
+    fn config() -> Config {
+        let credentials = Credentials::new("AKID", "KEY");
+        Config::new("examplebucket-1250000000", "ap-guangzhou", credentials).unwrap()
+    }
+
+    fn form() -> PostForm {
+        let now = SystemTime::now();
+        let policy = PostPolicy::new(now + Duration::from_secs(60)).key("a.txt");
+        policy.sign(&config(), now).unwrap()
+    }
 
     #[tokio::test]
-    async fn framed_source_digests_only_the_file() {
-        let slot = FileDigest::default();
+    async fn framed_source_serves_head_file_tail() {
+        let post = PostObject::new(form(), boundary(), "a.txt", "text/plain").unwrap();
+        let task = PostObjectTask::new(post, 5, &config()).unwrap();
         let f = Framed {
-            head: Bytes::from_static(b"HEAD"),
-            tail: Bytes::from_static(b"TAIL"),
+            framing: task.framing(5),
             file: BodySource::new(Body::from("hello")),
-            file_len: 5,
-            slot: slot.clone(),
         };
+        let total = f.framing.len();
         assert!(f.open(0, 5).await.is_err());
         let mut out = Vec::new();
-        f.open(0, 13)
-            .await
-            .unwrap()
-            .read_to_end(&mut out)
-            .await
-            .unwrap();
-        assert_eq!(out, b"HEADhelloTAIL");
-        assert_eq!(slot.take(), Some(BodyDigest::of(b"hello")));
-        let mut r = f.open(0, 13).await.unwrap();
-        let mut four = [0u8; 4];
-        r.read_exact(&mut four).await.unwrap();
-        assert_eq!(slot.take(), None, "no digest before the file is read");
+        let mut r = f.open(0, total).await.unwrap();
         r.read_to_end(&mut out).await.unwrap();
-        drop(r);
-        assert_eq!(slot.take(), Some(BodyDigest::of(b"hello")));
+        let head = &f.framing.head[..];
+        assert_eq!(&out[..head.len()], head);
+        assert_eq!(&out[head.len()..head.len() + 5], b"hello");
+        assert_eq!(&out[head.len() + 5..], &f.framing.tail[..]);
+        assert_eq!(task.file_digest().take(), Some(BodyDigest::of(b"hello")));
     }
 
     #[test]

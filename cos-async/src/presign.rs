@@ -32,15 +32,14 @@ impl Client {
         headers: &[(String, String)],
     ) -> Result<http::Uri, Error> {
         let now = SystemTime::now();
-        let config = self.signing_config(now)?;
-        cos_core::presign::presigned_url(&config, method, key, now, expires_in, params, headers)
+        self.state()
+            .presigned_url(method, key, now, expires_in, params, headers)
     }
 
     /// Signs a POST Object policy into a form for a browser or [`Client::post_object`], with the client's
     /// bucket, endpoint, clock offset and (provider's) credentials.
     pub fn sign_post_policy(&self, policy: &PostPolicy) -> Result<PostForm, Error> {
         let now = SystemTime::now();
-        let config = self.signing_config(now)?;
-        policy.sign(&config, now)
+        self.state().sign_post_policy(policy, now)
     }
 }

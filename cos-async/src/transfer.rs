@@ -24,14 +24,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cos_core::checksum::BodyDigest;
-use cos_core::task::{Command, Event, IoRequest, IoResult};
+use cos_core::task::{Command, IoRequest, IoResult};
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
-use cos_core::upload::{QueueOutput, SourceFingerprint, UploadQueue, UploadTask};
+use cos_core::upload::{QueueOutput, Reports, SourceFingerprint, UploadQueue, UploadTask};
 use cos_core::Error;
 use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -45,7 +44,7 @@ pub use cos_core::upload::options::{
     BatchOptions, FileDoneFn, FileUpload, ProgressFn, UploadOptions, DEFAULT_FILE_PARALLEL,
 };
 
-pub(crate) type PausedFn = Arc<dyn Fn() + Send + Sync>;
+pub(crate) use cos_core::upload::PausedFn;
 
 // ---- the local I/O a transfer task asks for ----
 
@@ -58,32 +57,6 @@ pub(crate) struct LocalIo<'a> {
     reports: Reports,
 }
 
-/// Hands a task's progress reports and pauses to the user's callbacks.
-#[derive(Clone, Default)]
-pub(crate) struct Reports {
-    on_progress: Option<ProgressFn>,
-    on_hash_progress: Option<ProgressFn>,
-    on_paused: Option<PausedFn>,
-}
-
-impl Reports {
-    pub(crate) fn report(&self, event: &Event) {
-        if let (Event::Paused, Some(f)) = (event, &self.on_paused) {
-            f();
-        }
-        if let Event::Report { hashing, progress } = event {
-            let f = if *hashing {
-                &self.on_hash_progress
-            } else {
-                &self.on_progress
-            };
-            if let Some(f) = f {
-                f(progress);
-            }
-        }
-    }
-}
-
 impl LocalIo<'_> {
     pub(crate) fn reports(&self) -> Reports {
         self.reports.clone()
@@ -91,46 +64,34 @@ impl LocalIo<'_> {
 
     /// Performs one request; see [`IoRequest`] for each one's only legal answer.
     pub(crate) async fn perform(&mut self, request: IoRequest) -> IoResult {
-        let done = |r: io::Result<()>| {
-            r.map_or_else(|e| IoResult::Failed(e.to_string()), |_| IoResult::Done)
-        };
         match (request, self.checkpoint) {
-            (IoRequest::LoadCheckpoint, Some(p)) => match tokio::fs::read(p).await {
-                Ok(b) => IoResult::Data(Some(b.into())),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => IoResult::Data(None),
-                Err(e) => IoResult::Failed(format!("{}: {e}", p.display())),
-            },
-            (IoRequest::StoreCheckpoint(bytes), Some(p)) => done(store(p, &bytes).await),
-            (IoRequest::RemoveCheckpoint, Some(p)) => done(match tokio::fs::remove_file(p).await {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                r => r,
-            }),
+            (IoRequest::LoadCheckpoint, Some(p)) => IoResult::loaded(p, tokio::fs::read(p).await),
+            (IoRequest::StoreCheckpoint(bytes), Some(p)) => IoResult::done(store(p, &bytes).await),
+            (IoRequest::RemoveCheckpoint, Some(p)) => {
+                IoResult::removed(tokio::fs::remove_file(p).await)
+            }
             (IoRequest::Digest { offset, len }, _) => match self.source {
-                Some(source) => match digest(source, offset, len).await {
-                    Ok(d) => IoResult::Digest(d),
-                    Err(e) => IoResult::Failed(e.to_string()),
-                },
-                None => IoResult::Failed("no file".into()),
+                Some(source) => IoResult::digest(Some(digest(source, offset, len).await)),
+                None => IoResult::digest(None),
             },
             (IoRequest::ReadStream { len }, _) => {
                 match (self.fill.as_mut(), usize::try_from(len)) {
                     (Some(fill), Ok(len)) => {
                         let mut buf = vec![0u8; len];
                         let mut filled = 0;
-                        match std::future::poll_fn(|cx| fill.poll_fill(cx, &mut buf, &mut filled))
-                            .await
-                        {
-                            Ok(_) => {
-                                buf.truncate(filled);
-                                IoResult::Data(Some(Bytes::from(buf)))
-                            }
-                            Err(e) => IoResult::Failed(e.to_string()),
-                        }
+                        let r =
+                            std::future::poll_fn(|cx| fill.poll_fill(cx, &mut buf, &mut filled))
+                                .await
+                                .map(|_| {
+                                    buf.truncate(filled);
+                                    buf
+                                });
+                        IoResult::stream(Some(r))
                     }
-                    _ => IoResult::Failed("no stream".into()),
+                    _ => IoResult::stream(None),
                 }
             }
-            (other, _) => IoResult::Failed(format!("not available here: {other:?}")),
+            (other, _) => IoResult::unavailable(&other),
         }
     }
 }
@@ -160,7 +121,7 @@ async fn digest(
 }
 
 /// Writes `bytes` to a temporary file next to `path`, synced, and renames it over `path`.
-async fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) async fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await?;
     }
@@ -281,16 +242,9 @@ impl Client {
         commands: Option<&mut mpsc::UnboundedReceiver<Command>>,
         on_paused: Option<PausedFn>,
     ) -> Result<UploadOutcome, Error> {
-        let source_error = |e: &dyn std::fmt::Display| {
-            Error::Source(format!("cannot read {}: {e}", path.display()))
-        };
-        let meta = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| source_error(&e))?;
-        if !meta.is_file() {
-            return Err(source_error(&"not a file"));
-        }
-        let fingerprint = SourceFingerprint::new(meta.len(), meta.modified().ok());
+        let meta = tokio::fs::metadata(path).await;
+        let meta = meta.map(|m| (m.is_file(), m.len(), m.modified().ok()));
+        let fingerprint = SourceFingerprint::of_file(path, meta)?;
         let owner = crate::client::lease_owner();
         let mut task = UploadTask::file(self.config(), key, options, fingerprint, owner)?;
         let source = FileSource::new(path);
@@ -299,9 +253,8 @@ impl Client {
             checkpoint: options.checkpoint.as_deref(),
             fill: None,
             reports: Reports {
-                on_progress: options.on_progress.clone(),
-                on_hash_progress: options.on_hash_progress.clone(),
                 on_paused,
+                ..Reports::of(options)
             },
         };
         self.drive(&mut task, &source, Some(io), commands).await

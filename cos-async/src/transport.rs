@@ -14,12 +14,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::network::Conn;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::client::{ConnectionSettings, ExchangeHooks};
 use cos_core::config::Timeouts;
-use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
-use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
-use cos_core::task::{BodyTruncated, Input, RequestBody, ResponseLimits, Transmit};
+use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::exchange::{
+    io_kind, request_id, source_ended, source_open_error, source_read_failed, Exchange,
+    ResponseBody,
+};
+use cos_core::fixture::ExchangeResponder;
+use cos_core::task::{Input, RequestBody, ResponseLimits, Transmit};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
@@ -35,17 +40,6 @@ const CHUNK: usize = 256 * 1024;
 
 /// Size of the frames a body in memory is handed to hyper in (so that its progress can be followed).
 const FRAME: usize = 64 * 1024;
-
-/// Connection settings of the hyper client.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub timeouts: Timeouts,
-    pub max_idle_connections: usize,
-    /// Trust roots.
-    pub roots: cos_core::network::TlsRoots,
-    /// The proxy for the endpoint, as the core decided it.
-    pub proxy: Option<cos_core::network::Proxy>,
-}
 
 /// The request body hyper sends: bytes in memory, or chunks pumped from the source through a channel;
 /// every frame hyper takes is counted in the exchange's [`Progress`].
@@ -235,7 +229,7 @@ enum PumpError {
 }
 
 impl Transport {
-    pub(crate) fn new(s: &Settings) -> Transport {
+    pub(crate) fn new(s: &ConnectionSettings) -> Transport {
         let client = crate::network::connector(&s.roots, s.proxy.as_ref(), s.timeouts.connect).map(
             |https| {
                 hyper_util::client::legacy::Client::builder(TokioExecutor::new())
@@ -255,7 +249,12 @@ impl Transport {
 
     /// Sends the request (or hands it to the responder hook) and turns the outcome into the core's
     /// [`Input`]; the recorder hook sees every completed exchange.
-    pub(crate) async fn send(&self, t: Transmit, source: &dyn AsyncSource, hooks: &Hooks) -> Input {
+    pub(crate) async fn send(
+        &self,
+        t: Transmit,
+        source: &dyn AsyncSource,
+        hooks: &ExchangeHooks,
+    ) -> Input {
         let span = tracing::debug_span!(
             "cos_request",
             operation = t.operation,
@@ -265,52 +264,34 @@ impl Transport {
             status = tracing::field::Empty,
             request_id = tracing::field::Empty,
         );
-        let id = t.id;
-        let context = RequestContext::of(t.operation, t.attempt, &t.request);
-        let authority = t
-            .request
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let copy = hooks.recorder.as_ref().map(|_| copy_request(&t.request));
-        let result = match &hooks.responder {
+        let (exchange, request) = Exchange::start(t, hooks);
+        let outcome = match &hooks.responder {
             Some(responder) => {
-                replay(&**responder, t.request, source)
+                replay(&**responder, request, source)
                     .instrument(span.clone())
                     .await
             }
             None => {
-                self.send_inner(t.request, source)
+                self.send_inner(request, source)
                     .instrument(span.clone())
                     .await
             }
         };
         let _enter = span.enter();
-        match result {
-            Ok((mut response, sent)) => {
+        let input = exchange.finish(outcome, hooks);
+        match &input {
+            Input::Response { response, .. } => {
                 span.record("status", response.status().as_u16());
-                if let Some(rid) = response
-                    .headers()
-                    .get("x-cos-request-id")
-                    .and_then(|v| v.to_str().ok())
-                {
+                if let Some(rid) = request_id(response) {
                     span.record("request_id", rid);
                 }
-                if let (Some(recorder), Some(request)) = (&hooks.recorder, copy) {
-                    let body = body_record(request.body(), sent.as_ref());
-                    recorder.record(&request, body, &response);
-                }
-                // The core names the request in any error it reads from this response.
-                response.extensions_mut().insert(context);
-                Input::Response { id, response, sent }
             }
-            Err(error) => {
-                let error = error.for_request(context, &authority);
-                tracing::debug!(kind = ?error.kind, "request failed: {}", error.message);
-                Input::Failed { id, error }
+            Input::Failed { error, .. } => {
+                tracing::debug!(kind = ?error.kind, "request failed: {}", error.message)
             }
+            _ => {}
         }
+        input
     }
 
     /// Sends a body-less request and returns the response head with its body unread, for a streamed GET
@@ -379,7 +360,7 @@ impl Transport {
                 let reader = source
                     .open(offset, len)
                     .await
-                    .map_err(|e| open_error(offset, len, e))?;
+                    .map_err(|e| source_open_error(offset, len, e))?;
                 let (tx, rx) = mpsc::channel(2);
                 let request = http::Request::from_parts(parts, req_body(ReqKind::Channel(rx)));
                 let both = async {
@@ -417,57 +398,21 @@ impl Transport {
             .map_err(|e| TransportError::new(TransportErrorKind::Tls, e.clone()))?;
         let response = client.request(request).await.map_err(map_legacy_error)?;
         progress.head();
-        let (mut parts, mut body) = response.into_parts();
-        let limit = limits.for_status(parts.status);
+        let (parts, mut body) = response.into_parts();
         let declared = http_body::Body::size_hint(&body).exact();
-        if !limit.cut && declared.is_some_and(|n| n > limit.max) {
-            return Err(limit.too_large());
-        }
-        let mut buf = BytesMut::new();
+        let mut kept = ResponseBody::new(limits, parts.status, declared)?;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| map_error_chain(&e, false).with_cause(e))?;
             if let Ok(data) = frame.into_data() {
                 progress.received(data.len() as u64);
-                let room = usize::try_from(limit.max - buf.len() as u64).unwrap_or(usize::MAX);
-                if data.len() > room {
-                    if !limit.cut {
-                        return Err(limit.too_large());
-                    }
-                    // The rest of the body is not read: dropping it closes the connection.
-                    buf.extend_from_slice(&data[..room]);
-                    parts.extensions.insert(BodyTruncated { at: limit.max });
+                // Past a cut, the rest of the body is not read: dropping it closes the connection.
+                if !kept.push(&data)? {
                     break;
                 }
-                buf.extend_from_slice(&data);
             }
         }
-        Ok(http::Response::from_parts(parts, buf.freeze()))
+        Ok(kept.finish(parts))
     }
-}
-
-/// The optional transport hooks: record every exchange, or answer requests in memory (replay).
-#[derive(Clone, Default)]
-pub(crate) struct Hooks {
-    pub recorder: Option<Arc<dyn ExchangeRecorder>>,
-    pub responder: Option<Arc<dyn ExchangeResponder>>,
-}
-
-fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {
-    TransportError::new(
-        TransportErrorKind::Body,
-        format!("cannot open the body source at {offset}+{len}: {e}"),
-    )
-    .with_cause(e)
-}
-
-/// A copy of a request head and body description, for the recorder.
-fn copy_request(r: &http::Request<RequestBody>) -> http::Request<RequestBody> {
-    let mut c = http::Request::new(r.body().clone());
-    *c.method_mut() = r.method().clone();
-    *c.uri_mut() = r.uri().clone();
-    *c.version_mut() = r.version();
-    *c.headers_mut() = r.headers().clone();
-    c
 }
 
 /// Answers a request with the responder hook: the body is read whole (and digested) instead of sent.
@@ -484,19 +429,16 @@ async fn replay(
             let mut reader = source
                 .open(offset, len)
                 .await
-                .map_err(|e| open_error(offset, len, e))?;
+                .map_err(|e| source_open_error(offset, len, e))?;
             let mut buf = Vec::new();
             let body_error = |msg: String| TransportError::new(TransportErrorKind::Body, msg);
             (&mut reader)
                 .take(len)
                 .read_to_end(&mut buf)
                 .await
-                .map_err(|e| body_error(format!("reading the body source failed: {e}")))?;
+                .map_err(|e| body_error(source_read_failed(&e)))?;
             if (buf.len() as u64) < len {
-                return Err(body_error(format!(
-                    "the body source ended after {} of {len} bytes",
-                    buf.len()
-                )));
+                return Err(body_error(source_ended(buf.len() as u64, len)));
             }
             let digest = BodyDigest::of_with_md5(&buf, md5);
             (Bytes::from(buf), Some(digest))
@@ -520,10 +462,7 @@ async fn pump(
     while remaining > 0 {
         let want = CHUNK.min(usize::try_from(remaining).unwrap_or(CHUNK));
         let failure = match pool.read(&mut reader, want).await {
-            Ok(buf) if buf.is_empty() => Some(format!(
-                "the body source ended after {} of {len} bytes",
-                len - remaining
-            )),
+            Ok(buf) if buf.is_empty() => Some(source_ended(len - remaining, len)),
             Ok(buf) => {
                 digest.update(&buf);
                 remaining -= buf.len() as u64;
@@ -533,7 +472,7 @@ async fn pump(
                 None
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            Err(e) => Some(format!("reading the body source failed: {e}")),
+            Err(e) => Some(source_read_failed(&e)),
         };
         if let Some(msg) = failure {
             // Abort the request so that no truncated body is taken for a whole one.
@@ -557,18 +496,6 @@ fn is_tls(e: &io::Error) -> bool {
     false
 }
 
-fn io_kind(e: &io::Error) -> TransportErrorKind {
-    use io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused | K::NotConnected | K::AddrNotAvailable => TransportErrorKind::Connect,
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-            TransportErrorKind::Reset
-        }
-        K::TimedOut | K::WouldBlock => TransportErrorKind::Timeout,
-        _ => TransportErrorKind::Other,
-    }
-}
-
 fn map_legacy_error(e: hyper_util::client::legacy::Error) -> TransportError {
     map_error_chain(&e, e.is_connect()).with_cause(e)
 }
@@ -588,7 +515,7 @@ pub(crate) fn map_error_chain(e: &(dyn StdError + 'static), connecting: bool) ->
         if kind.is_none() {
             if let Some(io) = err.downcast_ref::<io::Error>() {
                 let tls = is_tls(io);
-                kind = Some(match io_kind(io) {
+                kind = Some(match io_kind(io.kind()) {
                     _ if tls => TransportErrorKind::Tls,
                     // rustls reports handshake and certificate failures as invalid data.
                     TransportErrorKind::Other

@@ -1,43 +1,22 @@
 //! The [`Client`]: one loop over the core's task protocol, plus one method per operation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
-use cos_core::config::Timeouts;
-use cos_core::credentials::ProvideCredentials;
+use cos_core::client::{Attach, BuildClient, ClientParts, ClientState};
 use cos_core::error::{TransportError, TransportErrorKind};
-use cos_core::fixture::{ExchangeRecorder, ExchangeResponder};
-use cos_core::ops::{
-    AbortMultipartUpload, AbortMultipartUploadOutput, AppendObject, AppendObjectOutput,
-    BucketCorsOutput, CompleteMultipartUpload, CompleteMultipartUploadOutput, CorsRule,
-    DeleteBucketCors, DeleteObjectTagging, GetBucketCors, GetBucketCorsOutput, GetObject,
-    GetObjectAcl, GetObjectOutput, GetObjectTagging, HeadObject, InitiateMultipartUpload,
-    InitiateMultipartUploadOutput, ListMultipartUploads, ListMultipartUploadsOutput, ListParts,
-    ListPartsOutput, ObjectAcl, ObjectInfo, ObjectTaggingOutput, Operation, PutBucketCors,
-    PutObject, PutObjectAcl, PutObjectAclOutput, PutObjectOutput, PutObjectTagging, Tags,
-    UploadPart, UploadPartOutput,
-};
-use cos_core::ops::{
-    CopyObject, CopyObjectOutput, DeleteObject, DeleteObjectOutput, DeleteObjects,
-    DeleteObjectsOutput, ListObjects, ListObjectsOutput, ListObjectsPages, UploadPartCopy,
-};
+use cos_core::ops::{ListObjects, ListObjectsPages, Operation};
 use cos_core::task::{Command, Event, Input, IoResult, Now, OneShot, Output, Task, Transmit};
 use cos_core::{Config, Error};
 
 use crate::body::{Body, BodySource, NoSource, Source};
 use crate::transfer::LocalIo;
-use crate::transport::{Hooks, Settings, Transport};
-
-type EventHook = Box<dyn Fn(&Event) + Send + Sync>;
+use crate::transport::Transport;
 
 struct Inner {
     transport: Transport,
-    hooks: Hooks,
-    config: RwLock<Config>,
-    on_event: Option<EventHook>,
-    credentials: Option<Arc<dyn ProvideCredentials>>,
+    state: ClientState,
 }
 
 /// A blocking COS client. Cheap to clone (the connection pool and the configuration are shared), `Send`
@@ -64,118 +43,23 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Builds a [`Client`] with non-default connection settings.
-///
-/// ```
-/// use std::time::Duration;
-/// use cos_blocking::{Client, Config, Credentials};
-/// let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
-/// let client = Client::builder(config)
-///     .connect_timeout(Duration::from_secs(5))
-///     .read_timeout(Duration::from_secs(30))
-///     .max_idle_connections(4)
-///     .build();
-/// # Ok::<(), cos_blocking::Error>(())
-/// ```
-pub struct ClientBuilder {
-    config: Config,
-    settings: Settings,
-    hooks: Hooks,
-    on_event: Option<EventHook>,
-    credentials: Option<Arc<dyn ProvideCredentials>>,
-}
+/// Builds a [`Client`] with non-default connection settings (see [`Client::builder`]); the settings and
+/// their defaults are the core's [`cos_core::client::ClientBuilder`].
+pub type ClientBuilder = cos_core::client::ClientBuilder<Client>;
 
-impl std::fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("config", &self.config)
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientBuilder {
-    /// How long establishing a connection (DNS, TCP, TLS) may take ([`Timeouts::connect`]). Default 10 s.
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.config.timeouts.connect = d;
-        self
-    }
-
-    /// How long no byte may move while a body is sent or received or the answer is awaited
-    /// ([`Timeouts::idle`]). Default 30 s.
-    pub fn read_timeout(mut self, d: Duration) -> Self {
-        self.config.timeouts.idle = d;
-        self
-    }
-
-    /// Every deadline and the minimum transfer rate at once (the config's [`Timeouts`], the same on both
-    /// transports).
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.config.timeouts = timeouts;
-        self
-    }
-
-    /// How many idle keep-alive connections are kept. Default 16.
-    pub fn max_idle_connections(mut self, n: usize) -> Self {
-        self.settings.max_idle_connections = n;
-        self
-    }
-
-    /// Calls `f` with every event a task reports (progress, retries, clock-skew corrections…).
-    pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        self.on_event = Some(Box::new(f));
-        self
-    }
-
-    /// Hands every completed exchange (request head, body record, response) to `recorder`, e.g. a
-    /// `cos_testkit::replay::Recorder` that writes a fixture.
-    pub fn recorder(mut self, recorder: Arc<dyn ExchangeRecorder>) -> Self {
-        self.hooks.recorder = Some(recorder);
-        self
-    }
-
-    /// Answers every request with `responder` instead of the network (bodies are still read from their
-    /// source and digested), e.g. a `cos_testkit::replay::Responder` replaying a fixture.
-    pub fn responder(mut self, responder: Arc<dyn ExchangeResponder>) -> Self {
-        self.hooks.responder = Some(responder);
-        self
-    }
-
-    /// Signs with credentials from `provider` (e.g. a
-    /// [`RefreshingCredentials`](cos_core::credentials::RefreshingCredentials) over an STS call) instead of
-    /// the config's: asked before every step of every task, so a long upload switches to refreshed
-    /// temporary credentials between requests. Presigned URLs and POST policies use them too.
-    pub fn credentials_provider(mut self, provider: Arc<dyn ProvideCredentials>) -> Self {
-        self.credentials = Some(provider);
-        self
-    }
-
-    /// The client. A config with the default retry seed gets a random one, so that clients in different
-    /// processes do not retry in lockstep; any other seed is kept (reproducible jitter).
-    pub fn build(self) -> Client {
-        let mut config = self.config;
-        if config.retry.seed == cos_core::retry::RetryPolicy::default().seed {
-            config.retry.seed = random_u64();
-        }
+impl BuildClient for Client {
+    fn build_client(parts: ClientParts) -> Client {
         Client {
             inner: Arc::new(Inner {
-                transport: Transport::new(&Settings {
-                    timeouts: config.timeouts.clone(),
-                    ..self.settings
-                }),
-                hooks: self.hooks,
-                config: RwLock::new(config),
-                on_event: self.on_event,
-                credentials: self.credentials,
+                transport: Transport::new(&parts.settings),
+                state: parts.state,
             }),
         }
     }
-}
 
-/// How a body is attached to an operation: bytes inside it, or a streamed source of this length.
-enum Attach {
-    Bytes(Bytes),
-    Source(u64),
+    fn random_u64() -> u64 {
+        random_u64()
+    }
 }
 
 /// The most worker threads one [`Client::run`] starts (a task rarely has more requests in flight).
@@ -249,35 +133,28 @@ impl Client {
         Client::builder(config).build()
     }
 
-    /// A builder for connection settings.
+    /// A builder for connection settings; the environment's proxy variables are read here, once per
+    /// client.
+    ///
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cos_blocking::{Client, Config, Credentials};
+    /// let config = Config::new("examplebucket-1250000000", "ap-guangzhou", Credentials::new("AKID", "KEY"))?;
+    /// let client = Client::builder(config)
+    ///     .connect_timeout(Duration::from_secs(5))
+    ///     .read_timeout(Duration::from_secs(30))
+    ///     .max_idle_connections(4)
+    ///     .build();
+    /// # Ok::<(), cos_blocking::Error>(())
+    /// ```
     pub fn builder(config: Config) -> ClientBuilder {
-        let settings = Settings {
-            timeouts: config.timeouts.clone(),
-            max_idle_connections: 16,
-            roots: config.network.roots.clone(),
-            // The environment's proxy variables are read here, once per client.
-            proxy: config
-                .network
-                .proxy_for(config.scheme(), &config.host(), |name| {
-                    std::env::var(name).ok()
-                }),
-        };
-        ClientBuilder {
-            config,
-            settings,
-            hooks: Hooks::default(),
-            on_event: None,
-            credentials: None,
-        }
+        ClientBuilder::new(config, |name| std::env::var(name).ok())
     }
 
     /// The current configuration, including the clock offset learned from `RequestTimeTooSkewed` answers.
     pub fn config(&self) -> Config {
-        self.inner
-            .config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.state.config()
     }
 
     /// The connection pool, for calls that stream a response body ([`crate::ObjectReader`]).
@@ -285,9 +162,9 @@ impl Client {
         &self.inner.transport
     }
 
-    /// The credentials provider set with [`ClientBuilder::credentials_provider`].
-    pub(crate) fn inner_credentials(&self) -> Option<&Arc<dyn ProvideCredentials>> {
-        self.inner.credentials.as_ref()
+    /// The state shared by the client's clones (configuration, callback, credentials, hooks).
+    pub(crate) fn state(&self) -> &ClientState {
+        &self.inner.state
     }
 
     fn event(&self, e: Event) {
@@ -297,11 +174,6 @@ impl Client {
                     offset_secs,
                     "server clock differs: signing with an offset from now on"
                 );
-                self.inner
-                    .config
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clock_offset_secs = *offset_secs;
             }
             Event::RetryScheduled {
                 operation,
@@ -314,9 +186,7 @@ impl Client {
             }
             _ => {}
         }
-        if let Some(f) = &self.inner.on_event {
-            f(&e);
-        }
+        self.inner.state.handle_event(&e);
     }
 
     /// Runs a task to the end: sends each request it emits, feeds back each answer, sleeps when it waits.
@@ -352,7 +222,11 @@ impl Client {
             let result = 'run: loop {
                 let mut ready = Vec::new();
                 let until = loop {
-                    if let Err(e) = self.refresh_credentials(task, &mut signing) {
+                    if let Err(e) =
+                        self.inner
+                            .state
+                            .refresh_credentials(task, &mut signing, SystemTime::now())
+                    {
                         break 'run Err(e);
                     }
                     match task.poll_output(now()) {
@@ -380,7 +254,7 @@ impl Client {
                     // (A task with a timer, such as an upload renewing its checkpoint lease, keeps the
                     // loop free to serve it.)
                     let t = ready.pop().expect("one request");
-                    let input = inner.transport.send(t, source, &inner.hooks);
+                    let input = inner.transport.send(t, source, inner.state.hooks());
                     task.handle_input(now(), input);
                     answered = true;
                 }
@@ -398,7 +272,7 @@ impl Client {
                                 if stopping.load(Ordering::SeqCst) {
                                     continue; // the loop has ended: drop what is left
                                 }
-                                let input = inner.transport.send(t, source, &inner.hooks);
+                                let input = inner.transport.send(t, source, inner.state.hooks());
                                 if tx.send(Msg::Input(input)).is_err() {
                                     break;
                                 }
@@ -472,151 +346,7 @@ impl Client {
         }
     }
 
-    /// PUT Object with this body (replacing any body set on `op`).
-    pub fn put_object(
-        &self,
-        op: PutObject,
-        body: impl Into<Body>,
-    ) -> Result<PutObjectOutput, Error> {
-        self.upload(body.into(), |a| match a {
-            Attach::Bytes(b) => op.with_bytes(b),
-            Attach::Source(len) => op.with_source(len),
-        })
-    }
-
-    /// Append Object at the op's position with this body (replacing any body set on `op`).
-    pub fn append_object(
-        &self,
-        op: AppendObject,
-        body: impl Into<Body>,
-    ) -> Result<AppendObjectOutput, Error> {
-        self.upload(body.into(), |a| match a {
-            Attach::Bytes(b) => op.with_bytes(b),
-            Attach::Source(len) => op.with_source(len),
-        })
-    }
-
-    /// Upload Part with this body (replacing any body set on `op`).
-    pub fn upload_part(
-        &self,
-        op: UploadPart,
-        body: impl Into<Body>,
-    ) -> Result<UploadPartOutput, Error> {
-        self.upload(body.into(), |a| match a {
-            Attach::Bytes(b) => op.with_bytes(b),
-            Attach::Source(len) => op.with_source(0, len),
-        })
-    }
-
-    /// HEAD Object: the object's metadata. For conditions or a version, use
-    /// [`execute`](Self::execute) with a [`HeadObject`].
-    pub fn head_object(&self, key: impl Into<String>) -> Result<ObjectInfo, Error> {
-        self.execute(HeadObject::new(key))
-    }
-
-    /// GET Object (the whole body, or the op's range, read into memory).
-    pub fn get_object(&self, op: GetObject) -> Result<GetObjectOutput, Error> {
-        self.execute(op)
-    }
-
-    /// PUT Object Tagging: replaces the tags of `key`.
-    pub fn put_object_tagging(
-        &self,
-        key: impl Into<String>,
-        tags: Tags,
-    ) -> Result<ObjectTaggingOutput, Error> {
-        self.execute(PutObjectTagging::new(key, tags))
-    }
-
-    /// GET Object Tagging: the tags of `key`.
-    pub fn get_object_tagging(&self, key: impl Into<String>) -> Result<Tags, Error> {
-        Ok(self.execute(GetObjectTagging::new(key))?.tags)
-    }
-
-    /// DELETE Object Tagging: removes all tags of `key`.
-    pub fn delete_object_tagging(
-        &self,
-        key: impl Into<String>,
-    ) -> Result<ObjectTaggingOutput, Error> {
-        self.execute(DeleteObjectTagging::new(key))
-    }
-
-    /// PUT Object ACL (canned ACL and grant headers).
-    pub fn put_object_acl(&self, op: PutObjectAcl) -> Result<PutObjectAclOutput, Error> {
-        self.execute(op)
-    }
-
-    /// GET Object ACL: owner and grants of `key`.
-    pub fn get_object_acl(&self, key: impl Into<String>) -> Result<ObjectAcl, Error> {
-        self.execute(GetObjectAcl::new(key))
-    }
-
-    /// Initiate Multipart Upload.
-    pub fn initiate_multipart_upload(
-        &self,
-        op: InitiateMultipartUpload,
-    ) -> Result<InitiateMultipartUploadOutput, Error> {
-        self.execute(op)
-    }
-
-    /// List Parts of a multipart upload.
-    pub fn list_parts(&self, op: ListParts) -> Result<ListPartsOutput, Error> {
-        self.execute(op)
-    }
-
-    /// Complete Multipart Upload.
-    pub fn complete_multipart_upload(
-        &self,
-        op: CompleteMultipartUpload,
-    ) -> Result<CompleteMultipartUploadOutput, Error> {
-        self.execute(op)
-    }
-
-    /// Abort Multipart Upload.
-    pub fn abort_multipart_upload(
-        &self,
-        op: AbortMultipartUpload,
-    ) -> Result<AbortMultipartUploadOutput, Error> {
-        self.execute(op)
-    }
-
-    /// List Multipart Uploads in progress.
-    pub fn list_multipart_uploads(
-        &self,
-        op: ListMultipartUploads,
-    ) -> Result<ListMultipartUploadsOutput, Error> {
-        self.execute(op)
-    }
-
-    /// PUT Bucket cors: replaces the bucket's CORS rules (what lets browser pages on other origins upload).
-    pub fn put_bucket_cors(&self, rules: Vec<CorsRule>) -> Result<BucketCorsOutput, Error> {
-        self.execute(PutBucketCors::new(rules))
-    }
-
-    /// GET Bucket cors: the bucket's CORS rules (404 `NoSuchCORSConfiguration` when it has none).
-    pub fn get_bucket_cors(&self) -> Result<GetBucketCorsOutput, Error> {
-        self.execute(GetBucketCors::new())
-    }
-
-    /// DELETE Bucket cors: removes the bucket's CORS rules.
-    pub fn delete_bucket_cors(&self) -> Result<BucketCorsOutput, Error> {
-        self.execute(DeleteBucketCors::new())
-    }
-
-    /// DELETE Object: removes `key` (succeeds when it does not exist).
-    pub fn delete_object(&self, key: impl Into<String>) -> Result<DeleteObjectOutput, Error> {
-        self.execute(DeleteObject::new(key))
-    }
-
-    /// Delete Multiple Objects: up to 1000 keys in one request, with a result per key.
-    pub fn delete_objects(&self, op: DeleteObjects) -> Result<DeleteObjectsOutput, Error> {
-        self.execute(op)
-    }
-
-    /// List Objects: one page (see [`list_objects_pages`](Self::list_objects_pages) for all of them).
-    pub fn list_objects(&self, op: ListObjects) -> Result<ListObjectsOutput, Error> {
-        self.execute(op)
-    }
+    cos_core::client_operation_methods!(blocking);
 
     /// List Objects, every page from `op`'s marker on, one request per iteration.
     ///
@@ -632,28 +362,5 @@ impl Client {
     /// ```
     pub fn list_objects_pages(&self, op: ListObjects) -> crate::ListObjectsIter {
         crate::ListObjectsIter::new(self.clone(), ListObjectsPages::new(op))
-    }
-
-    /// PUT Object - Copy: a server-side copy of an object of at most 5 GiB.
-    pub fn copy_object(&self, op: CopyObject) -> Result<CopyObjectOutput, Error> {
-        self.execute(op)
-    }
-
-    /// Upload Part - Copy: one part of a multipart upload copied server-side from a source range.
-    pub fn upload_part_copy(&self, op: UploadPartCopy) -> Result<CopyObjectOutput, Error> {
-        self.execute(op)
-    }
-
-    /// Copies `source` to `dest_key` server-side, whatever its size: one PUT Object - Copy at or below
-    /// [`CopyOptions::threshold`](cos_core::copy::CopyOptions::threshold), parallel Upload Part - Copy
-    /// ranges above it (the decisions are [`MultipartCopy`](cos_core::copy::MultipartCopy)'s).
-    pub fn copy(
-        &self,
-        source: cos_core::ops::CopySource,
-        dest_key: impl Into<String>,
-        options: &cos_core::copy::CopyOptions,
-    ) -> Result<cos_core::copy::CopyOutcome, Error> {
-        let task = cos_core::copy::MultipartCopy::new(self.config(), source, dest_key, options)?;
-        self.run(task, &NoSource)
     }
 }

@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use cos_core::download::file_error;
 use cos_core::ops::{BodyCheck, GetHead, GetObject, GetObjectStream, ObjectInfo};
 use cos_core::Error;
 
@@ -89,11 +90,8 @@ impl Client {
     pub fn get_object_reader(&self, op: GetObject) -> Result<ObjectReader, Error> {
         let stream = GetObjectStream::new(op);
         let now = SystemTime::now();
-        let config = self.signing_config(now)?;
-        let mut request = stream.to_request(&config)?;
-        cos_core::task::sign(&config, &mut request, now)?;
-        let (parts, _) = request.into_parts();
-        let request = http::Request::from_parts(parts, ());
+        let config = self.state().signing_config(now)?;
+        let request = stream.signed_request(&config, now)?;
         let response = self.transport().open(request).map_err(Error::Transport)?;
         let (parts, mut body) = response.into_parts();
         match stream.head(parts.status, &parts.headers) {
@@ -112,31 +110,11 @@ impl Client {
                     .read_to_end(&mut bytes);
                 Err(stream.error(&http::Response::from_parts(parts, Bytes::from(bytes))))
             }
-            _ => Err(Error::UnexpectedResponse(Box::new(
-                cos_core::error::UnexpectedResponse {
-                    status: parts.status.as_u16(),
-                    reason: "unknown GET decision".into(),
-                    excerpt: String::new(),
-                    request_id: None,
-                    context: None,
-                },
-            ))),
         }
     }
 }
 
-/// What [`Client::download_file`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DownloadOutcome {
-    /// Bytes written (the object's size).
-    pub size: u64,
-    /// The ETag of the object downloaded.
-    pub etag: Option<String>,
-    /// GET requests sent.
-    pub requests: usize,
-    /// Bytes kept from a checkpoint of an earlier run (not fetched again).
-    pub resumed: u64,
-}
+pub use cos_core::download::DownloadOutcome;
 
 /// What reaches a download loop: a fetch's report or the owner's command.
 pub(crate) enum DownloadMsg {
@@ -204,13 +182,11 @@ impl Client {
             None
         };
         let temp_len = std::fs::metadata(&tmp).ok().map(|m| m.len());
-        let config = self.config();
-        let mut task = DownloadTask::new(
-            config.bucket.as_str(),
+        let mut task = DownloadTask::for_client(
+            &self.config(),
             key,
             &info,
             options,
-            config.retry.clone(),
             saved.as_deref(),
             temp_len,
         )?;
@@ -247,7 +223,7 @@ impl Client {
                     }
                 }
                 DownloadStep::StoreCheckpoint(bytes) => {
-                    if let Err(e) = store_atomically(&cp_path, &bytes) {
+                    if let Err(e) = crate::transfer::store(&cp_path, &bytes) {
                         stop.store(true, std::sync::atomic::Ordering::SeqCst);
                         break Err(file_error(&cp_path, e));
                     }
@@ -279,12 +255,7 @@ impl Client {
         if result.is_err() && !options.checkpoint {
             let _ = std::fs::remove_file(&tmp);
         }
-        result.map(|()| DownloadOutcome {
-            size: task.size(),
-            etag: info.etag.clone(),
-            requests: task.requests(),
-            resumed: task.resumed(),
-        })
+        result.map(|()| task.outcome(&info))
     }
 
     /// One fetch: a streamed GET written at its offset through its own handle with a fixed buffer,
@@ -296,10 +267,9 @@ impl Client {
         stop: &std::sync::atomic::AtomicBool,
     ) -> cos_core::download::FetchReport {
         use std::io::{Seek, SeekFrom, Write};
-        let mut crc = cos_core::checksum::Crc64::new();
-        let mut written = 0u64;
+        let mut tally = fetch.tally();
         let mut out: Option<std::io::BufWriter<std::fs::File>> = None;
-        let mut result = (|| {
+        let result = (|| {
             let mut reader = self.get_object_reader(fetch.request.clone())?;
             fetch.check_head(reader.info(), reader.range())?;
             // An own handle per fetch: a cloned handle would share the file position with the others.
@@ -317,32 +287,27 @@ impl Client {
                 }
                 let n = match reader.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => n.min((fetch.len - written) as usize),
+                    Ok(n) => tally.room(n),
                     Err(e) => return Err(read_error(e)),
                 };
                 file.write_all(&buf[..n]).map_err(|e| file_error(tmp, e))?;
-                crc.update(&buf[..n]);
-                written += n as u64;
+                tally.wrote(&buf[..n]);
             }
             Ok(())
         })();
         // The bytes reported are in the file (and, when a checkpoint will name them, on disk), also those of
         // a body cut part-way.
-        if let Some(mut file) = out {
-            let flushed = file.flush().and_then(|()| match fetch.sync && written > 0 {
-                true => file.get_ref().sync_data(),
-                false => Ok(()),
-            });
-            if let Err(e) = flushed {
-                written = 0;
-                result = Err(file_error(tmp, e));
-            }
-        }
-        cos_core::download::FetchReport {
-            written,
-            crc64: crc.finish(),
-            error: result.err(),
-        }
+        let flushed = match out {
+            Some(mut file) => file
+                .flush()
+                .and_then(|()| match tally.needs_sync() {
+                    true => file.get_ref().sync_data(),
+                    false => Ok(()),
+                })
+                .map_err(|e| file_error(tmp, e)),
+            None => Ok(()),
+        };
+        tally.report(result, flushed)
     }
 }
 
@@ -379,25 +344,6 @@ impl Client {
             .map(|r| r.unwrap_or(Err(Error::Cancelled)))
             .collect()
     }
-}
-
-/// Replaces `path` with `bytes`: a temporary file beside it, flushed, then renamed over it.
-fn store_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-fn file_error(path: &std::path::Path, e: io::Error) -> Error {
-    Error::Transport(cos_core::error::TransportError::new(
-        cos_core::error::TransportErrorKind::Body,
-        format!("{}: {e}", path.display()),
-    ))
 }
 
 /// The core's error inside a reader's `io::Error`, or the I/O error as a transport error.

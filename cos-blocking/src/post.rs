@@ -4,97 +4,53 @@
 
 use std::io::{self, Read};
 
-use bytes::Bytes;
-use cos_core::checksum::BodyDigest;
-use cos_core::post_policy::{FileDigest, PostForm, PostObject, PostObjectOutput, PostObjectTask};
+use cos_core::post_policy::{
+    FileDigester, PostForm, PostFraming, PostObject, PostObjectOutput, PostObjectTask,
+};
 use cos_core::Error;
 
 use crate::body::{Body, BodySource, Source};
 use crate::Client;
 
-/// A random multipart boundary (the core has no randomness: the seed comes from std's hasher keys).
+/// A random multipart boundary (the core has no randomness).
 fn boundary() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    let a = h.finish();
-    h.write_u64(a);
-    PostForm::boundary((u128::from(a) << 64) | u128::from(h.finish()))
+    let random = crate::client::random_u64;
+    PostForm::boundary((u128::from(random()) << 64) | u128::from(random()))
 }
 
-/// The framed body as a [`Source`]: `head`, the file (digested into `slot` once read to its end), `tail`.
+/// The framed body as a [`Source`]: `head`, the file (digested by the core's [`FileDigester`]), `tail`.
 struct Framed {
-    head: Bytes,
-    tail: Bytes,
+    framing: PostFraming,
     file: BodySource,
-    file_len: u64,
-    slot: FileDigest,
 }
 
 impl Source for Framed {
     fn open(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
-        let total = self.head.len() as u64 + self.file_len + self.tail.len() as u64;
-        if offset != 0 || len != total {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("a POST body is sent whole ({total} bytes), not {offset}+{len}"),
-            ));
-        }
-        self.slot.clear();
+        let digester = self.framing.open(offset, len)?;
         let file = DigestFile {
-            inner: self.file.open(0, self.file_len)?,
-            digest: Some(BodyDigest::new()),
-            remaining: self.file_len,
-            slot: self.slot.clone(),
+            inner: self.file.open(0, self.framing.file_len)?,
+            digester,
         };
-        let head = io::Cursor::new(self.head.clone());
-        let tail = io::Cursor::new(self.tail.clone());
+        let head = io::Cursor::new(self.framing.head.clone());
+        let tail = io::Cursor::new(self.framing.tail.clone());
         Ok(Box::new(head.chain(file).chain(tail)))
     }
 }
 
-/// The file's bytes, digested; the digest is published when the last byte has been read.
+/// The file's bytes, digested as they are read.
 struct DigestFile<'a> {
     inner: Box<dyn Read + Send + 'a>,
-    digest: Option<BodyDigest>,
-    remaining: u64,
-    slot: FileDigest,
-}
-
-impl DigestFile<'_> {
-    fn publish(&mut self) {
-        if self.remaining == 0 {
-            if let Some(d) = self.digest.take() {
-                self.slot.set(d.finish());
-            }
-        }
-    }
+    digester: FileDigester,
 }
 
 impl Read for DigestFile<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 {
-            self.publish();
-            return Ok(0);
-        }
-        let max = buf
-            .len()
-            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
-        if n == 0 {
-            // The transport notices the short body; no digest is published.
-            return Ok(0);
-        }
-        if let Some(d) = &mut self.digest {
-            d.update(&buf[..n]);
-        }
-        self.remaining -= n as u64;
-        self.publish();
+        let max = self.digester.room(buf.len());
+        let n = match max {
+            0 => 0,
+            max => self.inner.read(&mut buf[..max])?,
+        };
+        self.digester.update(&buf[..n]);
         Ok(n)
     }
 }
@@ -139,11 +95,8 @@ impl Client {
             task = task.not_replayable();
         }
         let source = Framed {
-            head: task.post().head().clone(),
-            tail: task.post().tail(),
+            framing: task.framing(file_len),
             file: BodySource::new(body),
-            file_len,
-            slot: task.file_digest(),
         };
         self.run(task, &source)
     }
@@ -152,30 +105,39 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cos_core::checksum::BodyDigest;
+    use cos_core::post_policy::PostPolicy;
+    use cos_core::{Config, Credentials};
+    use std::time::{Duration, SystemTime};
+
+    fn config() -> Config {
+        let credentials = Credentials::new("AKID", "KEY");
+        Config::new("examplebucket-1250000000", "ap-guangzhou", credentials).unwrap()
+    }
+
+    fn form() -> PostForm {
+        let now = SystemTime::now();
+        let policy = PostPolicy::new(now + Duration::from_secs(60)).key("a.txt");
+        policy.sign(&config(), now).unwrap()
+    }
 
     #[test]
-    fn framed_source_digests_only_the_file() {
-        let slot = FileDigest::default();
+    fn framed_source_serves_head_file_tail() {
+        let post = PostObject::new(form(), boundary(), "a.txt", "text/plain").unwrap();
+        let task = PostObjectTask::new(post, 5, &config()).unwrap();
         let f = Framed {
-            head: Bytes::from_static(b"HEAD"),
-            tail: Bytes::from_static(b"TAIL"),
+            framing: task.framing(5),
             file: BodySource::new(Body::from("hello")),
-            file_len: 5,
-            slot: slot.clone(),
         };
+        let total = f.framing.len();
         assert!(f.open(0, 5).is_err());
         let mut out = Vec::new();
-        f.open(0, 13).unwrap().read_to_end(&mut out).unwrap();
-        assert_eq!(out, b"HEADhelloTAIL");
-        assert_eq!(slot.take(), Some(BodyDigest::of(b"hello")));
-        // A second attempt reads (and digests) again.
-        let mut r = f.open(0, 13).unwrap();
-        let mut four = [0u8; 4];
-        r.read_exact(&mut four).unwrap();
-        assert_eq!(slot.take(), None, "no digest before the file is read");
-        r.read_to_end(&mut out).unwrap();
-        drop(r);
-        assert_eq!(slot.take(), Some(BodyDigest::of(b"hello")));
+        f.open(0, total).unwrap().read_to_end(&mut out).unwrap();
+        let head = &f.framing.head[..];
+        assert_eq!(&out[..head.len()], head);
+        assert_eq!(&out[head.len()..head.len() + 5], b"hello");
+        assert_eq!(&out[head.len() + 5..], &f.framing.tail[..]);
+        assert_eq!(task.file_digest().take(), Some(BodyDigest::of(b"hello")));
     }
 
     #[test]

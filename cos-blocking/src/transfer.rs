@@ -29,11 +29,10 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use bytes::Bytes;
 use cos_core::checksum::BodyDigest;
 use cos_core::task::{Event, IoRequest, IoResult};
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
-use cos_core::upload::{QueueOutput, SourceFingerprint, UploadQueue, UploadTask};
+use cos_core::upload::{QueueOutput, Reports, SourceFingerprint, UploadQueue, UploadTask};
 use cos_core::Error;
 
 use crate::body::{FileSource, NoSource};
@@ -53,8 +52,7 @@ pub(crate) struct LocalIo<'a> {
     path: Option<&'a Path>,
     checkpoint: Option<&'a Path>,
     reader: Option<&'a mut dyn Read>,
-    on_progress: Option<ProgressFn>,
-    on_hash_progress: Option<ProgressFn>,
+    reports: Reports,
     /// Told when the task paused (it is idle, its checkpoint stored).
     on_paused: Option<Box<dyn Fn() + Send + 'a>>,
 }
@@ -62,61 +60,32 @@ pub(crate) struct LocalIo<'a> {
 impl LocalIo<'_> {
     /// Performs one request; see [`IoRequest`] for each one's only legal answer.
     pub(crate) fn perform(&mut self, request: IoRequest) -> IoResult {
-        let done = |r: io::Result<()>| {
-            r.map_or_else(|e| IoResult::Failed(e.to_string()), |_| IoResult::Done)
-        };
         match (request, self.checkpoint) {
-            (IoRequest::LoadCheckpoint, Some(p)) => match fs::read(p) {
-                Ok(b) => IoResult::Data(Some(b.into())),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => IoResult::Data(None),
-                Err(e) => IoResult::Failed(format!("{}: {e}", p.display())),
-            },
-            (IoRequest::StoreCheckpoint(bytes), Some(p)) => done(store(p, &bytes)),
-            (IoRequest::RemoveCheckpoint, Some(p)) => done(match fs::remove_file(p) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                r => r,
-            }),
+            (IoRequest::LoadCheckpoint, Some(p)) => IoResult::loaded(p, fs::read(p)),
+            (IoRequest::StoreCheckpoint(bytes), Some(p)) => IoResult::done(store(p, &bytes)),
+            (IoRequest::RemoveCheckpoint, Some(p)) => IoResult::removed(fs::remove_file(p)),
             (IoRequest::Digest { offset, len }, _) => {
-                match self.path.map(|p| digest(p, offset, len)) {
-                    Some(Ok(d)) => IoResult::Digest(d),
-                    Some(Err(e)) => IoResult::Failed(e.to_string()),
-                    None => IoResult::Failed("no file".into()),
-                }
+                IoResult::digest(self.path.map(|p| digest(p, offset, len)))
             }
-            (IoRequest::ReadStream { len }, _) => match self.reader.as_mut() {
-                Some(r) => {
-                    let mut chunk = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-                    match r.take(len).read_to_end(&mut chunk) {
-                        Ok(_) => IoResult::Data(Some(Bytes::from(chunk))),
-                        Err(e) => IoResult::Failed(e.to_string()),
-                    }
-                }
-                None => IoResult::Failed("no stream".into()),
-            },
-            (other, _) => IoResult::Failed(format!("not available here: {other:?}")),
+            (IoRequest::ReadStream { len }, _) => IoResult::stream(self.reader.as_mut().map(|r| {
+                let mut chunk = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                r.take(len).read_to_end(&mut chunk).map(|_| chunk)
+            })),
+            (other, _) => IoResult::unavailable(&other),
         }
     }
 
-    /// Hands a progress report to the user's callback.
+    /// Hands a report to the user's callbacks.
     pub(crate) fn report(&self, event: &Event) {
         if let (Event::Paused, Some(f)) = (event, &self.on_paused) {
             f();
         }
-        if let Event::Report { hashing, progress } = event {
-            let f = if *hashing {
-                &self.on_hash_progress
-            } else {
-                &self.on_progress
-            };
-            if let Some(f) = f {
-                f(progress);
-            }
-        }
+        self.reports.report(event);
     }
 }
 
 /// Writes `bytes` atomically: a temporary file next to `path`, synced, then renamed over it.
-fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
@@ -197,21 +166,14 @@ impl Client {
         on_paused: Option<Box<dyn Fn() + Send + '_>>,
     ) -> Result<UploadOutcome, Error> {
         let commanded = on_paused.is_some();
-        let source_error = |e: &dyn std::fmt::Display| {
-            Error::Source(format!("cannot read {}: {e}", path.display()))
-        };
-        let meta = fs::metadata(path).map_err(|e| source_error(&e))?;
-        if !meta.is_file() {
-            return Err(source_error(&"not a file"));
-        }
-        let fingerprint = SourceFingerprint::new(meta.len(), meta.modified().ok());
+        let meta = fs::metadata(path).map(|m| (m.is_file(), m.len(), m.modified().ok()));
+        let fingerprint = SourceFingerprint::of_file(path, meta)?;
         let owner = crate::client::lease_owner();
         let mut task = UploadTask::file(self.config(), key, options, fingerprint, owner)?;
         let mut io = LocalIo {
             path: Some(path),
             checkpoint: options.checkpoint.as_deref(),
-            on_progress: options.on_progress.clone(),
-            on_hash_progress: options.on_hash_progress.clone(),
+            reports: Reports::of(options),
             on_paused,
             ..LocalIo::default()
         };
@@ -246,7 +208,10 @@ impl Client {
         let mut task = UploadTask::stream(self.config(), key, options)?;
         let mut io = LocalIo {
             reader: Some(&mut reader),
-            on_progress: options.on_progress.clone(),
+            reports: Reports {
+                on_progress: options.on_progress.clone(),
+                ..Reports::default()
+            },
             ..LocalIo::default()
         };
         self.drive(&mut task, &NoSource, Some(&mut io), Channel::new(), false)

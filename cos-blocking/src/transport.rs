@@ -7,28 +7,21 @@
 //! source or the response.
 
 use std::io::{self, Read};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::client::{ConnectionSettings, ExchangeHooks};
 use cos_core::config::Timeouts;
-use cos_core::error::{RequestContext, TransportError, TransportErrorKind};
-use cos_core::fixture::{body_record, ExchangeRecorder, ExchangeResponder};
-use cos_core::task::{BodyTruncated, Input, RequestBody, ResponseLimits, Transmit};
+use cos_core::error::{TransportError, TransportErrorKind};
+use cos_core::exchange::{
+    io_kind, request_id, source_ended, source_open_error, source_read_failed, Exchange,
+    ResponseBody,
+};
+use cos_core::fixture::ExchangeResponder;
+use cos_core::task::{Input, RequestBody, ResponseLimits, Transmit};
 
 use crate::body::Source;
-
-/// Connection settings of the ureq agent.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub timeouts: Timeouts,
-    pub max_idle_connections: usize,
-    /// Trust roots.
-    pub roots: cos_core::network::TlsRoots,
-    /// The proxy for the endpoint, as the core decided it.
-    pub proxy: Option<cos_core::network::Proxy>,
-}
 
 pub(crate) struct Transport {
     /// The agent, or why it could not be set up (an unreadable CA certificate…), reported per request.
@@ -43,7 +36,7 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(s: &Settings) -> Transport {
+    pub(crate) fn new(s: &ConnectionSettings) -> Transport {
         let network = crate::network::tls_config(&s.roots)
             .and_then(|tls| Ok((tls, crate::network::ureq_proxy(s.proxy.as_ref())?)));
         let (tls, proxy) = match network {
@@ -81,8 +74,7 @@ impl Transport {
 
     /// Sends the request (or hands it to the responder hook) and turns the outcome into the core's
     /// [`Input`]; the recorder hook sees every completed exchange.
-    pub(crate) fn send(&self, t: Transmit, source: &dyn Source, hooks: &Hooks) -> Input {
-        let id = t.id;
+    pub(crate) fn send(&self, t: Transmit, source: &dyn Source, hooks: &ExchangeHooks) -> Input {
         let span = tracing::debug_span!(
             "cos_request",
             operation = t.operation,
@@ -93,37 +85,25 @@ impl Transport {
             request_id = tracing::field::Empty,
         );
         let _enter = span.enter();
-        let context = RequestContext::of(t.operation, t.attempt, &t.request);
-        let authority = authority_of(&t.request);
-        let copy = hooks.recorder.as_ref().map(|_| copy_request(&t.request));
-        let result = match &hooks.responder {
-            Some(responder) => replay(&**responder, t.request, source),
-            None => self.send_inner(t.request, source),
+        let (exchange, request) = Exchange::start(t, hooks);
+        let outcome = match &hooks.responder {
+            Some(responder) => replay(&**responder, request, source),
+            None => self.send_inner(request, source),
         };
-        match result {
-            Ok((mut response, sent)) => {
+        let input = exchange.finish(outcome, hooks);
+        match &input {
+            Input::Response { response, .. } => {
                 span.record("status", response.status().as_u16());
-                if let Some(rid) = response
-                    .headers()
-                    .get("x-cos-request-id")
-                    .and_then(|v| v.to_str().ok())
-                {
+                if let Some(rid) = request_id(response) {
                     span.record("request_id", rid);
                 }
-                if let (Some(recorder), Some(request)) = (&hooks.recorder, copy) {
-                    let body = body_record(request.body(), sent.as_ref());
-                    recorder.record(&request, body, &response);
-                }
-                // The core names the request in any error it reads from this response.
-                response.extensions_mut().insert(context);
-                Input::Response { id, response, sent }
             }
-            Err(error) => {
-                let error = error.for_request(context, &authority);
-                tracing::debug!(kind = ?error.kind, "request failed: {}", error.message);
-                Input::Failed { id, error }
+            Input::Failed { error, .. } => {
+                tracing::debug!(kind = ?error.kind, "request failed: {}", error.message)
             }
+            _ => {}
         }
+        input
     }
 
     /// Sends a body-less request and returns the response with its body unread, for a streamed GET (the
@@ -165,7 +145,7 @@ impl Transport {
             RequestBody::Source { offset, len, md5 } => {
                 let inner = source
                     .open(offset, len)
-                    .map_err(|e| open_error(offset, len, e))?;
+                    .map_err(|e| source_open_error(offset, len, e))?;
                 let mut reader = DigestReader::new(inner, len, md5, t, started);
                 let sent = self.run(
                     parts,
@@ -181,22 +161,9 @@ impl Transport {
             }
         };
         let (parts, mut body) = response.into_parts();
-        let limit = limits.for_status(parts.status);
-        if !limit.cut && body.content_length().is_some_and(|n| n > limit.max) {
-            return Err(limit.too_large());
-        }
-        let (bytes, truncated) = read_limited(&mut body.as_reader(), limit.max, t)?;
-        let mut response = http::Response::from_parts(parts, Bytes::from(bytes));
-        if truncated {
-            if !limit.cut {
-                return Err(limit.too_large());
-            }
-            // The rest of the body is not read: the connection is dropped with it.
-            response
-                .extensions_mut()
-                .insert(BodyTruncated { at: limit.max });
-        }
-        Ok((response, sent))
+        let mut kept = ResponseBody::new(&limits, parts.status, body.content_length())?;
+        read_limited(&mut body.as_reader(), &mut kept, t)?;
+        Ok((kept.finish(parts), sent))
     }
 
     /// Runs one exchange with the body deadlines scaled to the request body and the accepted answer size.
@@ -221,31 +188,27 @@ impl Transport {
     }
 }
 
-/// Reads at most `limit` bytes (and one more, to know whether there is more) of a response body, failing
-/// with a timeout when the body falls below the minimum rate. Returns the bytes and whether it was cut.
+/// Reads a response body into `kept` until it ends or is cut at its limit, failing with a timeout when
+/// the body falls below the minimum rate.
 fn read_limited(
     body: &mut dyn Read,
-    limit: u64,
+    kept: &mut ResponseBody,
     t: &Timeouts,
-) -> Result<(Vec<u8>, bool), TransportError> {
+) -> Result<(), TransportError> {
     let started = Instant::now();
-    let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match body.read(&mut buf) {
-            Ok(0) => return Ok((out, false)),
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(map_io_body_error(e)),
         };
-        let room = usize::try_from(limit - out.len() as u64).unwrap_or(usize::MAX);
-        if n > room {
-            out.extend_from_slice(&buf[..room]);
-            return Ok((out, true));
+        if !kept.push(&buf[..n])? {
+            return Ok(());
         }
-        out.extend_from_slice(&buf[..n]);
-        if t.below_min_rate(out.len() as u64, started.elapsed()) {
-            return Err(slow(out.len() as u64, started.elapsed(), t));
+        if t.below_min_rate(kept.len(), started.elapsed()) {
+            return Err(slow(kept.len(), started.elapsed(), t));
         }
     }
 }
@@ -267,46 +230,10 @@ fn map_io_body_error(e: io::Error) -> TransportError {
     match e.into_inner() {
         Some(inner) => match inner.downcast::<ureq::Error>() {
             Ok(u) => map_error(*u),
-            Err(other) => {
-                TransportError::new(io_kind(&io::Error::new(kind, "")), other.to_string())
-            }
+            Err(other) => TransportError::new(io_kind(kind), other.to_string()),
         },
-        None => TransportError::new(io_kind(&io::Error::from(kind)), kind.to_string()),
+        None => TransportError::new(io_kind(kind), kind.to_string()),
     }
-}
-
-/// The optional transport hooks: record every exchange, or answer requests in memory (replay).
-#[derive(Clone, Default)]
-pub(crate) struct Hooks {
-    pub recorder: Option<Arc<dyn ExchangeRecorder>>,
-    pub responder: Option<Arc<dyn ExchangeResponder>>,
-}
-
-fn open_error(offset: u64, len: u64, e: io::Error) -> TransportError {
-    TransportError::new(
-        TransportErrorKind::Body,
-        format!("cannot open the body source at {offset}+{len}: {e}"),
-    )
-    .with_cause(e)
-}
-
-/// `host[:port]` of the request, for messages.
-pub(crate) fn authority_of<B>(request: &http::Request<B>) -> String {
-    request
-        .uri()
-        .authority()
-        .map(|a| a.to_string())
-        .unwrap_or_default()
-}
-
-/// A copy of a request head and body description, for the recorder.
-fn copy_request(r: &http::Request<RequestBody>) -> http::Request<RequestBody> {
-    let mut c = http::Request::new(r.body().clone());
-    *c.method_mut() = r.method().clone();
-    *c.uri_mut() = r.uri().clone();
-    *c.version_mut() = r.version();
-    *c.headers_mut() = r.headers().clone();
-    c
 }
 
 /// Answers a request with the responder hook: the body is read whole (and digested) instead of sent.
@@ -321,7 +248,7 @@ fn replay(
         RequestBody::Source { offset, len, md5 } => {
             let inner = source
                 .open(*offset, *len)
-                .map_err(|e| open_error(*offset, *len, e))?;
+                .map_err(|e| source_open_error(*offset, *len, e))?;
             let mut no_rate = Timeouts::default();
             no_rate.min_rate = 0;
             let mut reader = DigestReader::new(inner, *len, *md5, &no_rate, Instant::now());
@@ -391,11 +318,7 @@ impl Read for DigestReader<'_> {
             .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         match self.inner.read(&mut buf[..max]) {
             Ok(0) => {
-                let msg = format!(
-                    "the body source ended after {} of {} bytes",
-                    self.len - self.remaining,
-                    self.len
-                );
+                let msg = source_ended(self.len - self.remaining, self.len);
                 self.failure = Some((TransportErrorKind::Body, msg.clone()));
                 Err(io::Error::new(io::ErrorKind::UnexpectedEof, msg))
             }
@@ -406,10 +329,7 @@ impl Read for DigestReader<'_> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                self.failure = Some((
-                    TransportErrorKind::Body,
-                    format!("reading the body source failed: {e}"),
-                ));
+                self.failure = Some((TransportErrorKind::Body, source_read_failed(&e)));
                 Err(e)
             }
         }
@@ -429,18 +349,6 @@ fn is_tls(e: &io::Error) -> bool {
     false
 }
 
-fn io_kind(e: &io::Error) -> TransportErrorKind {
-    use io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused | K::NotConnected | K::AddrNotAvailable => TransportErrorKind::Connect,
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-            TransportErrorKind::Reset
-        }
-        K::TimedOut | K::WouldBlock => TransportErrorKind::Timeout,
-        _ => TransportErrorKind::Other,
-    }
-}
-
 /// Maps a ureq error to the core's transport error kinds.
 fn map_error(e: ureq::Error) -> TransportError {
     use ureq::Error as U;
@@ -451,7 +359,7 @@ fn map_error(e: ureq::Error) -> TransportError {
         }
         // rustls reports handshake and certificate failures through an io::Error.
         U::Io(io) if is_tls(io) => TransportErrorKind::Tls,
-        U::Io(io) => io_kind(io),
+        U::Io(io) => io_kind(io.kind()),
         U::Tls(_) | U::Pem(_) | U::Rustls(_) | U::TlsRequired => TransportErrorKind::Tls,
         // The server closed the connection or sent garbage mid-exchange.
         U::Protocol(_) => TransportErrorKind::Reset,

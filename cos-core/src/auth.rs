@@ -10,7 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha1::{Digest as _, Sha1};
 
+use crate::body::RequestBody;
+use crate::config::Config;
 use crate::credentials::Credentials;
+use crate::date::corrected;
 use crate::error::{Error, InvalidInput};
 
 /// The validity window of a signature, `"<start>;<end>"` in Unix seconds.
@@ -865,6 +868,19 @@ pub fn presign<B>(
     );
     s.parse()
         .map_err(|_| Error::InvalidInput(InvalidInput::Uri(s)))
+}
+
+/// Signs a request for sending at `now` with the config's credentials, validity and clock offset.
+pub fn sign(
+    config: &Config,
+    request: &mut http::Request<RequestBody>,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let key_time = KeyTime::around(
+        corrected(now, config.clock_offset_secs)?,
+        config.signature_validity,
+    );
+    authorize(request, &config.credentials, key_time)
 }
 
 #[cfg(test)]

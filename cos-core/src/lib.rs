@@ -58,13 +58,16 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod body;
 pub mod checksum;
+pub mod client;
 pub mod config;
 pub mod copy;
 pub mod credentials;
 pub mod date;
 pub mod download;
 pub mod error;
+pub mod exchange;
 pub mod fixture;
 pub mod instance_role;
 pub mod network;

@@ -57,7 +57,7 @@ use crate::error::{Error, InvalidInput};
 use crate::ops::{self, Acl, StorageClass, MAX_METADATA_BYTES};
 
 mod task;
-pub use task::{FileDigest, PostObjectTask};
+pub use task::{FileDigest, FileDigester, PostFraming, PostObjectTask};
 
 /// Largest file a POST Object accepts (5 GB).
 pub const MAX_POST_SIZE: u64 = 5 * 1024 * 1024 * 1024;

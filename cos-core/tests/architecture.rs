@@ -101,22 +101,7 @@ fn drivers_make_no_protocol_decisions() {
         "x-cos-meta-md5",
         "metadata.push",
     ];
-    let mut files = Vec::new();
-    rust_files(&root().join("cos-blocking/src"), &mut files);
-    rust_files(&root().join("cos-async/src"), &mut files);
-    assert!(files.len() >= 4, "driver sources not found");
-    let mut hits = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            for pat in forbidden {
-                if code.contains(pat) {
-                    hits.push(format!("{}:{}: {pat}: {}", f.display(), n + 1, line.trim()));
-                }
-            }
-        }
-    }
+    let hits = driver_lines_naming(&forbidden);
     assert!(
         hits.is_empty(),
         "protocol decisions in a driver (move them to cos-core):\n{}",
@@ -261,6 +246,79 @@ fn the_word_check_sees_names_not_tails() {
         "MultipartUpload"
     ));
     assert!(contains_word("task.pause();", ".pause()"));
+}
+
+/// The operations build wire bodies (`crate::body`) but never depend on the task protocol, which wraps
+/// them (`task/oneshot.rs` uses `crate::ops`): no import cycle between `task` and `ops`.
+#[test]
+fn ops_never_name_the_task_module() {
+    let mut files = Vec::new();
+    rust_files(&root().join("cos-core/src/ops"), &mut files);
+    assert!(files.len() >= 4, "cos-core/src/ops not found");
+    let mut hits = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let grouped = code.contains("crate::{") && contains_word(code, "task");
+            if code.contains("crate::task") || code.contains("super::task") || grouped {
+                hits.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "cos-core/src/ops names crate::task (use crate::body for wire types):\n{}",
+        hits.join("\n")
+    );
+}
+
+/// What both drivers once wrote twice is decided once in the core (`cos_core::client`,
+/// `cos_core::exchange`, `cos_core::download::FetchTally`, `cos_core::post_policy::PostFraming`,
+/// `cos_core::upload::Reports`, `IoResult::loaded`…): the clock offset learned from events, the retry
+/// seed, credentials handed to tasks, response-body limits, failure wording, which I/O outcome means what.
+#[test]
+fn drivers_leave_shared_decisions_to_the_core() {
+    let forbidden = [
+        "clock_offset_secs",
+        "retry.seed",
+        "set_credentials(",
+        "BodyTruncated",
+        "for_status(",
+        "too_large(",
+        "for_request(",
+        "ErrorKind::NotFound =>",
+        "not a file",
+        "sent whole",
+        "RequestContext",
+    ];
+    let hits = driver_lines_naming(&forbidden);
+    assert!(
+        hits.is_empty(),
+        "a decision the core makes for both drivers, made in a driver:\n{}",
+        hits.join("\n")
+    );
+}
+
+/// The lines of the drivers' sources whose code (comments left out) contains one of `patterns`.
+fn driver_lines_naming(patterns: &[&str]) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&root().join("cos-blocking/src"), &mut files);
+    rust_files(&root().join("cos-async/src"), &mut files);
+    assert!(files.len() >= 4, "driver sources not found");
+    let mut hits = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for pat in patterns {
+                if code.contains(pat) {
+                    hits.push(format!("{}:{}: {pat}: {}", f.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    hits
 }
 
 // ---- issue 9: one task list, decided in the core ----

@@ -30,6 +30,9 @@
 //! The temporary file and the checkpoint live beside the destination ([`temp_path`],
 //! [`checkpoint_path`]).
 
+mod local;
+pub use local::{file_error, DownloadOutcome, FetchTally};
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

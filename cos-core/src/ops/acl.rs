@@ -5,10 +5,10 @@ use serde::Deserialize;
 
 use super::multipart::OwnerXml;
 use super::{request, Acl, Operation, Owner};
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
-use crate::task::RequestBody;
 
 /// What a grant allows.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,10 +3,10 @@
 use bytes::Bytes;
 
 use super::{crc64_header, header, object_options, request, unexpected, ObjectOptions, Operation};
+use crate::body::RequestBody;
 use crate::checksum::{BodyDigest, Crc64, SentDigest};
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
-use crate::task::RequestBody;
 
 /// Largest appendable object (5 GB).
 pub const MAX_APPEND_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;

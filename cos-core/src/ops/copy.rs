@@ -8,10 +8,10 @@ use super::{
     non_empty, object_options, parse_xml, request, set_header, validate_upload_id, ObjectOptions,
     Operation, MAX_PART_NUMBER, MAX_PART_SIZE,
 };
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::{validate_key, Bucket, Config, Region};
 use crate::error::{Error, InvalidInput};
-use crate::task::RequestBody;
 
 /// Largest object one PUT Object - Copy may copy (larger sources need [`UploadPartCopy`]).
 pub const MAX_COPY_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;

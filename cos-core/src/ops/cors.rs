@@ -9,10 +9,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{expect_success, parse_xml, request, unexpected, Operation};
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::Config;
 use crate::error::{Error, InvalidInput};
-use crate::task::RequestBody;
 
 /// Most rules a configuration may hold.
 pub const MAX_CORS_RULES: usize = 100;

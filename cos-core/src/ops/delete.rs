@@ -5,10 +5,10 @@ use serde::Deserialize;
 
 use super::tagging::xml_escape;
 use super::{non_empty, parse_xml, request, Operation};
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
-use crate::task::RequestBody;
 
 /// Most keys one Delete Multiple Objects request may name.
 pub const MAX_DELETE_KEYS: usize = 1000;

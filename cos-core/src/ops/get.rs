@@ -4,10 +4,10 @@ use bytes::Bytes;
 
 use super::head::{content_length, object_error, Conditions};
 use super::{header, set_header, unexpected, validate_traffic_limit, ObjectInfo, Operation};
+use crate::body::RequestBody;
 use crate::checksum::{Crc64, SentDigest};
 use crate::config::{validate_key, Config};
 use crate::error::{Error, IntegrityError, InvalidInput};
-use crate::task::RequestBody;
 
 /// GET Object. The body is returned whole, so use ranges for large objects.
 ///

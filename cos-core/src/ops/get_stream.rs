@@ -7,10 +7,10 @@ use bytes::Bytes;
 use super::get::GetObject;
 use super::head::{content_length, object_error};
 use super::{header, unexpected, ObjectInfo};
+use crate::body::RequestBody;
 use crate::checksum::Crc64;
 use crate::config::Config;
 use crate::error::{Error, IntegrityError};
-use crate::task::RequestBody;
 
 /// The most bytes of an error body a driver reads before handing it to [`GetObjectStream::error`].
 pub const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -33,9 +33,8 @@ pub struct GetObjectStream {
     get: GetObject,
 }
 
-/// What the response head means for a streamed GET.
+/// What the response head means for a streamed GET. Exhaustive: a driver handles each answer.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum GetHead {
     /// The body is the object's bytes (or the requested range's).
     Body {
@@ -62,6 +61,19 @@ impl GetObjectStream {
     /// The request (the same as [`GetObject`]'s).
     pub fn to_request(&self, config: &Config) -> Result<http::Request<RequestBody>, Error> {
         super::Operation::to_request(&self.get, config)
+    }
+
+    /// The request signed for sending at `now` with `config` (the credentials to sign with, the clock
+    /// offset), without a body: what a driver sends to stream the answer.
+    pub fn signed_request(
+        &self,
+        config: &Config,
+        now: std::time::SystemTime,
+    ) -> Result<http::Request<()>, Error> {
+        let mut request = self.to_request(config)?;
+        crate::auth::sign(config, &mut request, now)?;
+        let (parts, _) = request.into_parts();
+        Ok(http::Request::from_parts(parts, ()))
     }
 
     /// Interprets the status and headers of the response.
@@ -224,6 +236,19 @@ mod tests {
     fn head_of(get: &GetObjectStream, status: u16, headers: &[(&str, &str)]) -> GetHead {
         let r = response(status, headers, "");
         get.head(r.status(), r.headers())
+    }
+
+    #[test]
+    fn the_signed_request_is_the_get_with_its_range_signed_at_now() {
+        let get = GetObjectStream::new(GetObject::new("a b").range(0, Some(9)));
+        let config = crate::ops::test_util::config();
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let r = get.signed_request(&config, now).unwrap();
+        assert_eq!(r.method(), http::Method::GET);
+        assert_eq!(r.uri().path(), "/a%20b");
+        assert_eq!(r.headers()["range"], "bytes=0-9");
+        let auth = r.headers()["authorization"].to_str().unwrap();
+        assert!(auth.contains("q-key-time=1699999"), "{auth}");
     }
 
     #[test]

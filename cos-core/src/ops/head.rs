@@ -3,10 +3,10 @@
 use bytes::Bytes;
 
 use super::{crc64_header, header, set_header, unexpected, version_id, Operation, StorageClass};
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::{validate_key, Config};
 use crate::error::{Error, ServiceError};
-use crate::task::RequestBody;
 
 /// `x-cos-object-type`.
 #[derive(Clone, Debug, PartialEq, Eq)]

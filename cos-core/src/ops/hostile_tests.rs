@@ -4,8 +4,8 @@ use bytes::Bytes;
 
 use super::test_util::{config, response};
 use super::*;
+use crate::body::{BodyTruncated, ResponseLimits};
 use crate::error::{IntegrityError, TransportErrorKind};
-use crate::task::{BodyTruncated, ResponseLimits};
 
 const HELLO_MD5: &str = "\"5d41402abc4b2a76b9719d911017c592\"";
 

@@ -10,10 +10,10 @@ use super::{
     non_empty, parse_bool, parse_number, parse_xml, request, url_decoded, validate_max, Operation,
     Owner, StorageClass,
 };
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::Config;
 use crate::error::{Error, UnexpectedResponse};
-use crate::task::RequestBody;
 
 /// Most pages [`ListObjectsPages`] fetches before it gives up (a server that never ends its listing).
 pub const MAX_LIST_PAGES: u32 = 100_000;

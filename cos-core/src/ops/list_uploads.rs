@@ -8,10 +8,10 @@ use super::{
     non_empty, parse_bool, parse_number, parse_xml, request, url_decoded, validate_max, Operation,
     Owner, StorageClass,
 };
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::Config;
 use crate::error::Error;
-use crate::task::RequestBody;
 
 /// List Multipart Uploads (1000 per page at most), e.g. to find an unfinished upload of a key to resume.
 ///

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::Config;
 use crate::error::{Error, InvalidInput, ServiceError, UnexpectedResponse};
-use crate::task::RequestBody;
 
 mod acl;
 mod append;
@@ -78,9 +78,9 @@ pub trait Operation {
     ) -> Result<Self::Output, Error>;
 }
 
-/// Sets the largest 2xx body the core accepts for this request (see [`crate::task::ResponseLimits`]).
+/// Sets the largest 2xx body the core accepts for this request (see [`crate::body::ResponseLimits`]).
 pub(crate) fn accept_success_body(req: &mut http::Request<RequestBody>, limit: u64) {
-    let limits = crate::task::ResponseLimits {
+    let limits = crate::body::ResponseLimits {
         success: limit,
         ..Default::default()
     };
@@ -111,7 +111,7 @@ pub(crate) fn request(
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     // Upload answers are empty or a few hundred bytes: the default limits; listings and GET raise them.
-    req = req.extension(crate::task::ResponseLimits::default());
+    req = req.extension(crate::body::ResponseLimits::default());
     req.body(body)
         .map_err(|e| Error::InvalidInput(InvalidInput::Uri(e.to_string())))
 }
@@ -283,7 +283,7 @@ pub fn error_from_response(response: &http::Response<Bytes>) -> Error {
 
 /// An [`Error::UnexpectedResponse`] for this response.
 pub fn unexpected(response: &http::Response<Bytes>, reason: &str) -> Error {
-    let reason = match response.extensions().get::<crate::task::BodyTruncated>() {
+    let reason = match response.extensions().get::<crate::body::BodyTruncated>() {
         Some(t) => format!("{reason} (body cut after {} bytes)", t.at),
         None => reason.to_string(),
     };
@@ -850,9 +850,9 @@ pub(crate) mod test_util {
     use bytes::Bytes;
 
     use crate::auth::AuthorizationFields;
+    use crate::body::RequestBody;
     use crate::config::Config;
     use crate::credentials::Credentials;
-    use crate::task::RequestBody;
 
     pub fn config() -> Config {
         Config::new(
@@ -878,7 +878,7 @@ pub(crate) mod test_util {
     /// Signs the request and returns the parsed `Authorization` fields.
     pub fn signed(mut req: http::Request<RequestBody>) -> AuthorizationFields {
         let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        crate::task::sign(&config(), &mut req, now).unwrap();
+        crate::auth::sign(&config(), &mut req, now).unwrap();
         AuthorizationFields::parse(req.headers()["authorization"].to_str().unwrap()).unwrap()
     }
 

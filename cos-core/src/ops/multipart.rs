@@ -9,10 +9,10 @@ use super::{
     parse_xml, request, set_header, unexpected, url_decoded, validate_max, validate_traffic_limit,
     validate_upload_id, version_id, ObjectOptions, Operation, StorageClass,
 };
+use crate::body::RequestBody;
 use crate::checksum::{BodyDigest, SentDigest};
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
-use crate::task::RequestBody;
 
 /// Highest part number.
 pub const MAX_PART_NUMBER: u32 = 10_000;

@@ -3,10 +3,10 @@
 use bytes::Bytes;
 
 use super::{crc64_header, header, object_options, request, version_id, ObjectOptions, Operation};
+use crate::body::RequestBody;
 use crate::checksum::{BodyDigest, SentDigest};
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
-use crate::task::RequestBody;
 
 /// Largest single PUT (5 GB).
 pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;

@@ -5,10 +5,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{request, Operation};
+use crate::body::RequestBody;
 use crate::checksum::SentDigest;
 use crate::config::{validate_key, Config};
 use crate::error::{Error, InvalidInput};
-use crate::task::RequestBody;
 
 /// Most tags on one object.
 pub const MAX_TAGS: usize = 10;

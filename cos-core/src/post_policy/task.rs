@@ -3,7 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::checksum::SentDigest;
+use bytes::Bytes;
+
+use crate::checksum::{BodyDigest, SentDigest};
 use crate::config::Config;
 use crate::error::Error;
 use crate::retry::{RetryDecision, RetryPolicy, Rng};
@@ -38,6 +40,79 @@ impl FileDigest {
     /// Takes the reported digest, if any.
     pub fn take(&self) -> Option<SentDigest> {
         self.lock().take()
+    }
+}
+
+/// The framed body of a POST upload as a driver's source serves it: [`head`](Self::head), the file
+/// (`file_len` bytes, digested with a [`FileDigester`] from [`open`](Self::open)), [`tail`](Self::tail).
+#[derive(Clone, Debug)]
+pub struct PostFraming {
+    /// The form fields and the file part's header.
+    pub head: Bytes,
+    /// The closing boundary.
+    pub tail: Bytes,
+    /// The file's length.
+    pub file_len: u64,
+    digest: FileDigest,
+}
+
+impl PostFraming {
+    /// The whole framed body's length.
+    pub fn len(&self) -> u64 {
+        self.head.len() as u64 + self.file_len + self.tail.len() as u64
+    }
+
+    /// True when the body has no byte at all (never: the framing has bytes).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A new attempt opens the body at `offset` for `len` bytes: it must be the whole body (a POST body is
+    /// never sent in ranges). Forgets the last attempt's digest and returns the digester of this one.
+    pub fn open(&self, offset: u64, len: u64) -> std::io::Result<FileDigester> {
+        let total = self.len();
+        if offset != 0 || len != total {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("a POST body is sent whole ({total} bytes), not {offset}+{len}"),
+            ));
+        }
+        self.digest.clear();
+        Ok(FileDigester {
+            digest: Some(BodyDigest::new()),
+            remaining: self.file_len,
+            slot: self.digest.clone(),
+        })
+    }
+}
+
+/// Digests the file bytes of one attempt as they are read and reports the digest once the last one has
+/// been read (a file that ends short reports none: the transport notices the short body).
+#[derive(Debug)]
+pub struct FileDigester {
+    digest: Option<BodyDigest>,
+    remaining: u64,
+    slot: FileDigest,
+}
+
+impl FileDigester {
+    /// How many of `n` bytes to read from the file: never past its end.
+    pub fn room(&self, n: usize) -> usize {
+        usize::try_from(self.remaining).map_or(n, |r| n.min(r))
+    }
+
+    /// Takes the file bytes just read (none at the file's end); reports the digest when the last byte
+    /// has been read.
+    pub fn update(&mut self, bytes: &[u8]) {
+        if let Some(d) = &mut self.digest {
+            d.update(bytes);
+        }
+        self.remaining = self.remaining.saturating_sub(bytes.len() as u64);
+        if self.remaining == 0 {
+            if let Some(d) = self.digest.take() {
+                self.slot.set(d.finish());
+            }
+        }
     }
 }
 
@@ -116,6 +191,16 @@ impl PostObjectTask {
     /// The framing and form.
     pub fn post(&self) -> &PostObject {
         &self.post
+    }
+
+    /// The framed body of a file of `file_len` bytes, for the driver's source.
+    pub fn framing(&self, file_len: u64) -> PostFraming {
+        PostFraming {
+            head: self.post.head().clone(),
+            tail: self.post.tail(),
+            file_len,
+            digest: self.digest.clone(),
+        }
     }
 
     /// The handle through which the driver reports the file bytes' digest.
@@ -334,5 +419,44 @@ mod tests {
             },
         );
         assert!(matches!(t.poll_output(now), Output::Done(Err(_))));
+    }
+}
+
+#[cfg(test)]
+mod framing_tests {
+    use super::*;
+
+    fn framing() -> PostFraming {
+        PostFraming {
+            head: Bytes::from_static(b"HEAD"),
+            tail: Bytes::from_static(b"TAIL"),
+            file_len: 5,
+            digest: FileDigest::default(),
+        }
+    }
+
+    #[test]
+    fn the_body_is_opened_whole_and_only_the_file_is_digested() {
+        let f = framing();
+        assert_eq!(f.len(), 13);
+        assert!(f.open(0, 5).is_err(), "never in ranges");
+        assert!(f.open(1, 12).is_err());
+        let mut d = f.open(0, 13).unwrap();
+        assert_eq!(d.room(64), 5, "never past the file's end");
+        d.update(b"hel");
+        assert_eq!(f.digest.take(), None, "no digest before the last byte");
+        assert_eq!(d.room(64), 2);
+        d.update(b"lo");
+        assert_eq!(d.room(64), 0);
+        d.update(b"");
+        assert_eq!(f.digest.take(), Some(BodyDigest::of(b"hello")));
+
+        // A new attempt forgets the last one's digest; a file that ends short reports none.
+        f.digest.set(BodyDigest::of(b"old"));
+        let mut d = f.open(0, 13).unwrap();
+        assert_eq!(f.digest.take(), None);
+        d.update(b"he");
+        d.update(b"");
+        assert_eq!(f.digest.take(), None);
     }
 }

@@ -19,6 +19,7 @@
 pub mod checkpoint;
 pub mod content_type;
 pub mod file;
+mod local;
 pub mod multipart;
 pub mod options;
 pub mod plan;
@@ -36,6 +37,7 @@ pub use file::{
     derived_checkpoint_name, start_file_upload, start_stream_upload, with_meta_md5,
     CheckpointAfter, FileStart,
 };
+pub use local::{PausedFn, Reports};
 pub use multipart::{
     MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
     MAX_LIST_PAGES,
