@@ -577,6 +577,7 @@ fn a_checkpoint_with_ranges_that_do_not_fit_the_plan_is_not_resumed() {
         &[(100, 400)],               // not at the start of its range
         &[(0, 0)],                   // empty
         &[(0, 1001)],                // longer than its range
+        &[(0, 400), (400, 601)],     // longer than the rest of its range
         &[(0, 1000), (0, 10)],       // again
         &[(2000, 501)],              // past the end
         &[(2500, 1)],                // beyond the object
