@@ -848,3 +848,35 @@ fn pause_after_the_end_changes_nothing() {
     assert!(!t.is_paused());
     assert!(matches!(t.next_step(), DownloadStep::Exit));
 }
+
+/// After a cut, more bytes than the rest of the range are refused too (nothing of them kept).
+#[test]
+fn more_bytes_than_the_rest_of_a_continued_range_are_not_kept() {
+    let d = data(700);
+    let mut t = task(&d, &DownloadOptions::default(), None, None);
+    let f = next_fetch(&mut t);
+    t.fetched(f.id, cut(&d, &f, 300));
+    let g = next_fetch(&mut t);
+    assert_eq!((g.offset, g.len), (300, 400));
+    let mut over = ok(&d, &g);
+    over.written += 1;
+    t.fetched(g.id, over);
+    assert_eq!(t.done(), 300);
+    let h = next_fetch(&mut t);
+    assert_eq!((h.offset, h.len), (300, 400));
+}
+
+/// With one attempt allowed, a download whose every body arrives whole succeeds: a whole body is no
+/// failure.
+#[test]
+fn whole_bodies_use_no_attempt_of_the_retry_budget() {
+    let d = data(2500);
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let mut t = DownloadTask::new("b", "k", &info(&d), &opts(), once, None, None).unwrap();
+    let (fetches, end) = run(&mut t, &d);
+    assert_eq!(fetches.len(), 3);
+    assert!(matches!(end, DownloadStep::Finish), "{end:?}");
+}
