@@ -1294,6 +1294,23 @@ mod tests {
         assert_eq!(authorization(&r2), authorization(&r));
     }
 
+    /// In the query `+` is a space (form encoding); in the path it is a plus.
+    #[test]
+    fn a_plus_is_a_space_in_the_query_only() {
+        let creds = Credentials::new("AKID", "k");
+        let host = "b-1250000000.cos.ap-guangzhou.myqcloud.com";
+        let want = expected(&creds, "/a+b", &[("x", "c d"), (" ", "")], host);
+        let url = format!("https://{host}/a+b?x=c+d&+");
+        let mut r = req(&url);
+        authorize(&mut r, &creds, KT).unwrap();
+        assert_eq!(authorization(&r), want);
+        let mut r = req(&url);
+        assert_eq!(
+            sign_request(&mut r, &creds, KT).unwrap().authorization,
+            want
+        );
+    }
+
     /// Temporary credentials add `x-cos-security-token` (signed, and hidden from `Debug`).
     #[test]
     fn a_security_token_is_sent_and_signed() {
