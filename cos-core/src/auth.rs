@@ -1311,6 +1311,17 @@ mod tests {
         );
     }
 
+    /// A secret id of any length signs (no arithmetic on its length can fail).
+    #[test]
+    fn a_long_secret_id_signs() {
+        let creds = Credentials::new("A".repeat(300), "k");
+        let host = "b-1250000000.cos.ap-guangzhou.myqcloud.com";
+        let mut r = req(&format!("https://{host}/x"));
+        authorize(&mut r, &creds, KT).unwrap();
+        assert_eq!(authorization(&r), expected(&creds, "/x", &[], host));
+        assert!(authorization(&r).contains(&format!("&q-ak={}&", "A".repeat(300))));
+    }
+
     /// Temporary credentials add `x-cos-security-token` (signed, and hidden from `Debug`).
     #[test]
     fn a_security_token_is_sent_and_signed() {
