@@ -819,6 +819,21 @@ mod tests {
         ));
     }
 
+    /// With a checkpoint path, a finished upload removes the checkpoint file (even when none was found).
+    #[test]
+    fn with_a_checkpoint_path_success_removes_the_checkpoint() {
+        let now = now();
+        let mut task = UploadTask::file(config(), "k", &with_checkpoint(), fp(10), "me").unwrap();
+        let load = expect_io(&mut task, now);
+        give(&mut task, now, &load, IoResult::Data(None));
+        let put = expect_transmit(&mut task, now);
+        answer(&mut task, now, &put, 200);
+        let remove = expect_io(&mut task, now);
+        assert_eq!(remove.request, IoRequest::RemoveCheckpoint);
+        give(&mut task, now, &remove, IoResult::Done);
+        assert_eq!(done(&mut task, now).unwrap().total_len, 10);
+    }
+
     /// The task's own I/O requests have ids of their own: neither equals the other or a request's.
     #[test]
     fn io_and_request_ids_are_distinct() {
