@@ -1009,4 +1009,445 @@ mod tests {
             fast.headers()[http::header::AUTHORIZATION]
         );
     }
+
+    fn req(url: &str) -> http::Request<()> {
+        http::Request::get(url).body(()).unwrap()
+    }
+
+    fn authorization<B>(r: &http::Request<B>) -> &str {
+        r.headers()[http::header::AUTHORIZATION].to_str().unwrap()
+    }
+
+    const KT: KeyTime = KeyTime {
+        start: 1,
+        end: 3601,
+    };
+
+    /// The `Authorization` of a GET of `key` (a path, `/`-led) on `host` with `query` signed with `creds`.
+    fn expected(creds: &Credentials, key: &str, query: &[(&str, &str)], host: &str) -> String {
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        get_authorization(
+            creds,
+            &SignInput {
+                method: "GET",
+                key,
+                query: &query,
+                headers: &[("host".into(), host.into())],
+                key_time: KT,
+            },
+        )
+        .authorization
+    }
+
+    #[test]
+    fn key_times_parse_and_print() {
+        assert_eq!(
+            KeyTime::parse(" 5; 10 "),
+            Some(KeyTime { start: 5, end: 10 })
+        );
+        assert_eq!(KeyTime::parse("5"), None);
+        assert_eq!(KeyTime::parse("5;x"), None);
+        assert_eq!(KeyTime { start: 5, end: 10 }.to_string(), "5;10");
+        let kt = KeyTime {
+            start: 0,
+            end: 18_446_744_073_709_551_615,
+        };
+        assert_eq!(KeyTime::parse(&kt.to_string()), Some(kt));
+        assert_eq!(
+            SigningKey::new("k", KeyTime { start: 5, end: 10 }).key_time(),
+            KeyTime { start: 5, end: 10 }
+        );
+    }
+
+    /// The key time is signed as its decimal digits, whatever their number (0, one digit, u64::MAX).
+    #[test]
+    fn key_times_of_any_length_are_signed_as_written() {
+        let creds = Credentials::new("AKID", "secret");
+        for (start, end) in [(0, 9), (7, 10), (123, 18_446_744_073_709_551_615)] {
+            let kt = KeyTime { start, end };
+            let input = SignInput {
+                method: "get",
+                key: "/a",
+                query: &[],
+                headers: &[],
+                key_time: kt,
+            };
+            let sig = get_authorization(&creds, &input);
+            let text = format!("{start};{end}");
+            assert_eq!(
+                sig.string_to_sign,
+                format!(
+                    "sha1\n{text}\n{}\n",
+                    hex_of(&Sha1::digest(sig.format_string.as_bytes()))
+                )
+            );
+            let mut mac = HmacSha1::new_from_slice(b"secret").unwrap();
+            mac.update(text.as_bytes());
+            let key = hex_of(&mac.finalize().into_bytes());
+            assert_eq!(sig.sign_key, key);
+            assert_eq!(sign_key("secret", &kt), key);
+            let mut mac = HmacSha1::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(sig.string_to_sign.as_bytes());
+            assert_eq!(sig.signature, hex_of(&mac.finalize().into_bytes()));
+            assert!(sig
+                .authorization
+                .contains(&format!("&q-sign-time={text}&q-key-time={text}&")));
+        }
+    }
+
+    fn hex_of(b: &[u8]) -> String {
+        b.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn decoding_and_query_parsing() {
+        assert_eq!(decode("%41%7e%2f%20").as_deref(), Some("A~/ "));
+        assert_eq!(decode("a+b").as_deref(), Some("a+b"));
+        assert_eq!(decode("ab%4"), None);
+        assert_eq!(decode("%ff"), None, "not UTF-8");
+        assert_eq!(decode_query("a+b%2B").as_deref(), Some("a b+"));
+        assert_eq!(
+            parse_query("a=1&&b&c=x%3Dy+z").unwrap(),
+            [
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), String::new()),
+                ("c".to_string(), "x=y z".to_string())
+            ]
+        );
+        assert_eq!(parse_query("a=%zz"), None);
+        assert_eq!(parse_query(""), Some(vec![]));
+    }
+
+    #[test]
+    fn short_and_prefixed_header_names() {
+        for h in [
+            "If-None-Match",
+            "X-COS-ACL",
+            "ETag",
+            "te",
+            "x-co",
+            "i",
+            "hosts",
+        ] {
+            let signed =
+                h.eq_ignore_ascii_case("if-none-match") || h.eq_ignore_ascii_case("x-cos-acl");
+            assert_eq!(should_sign_header(h), signed, "{h}");
+        }
+    }
+
+    /// A key is signed as `/key` whether or not it starts with `/`; a path of one segment `.`/`..` is
+    /// escaped, other dots kept.
+    #[test]
+    fn keys_are_signed_with_one_leading_slash() {
+        let creds = Credentials::new("AKID", "k");
+        let sig = |key: &str| {
+            let input = SignInput {
+                method: "PUT",
+                key,
+                query: &[],
+                headers: &[],
+                key_time: KT,
+            };
+            get_authorization(&creds, &input)
+        };
+        assert_eq!(sig("a.txt").format_string, "put\n/a.txt\n\n\n");
+        assert_eq!(sig("/a.txt").authorization, sig("a.txt").authorization);
+        assert_eq!(encode_path("."), "%2E");
+        assert_eq!(encode_path("a/.b/.."), "a/.b/%2E%2E");
+        assert_eq!(encode_path("/x"), "/x");
+    }
+
+    /// Duplicate names (any case) keep the last value, as the official SDKs' dicts do.
+    #[test]
+    fn a_later_duplicate_name_replaces_the_earlier_value() {
+        let creds = Credentials::new("AKID", "k");
+        let query = [
+            ("A".to_string(), "1".to_string()),
+            ("a".to_string(), "2".to_string()),
+        ];
+        let headers = [
+            ("X-Cos-Acl".to_string(), "private".to_string()),
+            ("x-cos-acl".to_string(), "public-read".to_string()),
+        ];
+        let sig = get_authorization(
+            &creds,
+            &SignInput {
+                method: "GET",
+                key: "k",
+                query: &query,
+                headers: &headers,
+                key_time: KT,
+            },
+        );
+        assert_eq!(sig.format_string, "get\n/k\na=2\nx-cos-acl=public-read\n");
+        assert_eq!(
+            (sig.param_list.as_str(), sig.header_list.as_str()),
+            ("a", "x-cos-acl")
+        );
+    }
+
+    /// The fast path's per-thread cache and buffers: requests signed one after another, with other
+    /// secrets, key times and queries, each get their own signature.
+    #[test]
+    fn signing_in_turn_with_other_secrets_and_key_times_uses_each_own_key() {
+        let host = "b-1250000000.cos.ap-guangzhou.myqcloud.com";
+        let a = Credentials::new("AKID", "secret-a");
+        let b = Credentials::new("AKID", "secret-b");
+        let url = format!("https://{host}/x?uploads&prefix=a%20b");
+        let q = [("uploads", ""), ("prefix", "a b")];
+        for (creds, kt) in [
+            (&a, KT),
+            (&b, KT),
+            (
+                &b,
+                KeyTime {
+                    start: 2,
+                    end: 3601,
+                },
+            ),
+            (&a, KT),
+        ] {
+            let mut r = req(&url);
+            authorize(&mut r, creds, kt).unwrap();
+            let mut want = expected(creds, "/x", &q, host);
+            if kt != KT {
+                let input = SignInput {
+                    method: "GET",
+                    key: "/x",
+                    query: &[
+                        ("uploads".into(), String::new()),
+                        ("prefix".into(), "a b".into()),
+                    ],
+                    headers: &[("host".into(), host.into())],
+                    key_time: kt,
+                };
+                want = get_authorization(creds, &input).authorization;
+            }
+            assert_eq!(authorization(&r), want);
+        }
+        // A request without a query after one with a query: nothing of the earlier one is left.
+        let mut r = req(&format!("https://{host}/x"));
+        authorize(&mut r, &a, KT).unwrap();
+        assert_eq!(authorization(&r), expected(&a, "/x", &[], host));
+        let mut r = req(&format!("https://{host}/x"));
+        authorize_with_key(&mut r, &a, &SigningKey::new("secret-a", KT)).unwrap();
+        assert_eq!(authorization(&r), expected(&a, "/x", &[], host));
+    }
+
+    #[test]
+    fn incomplete_credentials_or_a_bad_uri_are_refused_before_signing() {
+        let none = Credentials::new("", "");
+        let url = "https://b-1250000000.cos.ap-guangzhou.myqcloud.com/x";
+        let missing = |r: Result<(), Error>| {
+            matches!(
+                r,
+                Err(Error::InvalidInput(InvalidInput::MissingCredentials))
+            )
+        };
+        assert!(missing(authorize(&mut req(url), &none, KT)));
+        let key = SigningKey::new("", KT);
+        assert!(missing(authorize_with_key(&mut req(url), &none, &key)));
+        assert!(missing(sign_request(&mut req(url), &none, KT).map(|_| ())));
+        assert!(missing(presign(&req(url), &none, KT).map(|_| ())));
+        let creds = Credentials::new("AKID", "k");
+        let bad_uri =
+            |r: Result<(), Error>| matches!(r, Err(Error::InvalidInput(InvalidInput::Uri(_))));
+        for bad in [
+            format!("{url}%ff"),
+            format!("{url}?a=%zz"),
+            format!("{url}?%zz=1"),
+        ] {
+            let mut r = req(&bad);
+            assert!(bad_uri(authorize(&mut r, &creds, KT)), "{bad}");
+            assert!(r.headers().get(http::header::AUTHORIZATION).is_none());
+            assert!(
+                bad_uri(sign_request(&mut req(&bad), &creds, KT).map(|_| ())),
+                "{bad}"
+            );
+        }
+    }
+
+    /// A `Host` header is what is signed, even when the URI names another authority; without one, the URI's
+    /// authority is signed, whatever other headers there are.
+    #[test]
+    fn the_host_header_wins_over_the_uri_authority() {
+        let creds = Credentials::new("AKID", "k");
+        let url = "https://b-1250000000.cos.ap-guangzhou.myqcloud.com/x";
+        let mut r = http::Request::get(url)
+            .header("host", "other.example.com")
+            .body(())
+            .unwrap();
+        authorize(&mut r, &creds, KT).unwrap();
+        assert_eq!(
+            authorization(&r),
+            expected(&creds, "/x", &[], "other.example.com")
+        );
+        let mut r = http::Request::get(url)
+            .header("host", "other.example.com")
+            .body(())
+            .unwrap();
+        sign_request(&mut r, &creds, KT).unwrap();
+        assert_eq!(
+            authorization(&r),
+            expected(&creds, "/x", &[], "other.example.com")
+        );
+
+        let mut r = http::Request::get(url)
+            .header("content-type", "text/plain")
+            .header("user-agent", "t")
+            .body(())
+            .unwrap();
+        authorize(&mut r, &creds, KT).unwrap();
+        let f = AuthorizationFields::parse(authorization(&r)).unwrap();
+        assert_eq!(f.header_list, ["content-type", "host"]);
+        let mut r2 = r.clone();
+        r2.headers_mut().remove(http::header::AUTHORIZATION);
+        let sig = sign_request(&mut r2, &creds, KT).unwrap();
+        assert_eq!(sig.header_list, "content-type;host");
+        assert_eq!(authorization(&r2), authorization(&r));
+    }
+
+    /// In the query `+` is a space (form encoding); in the path it is a plus.
+    #[test]
+    fn a_plus_is_a_space_in_the_query_only() {
+        let creds = Credentials::new("AKID", "k");
+        let host = "b-1250000000.cos.ap-guangzhou.myqcloud.com";
+        let want = expected(&creds, "/a+b", &[("x", "c d"), (" ", "")], host);
+        let url = format!("https://{host}/a+b?x=c+d&+");
+        let mut r = req(&url);
+        authorize(&mut r, &creds, KT).unwrap();
+        assert_eq!(authorization(&r), want);
+        let mut r = req(&url);
+        assert_eq!(
+            sign_request(&mut r, &creds, KT).unwrap().authorization,
+            want
+        );
+    }
+
+    /// A secret id of any length signs (no arithmetic on its length can fail).
+    #[test]
+    fn a_long_secret_id_signs() {
+        let creds = Credentials::new("A".repeat(300), "k");
+        let host = "b-1250000000.cos.ap-guangzhou.myqcloud.com";
+        let mut r = req(&format!("https://{host}/x"));
+        authorize(&mut r, &creds, KT).unwrap();
+        assert_eq!(authorization(&r), expected(&creds, "/x", &[], host));
+        assert!(authorization(&r).contains(&format!("&q-ak={}&", "A".repeat(300))));
+    }
+
+    /// Temporary credentials add `x-cos-security-token` (signed, and hidden from `Debug`).
+    #[test]
+    fn a_security_token_is_sent_and_signed() {
+        let creds = Credentials::new("AKID", "k").with_security_token("S3CR3T-T0K3N");
+        let url = "https://b-1250000000.cos.ap-guangzhou.myqcloud.com/x";
+        let mut fast = req(url);
+        authorize(&mut fast, &creds, KT).unwrap();
+        let mut slow = req(url);
+        let sig = sign_request(&mut slow, &creds, KT).unwrap();
+        for r in [&fast, &slow] {
+            assert_eq!(r.headers()["x-cos-security-token"], "S3CR3T-T0K3N");
+            assert!(!format!("{r:?}").contains("S3CR3T-T0K3N"));
+            let f = AuthorizationFields::parse(authorization(r)).unwrap();
+            assert_eq!(f.header_list, ["host", "x-cos-security-token"]);
+        }
+        assert_eq!(authorization(&fast), sig.authorization);
+        let bad = Credentials::new("AKID", "k").with_security_token("a\nb");
+        assert!(authorize(&mut req(url), &bad, KT).is_err());
+        assert!(sign_request(&mut req(url), &bad, KT).is_err());
+        let presigned = presign(&req(url), &creds, KT).unwrap();
+        assert!(presigned
+            .query()
+            .unwrap()
+            .ends_with("&x-cos-security-token=S3CR3T-T0K3N"));
+    }
+
+    #[test]
+    fn presigned_urls_carry_the_fields_after_the_query() {
+        let creds = Credentials::new("AKID", "k");
+        let url = "https://b-1250000000.cos.ap-guangzhou.myqcloud.com/a%20b";
+        let p = presign(&req(url), &creds, KT).unwrap();
+        let q = p.query().unwrap();
+        assert!(q.starts_with("q-sign-algorithm=sha1&q-ak=AKID&q-sign-time=1%3B3601&q-key-time=1%3B3601&q-header-list=host&q-url-param-list=&q-signature="), "{q}");
+        assert_eq!(p.path(), "/a%20b");
+        let f = AuthorizationFields::from_pairs(&parse_query(q).unwrap()).unwrap();
+        let want = expected(
+            &creds,
+            "/a b",
+            &[],
+            "b-1250000000.cos.ap-guangzhou.myqcloud.com",
+        );
+        assert_eq!(AuthorizationFields::parse(&want).unwrap(), f);
+        let p = presign(&req(&format!("{url}?acl")), &creds, KT).unwrap();
+        assert!(p.query().unwrap().starts_with("acl&q-sign-algorithm=sha1&"));
+        assert_eq!(
+            AuthorizationFields::parse(p.query().unwrap())
+                .unwrap()
+                .param_list,
+            ["acl"]
+        );
+    }
+
+    #[test]
+    fn authorization_fields_need_the_required_ones() {
+        let full = "q-sign-algorithm=sha1&q-ak=A&q-sign-time=1;2&q-key-time=1;2&q-header-list=host;x&q-url-param-list=&q-signature=s";
+        let f = AuthorizationFields::parse(full).unwrap();
+        assert_eq!(
+            f,
+            AuthorizationFields {
+                algorithm: "sha1".into(),
+                secret_id: "A".into(),
+                sign_time: "1;2".into(),
+                key_time: "1;2".into(),
+                header_list: vec!["host".into(), "x".into()],
+                param_list: vec![],
+                signature: "s".into(),
+            }
+        );
+        for field in ["q-sign-algorithm", "q-ak", "q-key-time", "q-signature"] {
+            let without: Vec<&str> = full
+                .split('&')
+                .filter(|kv| !kv.starts_with(&format!("{field}=")))
+                .collect();
+            assert_eq!(
+                AuthorizationFields::parse(&without.join("&")),
+                None,
+                "{field}"
+            );
+        }
+    }
+
+    /// `Debug` shows what helps explain a mismatch and hides the signing key and the signature.
+    #[test]
+    fn debug_output_hides_the_secrets() {
+        let creds = Credentials::new("AKID", "k");
+        let sig = get_authorization(
+            &creds,
+            &SignInput {
+                method: "GET",
+                key: "x",
+                query: &[],
+                headers: &[("host".into(), "h".into())],
+                key_time: KT,
+            },
+        );
+        let text = format!("{sig:?}");
+        assert!(
+            !text.contains(&sig.signature) && !text.contains(&sig.sign_key),
+            "{text}"
+        );
+        assert!(
+            text.contains("header_list: \"host\"") && text.contains("sha1\\n1;3601"),
+            "{text}"
+        );
+        let key = SigningKey::new("k", KT);
+        let text = format!("{key:?}");
+        assert!(
+            text.contains("start: 1") && !text.contains(key.as_hex()),
+            "{text}"
+        );
+        assert_eq!(key.as_hex(), sig.sign_key);
+    }
 }

@@ -449,4 +449,118 @@ mod tests {
             let _ = skew_offset(Some(&s), UNIX_EPOCH);
         }
     }
+
+    /// Every separator of the fixed layouts is checked on its own.
+    #[test]
+    fn each_separator_of_the_layouts_is_required() {
+        let good = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert!(parse_http_date(good).is_some());
+        for at in [3, 4, 7, 11, 16, 19, 22, 25, 26, 27, 28] {
+            let mut b = good.as_bytes().to_vec();
+            b[at] = if b[at] == b'0' { b'1' } else { b'0' };
+            let s = String::from_utf8(b).unwrap();
+            assert_eq!(parse_http_date(&s), None, "{s}");
+        }
+        let good = "2019-08-30T09:38:12Z";
+        assert_eq!(parse_iso8601(good), Some(1_567_157_892_000));
+        for at in [4, 7, 10, 13, 16, 19] {
+            let mut b = good.as_bytes().to_vec();
+            b[at] = b'0';
+            let s = String::from_utf8(b).unwrap();
+            assert_eq!(parse_iso8601(&s), None, "{s}");
+        }
+        assert_eq!(parse_iso8601("2019-08-30T09:38:1Z"), None);
+    }
+
+    #[test]
+    fn month_lengths_and_leap_years() {
+        let at = |y: u64, m: u64, d: u64| unix_secs_of(y, m, d, 0, 0, 0);
+        for (m, days) in [
+            (1, 31),
+            (2, 28),
+            (3, 31),
+            (4, 30),
+            (5, 31),
+            (6, 30),
+            (7, 31),
+            (8, 31),
+            (9, 30),
+            (10, 31),
+            (11, 30),
+            (12, 31),
+        ] {
+            assert!(at(2023, m, days).is_some(), "{m}");
+            assert_eq!(at(2023, m, days + 1), None, "{m}");
+            // The next day is the first of the next month.
+            let next = if m == 12 {
+                at(2024, 1, 1)
+            } else {
+                at(2023, m + 1, 1)
+            };
+            assert_eq!(at(2023, m, days).map(|s| s + 86_400), next, "{m}");
+        }
+        assert_eq!(at(2023, 0, 1), None);
+        assert_eq!(at(2023, 13, 1), None);
+        for (y, leap) in [
+            (2000, true),
+            (2024, true),
+            (2100, false),
+            (2023, false),
+            (2400, true),
+        ] {
+            assert_eq!(at(y, 2, 29).is_some(), leap, "{y}");
+        }
+        assert_eq!(at(1969, 12, 31), None);
+        assert_eq!(at(1970, 1, 1), Some(0));
+        assert_eq!(at(9999, 12, 31), Some(253_402_214_400));
+        assert_eq!(at(10_000, 1, 1), None);
+        assert_eq!(unix_secs_of(1970, 1, 1, 23, 59, 60), Some(86_400));
+        assert_eq!(parse_http_date("Wed, 31 Dec 1969 23:59:59 GMT"), None);
+        assert_eq!(
+            parse_http_date("Wed, 01 Mar 2000 00:00:00 GMT"),
+            Some(951_868_800)
+        );
+        assert_eq!(
+            format_http_date(951_868_800),
+            "Wed, 01 Mar 2000 00:00:00 GMT"
+        );
+        assert_eq!(format_iso8601(951_868_799), "2000-02-29T23:59:59.000Z");
+    }
+
+    #[test]
+    fn iso8601_fractions_are_cut_to_milliseconds() {
+        let base = 1_567_157_892_000;
+        for (frac, ms) in [
+            ("", 0),
+            (".4", 400),
+            (".41", 410),
+            (".414", 414),
+            (".123456789", 123),
+        ] {
+            let s = format!("2019-08-30T09:38:12{frac}Z");
+            assert_eq!(parse_iso8601(&s), Some(base + ms), "{s}");
+        }
+        for bad in [".12345x", ".x", "4", ".4 ", "Z"] {
+            let s = format!("2019-08-30T09:38:12{bad}Z");
+            assert_eq!(parse_iso8601(&s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_negative_offset_moves_the_clock_back() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(
+            corrected(now, -100).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(999_900)
+        );
+        assert_eq!(
+            corrected(now, -86_400).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(913_600)
+        );
+        let local = UNIX_EPOCH + Duration::from_secs(784_111_777 - 30);
+        assert_eq!(
+            skew_offset(Some("Sun, 06 Nov 1994 08:49:37 GMT"), local),
+            Some(30)
+        );
+    }
 }

@@ -47,6 +47,8 @@ struct Run {
     sent: Vec<(&'static str, Option<String>, Option<String>)>,
     /// The most requests in flight at once.
     max_in_flight: usize,
+    /// Every event the task reported, in order.
+    events: Vec<Event>,
     result: Result<CopyOutcome, Error>,
 }
 
@@ -60,13 +62,14 @@ fn run(
     let mut now = start();
     let mut sent = Vec::new();
     let mut max_in_flight = 0;
+    let mut events = Vec::new();
     let size_s = size.to_string();
     loop {
         let mut batch = Vec::new();
         let result = loop {
             match task.poll_output(now) {
                 Output::Transmit(t) => batch.push(t),
-                Output::Event(_) => {}
+                Output::Event(e) => events.push(e),
                 Output::Io(io) => panic!("unexpected {io:?}"),
                 Output::Wait { until } => {
                     if batch.is_empty() {
@@ -81,6 +84,7 @@ fn run(
             return Run {
                 sent,
                 max_in_flight,
+                events,
                 result,
             };
         }
@@ -265,6 +269,17 @@ fn retryable_part_failures_are_retried_then_abort() {
         .filter(|s| s.1.as_deref() == Some("bytes=0-5242879"))
         .count();
     assert_eq!(first_part, 2, "max_attempts 2");
+    let retries: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RetryScheduled {
+                operation, part, ..
+            } => Some((*operation, *part)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries, [("UploadPartCopy", Some(1))], "the part is named");
     assert_eq!(ops(&run).last(), Some(&"AbortMultipartUpload"));
 }
 
@@ -472,4 +487,250 @@ fn ranges_stay_within_ten_thousand_parts() {
     assert_eq!(r.last().unwrap().1, big - 1);
     assert!(r.windows(2).all(|w| w[0].1 + 1 == w[1].0));
     assert_eq!((r[0].1 + 1) % MIB, 0);
+}
+
+/// Each finished part is reported once, numbered from 1 with its length, and the progress adds up to the
+/// source's size (answers come newest first: part 2 finishes before part 1).
+#[test]
+fn every_part_is_reported_with_its_number_and_length_and_progress_adds_up() {
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let run = run(task, 12 * MIB, "77", part_ok);
+    assert!(run.result.is_ok());
+    let mut parts: Vec<(u32, String, u64)> = Vec::new();
+    let mut progress = Vec::new();
+    for e in &run.events {
+        match e {
+            Event::PartCompleted { part, etag, len } => parts.push((*part, etag.clone(), *len)),
+            Event::Progress { loaded, total } => progress.push((*loaded, *total)),
+            _ => {}
+        }
+    }
+    parts.sort();
+    assert_eq!(
+        parts,
+        [
+            (1, "\"p0\"".to_string(), 5 * MIB),
+            (2, format!("\"p{}\"", 5 * MIB), 5 * MIB),
+            (3, format!("\"p{}\"", 10 * MIB), 2 * MIB),
+        ]
+    );
+    let total = Some(12 * MIB);
+    assert_eq!(
+        progress,
+        [(5 * MIB, total), (10 * MIB, total), (12 * MIB, total)]
+    );
+}
+
+/// A single copy reports its whole size as progress once.
+#[test]
+fn a_single_copy_reports_its_size_as_progress() {
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let run = run(task, 3 * MIB, "77", part_ok);
+    assert_eq!(run.result.as_ref().unwrap().size, 3 * MIB);
+    let progress: Vec<_> = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Progress { .. }))
+        .collect();
+    assert_eq!(
+        progress,
+        [&Event::Progress {
+            loaded: 3 * MIB,
+            total: Some(3 * MIB)
+        }]
+    );
+}
+
+/// Parts whose CRC-64s combine (each with its own length) to the source's are completed, and the copy
+/// ends with that CRC.
+#[test]
+fn parts_whose_crcs_combine_to_the_source_crc_are_completed() {
+    let data: Vec<u8> = (0..12 * MIB).map(|i| (i * 31 % 251) as u8).collect();
+    let whole = Crc64::checksum(&data).to_string();
+    let task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let run = run(task, 12 * MIB, &whole, |first| {
+        let last = (first + 5 * MIB).min(12 * MIB);
+        let crc = Crc64::checksum(&data[first as usize..last as usize]).to_string();
+        response(
+            200,
+            &[("x-cos-hash-crc64ecma", &crc)],
+            &format!("<CopyPartResult><ETag>\"p{first}\"</ETag></CopyPartResult>"),
+        )
+    });
+    let out = run.result.as_ref().unwrap();
+    assert_eq!(out.crc64, Some(Crc64::checksum(&data)));
+    assert_eq!(ops(&run).last(), Some(&"CompleteMultipartUpload"));
+}
+
+/// The last of at most 10,000 parts may be exactly 5 GiB; a source that would need a bigger part is
+/// refused after the HEAD, before an upload is created.
+#[test]
+fn a_source_needing_parts_above_five_gib_is_refused_before_initiate() {
+    let head_then = |size: u64| {
+        let now = start();
+        let o = CopyOptions::default();
+        let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &o).unwrap();
+        let h = next_transmit(&mut task, now);
+        let len = size.to_string();
+        let r = response(200, &[("content-length", &len), ("etag", SOURCE_ETAG)], "");
+        answer(&mut task, now, h, r);
+        match task.poll_output(now) {
+            Output::Transmit(t) => Ok(t.operation),
+            Output::Done(r) => Err(r.unwrap_err()),
+            other => panic!("{other:?}"),
+        }
+    };
+    let most = MAX_COPY_PARTS * 5 * 1024 * MIB;
+    assert_eq!(head_then(most), Ok("InitiateMultipartUpload"));
+    let refused = head_then(most + 1).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::InvalidInput(InvalidInput::Size {
+                what: "copy source",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn part_sizes_from_one_mib_to_five_gib_are_accepted() {
+    let new = |part: u64| {
+        let o = CopyOptions::default().part_size(part);
+        MultipartCopy::new(config(), CopySource::key("src"), "dst", &o)
+    };
+    assert!(new(MIB).is_ok());
+    assert!(new(5 * 1024 * MIB).is_ok());
+    assert!(matches!(
+        new(5 * 1024 * MIB + 1),
+        Err(Error::InvalidInput(InvalidInput::Size { .. }))
+    ));
+    assert_eq!(MIN_COPY_PART_SIZE, MIB);
+    assert_eq!(MAX_COPY_PART_SIZE, 5 * 1024 * MIB);
+}
+
+#[test]
+fn exactly_ten_thousand_parts_keep_the_part_size() {
+    let r = plan_ranges(50_000, 5);
+    assert_eq!(r.len(), 10_000);
+    assert_eq!((r[1], r[9_999]), ((5, 9), (49_995, 49_999)));
+    // One byte more: the part grows to whole MiB.
+    assert_eq!(plan_ranges(50_001, 5), vec![(0, 50_000)]);
+}
+
+/// The HEAD's answer, with metadata, for the metadata-directive tests.
+fn head_with_metadata(size: u64) -> http::Response<Bytes> {
+    let len = size.to_string();
+    response(
+        200,
+        &[
+            ("content-length", &len),
+            ("etag", SOURCE_ETAG),
+            ("content-type", "text/plain"),
+            ("cache-control", "no-cache"),
+            ("content-disposition", "attachment"),
+            ("content-encoding", "gzip"),
+            ("expires", "Wed, 21 Oct 2026 07:28:00 GMT"),
+            ("x-cos-meta-owner", "me"),
+        ],
+        "",
+    )
+}
+
+/// The request a copy sends after the HEAD of a `size`-byte source with metadata.
+fn after_head(o: &CopyOptions, size: u64) -> Transmit {
+    let now = start();
+    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", o).unwrap();
+    let h = next_transmit(&mut task, now);
+    answer(&mut task, now, h, head_with_metadata(size));
+    next_transmit(&mut task, now)
+}
+
+#[test]
+fn the_metadata_directive_is_sent_on_a_single_copy() {
+    let t = after_head(&options(), MIB);
+    assert_eq!(t.operation, "PutObjectCopy");
+    assert_eq!(header(&t, "x-cos-metadata-directive"), Some("Copy"));
+    let replaced = options().metadata_directive(MetadataDirective::Replaced);
+    let t = after_head(&replaced, MIB);
+    assert_eq!(header(&t, "x-cos-metadata-directive"), Some("Replaced"));
+}
+
+/// A multipart copy creates the destination with the source's metadata (`Copy`), or with none
+/// (`Replaced`).
+#[test]
+fn a_multipart_copy_carries_the_source_metadata_unless_replaced() {
+    let t = after_head(&options(), 12 * MIB);
+    assert_eq!(t.operation, "InitiateMultipartUpload");
+    for (name, value) in [
+        ("content-type", "text/plain"),
+        ("cache-control", "no-cache"),
+        ("content-disposition", "attachment"),
+        ("content-encoding", "gzip"),
+        ("expires", "Wed, 21 Oct 2026 07:28:00 GMT"),
+        ("x-cos-meta-owner", "me"),
+    ] {
+        assert_eq!(header(&t, name), Some(value), "{name}");
+    }
+    let replaced = options().metadata_directive(MetadataDirective::Replaced);
+    let t = after_head(&replaced, 12 * MIB);
+    assert_eq!(t.operation, "InitiateMultipartUpload");
+    for name in ["cache-control", "content-disposition", "x-cos-meta-owner"] {
+        assert_eq!(header(&t, name), None, "{name}");
+    }
+}
+
+fn access_key(t: &Transmit) -> String {
+    let auth = header(t, "authorization").unwrap();
+    let ak = auth.split('&').find_map(|kv| kv.strip_prefix("q-ak="));
+    ak.unwrap().to_string()
+}
+
+/// New credentials sign the retry of the request in flight and every request after it.
+#[test]
+fn new_credentials_sign_the_retry_in_flight_and_later_requests() {
+    let mut now = start();
+    let mut task = MultipartCopy::new(config(), CopySource::key("src"), "dst", &options()).unwrap();
+    let h = next_transmit(&mut task, now);
+    assert_eq!(access_key(&h), "AKID");
+    let busy = response(503, &[], "<Error><Code>SlowDown</Code></Error>");
+    answer(&mut task, now, h, busy);
+    task.set_credentials(Credentials::new("AKID2", "KEY2"));
+    let h = loop {
+        match task.poll_output(now) {
+            Output::Transmit(t) => break t,
+            Output::Event(_) => {}
+            Output::Wait { until } => now = now.advance(until.unwrap() - now.instant),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        (h.operation, access_key(&h).as_str()),
+        ("HeadObject", "AKID2")
+    );
+    answer(&mut task, now, h, head_with_metadata(12 * MIB));
+    let i = next_transmit(&mut task, now);
+    assert_eq!(i.operation, "InitiateMultipartUpload");
+    assert_eq!(access_key(&i), "AKID2");
+}
+
+/// A second cancel while the abort is in flight changes nothing: one abort, then `Cancelled`.
+#[test]
+fn a_second_cancel_during_the_abort_sends_no_second_abort() {
+    let now = start();
+    let (mut task, i) = copy_at_initiate(now);
+    answer(&mut task, now, i, initiated("u1"));
+    let _part = next_transmit(&mut task, now);
+    task.handle_command(now, Command::Cancel);
+    let a = next_transmit(&mut task, now);
+    assert_eq!(a.operation, "AbortMultipartUpload");
+    task.handle_command(now, Command::Cancel);
+    assert!(matches!(task.poll_output(now), Output::Wait { .. }));
+    answer(&mut task, now, a, response(204, &[], ""));
+    assert!(matches!(
+        task.poll_output(now),
+        Output::Done(Err(Error::Cancelled))
+    ));
 }

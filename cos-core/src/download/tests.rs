@@ -64,6 +64,7 @@ fn run(t: &mut DownloadTask, data: &[u8]) -> (Vec<Fetch>, DownloadStep) {
             DownloadStep::Fetch(f) => {
                 t.fetched(f.id, ok(data, &f));
                 fetches.push(f);
+                assert!(fetches.len() < 1000, "fetching forever");
             }
             DownloadStep::Wait => panic!("nothing in flight"),
             DownloadStep::StoreCheckpoint(_) | DownloadStep::Progress { .. } => {}
@@ -169,6 +170,7 @@ fn attempts_without_progress_are_bounded() {
         match t.next_step() {
             DownloadStep::Fetch(f) => {
                 sent += 1;
+                assert!(sent < 100, "retrying forever");
                 t.fetched(f.id, cut(&d, &f, 0));
             }
             DownloadStep::Fail { error, .. } => {
@@ -232,7 +234,8 @@ fn a_checkpoint_resumes_with_only_the_missing_ranges() {
                 t.fetched(f.id, r);
             }
             DownloadStep::StoreCheckpoint(b) => last = Some(b),
-            _ => {}
+            DownloadStep::Progress { .. } => {}
+            other => panic!("{other:?}"),
         }
     }
     while let Some(step) = t.queue.pop_front() {
@@ -372,6 +375,7 @@ fn pause_lets_fetches_in_flight_finish_stores_them_and_resume_fetches_only_the_r
             DownloadStep::Paused => break,
             other => steps.push(format!("{other:?}")),
         }
+        assert!(steps.len() < 100, "{:?}", &steps[..10]);
     }
     assert!(steps.is_empty(), "{steps:?}");
     assert!(matches!(t.next_step(), DownloadStep::Paused));
@@ -393,11 +397,7 @@ fn cancel_ends_with_cancelled_removes_the_partial_file_and_ignores_late_reports(
     let d = data(4500);
     for paused in [false, true] {
         let mut t = task(&d, &opts().checkpoint(true), None, None);
-        let f = loop {
-            if let DownloadStep::Fetch(f) = t.next_step() {
-                break f;
-            }
-        };
+        let f = next_fetch(&mut t);
         if paused {
             t.pause();
         }
@@ -417,4 +417,466 @@ fn cancel_ends_with_cancelled_removes_the_partial_file_and_ignores_late_reports(
         t.cancel();
         assert!(matches!(t.next_step(), DownloadStep::Exit));
     }
+}
+
+/// An object of `size` bytes with ETag `"e"` and no CRC-64 (for plans that fetch nothing).
+fn sized(size: u64) -> ObjectInfo {
+    let r = http::Response::builder()
+        .header("content-length", size.to_string())
+        .header("etag", "\"e\"")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    ObjectInfo::from_headers(&r)
+}
+
+/// The (offset, len, ranged) of the fetches handed out before the first `Wait`.
+fn first_fetches(t: &mut DownloadTask) -> Vec<(u64, u64, bool)> {
+    let mut out = Vec::new();
+    loop {
+        match t.next_step() {
+            DownloadStep::Fetch(f) => {
+                out.push((f.offset, f.len, f.request.range_value().is_some()))
+            }
+            DownloadStep::StoreCheckpoint(_) => {}
+            _ => return out,
+        }
+    }
+}
+
+#[test]
+fn by_default_up_to_16_mib_is_one_get_and_more_is_fetched_in_8_mib_ranges_4_at_a_time() {
+    let new = |size: u64| {
+        let o = DownloadOptions::default();
+        DownloadTask::new(
+            "b",
+            "k",
+            &sized(size),
+            &o,
+            RetryPolicy::default(),
+            None,
+            None,
+        )
+        .unwrap()
+    };
+    const MIB: u64 = 1 << 20;
+    let mut t = new(16 * MIB);
+    assert_eq!(first_fetches(&mut t), [(0, 16 * MIB, false)]);
+    assert_eq!(t.concurrency(), 1);
+    let mut t = new(40 * MIB + 1);
+    assert_eq!(t.concurrency(), 4);
+    assert_eq!(
+        first_fetches(&mut t),
+        [
+            (0, 8 * MIB, true),
+            (8 * MIB, 8 * MIB, true),
+            (16 * MIB, 8 * MIB, true),
+            (24 * MIB, 8 * MIB, true)
+        ]
+    );
+    assert_eq!(
+        (t.size(), t.etag(), t.requests()),
+        (40 * MIB + 1, "\"e\"", 4)
+    );
+}
+
+#[test]
+fn an_object_without_etag_is_one_get_whatever_its_size() {
+    let r = http::Response::builder()
+        .header("content-length", "5000")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let info = ObjectInfo::from_headers(&r);
+    let mut t =
+        DownloadTask::new("b", "k", &info, &opts(), RetryPolicy::default(), None, None).unwrap();
+    assert_eq!(t.etag(), "");
+    assert_eq!(first_fetches(&mut t), [(0, 5000, false)]);
+}
+
+/// A checkpoint is taken only when everything it names matches this download; one field off and the
+/// download starts over.
+#[test]
+fn a_checkpoint_naming_anything_else_is_not_resumed() {
+    let d = data(2500);
+    let o = opts().checkpoint(true);
+    let mut t = task(&d, &o, None, None);
+    let DownloadStep::StoreCheckpoint(_) = t.next_step() else {
+        panic!()
+    };
+    let DownloadStep::Fetch(f) = t.next_step() else {
+        panic!()
+    };
+    t.fetched(f.id, ok(&d, &f));
+    let cp: DownloadCheckpoint = serde_json::from_slice(&t.checkpoint_bytes()).unwrap();
+    assert_eq!(cp.done.len(), 1);
+    let resumes = |cp: &DownloadCheckpoint| {
+        let saved = serde_json::to_vec(cp).unwrap();
+        let t = task(&d, &o, Some(&saved), Some(2500));
+        assert_eq!(t.resumed() > 0, !t.fresh_temp());
+        !t.fresh_temp()
+    };
+    assert!(resumes(&cp));
+    type Change = fn(&mut DownloadCheckpoint);
+    let changes: [(&str, Change); 8] = [
+        ("version", |c| c.version += 1),
+        ("bucket", |c| c.bucket.push('x')),
+        ("key", |c| c.key.push('x')),
+        ("etag", |c| c.etag.push('x')),
+        ("size", |c| c.size += 1),
+        ("crc64", |c| c.crc64 = c.crc64.map(|x| x ^ 1)),
+        ("no crc64", |c| c.crc64 = None),
+        ("range size", |c| c.range_size += 1),
+    ];
+    for (what, change) in changes {
+        let mut other = cp.clone();
+        change(&mut other);
+        assert!(!resumes(&other), "{what}");
+    }
+}
+
+/// The ranges of a checkpoint are kept only when each continues a range's done bytes exactly: a gap, an
+/// empty range or one longer than its range makes the download start over.
+#[test]
+fn a_checkpoint_with_ranges_that_do_not_fit_the_plan_is_not_resumed() {
+    let d = data(2500);
+    let o = opts().checkpoint(true);
+    let info = info(&d);
+    let cp = |done: &[(u64, u64)]| DownloadCheckpoint {
+        version: DOWNLOAD_CHECKPOINT_VERSION,
+        bucket: "b-1".into(),
+        key: "k".into(),
+        etag: "\"e\"".into(),
+        size: 2500,
+        crc64: info.crc64,
+        range_size: 1000,
+        done: done
+            .iter()
+            .map(|&(offset, len)| DoneRange {
+                offset,
+                len,
+                crc64: Crc64::checksum(
+                    d.get(offset as usize..(offset + len) as usize)
+                        .unwrap_or_default(),
+                ),
+            })
+            .collect(),
+    };
+    let resumed = |done: &[(u64, u64)]| {
+        let saved = serde_json::to_vec(&cp(done)).unwrap();
+        let t = task(&d, &o, Some(&saved), Some(2500));
+        (!t.fresh_temp()).then(|| t.resumed())
+    };
+    assert_eq!(
+        resumed(&[(0, 400), (400, 600), (1000, 1000), (2000, 1)]),
+        Some(2001)
+    );
+    assert_eq!(resumed(&[(2000, 500)]), Some(500));
+    assert_eq!(resumed(&[(1000, 400)]), Some(400));
+    assert_eq!(resumed(&[]), Some(0));
+    for bad in [
+        &[(0, 400), (500, 500)][..], // a gap
+        &[(100, 400)],               // not at the start of its range
+        &[(0, 0)],                   // empty
+        &[(0, 1001)],                // longer than its range
+        &[(0, 400), (400, 601)],     // longer than the rest of its range
+        &[(0, 1000), (0, 10)],       // again
+        &[(2000, 501)],              // past the end
+        &[(2500, 1)],                // beyond the object
+    ] {
+        assert_eq!(resumed(bad), None, "{bad:?}");
+    }
+    // The resumed download fetches only the rest of a part-done range, as a range.
+    let saved = serde_json::to_vec(&cp(&[(1000, 400)])).unwrap();
+    let mut t = task(&d, &o, Some(&saved), Some(2500));
+    assert_eq!(t.done(), 400);
+    assert_eq!(first_fetches(&mut t), [(0, 1000, true), (1400, 600, true)]);
+}
+
+/// An object without an ETag is never resumed: nothing proves the bytes on disk are of this version.
+#[test]
+fn a_checkpoint_of_an_object_without_etag_is_not_resumed() {
+    let r = http::Response::builder()
+        .header("content-length", "700")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let info = ObjectInfo::from_headers(&r);
+    let o = DownloadOptions::default().checkpoint(true);
+    let new = |saved: Option<&[u8]>| {
+        DownloadTask::new(
+            "b",
+            "k",
+            &info,
+            &o,
+            RetryPolicy::default(),
+            saved,
+            Some(700),
+        )
+        .unwrap()
+    };
+    let mut t = new(None);
+    let DownloadStep::StoreCheckpoint(_) = t.next_step() else {
+        panic!()
+    };
+    let DownloadStep::Fetch(f) = t.next_step() else {
+        panic!()
+    };
+    t.fetched(
+        f.id,
+        FetchReport {
+            written: 300,
+            crc64: 1,
+            error: Some(Error::Transport(TransportError::new(
+                TransportErrorKind::Reset,
+                "cut",
+            ))),
+        },
+    );
+    let saved = t.checkpoint_bytes();
+    let t = new(Some(&saved));
+    assert!(t.fresh_temp());
+    assert_eq!(t.resumed(), 0);
+}
+
+#[test]
+fn reports_of_unknown_or_finished_fetches_are_ignored() {
+    let d = data(2500);
+    let mut t = task(&d, &opts(), None, None);
+    let DownloadStep::Fetch(f) = t.next_step() else {
+        panic!()
+    };
+    t.fetched(99, ok(&d, &f)); // no such fetch
+    t.fetched(1, ok(&d, &f)); // not sent yet
+    assert_eq!(t.done(), 0);
+    t.fetched(f.id, ok(&d, &f));
+    assert!(matches!(
+        t.next_step(),
+        DownloadStep::Progress {
+            done: 1000,
+            total: 2500
+        }
+    ));
+    t.fetched(f.id, ok(&d, &f)); // twice
+    assert_eq!(t.done(), 1000);
+    let (fetches, end) = run(&mut t, &d);
+    assert_eq!(fetches.len(), 2);
+    assert!(matches!(end, DownloadStep::Finish), "{end:?}");
+}
+
+/// The next fetch (skipping progress and checkpoint stores).
+fn next_fetch(t: &mut DownloadTask) -> Fetch {
+    loop {
+        match t.next_step() {
+            DownloadStep::Fetch(f) => return f,
+            DownloadStep::Progress { .. } | DownloadStep::StoreCheckpoint(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// A driver reporting more bytes than the range holds is an error: nothing of it is kept and the range is
+/// fetched again; exactly the range's length is fine.
+#[test]
+fn more_bytes_than_the_range_are_not_kept() {
+    let d = data(2500);
+    let mut t = task(&d, &opts().concurrency(1), None, None);
+    let f = next_fetch(&mut t);
+    let mut over = ok(&d, &f);
+    over.written += 1;
+    t.fetched(f.id, over);
+    assert_eq!(t.done(), 0);
+    let g = next_fetch(&mut t);
+    assert_eq!((g.offset, g.len), (0, 1000));
+    assert!(g.delay > Duration::ZERO);
+    t.fetched(g.id, ok(&d, &g));
+    assert_eq!(t.done(), 1000);
+}
+
+/// A body that ends cleanly but short counts as a failed attempt: the rest is fetched after a backoff, and
+/// with one attempt allowed the download fails.
+#[test]
+fn a_short_clean_body_is_a_failed_attempt() {
+    let d = data(700);
+    let short = |_: &Fetch| FetchReport {
+        written: 300,
+        crc64: Crc64::checksum(&d[..300]),
+        error: None,
+    };
+    let mut t = task(&d, &DownloadOptions::default(), None, None);
+    let f = next_fetch(&mut t);
+    t.fetched(f.id, short(&f));
+    let g = next_fetch(&mut t);
+    assert_eq!((g.offset, g.len), (300, 400));
+    assert!(g.delay > Duration::ZERO);
+
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let o = DownloadOptions::default();
+    let mut t = DownloadTask::new("b", "k", &info(&d), &o, once, None, None).unwrap();
+    let f = next_fetch(&mut t);
+    t.fetched(f.id, short(&f));
+    loop {
+        match t.next_step() {
+            DownloadStep::Progress { .. } => {}
+            DownloadStep::Fail {
+                error: Error::Transport(e),
+                keep_partial: false,
+            } => {
+                assert_eq!(e.kind, TransportErrorKind::Reset);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Attempts without progress back off as the retry policy says (its jitter sequence, growing), and a
+/// fetch that makes progress starts the count again.
+#[test]
+fn retries_back_off_as_the_policy_says() {
+    let d = data(700);
+    let policy = RetryPolicy::default();
+    let mut rng = Rng::new(policy.seed);
+    let expected = [
+        policy.backoff(2, &mut rng),
+        policy.backoff(3, &mut rng),
+        policy.backoff(2, &mut rng),
+    ];
+    assert!(expected[1] > expected[0]);
+    let mut t = task(&d, &DownloadOptions::default(), None, None);
+    let f = next_fetch(&mut t);
+    assert_eq!(f.delay, Duration::ZERO);
+    t.fetched(f.id, cut(&d, &f, 0));
+    let g = next_fetch(&mut t);
+    t.fetched(g.id, cut(&d, &g, 0));
+    let h = next_fetch(&mut t);
+    t.fetched(h.id, cut(&d, &h, 100));
+    let i = next_fetch(&mut t);
+    assert_eq!([g.delay, h.delay, i.delay], expected);
+    assert_eq!((i.offset, i.len), (100, 600));
+}
+
+/// Reports of no bytes leave no empty range in the checkpoint (a resume would reject it).
+#[test]
+fn empty_reports_leave_no_empty_range_in_the_checkpoint() {
+    let d = data(2500);
+    let o = opts().checkpoint(true).concurrency(1);
+    let mut t = task(&d, &o, None, None);
+    let f = next_fetch(&mut t);
+    t.fetched(f.id, cut(&d, &f, 0));
+    let g = next_fetch(&mut t);
+    let empty = FetchReport {
+        written: 0,
+        crc64: 0,
+        error: None,
+    };
+    t.fetched(g.id, empty);
+    let h = next_fetch(&mut t);
+    assert_eq!((h.offset, h.len), (0, 1000));
+    t.fetched(h.id, ok(&d, &h));
+    let saved = t.checkpoint_bytes();
+    let cp: DownloadCheckpoint = serde_json::from_slice(&saved).unwrap();
+    let done: Vec<_> = cp.done.iter().map(|r| (r.offset, r.len)).collect();
+    assert_eq!(done, [(0, 1000)]);
+    let resumed = task(&d, &o, Some(&saved), Some(2500));
+    assert_eq!(resumed.resumed(), 1000);
+}
+
+/// A body that failed its own check (its bytes are not kept) ends the download at once, with nothing
+/// kept even with a checkpoint.
+#[test]
+fn a_body_failing_its_own_check_ends_the_download() {
+    let d = data(2500);
+    let mut t = task(&d, &opts().checkpoint(true), None, None);
+    let f = next_fetch(&mut t);
+    let e = Error::Integrity(IntegrityError::Crc64 {
+        part: None,
+        expected: 1,
+        actual: 2,
+    });
+    t.fetched(
+        f.id,
+        FetchReport {
+            written: 1000,
+            crc64: 2,
+            error: Some(e),
+        },
+    );
+    match t.next_step() {
+        DownloadStep::Fail {
+            error: Error::Integrity(_),
+            keep_partial: false,
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.done(), 0);
+}
+
+/// A download that runs out of attempts keeps its bytes and checkpoint for a later resume when a checkpoint
+/// was asked for, and removes them otherwise.
+#[test]
+fn out_of_attempts_keeps_the_partial_file_only_with_a_checkpoint() {
+    let d = data(700);
+    for checkpoint in [false, true] {
+        let o = DownloadOptions::default().checkpoint(checkpoint);
+        let mut t = task(&d, &o, None, None);
+        let keep = loop {
+            match t.next_step() {
+                DownloadStep::Fetch(f) => {
+                    assert!(t.requests() < 100, "retrying forever");
+                    t.fetched(f.id, cut(&d, &f, 0))
+                }
+                DownloadStep::StoreCheckpoint(_) => {}
+                DownloadStep::Fail {
+                    error: Error::Transport(_),
+                    keep_partial,
+                } => break keep_partial,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(keep, checkpoint);
+    }
+}
+
+#[test]
+fn pause_after_the_end_changes_nothing() {
+    let d = data(100);
+    let mut t = task(&d, &DownloadOptions::default(), None, None);
+    let (_, end) = run(&mut t, &d);
+    assert!(matches!(end, DownloadStep::Finish));
+    t.pause();
+    assert!(!t.is_paused());
+    assert!(matches!(t.next_step(), DownloadStep::Exit));
+}
+
+/// After a cut, more bytes than the rest of the range are refused too (nothing of them kept).
+#[test]
+fn more_bytes_than_the_rest_of_a_continued_range_are_not_kept() {
+    let d = data(700);
+    let mut t = task(&d, &DownloadOptions::default(), None, None);
+    let f = next_fetch(&mut t);
+    t.fetched(f.id, cut(&d, &f, 300));
+    let g = next_fetch(&mut t);
+    assert_eq!((g.offset, g.len), (300, 400));
+    let mut over = ok(&d, &g);
+    over.written += 1;
+    t.fetched(g.id, over);
+    assert_eq!(t.done(), 300);
+    let h = next_fetch(&mut t);
+    assert_eq!((h.offset, h.len), (300, 400));
+}
+
+/// With one attempt allowed, a download whose every body arrives whole succeeds: a whole body is no
+/// failure.
+#[test]
+fn whole_bodies_use_no_attempt_of_the_retry_budget() {
+    let d = data(2500);
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let mut t = DownloadTask::new("b", "k", &info(&d), &opts(), once, None, None).unwrap();
+    let (fetches, end) = run(&mut t, &d);
+    assert_eq!(fetches.len(), 3);
+    assert!(matches!(end, DownloadStep::Finish), "{end:?}");
 }

@@ -707,4 +707,380 @@ mod tests {
         let put = expect_transmit(&mut task, now);
         assert_eq!(put.operation, "PutObject");
     }
+
+    fn give(task: &mut UploadTask, now: Now, io: &Io, result: IoResult) {
+        task.handle_input(now, Input::Io { id: io.id, result });
+    }
+
+    fn access_key(t: &Transmit) -> String {
+        let auth = t.request.headers()["authorization"].to_str().unwrap();
+        let f = crate::auth::AuthorizationFields::parse(auth).unwrap();
+        f.secret_id
+    }
+
+    /// The next request, waiting out retry backoffs (events skipped).
+    fn next_transmit(task: &mut UploadTask, now: &mut Now) -> Transmit {
+        for _ in 0..100 {
+            match task.poll_output(*now) {
+                Output::Transmit(t) => return t,
+                Output::Event(_) => {}
+                Output::Wait { until: Some(at) } => *now = now.advance(at - now.instant),
+                Output::Io(io) => read_part(task, *now, &io),
+                other => panic!("expected a request, got {other:?}"),
+            }
+        }
+        panic!("no request")
+    }
+
+    fn reports(task: &mut UploadTask, now: Now) -> (Vec<(bool, u64)>, Output<UploadOutcome>) {
+        let mut seen = Vec::new();
+        loop {
+            match task.poll_output(now) {
+                Output::Event(Event::Report { hashing, progress }) => {
+                    seen.push((hashing, progress.loaded))
+                }
+                Output::Event(_) => {}
+                other => return (seen, other),
+            }
+        }
+    }
+
+    /// Progress reaches the user as `Report`s (hashing first, then the upload), only when asked for.
+    #[test]
+    fn hashing_and_upload_progress_are_reported_when_asked_for() {
+        let now = now();
+        for asked in [false, true] {
+            let mut o = UploadOptions::default().add_meta_md5(true);
+            if asked {
+                o = o.on_progress(|_| {}).on_hash_progress(|_| {});
+            }
+            let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+            let (seen, out) = reports(&mut task, now);
+            let Output::Io(io) = out else { panic!() };
+            give(
+                &mut task,
+                now,
+                &io,
+                IoResult::Digest(BodyDigest::of_with_md5(DATA, true)),
+            );
+            let (more, out) = reports(&mut task, now);
+            let Output::Transmit(put) = out else { panic!() };
+            answer(&mut task, now, &put, 200);
+            let (last, out) = reports(&mut task, now);
+            assert!(matches!(out, Output::Done(Ok(_))));
+            let all: Vec<_> = seen.into_iter().chain(more).chain(last).collect();
+            if asked {
+                assert_eq!(all, [(true, 0), (true, 10), (false, 0), (false, 10)]);
+            } else {
+                assert_eq!(all, []);
+            }
+        }
+    }
+
+    /// A digest of another length than the file's means the file changed: a source error; a failed hash
+    /// says why.
+    #[test]
+    fn a_hash_of_another_length_or_a_failed_hash_is_a_source_error() {
+        let now = now();
+        let o = UploadOptions::default().add_meta_md5(true);
+        let mut task = UploadTask::file(config(), "k", &o, fp(11), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        give(
+            &mut task,
+            now,
+            &io,
+            IoResult::Digest(BodyDigest::of_with_md5(DATA, true)),
+        );
+        match done(&mut task, now) {
+            Err(Error::Source(m)) => assert!(m.contains("changed"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        give(&mut task, now, &io, IoResult::Failed("disk gone".into()));
+        match done(&mut task, now) {
+            Err(Error::Source(m)) => assert_eq!(m, "disk gone"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Without a checkpoint nothing is read or removed: the upload is the PUT alone.
+    #[test]
+    fn without_a_checkpoint_a_small_file_is_one_put_and_nothing_else() {
+        let now = now();
+        let mut task =
+            UploadTask::file(config(), "k", &UploadOptions::default(), fp(10), "me").unwrap();
+        let put = expect_transmit(&mut task, now);
+        answer(&mut task, now, &put, 200);
+        assert_eq!(done(&mut task, now).unwrap().total_len, 10);
+        assert!(matches!(
+            task.poll_output(now),
+            Output::Wait { until: None }
+        ));
+    }
+
+    /// With a checkpoint path, a finished upload removes the checkpoint file (even when none was found).
+    #[test]
+    fn with_a_checkpoint_path_success_removes_the_checkpoint() {
+        let now = now();
+        let mut task = UploadTask::file(config(), "k", &with_checkpoint(), fp(10), "me").unwrap();
+        let load = expect_io(&mut task, now);
+        give(&mut task, now, &load, IoResult::Data(None));
+        let put = expect_transmit(&mut task, now);
+        answer(&mut task, now, &put, 200);
+        let remove = expect_io(&mut task, now);
+        assert_eq!(remove.request, IoRequest::RemoveCheckpoint);
+        give(&mut task, now, &remove, IoResult::Done);
+        assert_eq!(done(&mut task, now).unwrap().total_len, 10);
+    }
+
+    /// The task's own I/O requests have ids of their own: neither equals the other or a request's.
+    #[test]
+    fn io_and_request_ids_are_distinct() {
+        let now = now();
+        let mut task = UploadTask::file(config(), "k", &with_checkpoint(), fp(10), "me").unwrap();
+        let load = expect_io(&mut task, now);
+        give(&mut task, now, &load, IoResult::Data(Some(stale(None))));
+        let put = expect_transmit(&mut task, now);
+        answer(&mut task, now, &put, 200);
+        let abort = expect_transmit(&mut task, now);
+        answer(&mut task, now, &abort, 204);
+        let remove = expect_io(&mut task, now);
+        assert_ne!(load.id, remove.id);
+        for own in [load.id, remove.id] {
+            assert!(own != put.id && own != abort.id, "{own:?}");
+        }
+    }
+
+    /// A checkpoint that is not one fails the upload; when the task only discards, it ends `Cancelled`.
+    #[test]
+    fn an_unreadable_checkpoint_fails_an_upload_but_not_a_discard() {
+        let now = now();
+        let garbage = IoResult::Data(Some(Bytes::from_static(b"{torn")));
+        let mut task = UploadTask::file(config(), "k", &with_checkpoint(), fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        give(&mut task, now, &io, garbage.clone());
+        assert!(matches!(
+            done(&mut task, now),
+            Err(Error::InvalidInput(crate::InvalidInput::Checkpoint(_)))
+        ));
+        let mut task = UploadTask::discard(config(), "k", &with_checkpoint());
+        let io = expect_io(&mut task, now);
+        assert_eq!(io.request, IoRequest::LoadCheckpoint);
+        give(&mut task, now, &io, garbage);
+        assert!(matches!(done(&mut task, now), Err(Error::Cancelled)));
+        // A discard with a good checkpoint aborts its upload even when another run's lease is fresh.
+        let mut task = UploadTask::discard(config(), "k", &with_checkpoint());
+        let io = expect_io(&mut task, now);
+        let lease = Lease {
+            owner: "other".into(),
+            renewed_unix_ms: 1_700_000_000_000,
+        };
+        give(
+            &mut task,
+            now,
+            &io,
+            IoResult::Data(Some(stale(Some(lease)))),
+        );
+        let abort = expect_transmit(&mut task, now);
+        assert_eq!(abort.operation, "AbortMultipartUpload");
+    }
+
+    /// The checkpoint is read again exactly when the lease it names expires, not before.
+    #[test]
+    fn a_lease_is_read_again_at_its_expiry() {
+        let now = now();
+        let lease = Lease {
+            owner: "other".into(),
+            renewed_unix_ms: 1_700_000_000_000 - 1_000,
+        };
+        let mut task =
+            UploadTask::file(config(), "k", &with_checkpoint(), fp(3 * MIB), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        give(
+            &mut task,
+            now,
+            &io,
+            IoResult::Data(Some(stale(Some(lease)))),
+        );
+        let Output::Wait { until: Some(at) } = task.poll_output(now) else {
+            panic!()
+        };
+        let before = now.advance(at - now.instant - Duration::from_millis(1));
+        assert!(matches!(task.poll_output(before), Output::Wait { until: Some(t) } if t == at));
+        let exactly = now.advance(at - now.instant);
+        assert_eq!(
+            expect_io(&mut task, exactly).request,
+            IoRequest::LoadCheckpoint
+        );
+    }
+
+    /// New credentials sign the retry of the request in flight (a PUT, an abort) and every later request.
+    #[test]
+    fn new_credentials_sign_retries_and_later_requests() {
+        let mut now = now();
+        let o = with_checkpoint();
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        task.set_credentials(Credentials::new("id2", "k2"));
+        give(&mut task, now, &io, IoResult::Data(Some(stale(None))));
+        let put = next_transmit(&mut task, &mut now);
+        assert_eq!(access_key(&put), "id2", "a request made after the change");
+        answer(&mut task, now, &put, 503);
+        task.set_credentials(Credentials::new("id3", "k3"));
+        let put = next_transmit(&mut task, &mut now);
+        assert_eq!(
+            (put.operation, access_key(&put).as_str()),
+            ("PutObject", "id3")
+        );
+        answer(&mut task, now, &put, 200);
+        let abort = next_transmit(&mut task, &mut now);
+        answer(&mut task, now, &abort, 503);
+        task.set_credentials(Credentials::new("id4", "k4"));
+        let abort = next_transmit(&mut task, &mut now);
+        assert_eq!(
+            (abort.operation, access_key(&abort).as_str()),
+            ("AbortMultipartUpload", "id4")
+        );
+    }
+
+    /// Answers a stream read with a whole part.
+    fn read_part(task: &mut UploadTask, now: Now, io: &Io) {
+        let IoRequest::ReadStream { len } = io.request else {
+            panic!("{io:?}")
+        };
+        let part = Bytes::from(vec![7u8; len as usize]);
+        give(task, now, io, IoResult::Data(Some(part)));
+    }
+
+    /// A stream's multipart upload, up to its Initiate (two full parts read).
+    fn stream_at_initiate(now: Now) -> (UploadTask, Transmit) {
+        let mut task = UploadTask::stream(config(), "k", &UploadOptions::default()).unwrap();
+        for _ in 0..100 {
+            match task.poll_output(now) {
+                Output::Io(io) => read_part(&mut task, now, &io),
+                Output::Transmit(t) => {
+                    assert_eq!(t.operation, "InitiateMultipartUpload");
+                    return (task, t);
+                }
+                Output::Event(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("no Initiate")
+    }
+
+    /// A stream's multipart upload gets the answers, the new credentials and the commands.
+    #[test]
+    fn a_multipart_upload_gets_answers_credentials_and_commands() {
+        let mut now = now();
+        let (mut task, init) = stream_at_initiate(now);
+        answer(&mut task, now, &init, 503);
+        task.set_credentials(Credentials::new("id2", "k2"));
+        let init = next_transmit(&mut task, &mut now);
+        assert_eq!(
+            (init.operation, access_key(&init).as_str()),
+            ("InitiateMultipartUpload", "id2")
+        );
+        let body = "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>";
+        let response = http::Response::builder()
+            .status(200)
+            .body(Bytes::from(body))
+            .unwrap();
+        task.handle_input(
+            now,
+            Input::Response {
+                id: init.id,
+                response,
+                sent: None,
+            },
+        );
+        let part = next_transmit(&mut task, &mut now);
+        assert_eq!(part.operation, "UploadPart");
+        task.handle_command(now, Command::Cancel);
+        let abort = loop {
+            let t = next_transmit(&mut task, &mut now);
+            if t.operation == "AbortMultipartUpload" {
+                break t;
+            }
+        };
+        assert!(abort.request.uri().query().unwrap().contains("uploadId=u1"));
+    }
+
+    /// A pause during a multipart upload pauses it (`is_paused`), and resume continues it.
+    #[test]
+    fn pause_and_resume_reach_the_multipart_upload() {
+        let now = now();
+        let (mut task, init) = stream_at_initiate(now);
+        assert!(!task.is_paused());
+        task.handle_command(now, Command::Pause);
+        let body = "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>";
+        let response = http::Response::builder()
+            .status(200)
+            .body(Bytes::from(body))
+            .unwrap();
+        task.handle_input(
+            now,
+            Input::Response {
+                id: init.id,
+                response,
+                sent: None,
+            },
+        );
+        let mut paused = false;
+        for _ in 0..100 {
+            match task.poll_output(now) {
+                Output::Event(Event::Paused) => paused = true,
+                Output::Event(_) => {}
+                Output::Io(io) => read_part(&mut task, now, &io),
+                Output::Wait { until: None } => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(paused && task.is_paused());
+        task.handle_command(now, Command::Resume);
+        assert!(!task.is_paused());
+        let mut now = now;
+        assert_eq!(next_transmit(&mut task, &mut now).operation, "UploadPart");
+    }
+
+    /// A pause while the checkpoint is read is not a cancel: the upload goes ahead.
+    #[test]
+    fn a_pause_before_the_upload_runs_does_not_cancel_it() {
+        let now = now();
+        let mut task = UploadTask::file(config(), "k", &with_checkpoint(), fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        task.handle_command(now, Command::Pause);
+        give(&mut task, now, &io, IoResult::Data(None));
+        assert_eq!(expect_transmit(&mut task, now).operation, "PutObject");
+    }
+
+    /// A cancel while the file is hashed ends the task at once: nothing is sent, and the upload a
+    /// checkpoint names is aborted.
+    #[test]
+    fn a_cancel_while_hashing_ends_without_uploading() {
+        let now = now();
+        let o = UploadOptions::default().add_meta_md5(true);
+        let mut task = UploadTask::file(config(), "k", &o, fp(10), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        assert!(matches!(io.request, IoRequest::Digest { .. }));
+        task.handle_command(now, Command::Cancel);
+        give(
+            &mut task,
+            now,
+            &io,
+            IoResult::Digest(BodyDigest::of_with_md5(DATA, true)),
+        );
+        assert!(matches!(done(&mut task, now), Err(Error::Cancelled)));
+
+        let o = with_checkpoint().add_meta_md5(true);
+        let mut task = UploadTask::file(config(), "k", &o, fp(3 * MIB), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        give(&mut task, now, &io, IoResult::Data(Some(stale(None))));
+        let io = expect_io(&mut task, now);
+        assert!(matches!(io.request, IoRequest::Digest { .. }));
+        task.handle_command(now, Command::Cancel);
+        let abort = expect_transmit(&mut task, now);
+        assert_eq!(abort.operation, "AbortMultipartUpload");
+    }
 }
