@@ -125,3 +125,59 @@ pub struct BodyTruncated {
     /// The number of bytes kept.
     pub at: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_zero_length_body_is_empty() {
+        assert!(RequestBody::Empty.is_empty());
+        assert!(RequestBody::Bytes(Bytes::new()).is_empty());
+        assert!(!RequestBody::Bytes(Bytes::from_static(b"x")).is_empty());
+        let source = |len| RequestBody::Source {
+            offset: 9,
+            len,
+            md5: false,
+        };
+        assert!(source(0).is_empty());
+        assert!(!source(1).is_empty());
+        assert_eq!(source(5).len(), 5);
+    }
+
+    #[test]
+    fn a_request_without_limits_accepts_64_kib_answers_and_cuts_error_documents_there() {
+        let request = http::Request::get("http://b.example/k").body(()).unwrap();
+        let limits = ResponseLimits::of(&request);
+        assert_eq!(
+            limits.for_status(http::StatusCode::OK),
+            BodyLimit {
+                max: 65536,
+                cut: false
+            }
+        );
+        assert_eq!(
+            limits.for_status(http::StatusCode::SERVICE_UNAVAILABLE),
+            BodyLimit {
+                max: 65536,
+                cut: true
+            }
+        );
+        assert_eq!(
+            limits.for_status(http::StatusCode::OK).too_large().message,
+            "the answer is larger than the 65536 bytes accepted for this request"
+        );
+        // Limits a request carries win over the defaults.
+        let mut request = request;
+        request.extensions_mut().insert(ResponseLimits {
+            success: 1,
+            error: 2,
+        });
+        assert_eq!(
+            ResponseLimits::of(&request)
+                .for_status(http::StatusCode::OK)
+                .max,
+            1
+        );
+    }
+}

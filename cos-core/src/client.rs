@@ -607,4 +607,115 @@ mod tests {
             .unwrap();
         assert!(url.to_string().contains("AK4"), "{url}");
     }
+
+    struct Counting(Mutex<Vec<String>>);
+
+    impl ExchangeRecorder for Counting {
+        fn record(
+            &self,
+            request: &http::Request<crate::body::RequestBody>,
+            _body: crate::fixture::BodyRecord,
+            response: &http::Response<bytes::Bytes>,
+        ) {
+            let line = format!(
+                "{} {} {}",
+                request.method(),
+                request.uri(),
+                response.status()
+            );
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    struct Fixed;
+
+    impl ProvideCredentials for Fixed {
+        fn credentials(&self, _now: SystemTime) -> Result<Credentials, Error> {
+            Ok(Credentials::new("AKIDPROVIDED", "provided-secret-key-9f3"))
+        }
+    }
+
+    #[test]
+    fn debug_names_the_settings_and_never_the_secret() {
+        let secret = "super-secret-key-7c1d";
+        let config = Config::new(
+            "b-1250000000",
+            "ap-guangzhou",
+            Credentials::new("AKIDVISIBLE", secret),
+        )
+        .unwrap();
+        let builder = ClientBuilder::<ClientParts>::new(config, |_| None)
+            .max_idle_connections(3)
+            .credentials_provider(Arc::new(Fixed));
+        let text = format!("{builder:?}");
+        assert!(text.starts_with("ClientBuilder {"), "{text}");
+        assert!(text.contains("b-1250000000"), "{text}");
+        assert!(text.contains("max_idle_connections: 3"), "{text}");
+        assert!(!text.contains(secret), "{text}");
+        assert!(!text.contains("provided-secret-key-9f3"), "{text}");
+
+        let parts = builder.build();
+        let text = format!("{:?}", parts.state);
+        assert!(text.starts_with("ClientState {"), "{text}");
+        assert!(text.contains("b-1250000000"), "{text}");
+        assert!(text.contains("AKIDVISIBLE"), "{text}");
+        assert!(!text.contains(secret), "{text}");
+        assert!(!text.contains("provided-secret-key-9f3"), "{text}");
+        let text = format!("{parts:?}");
+        assert!(text.contains("ClientState {"), "{text}");
+        assert!(!text.contains(secret), "{text}");
+
+        assert_eq!(
+            format!("{:?}", ExchangeHooks::default()),
+            "ExchangeHooks { recorder: false, responder: false }"
+        );
+        let hooks = ExchangeHooks {
+            recorder: Some(Arc::new(Counting(Mutex::new(Vec::new())))),
+            responder: None,
+        };
+        assert_eq!(
+            format!("{hooks:?}"),
+            "ExchangeHooks { recorder: true, responder: false }"
+        );
+    }
+
+    #[test]
+    fn the_state_hands_out_the_provider_and_the_recorder_it_was_built_with() {
+        let parts: ClientParts = ClientBuilder::new(config(), |_| None).build();
+        assert!(parts.state.credentials_provider().is_none());
+        assert!(parts.state.hooks().recorder.is_none());
+
+        let recorder = Arc::new(Counting(Mutex::new(Vec::new())));
+        let parts: ClientParts = ClientBuilder::new(config(), |_| None)
+            .credentials_provider(Arc::new(Fixed))
+            .recorder(recorder.clone())
+            .build();
+        let state = parts.state;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let provider = state.credentials_provider().expect("the provider");
+        assert_eq!(
+            provider.credentials(now).unwrap().secret_id(),
+            "AKIDPROVIDED"
+        );
+
+        // A driver runs each exchange through the state's hooks: the recorder sees it.
+        let transmit = crate::task::Transmit {
+            id: crate::task::RequestId(1),
+            operation: "HeadObject",
+            attempt: 1,
+            request: http::Request::head("http://b.example/k")
+                .body(crate::body::RequestBody::Empty)
+                .unwrap(),
+        };
+        let (exchange, _request) = crate::exchange::Exchange::start(transmit, state.hooks());
+        let response = http::Response::builder()
+            .status(200)
+            .body(bytes::Bytes::new())
+            .unwrap();
+        exchange.finish(Ok((response, None)), state.hooks());
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            vec!["HEAD http://b.example/k 200 OK".to_string()]
+        );
+    }
 }

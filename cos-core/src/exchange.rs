@@ -325,5 +325,21 @@ mod tests {
             source_ended(3, 5),
             "the body source ended after 3 of 5 bytes"
         );
+        assert_eq!(
+            source_read_failed(&std::io::Error::other("disk gone")),
+            "reading the body source failed: disk gone"
+        );
+    }
+
+    #[test]
+    fn a_response_body_is_empty_until_a_byte_is_kept() {
+        let limits = ResponseLimits::default();
+        let mut b = ResponseBody::new(&limits, http::StatusCode::OK, None).unwrap();
+        assert!(b.is_empty());
+        b.push(b"").unwrap();
+        assert!(b.is_empty());
+        b.push(b"x").unwrap();
+        assert!(!b.is_empty());
+        assert_eq!(b.len(), 1);
     }
 }
