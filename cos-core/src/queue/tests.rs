@@ -493,3 +493,43 @@ fn entries_fill_in_their_checkpoints_and_name_their_leftovers() {
 fn drain_any<M, R>(q: &mut TransferQueue<M, R>) {
     while q.poll().is_some() {}
 }
+
+#[test]
+fn refusals_name_the_task_and_its_state() {
+    assert_eq!(
+        QueueError::UnknownTask(TaskId(99)).to_string(),
+        "no task 99"
+    );
+    assert_eq!(
+        QueueError::WrongState(TaskId(4), TaskState::Canceled).to_string(),
+        "task 4 is Canceled"
+    );
+}
+
+#[test]
+fn a_timed_out_wait_has_no_value() {
+    assert_eq!(Waited::Done(7).done(), Some(7));
+    assert!(!Waited::Done(7).is_timed_out());
+    assert_eq!(Waited::<u32>::TimedOut.done(), None);
+    assert!(Waited::<u32>::TimedOut.is_timed_out());
+}
+
+#[test]
+fn a_raised_limit_starts_more_and_a_zero_limit_still_runs_one() {
+    let mut q = Q::new(1);
+    let ids: Vec<_> = (0..4).map(|_| q.add("f", Some(10))).collect();
+    assert_eq!(starts(&drain(&mut q)), ids[..1]);
+    q.set_limit(3);
+    assert_eq!(starts(&drain(&mut q)), ids[1..3]);
+    q.set_limit(0);
+    q.finished(ids[0], Ok(0)).unwrap();
+    q.finished(ids[1], Ok(1)).unwrap();
+    assert!(starts(&drain(&mut q)).is_empty(), "one still runs");
+    q.finished(ids[2], Ok(2)).unwrap();
+    assert_eq!(starts(&drain(&mut q)), ids[3..]);
+    // Totals add up over the tasks that know theirs; a finished task counts whole.
+    q.set_progress(ids[3], 3, None).unwrap();
+    let unknown = q.add("g", None);
+    q.set_progress(unknown, 5, None).unwrap();
+    assert_eq!(q.progress(), (33, 40));
+}
