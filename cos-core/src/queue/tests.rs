@@ -533,3 +533,47 @@ fn a_raised_limit_starts_more_and_a_zero_limit_still_runs_one() {
     q.set_progress(unknown, 5, None).unwrap();
     assert_eq!(q.progress(), (33, 40));
 }
+
+#[test]
+fn a_queue_with_a_waiting_or_running_task_is_not_idle() {
+    let mut q = Q::new(1);
+    assert!(q.is_idle(), "empty");
+    let a = q.add("a", None);
+    let b = q.add("b", None);
+    assert!(!q.is_idle(), "two waiting");
+    assert_eq!(starts(&drain(&mut q)), [a]);
+    q.pause(b).unwrap();
+    assert!(!q.is_idle(), "one running");
+    q.finished(a, Ok(1)).unwrap();
+    assert!(q.is_idle(), "one done, one paused");
+    q.resume(b).unwrap();
+    assert!(!q.is_idle(), "waiting again");
+}
+
+#[test]
+fn pause_all_pauses_what_waits_or_runs_and_leaves_the_rest() {
+    let mut q = Q::new(2);
+    let ids: Vec<_> = (0..4).map(|_| q.add("f", None)).collect();
+    assert_eq!(starts(&drain(&mut q)), ids[..2]);
+    q.finished(ids[0], Ok(0)).unwrap();
+    assert_eq!(starts(&drain(&mut q)), [ids[2]]);
+    q.pause_all();
+    assert_eq!(
+        acts(&mut q),
+        [
+            QueueOutput::Command(ids[1], Command::Pause),
+            QueueOutput::Command(ids[2], Command::Pause)
+        ]
+    );
+    let states: Vec<_> = q.tasks().iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        [
+            TaskState::Success,
+            TaskState::Paused,
+            TaskState::Paused,
+            TaskState::Paused
+        ]
+    );
+    assert!(q.is_idle());
+}
