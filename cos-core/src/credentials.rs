@@ -331,6 +331,15 @@ impl fmt::Debug for RefreshingCredentials {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn env_credentials_debug_names_the_variables_and_no_value() {
+        let env = super::EnvCredentials::with_lookup(|name| Some(format!("value-of-{name}")));
+        let text = format!("{env:?}");
+        assert!(text.starts_with("EnvCredentials {"), "{text}");
+        assert!(text.contains("COS_SECRET_ID"), "{text}");
+        assert!(!text.contains("value-of-"), "{text}");
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;

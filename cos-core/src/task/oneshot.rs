@@ -246,6 +246,72 @@ mod tests {
         assert_eq!(tok2.as_deref(), Some("tok2"));
     }
 
+    /// After a retryable failure the task announces attempt 2 with its delay, waits exactly that long
+    /// (polling earlier sends nothing), sends the retry under a new request id, and ignores a late answer
+    /// to the first attempt.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the origin of virtual time
+    fn a_retry_waits_its_delay_and_uses_a_new_request_id() {
+        use crate::ops::PutObject;
+        let config =
+            Config::new("b-1250000000", "ap-guangzhou", Credentials::new("id", "k")).unwrap();
+        let mut task = OneShot::new(PutObject::new("a").with_bytes("x"), config).unwrap();
+        let now = Now {
+            instant: Instant::now(),
+            system: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        };
+        let status = |code: u16| {
+            http::Response::builder()
+                .status(code)
+                .header("etag", "\"9dd4e461268c8034f5c8564e155c67a6\"")
+                .header(
+                    "x-cos-hash-crc64ecma",
+                    crate::checksum::Crc64::checksum(b"x").to_string(),
+                )
+                .body(Bytes::new())
+                .unwrap()
+        };
+        let Output::Transmit(first) = task.poll_output(now) else {
+            panic!("the first attempt is sent at once")
+        };
+        assert_eq!(first.attempt, 1);
+        let answer = |id, code| Input::Response {
+            id,
+            response: status(code),
+            sent: None,
+        };
+        task.handle_input(now, answer(first.id, 503));
+        let delay = match task.poll_output(now) {
+            Output::Event(Event::RetryScheduled { attempt, delay, .. }) => {
+                assert_eq!(attempt, 2, "the next attempt's number");
+                delay
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(delay > Duration::ZERO);
+        let due = now.instant + delay;
+        for early in [now, now.advance(delay / 2)] {
+            match task.poll_output(early) {
+                Output::Wait { until } => assert_eq!(until, Some(due)),
+                other => panic!("nothing is sent before the delay: {other:?}"),
+            }
+        }
+        let Output::Transmit(second) = task.poll_output(now.advance(delay)) else {
+            panic!("the retry is sent once the delay has passed")
+        };
+        assert_eq!(second.attempt, 2);
+        assert_ne!(second.id, first.id);
+        // A late answer to the first attempt is not taken for the retry's.
+        task.handle_input(now.advance(delay), answer(first.id, 200));
+        assert!(matches!(
+            task.poll_output(now.advance(delay)),
+            Output::Wait { until: None }
+        ));
+        task.handle_input(now.advance(delay), answer(second.id, 200));
+        let out = task.poll_output(now.advance(delay));
+        assert!(matches!(out, Output::Done(Ok(_))), "{out:?}");
+    }
+
     /// A `RequestTimeTooSkewed` whose `Date` is hostile (overflowing fields) or implies an offset beyond
     /// one day ends the task with that service error: no panic, no re-signing with an absurd clock.
     #[test]
