@@ -953,6 +953,24 @@ mod tests {
         give(task, now, io, IoResult::Data(Some(part)));
     }
 
+    /// Answers the Initiate `init` with upload id `u1`.
+    fn answer_initiate(task: &mut UploadTask, now: Now, init: &Transmit) {
+        let body = "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>";
+        let response = http::Response::builder()
+            .status(200)
+            .body(Bytes::from(body))
+            .unwrap();
+        let id = init.id;
+        task.handle_input(
+            now,
+            Input::Response {
+                id,
+                response,
+                sent: None,
+            },
+        );
+    }
+
     /// A stream's multipart upload, up to its Initiate (two full parts read).
     fn stream_at_initiate(now: Now) -> (UploadTask, Transmit) {
         let mut task = UploadTask::stream(config(), "k", &UploadOptions::default()).unwrap();
@@ -982,19 +1000,7 @@ mod tests {
             (init.operation, access_key(&init).as_str()),
             ("InitiateMultipartUpload", "id2")
         );
-        let body = "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>";
-        let response = http::Response::builder()
-            .status(200)
-            .body(Bytes::from(body))
-            .unwrap();
-        task.handle_input(
-            now,
-            Input::Response {
-                id: init.id,
-                response,
-                sent: None,
-            },
-        );
+        answer_initiate(&mut task, now, &init);
         let part = next_transmit(&mut task, &mut now);
         assert_eq!(part.operation, "UploadPart");
         task.handle_command(now, Command::Cancel);
@@ -1014,19 +1020,7 @@ mod tests {
         let (mut task, init) = stream_at_initiate(now);
         assert!(!task.is_paused());
         task.handle_command(now, Command::Pause);
-        let body = "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>";
-        let response = http::Response::builder()
-            .status(200)
-            .body(Bytes::from(body))
-            .unwrap();
-        task.handle_input(
-            now,
-            Input::Response {
-                id: init.id,
-                response,
-                sent: None,
-            },
-        );
+        answer_initiate(&mut task, now, &init);
         let mut paused = false;
         for _ in 0..100 {
             match task.poll_output(now) {
