@@ -509,3 +509,207 @@ pub fn validate_file_key(key: &str) -> Result<(), InvalidInput> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> Credentials {
+        Credentials::new("AKID", "KEY")
+    }
+
+    fn lookup(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn a_bucket_names_its_appid() {
+        let b = Bucket::new("examplebucket-1250000000").unwrap();
+        assert_eq!(b.appid(), "1250000000");
+        assert_eq!(b.to_string(), "examplebucket-1250000000");
+    }
+
+    #[test]
+    fn a_custom_endpoint_is_http_or_https_with_a_bare_authority_and_a_real_port() {
+        for ok in [
+            "http://127.0.0.1:9000",
+            "https://cos.example.com/",
+            "http://[::1]:9000",
+            "http://[::]",
+            "http://h:65535",
+        ] {
+            assert!(Endpoint::custom(ok).is_ok(), "{ok} refused");
+        }
+        assert_eq!(
+            Endpoint::custom("https://h:1/").unwrap(),
+            Endpoint::Custom {
+                scheme: "https".into(),
+                authority: "h:1".into()
+            }
+        );
+        for bad in [
+            "ftp://h",
+            "h:9000",
+            "http://",
+            "http:///",
+            "http://h/path",
+            "http://user@h",
+            "http://h:0",
+            "http://h:65536",
+            "http://h:port",
+            "http://h:",
+            "http://[::1]:",
+        ] {
+            assert_eq!(
+                Endpoint::custom(bad),
+                Err(InvalidInput::Endpoint(bad.into())),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn the_body_deadline_allows_the_grace_the_bytes_at_the_minimum_rate_and_the_idle_time() {
+        let t = Timeouts::default();
+        // 10 s grace + (10,240 / 1,024 + 1) s + 30 s idle.
+        assert_eq!(t.body_deadline(10_240), Some(Duration::from_secs(51)));
+        assert_eq!(t.body_deadline(0), Some(Duration::from_secs(41)));
+        let off = Timeouts {
+            min_rate: 0,
+            ..Timeouts::default()
+        };
+        assert_eq!(off.body_deadline(10_240), None);
+        assert_eq!(off.rate_deadline(10_240), None);
+        let huge = Timeouts {
+            rate_grace: Duration::MAX,
+            ..Timeouts::default()
+        };
+        assert_eq!(huge.body_deadline(1), None);
+    }
+
+    #[test]
+    fn the_rate_deadline_is_the_grace_plus_the_bytes_at_the_minimum_rate() {
+        let t = Timeouts::default();
+        assert_eq!(t.rate_deadline(0), Some(Duration::from_secs(10)));
+        assert_eq!(t.rate_deadline(2_048), Some(Duration::from_secs(12)));
+        assert_eq!(t.rate_deadline(512), Some(Duration::from_millis(10_500)));
+    }
+
+    #[test]
+    fn a_body_is_below_the_minimum_rate_only_after_the_grace_and_under_min_rate_per_second() {
+        let t = Timeouts::default();
+        assert!(!t.below_min_rate(0, Duration::from_secs(9)));
+        assert!(!t.below_min_rate(0, Duration::from_secs(10)));
+        // 2 s past the grace at 1,024 B/s: 2,048 bytes are enough, 2,047 are not.
+        assert!(t.below_min_rate(2_047, Duration::from_secs(12)));
+        assert!(!t.below_min_rate(2_048, Duration::from_secs(12)));
+        assert!(!t.below_min_rate(1_000_000, Duration::from_secs(12)));
+        assert!(t.below_min_rate(511, Duration::from_millis(10_500)));
+        assert!(!t.below_min_rate(512, Duration::from_millis(10_500)));
+    }
+
+    #[test]
+    fn the_host_name_may_reach_60_characters_except_through_the_accelerate_endpoint() {
+        // 26 + 16 characters: ".cos." and ".myqcloud.com" make the host exactly 60.
+        let bucket = "abcdefghijklmnop-1250000000";
+        let region = "ap-abcdefghijklm";
+        assert_eq!(bucket.len() + region.len(), 43);
+        let short_region = &region[..15];
+        let c = Config::new(bucket, short_region, creds()).unwrap();
+        assert_eq!(c.host().len(), 60);
+        let long = Config::new(bucket, region, creds()).unwrap_err();
+        assert!(
+            matches!(long, Error::InvalidInput(InvalidInput::Bucket { .. })),
+            "{long:?}"
+        );
+        // The same bucket and region through the accelerate or a custom endpoint are fine.
+        let c = Config::new(bucket, short_region, creds()).unwrap();
+        let mut c = c;
+        c.region = Region::new(region).unwrap();
+        assert!(c.clone().with_endpoint(Endpoint::Default).is_err());
+        let acc = c.clone().with_endpoint(Endpoint::Accelerate).unwrap();
+        assert_eq!(acc.host(), format!("{bucket}.cos.accelerate.myqcloud.com"));
+        let long_bucket = "abcdefghijklmnopqrstuvwxyzabcdefghijkl-1250000000";
+        let acc = Config::new(long_bucket, "ap-beijing", creds())
+            .unwrap_err()
+            .to_string();
+        assert!(acc.contains("60 characters"), "{acc}");
+        let mut c = Config::new("b-1250000000", "ap-beijing", creds()).unwrap();
+        c.bucket = Bucket::new(long_bucket).unwrap();
+        assert!(c.clone().with_endpoint(Endpoint::Accelerate).is_ok());
+        assert!(c.clone().with_endpoint(Endpoint::TencentCos).is_err());
+        let custom = Endpoint::custom("http://127.0.0.1:9000").unwrap();
+        assert_eq!(c.with_endpoint(custom).unwrap().host(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn from_lookup_takes_empty_values_as_unset_and_reads_the_cos_credentials() {
+        let c = Config::from_lookup(lookup(&[
+            ("COS_BUCKET", "examplebucket-1250000000"),
+            ("COS_REGION", ""),
+            ("TENCENTCLOUD_REGION", "ap-beijing"),
+            ("COS_SECRET_ID", "AKID"),
+            ("COS_SECRET_KEY", "KEY"),
+            ("COS_ENDPOINT", "http://127.0.0.1:9000"),
+        ]))
+        .unwrap();
+        assert_eq!(c.region.as_str(), "ap-beijing");
+        assert_eq!(c.credentials.secret_id(), "AKID");
+        assert_eq!(c.credentials.secret_key(), "KEY");
+        assert_eq!(c.host(), "127.0.0.1:9000");
+        assert_eq!(c.scheme(), "http");
+
+        let none = Config::from_lookup(lookup(&[
+            ("COS_BUCKET", "examplebucket-1250000000"),
+            ("COS_REGION", "ap-beijing"),
+            ("COS_SECRET_ID", ""),
+        ]))
+        .unwrap();
+        assert!(!none.credentials.is_complete());
+        assert_eq!(none.scheme(), "https");
+
+        let missing =
+            Config::from_lookup(lookup(&[("COS_BUCKET", ""), ("COS_REGION", "ap-beijing")]))
+                .unwrap_err();
+        assert!(
+            matches!(
+                missing,
+                Error::InvalidInput(InvalidInput::Parameter {
+                    name: "COS_BUCKET",
+                    ..
+                })
+            ),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn a_ca_pem_must_hold_a_certificate() {
+        let c = Config::new("examplebucket-1250000000", "ap-beijing", creds()).unwrap();
+        assert!(matches!(
+            c.clone().with_ca_pem("not a pem"),
+            Err(Error::InvalidInput(InvalidInput::Parameter {
+                name: "ca_pem",
+                ..
+            }))
+        ));
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let c = c.with_ca_pem(pem).unwrap();
+        assert_eq!(c.network.roots, crate::network::TlsRoots::Pem(pem.into()));
+    }
+
+    #[test]
+    fn a_key_holds_at_most_850_bytes() {
+        assert!(validate_key(&"k".repeat(850)).is_ok());
+        let err = validate_key(&"k".repeat(851)).unwrap_err();
+        assert!(err.to_string().contains("850"), "{err}");
+        assert!(validate_key(&"é".repeat(425)).is_ok());
+        assert!(validate_key(&format!("{}k", "é".repeat(425))).is_err());
+        assert!(validate_file_key("dir/").is_err());
+        assert!(validate_file_key("dir/f").is_ok());
+    }
+}
