@@ -643,3 +643,280 @@ impl fmt::Display for IntegrityError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(status: u16, code: &str) -> Error {
+        Error::Service(Box::new(ServiceError {
+            status,
+            code: code.into(),
+            request_id: Some("req-1".into()),
+            ..ServiceError::default()
+        }))
+    }
+
+    fn unexpected(status: u16) -> Error {
+        Error::UnexpectedResponse(Box::new(UnexpectedResponse {
+            status,
+            reason: "not XML".into(),
+            excerpt: String::new(),
+            request_id: Some("req-2".into()),
+            context: None,
+        }))
+    }
+
+    fn context(operation: &'static str, attempt: u32) -> RequestContext {
+        RequestContext {
+            operation,
+            method: "PUT".into(),
+            key: "a/b".into(),
+            attempt,
+        }
+    }
+
+    #[test]
+    fn what_is_retried() {
+        assert!(service(503, "ServiceUnavailable").is_retryable());
+        assert!(service(400, "RequestTimeout").is_retryable());
+        assert!(service(429, "SlowDown").is_retryable());
+        assert!(!service(404, "NoSuchUpload").is_retryable());
+        assert!(!service(403, "AccessDenied").is_retryable());
+        assert!(unexpected(429).is_retryable());
+        assert!(unexpected(200).is_retryable());
+        assert!(unexpected(502).is_retryable());
+        assert!(!unexpected(404).is_retryable());
+        assert!(!unexpected(300).is_retryable());
+        assert!(
+            Error::Transport(TransportError::new(TransportErrorKind::Reset, "x")).is_retryable()
+        );
+        assert!(
+            !Error::Transport(TransportError::new(TransportErrorKind::ReplayMismatch, "x"))
+                .is_retryable()
+        );
+        assert!(!Error::Cancelled.is_retryable());
+        assert!(!Error::Source("gone".into()).is_retryable());
+    }
+
+    #[test]
+    fn code_status_and_request_id_come_from_the_answer() {
+        let s = service(404, "NoSuchKey");
+        assert_eq!(
+            (s.code(), s.status(), s.request_id()),
+            (Some("NoSuchKey"), Some(404), Some("req-1"))
+        );
+        let u = unexpected(502);
+        assert_eq!(
+            (u.code(), u.status(), u.request_id()),
+            (None, Some(502), Some("req-2"))
+        );
+        let t = Error::Transport(TransportError::new(TransportErrorKind::Timeout, "slow"));
+        assert_eq!((t.code(), t.status(), t.request_id()), (None, None, None));
+    }
+
+    #[test]
+    fn the_source_of_an_input_or_transport_error_is_kept() {
+        use std::error::Error as _;
+        let input = Error::InvalidInput(InvalidInput::NoParts);
+        assert_eq!(
+            input.source().map(|e| e.to_string()),
+            Some(InvalidInput::NoParts.to_string())
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let t =
+            Error::Transport(TransportError::new(TransportErrorKind::Connect, "c").with_cause(io));
+        let source = t.source().expect("the transport error");
+        assert!(source.to_string().starts_with("transport error (Connect)"));
+        assert_eq!(
+            source.source().map(|e| e.to_string()),
+            Some("refused".into())
+        );
+        assert!(service(500, "InternalError").source().is_none());
+        assert!(Error::Cancelled.source().is_none());
+    }
+
+    #[test]
+    fn an_error_says_which_request_it_came_from_and_keeps_the_first_context() {
+        let first = context("UploadPart", 1);
+        let second = context("CompleteMultipartUpload", 2);
+        for e in [
+            service(500, "InternalError"),
+            unexpected(502),
+            Error::Transport(TransportError::new(TransportErrorKind::Reset, "reset")),
+        ] {
+            assert_eq!(e.context(), None);
+            let e = e.with_context(&first).with_context(&second);
+            assert_eq!(e.context(), Some(&first), "{e:?}");
+            assert!(
+                e.to_string()
+                    .contains("in UploadPart (PUT /a/b, attempt 1)"),
+                "{e}"
+            );
+        }
+        let c = Error::Cancelled.with_context(&first);
+        assert_eq!(c.context(), None);
+        assert_eq!(c, Error::Cancelled);
+    }
+
+    #[test]
+    fn a_request_context_names_the_operation_method_key_and_attempt_and_escapes_the_key() {
+        let req = http::Request::put("http://h/dir/a%20b?partNumber=1")
+            .body(())
+            .unwrap();
+        let c = RequestContext::of("UploadPart", 3, &req);
+        assert_eq!(c.to_string(), "UploadPart (PUT /dir/a b, attempt 3)");
+        let mut c = context("PutObject", 1);
+        c.key = "a\nb\u{1b}".into();
+        assert_eq!(c.to_string(), "PutObject (PUT /a\\nb\\u{1b}, attempt 1)");
+        assert_eq!(printable("plain ké"), "plain ké");
+        assert_eq!(printable("tab\there"), "tab\\there");
+    }
+
+    #[test]
+    fn secrets_are_redacted_wherever_they_stand() {
+        let cases = [
+            (
+                "host=h&x-cos-security-token=TOKEN&x=1",
+                "host=h&x-cos-security-token=<redacted>&x=1",
+            ),
+            ("q-signature=abc", "q-signature=<redacted>"),
+            ("Q-Signature%3Dabc,next", "Q-Signature%3D<redacted>,next"),
+            (
+                "x-cos-security-token: \tTOK\nhost: h",
+                "x-cos-security-token: \t<redacted>\nhost: h",
+            ),
+            // Empty values stay empty, whitespace included, and the text after them is kept.
+            ("q-signature=&x=1", "q-signature=&x=1"),
+            ("x-cos-security-token:  ", "x-cos-security-token:  "),
+            (
+                "x-cos-security-token:  \nq-signature=s;t",
+                "x-cos-security-token:  \nq-signature=<redacted>;t",
+            ),
+            (
+                "<SecurityToken>tok</SecurityToken><A>q-signature=z</A>",
+                "<SecurityToken><redacted></SecurityToken><A>q-signature=<redacted></A>",
+            ),
+            ("nothing secret", "nothing secret"),
+            ("", ""),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact_secrets(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn server_text_is_escaped_and_cut() {
+        assert_eq!(Untrusted("a\r\n\tb", 10).to_string(), "a\\r\\n\\tb");
+        assert_eq!(
+            Untrusted("\u{202e}x\u{7f}", 10).to_string(),
+            "\\u{202e}x\\u{7f}"
+        );
+        assert_eq!(Untrusted("ééé", 1).to_string(), "é…(4 more bytes)");
+        assert_eq!(Untrusted("abc", 3).to_string(), "abc");
+    }
+
+    #[test]
+    fn the_displays_show_what_users_need() {
+        let s = Error::Service(Box::new(ServiceError {
+            status: 403,
+            code: "SignatureDoesNotMatch".into(),
+            message: "bad\nsig".into(),
+            request_id: Some("rid".into()),
+            format_string: Some("put\n/a".into()),
+            context: Some(context("PutObject", 2)),
+            ..ServiceError::default()
+        }));
+        assert_eq!(
+            s.to_string(),
+            "COS error 403 SignatureDoesNotMatch: bad\\nsig in PutObject (PUT /a/b, attempt 2) \
+             (request id rid); server FormatString \"put\\n/a\""
+        );
+        let u = Error::UnexpectedResponse(Box::new(UnexpectedResponse {
+            status: 200,
+            reason: "no ETag".into(),
+            excerpt: "<html>".into(),
+            request_id: None,
+            context: None,
+        }));
+        assert_eq!(
+            u.to_string(),
+            "unexpected response 200: no ETag; body starts \"<html>\""
+        );
+        assert_eq!(
+            unexpected(500).to_string(),
+            "unexpected response 500: not XML"
+        );
+        assert_eq!(
+            Error::InvalidInput(InvalidInput::PartNumber(0)).to_string(),
+            "invalid input (nothing was sent): part number 0: must be in 1..=10000"
+        );
+        assert_eq!(
+            Error::Source("changed".into()).to_string(),
+            "upload source failed: changed"
+        );
+        assert_eq!(Error::Cancelled.to_string(), "cancelled");
+        let crc = Error::Integrity(IntegrityError::Crc64 {
+            part: Some(2),
+            expected: 1,
+            actual: 2,
+        });
+        assert_eq!(
+            crc.to_string(),
+            "integrity check failed: part 2 CRC-64 2 from COS differs from 1 computed locally"
+        );
+        let etag = IntegrityError::Etag {
+            part: None,
+            expected: "abc".into(),
+            actual: "x\u{1b}".into(),
+        };
+        assert_eq!(
+            etag.to_string(),
+            "object ETag x\\u{1b} is not the MD5 abc of the bytes sent"
+        );
+        for (present, tail) in [
+            (true, "x-cos-hash-crc64ecma cannot be compared"),
+            (false, "there is no x-cos-hash-crc64ecma"),
+        ] {
+            let e = IntegrityError::Unverified {
+                part: Some(7),
+                etag: "e".into(),
+                crc64_present: present,
+            };
+            assert_eq!(
+                e.to_string(),
+                format!("part 7 answer cannot be verified: ETag \"e\" is not an MD5 of the bytes sent and {tail}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_connect_failure_names_the_host_and_the_innermost_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let t = TransportError::new(TransportErrorKind::Connect, "tcp connect error")
+            .with_cause(io)
+            .for_request(context("PutObject", 1), "127.0.0.1:9");
+        assert_eq!(t.message, "cannot connect to 127.0.0.1:9: refused");
+        assert_eq!(t.context.as_deref(), Some(&context("PutObject", 1)));
+        assert_eq!(
+            t.to_string(),
+            "transport error (Connect) in PutObject (PUT /a/b, attempt 1): cannot connect to \
+             127.0.0.1:9: refused"
+        );
+        let bare = TransportError::new(TransportErrorKind::Connect, "no route")
+            .for_request(context("PutObject", 1), "h:1");
+        assert_eq!(bare.message, "cannot connect to h:1: no route");
+        let reset = TransportError::new(TransportErrorKind::Reset, "reset by peer")
+            .for_request(context("PutObject", 1), "h:1");
+        assert_eq!(reset.message, "reset by peer");
+        // Equality ignores the cause; Debug shows it.
+        let shared: Arc<dyn std::error::Error + Send + Sync> =
+            Arc::new(std::io::Error::other("inner"));
+        let with = TransportError::new(TransportErrorKind::Other, "m").with_shared_cause(shared);
+        assert_eq!(with, TransportError::new(TransportErrorKind::Other, "m"));
+        assert_ne!(with, TransportError::new(TransportErrorKind::Tls, "m"));
+        assert_ne!(with, TransportError::new(TransportErrorKind::Other, "n"));
+        assert!(format!("{with:?}").contains("inner"), "{with:?}");
+        assert!(format!("{with:?}").contains("kind: Other"), "{with:?}");
+    }
+}
