@@ -655,4 +655,286 @@ mod tests {
         );
         assert!(f.exchanges[0].request.diff(&other).is_empty());
     }
+
+    fn with_header(mut r: RecordedRequest, name: &str, value: &str) -> RecordedRequest {
+        r.headers.insert(name.into(), value.into());
+        r
+    }
+
+    #[test]
+    fn times_defaults_to_one_and_is_written_only_when_more() {
+        let e: Exchange = serde_json::from_str(
+            r#"{"request":{"method":"PUT","path":"/a"},"response":{"status":200}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.times, 1);
+        assert!(!serde_json::to_string(&e).unwrap().contains("times"));
+        let twice = Exchange { times: 2, ..e };
+        assert!(serde_json::to_string(&twice)
+            .unwrap()
+            .contains(r#""times":2"#));
+        // An exchange recorded for two identical requests answers both, in order.
+        let mut p = Player::new(fixture(
+            MatchMode::Sequential,
+            vec![
+                Exchange {
+                    times: 2,
+                    ..ex(req("PUT", "/a", b""), 503)
+                },
+                ex(req("PUT", "/a", b""), 200),
+            ],
+        ));
+        let statuses: Vec<u16> = (0..3)
+            .map(|_| p.answer(&req("PUT", "/a", b"")).unwrap().status().as_u16())
+            .collect();
+        assert_eq!(statuses, [503, 503, 200]);
+        let err = p.answer(&req("PUT", "/a", b"")).unwrap_err();
+        assert_eq!(
+            err.diff,
+            ["every recorded exchange was already used".to_string()]
+        );
+        p.assert_all_consumed();
+    }
+
+    #[test]
+    fn a_body_of_exactly_the_inline_limit_is_kept_whole() {
+        let at = vec![b'x'; INLINE_BODY_LIMIT];
+        assert_eq!(
+            BodyRecord::of(&at),
+            BodyRecord::Utf8(String::from_utf8(at.clone()).unwrap())
+        );
+        assert_eq!(BodyRecord::of(&at).bytes().unwrap(), at);
+        assert_eq!(
+            BodyRecord::Base64("//4=".into()).bytes().unwrap().as_ref(),
+            [0xff, 0xfe]
+        );
+        assert_eq!(
+            BodyRecord::Digest {
+                len: 1,
+                md5: String::new()
+            }
+            .bytes(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_digest_matches_by_length_and_by_md5_when_it_has_one() {
+        let body = b"hello";
+        let md5 = md5_hex(body);
+        let rec = |len, md5: &str| BodyRecord::Digest {
+            len,
+            md5: md5.into(),
+        };
+        assert!(rec(5, &md5).matches(body));
+        assert!(!rec(5, &md5_hex(b"world")).matches(body));
+        assert!(!rec(4, &md5).matches(b"hell"));
+        assert!(rec(5, "").matches(b"world"));
+        assert!(!rec(4, "").matches(body));
+    }
+
+    #[test]
+    fn only_xml_is_compared_without_the_white_space_between_tags() {
+        let xml = BodyRecord::Utf8("<A>\n  <B>1</B>\n</A>".into());
+        assert!(xml.matches(b"  <A><B>1</B></A>"));
+        assert!(!xml.matches(b"<A><B>2</B></A>"));
+        assert!(!xml.matches(b"<A><C>1</C></A>"));
+        // Text that is not XML must be the same bytes.
+        let text = BodyRecord::Utf8("x >y".into());
+        assert!(text.matches(b"x >y"));
+        assert!(!text.matches(b"x> y"));
+        assert!(BodyRecord::Empty.matches(b""));
+        assert!(!BodyRecord::Empty.matches(b"x"));
+        assert!(!BodyRecord::Base64("%%".into()).matches(b""));
+    }
+
+    #[test]
+    fn volatile_headers_are_neither_recorded_nor_compared() {
+        assert!(is_volatile_header("date"));
+        assert!(is_volatile_header("user-agent"));
+        assert!(!is_volatile_header("content-type"));
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", "text/plain".parse().unwrap());
+        h.insert("user-agent", "cos-rs".parse().unwrap());
+        h.insert("date", "today".parse().unwrap());
+        let map = header_map(&h);
+        assert_eq!(
+            map,
+            BTreeMap::from([("content-type".to_string(), "text/plain".to_string())])
+        );
+        let r = req("PUT", "/a", b"");
+        assert_eq!(r.headers.get("user-agent"), None);
+        assert_eq!(r.headers.get("host").map(String::as_str), Some("h"));
+    }
+
+    #[test]
+    fn recorded_headers_must_be_sent_with_the_same_value_unless_redacted() {
+        let recorded = with_header(req("PUT", "/a", b""), "content-type", "text/plain");
+        assert!(recorded
+            .diff(&with_header(
+                req("PUT", "/a", b""),
+                "content-type",
+                "text/plain"
+            ))
+            .is_empty());
+        assert_eq!(
+            recorded.diff(&with_header(
+                req("PUT", "/a", b""),
+                "content-type",
+                "text/html"
+            )),
+            [r#"header content-type: recorded "text/plain" ≠ sent "text/html""#.to_string()]
+        );
+        assert_eq!(
+            recorded.diff(&req("PUT", "/a", b"")),
+            [r#"header content-type: recorded "text/plain", not sent"#.to_string()]
+        );
+        // A redacted value only has to be present.
+        let token = with_header(req("PUT", "/a", b""), "x-cos-security-token", REDACTED);
+        assert!(token
+            .diff(&with_header(
+                req("PUT", "/a", b""),
+                "x-cos-security-token",
+                "TOKEN"
+            ))
+            .is_empty());
+        // A signable header sent but not recorded is a difference; a volatile one is not recorded at all.
+        assert_eq!(
+            req("PUT", "/a", b"").diff(&with_header(req("PUT", "/a", b""), "x-cos-meta-a", "1")),
+            [r#"header x-cos-meta-a: sent "1", not recorded"#.to_string()]
+        );
+        // An authorization recorded whole must be sent whole; a redacted one only keeps its lists.
+        let auth = |sig: &str| {
+            format!("q-sign-algorithm=sha1&q-ak=AK&q-sign-time=1;2&q-key-time=1;2&q-header-list=host&q-url-param-list=&q-signature={sig}")
+        };
+        let whole = with_header(req("PUT", "/a", b""), "authorization", &auth("abc"));
+        let sent = with_header(req("PUT", "/a", b""), "authorization", &auth("def"));
+        assert_eq!(whole.diff(&sent).len(), 1);
+        let redacted = with_header(req("PUT", "/a", b""), "authorization", &auth(REDACTED));
+        assert!(redacted.diff(&sent).is_empty());
+        let other_list =
+            sent.headers["authorization"].replace("q-header-list=host", "q-header-list=");
+        assert_eq!(
+            redacted
+                .diff(&with_header(
+                    req("PUT", "/a", b""),
+                    "authorization",
+                    &other_list
+                ))
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_streamed_body_is_compared_by_its_digest() {
+        let with_body = |body: BodyRecord| RecordedRequest {
+            body,
+            ..req("PUT", "/a", b"")
+        };
+        let digest = |len, md5: &str| {
+            with_body(BodyRecord::Digest {
+                len,
+                md5: md5.into(),
+            })
+        };
+        let (a, b) = (md5_hex(b"hello"), md5_hex(b"world"));
+        // Both digests: same length, and the same MD5 unless either has none.
+        assert!(digest(5, &a).diff(&digest(5, &a)).is_empty());
+        assert!(digest(5, &a).diff(&digest(5, "")).is_empty());
+        assert!(digest(5, "").diff(&digest(5, &b)).is_empty());
+        assert_eq!(digest(5, &a).diff(&digest(5, &b)).len(), 1);
+        assert_eq!(digest(5, &a).diff(&digest(6, &a)).len(), 1);
+        assert_eq!(digest(5, "").diff(&digest(6, "")).len(), 1);
+        // Recorded whole, sent as a digest.
+        let whole = with_body(BodyRecord::Utf8("hello".into()));
+        assert!(whole.diff(&digest(5, &a)).is_empty());
+        assert!(whole.diff(&digest(5, "")).is_empty());
+        assert_eq!(whole.diff(&digest(5, &b)).len(), 1);
+        assert_eq!(whole.diff(&digest(4, "")).len(), 1);
+        assert_eq!(whole.diff(&digest(6, &a)).len(), 1);
+        // Recorded as a digest, sent whole.
+        assert!(digest(5, &a).diff(&whole).is_empty());
+        assert_eq!(digest(5, &b).diff(&whole).len(), 1);
+    }
+
+    #[test]
+    fn a_mismatch_shows_the_closest_exchange() {
+        let close = req("PUT", "/a", b"1");
+        let far = req("POST", "/b", b"1");
+        let also_close = req("PUT", "/c", b"1");
+        let mut p = Player::new(fixture(
+            MatchMode::ByKey,
+            vec![ex(far, 200), ex(close, 200), ex(also_close, 200)],
+        ));
+        let err = p.answer(&req("PUT", "/x", b"1")).unwrap_err();
+        assert_eq!(err.sent, "PUT /x");
+        assert_eq!(err.diff, ["path: recorded /a ≠ sent /x".to_string()]);
+        assert_eq!(
+            err.to_string(),
+            "no recorded exchange matches PUT /x\n  - path: recorded /a ≠ sent /x\n"
+        );
+        // Used exchanges are not offered again.
+        assert!(p.answer(&req("PUT", "/a", b"1")).is_ok());
+        let again = p.answer(&req("PUT", "/a", b"1")).unwrap_err();
+        assert_eq!(again.diff, ["path: recorded /c ≠ sent /a".to_string()]);
+    }
+
+    #[test]
+    #[should_panic(expected = "fixture exchanges never requested")]
+    fn assert_all_consumed_names_what_was_left() {
+        Player::new(fixture(
+            MatchMode::Sequential,
+            vec![ex(req("PUT", "/a", b""), 200)],
+        ))
+        .assert_all_consumed();
+    }
+
+    #[test]
+    fn a_response_is_rebuilt_and_a_recorded_secret_in_it_redacted() {
+        let mut f = fixture(MatchMode::Sequential, vec![ex(req("PUT", "/a", b""), 403)]);
+        f.exchanges[0]
+            .response
+            .headers
+            .insert("x-cos-request-id".into(), "rid".into());
+        f.exchanges[0].response.body = BodyRecord::Utf8(
+            "<FormatString>host=h&amp;x-cos-security-token=TOK</FormatString>".into(),
+        );
+        f.redact();
+        let r = f.exchanges[0].response.to_response();
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.headers()["x-cos-request-id"], "rid");
+        let body = String::from_utf8(r.body().to_vec()).unwrap();
+        assert!(!body.contains("TOK") && body.contains(REDACTED), "{body}");
+    }
+
+    #[test]
+    fn a_request_body_is_recorded_whole_or_as_its_digest() {
+        use crate::checksum::SentDigest;
+        use crate::task::RequestBody;
+        let sent = SentDigest {
+            md5: Some([0; 16]),
+            crc64: 0,
+            len: 5000,
+        };
+        assert_eq!(
+            body_record(&RequestBody::Bytes(Bytes::from_static(b"hi")), Some(&sent)),
+            BodyRecord::Utf8("hi".into())
+        );
+        let source = RequestBody::Source {
+            offset: 0,
+            len: 5000,
+            md5: true,
+        };
+        assert_eq!(
+            body_record(&source, Some(&sent)),
+            BodyRecord::Digest {
+                len: 5000,
+                md5: "0".repeat(32)
+            }
+        );
+        let empty = SentDigest { len: 0, ..sent };
+        assert_eq!(body_record(&source, Some(&empty)), BodyRecord::Empty);
+        assert_eq!(body_record(&source, None), BodyRecord::Empty);
+    }
 }
