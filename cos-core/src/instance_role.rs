@@ -366,4 +366,70 @@ mod tests {
             Err(Error::InvalidInput(InvalidInput::MissingCredentials))
         );
     }
+
+    #[test]
+    fn the_role_is_asked_once_then_its_keys_are_cached_until_the_refresh_window() {
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = asked.clone();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let role = InstanceRole::new(move |req: &http::Request<()>| {
+            log.lock().unwrap().push(format!(
+                "{} {}",
+                req.headers()["host"].to_str().unwrap(),
+                req.uri().path()
+            ));
+            let body = if req.uri().path() == ROLE_PATH {
+                "my role\n".to_string()
+            } else {
+                r#"{"TmpSecretId":"AKIDtmp","TmpSecretKey":"SECRET","Token":"tok","ExpiredTime":2000,"Code":"Success"}"#.to_string()
+            };
+            Ok(http::Response::new(Bytes::from(body)))
+        })
+        .endpoint("http://127.0.0.1:1/")
+        .refresh_before(Duration::from_secs(100));
+        assert_eq!(role.role_name(), None);
+        let c = role.credentials(now).unwrap();
+        assert_eq!(
+            (c.secret_id(), c.security_token()),
+            ("AKIDtmp", Some("tok"))
+        );
+        assert_eq!(role.role_name().as_deref(), Some("my role"));
+        // Cached until 100 s before the expiry at 2,000 s, then asked again (the role name is kept).
+        role.credentials(now + Duration::from_secs(899)).unwrap();
+        assert_eq!(asked.lock().unwrap().len(), 2);
+        role.credentials(now + Duration::from_secs(901)).unwrap();
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [
+                format!("127.0.0.1:1 {ROLE_PATH}"),
+                format!("127.0.0.1:1 {ROLE_PATH}my%20role"),
+                format!("127.0.0.1:1 {ROLE_PATH}my%20role"),
+            ]
+        );
+        let debug = format!("{role:?}");
+        assert!(
+            debug.contains("127.0.0.1:1") && debug.contains("my role"),
+            "{debug}"
+        );
+        assert!(!debug.contains("SECRET"), "{debug}");
+
+        // A given role is used as it is, on the default endpoint.
+        let paths: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = paths.clone();
+        let named = InstanceRole::new(move |req: &http::Request<()>| {
+            log.lock().unwrap().push(req.uri().to_string());
+            Err(TransportError::new(TransportErrorKind::Connect, "down"))
+        })
+        .role("cvm");
+        assert_eq!(named.role_name().as_deref(), Some("cvm"));
+        assert!(named.credentials(now).is_err());
+        assert_eq!(
+            *paths.lock().unwrap(),
+            [format!("{DEFAULT_METADATA_ENDPOINT}{ROLE_PATH}cvm")]
+        );
+        assert_eq!(
+            format!("{:?}", ChainCredentials::new().or(named)),
+            "ChainCredentials(1 providers)"
+        );
+    }
 }
