@@ -365,4 +365,33 @@ mod tests {
         assert_eq!(p.url_with_credentials(), "http://u:p%3Aw@h:1");
         assert_eq!(Proxy::parse("h").unwrap().port(), 80);
     }
+
+    #[test]
+    fn a_proxy_shows_its_host_and_port_and_hides_its_password() {
+        assert!(Proxy::parse("http://proxy:").is_err());
+        assert!(Proxy::parse("http://u:p@:3128").is_err());
+        let p = Proxy::parse("http://alice:s%40cret@proxy.corp:3128/").unwrap();
+        assert_eq!((p.host(), p.port()), ("proxy.corp", 3128));
+        // base64("alice:s@cret")
+        assert_eq!(p.authorization().as_deref(), Some("Basic YWxpY2U6c0BjcmV0"));
+        assert_eq!(p.to_string(), "http://proxy.corp:3128");
+        let debug = format!("{p:?}");
+        assert!(
+            !debug.contains("cret") && debug.contains("alice"),
+            "{debug}"
+        );
+        let bare = Proxy::parse("proxy.corp:8080").unwrap();
+        assert_eq!(bare.authorization(), None);
+        assert_eq!(bare.url_with_credentials(), "http://proxy.corp:8080");
+        let added = bare.with_credentials("bob", "pw");
+        assert_eq!(added.authorization().as_deref(), Some("Basic Ym9iOnB3"));
+    }
+
+    #[test]
+    fn trust_roots_show_how_many_certificates_not_the_pem() {
+        assert_eq!(format!("{:?}", TlsRoots::WebPki), "WebPki");
+        assert_eq!(format!("{:?}", TlsRoots::Native), "Native");
+        let pem = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n".repeat(2);
+        assert_eq!(format!("{:?}", TlsRoots::Pem(pem)), "Pem(2 certificates)");
+    }
 }
