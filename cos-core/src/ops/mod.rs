@@ -888,3 +888,5 @@ pub(crate) mod test_util {
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+//! The helpers every operation shares: error answers, excerpts, metadata headers, ETag checks.
+
+use bytes::Bytes;
+
+use super::test_util::{config, response};
+use super::*;
+use crate::error::{IntegrityError, RequestContext};
+
+fn with_context(mut r: http::Response<Bytes>) -> http::Response<Bytes> {
+    r.extensions_mut().insert(RequestContext {
+        operation: "HeadObject",
+        method: "HEAD".into(),
+        key: "k".into(),
+        attempt: 2,
+    });
+    r
+}
+
+fn service(e: Error) -> ServiceError {
+    match e {
+        Error::Service(s) => *s,
+        other => panic!("not a service error: {other:?}"),
+    }
+}
+
+#[test]
+fn a_body_less_cos_error_is_named_from_its_status() {
+    let cases = [
+        (404, "NoSuchKey"),
+        (403, "AccessDenied"),
+        (412, "PreconditionFailed"),
+        (500, "InternalServerError"),
+        (409, "Conflict"),
+    ];
+    for (status, code) in cases {
+        let r = with_context(response(
+            status,
+            &[("x-cos-request-id", "rid"), ("x-cos-trace-id", "tid")],
+            "",
+        ));
+        let e = service(error_from_response(&r));
+        assert_eq!(
+            e,
+            ServiceError {
+                status,
+                code: code.into(),
+                message: "no error body (HEAD or empty answer)".into(),
+                request_id: Some("rid".into()),
+                trace_id: Some("tid".into()),
+                context: response_context(&r),
+                ..ServiceError::default()
+            }
+        );
+        assert_eq!(e.context.unwrap().attempt, 2);
+    }
+    // Without a request id, with a body, or with a success status it is not a COS error.
+    for r in [
+        response(404, &[], ""),
+        response(
+            502,
+            &[("x-cos-request-id", "rid")],
+            super::test_util::HTML_502,
+        ),
+        response(200, &[("x-cos-request-id", "rid")], ""),
+        response(304, &[("x-cos-request-id", "rid")], ""),
+    ] {
+        let e = error_from_response(&r);
+        assert!(matches!(e, Error::UnexpectedResponse(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn an_unexpected_answer_keeps_a_trimmed_redacted_excerpt_and_its_request() {
+    let body = format!("  \n<html>x-cos-security-token=TOKEN {}", "y".repeat(400));
+    let r = with_context(response(502, &[("x-cos-request-id", "rid")], &body));
+    let Error::UnexpectedResponse(u) = error_from_response(&r) else {
+        panic!("not unexpected");
+    };
+    assert!(
+        u.excerpt
+            .starts_with("<html>x-cos-security-token=<redacted> yyy"),
+        "{}",
+        u.excerpt
+    );
+    assert!(!u.excerpt.contains("TOKEN"));
+    // 256 bytes of the body, less the white space trimmed at the start and the token's length change.
+    assert_eq!(
+        u.excerpt.len(),
+        256 - 3 - "TOKEN".len() + "<redacted>".len()
+    );
+    assert_eq!(u.request_id.as_deref(), Some("rid"));
+    assert_eq!(u.context.as_ref().map(|c| c.operation), Some("HeadObject"));
+    assert_eq!(excerpt(b" short "), "short");
+    assert_eq!(response_context(&response(200, &[], "")), None);
+}
+
+#[test]
+fn comments_and_cdata_are_xml_but_declarations_are_refused() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Doc {
+        #[serde(rename = "B")]
+        b: String,
+    }
+    let ok = |text: &str| from_xml::<Doc>(text);
+    assert_eq!(
+        ok("<A><!-- a comment --><B>1</B></A>").unwrap(),
+        Doc { b: "1".into() }
+    );
+    assert_eq!(
+        ok("<A><B><![CDATA[<x>]]></B><!--c--></A>").unwrap(),
+        Doc { b: "<x>".into() }
+    );
+    let refused = ok("<A><!-- c --><B><!DOCTYPE x></B></A>").unwrap_err();
+    assert!(refused.contains("markup declarations"), "{refused}");
+    assert!(ok("<!ENTITY e \"x\"><A><B>1</B></A>").is_err());
+}
+
+#[test]
+fn a_listing_may_answer_up_to_8_mib() {
+    let req = ListParts::new("k", "up-1").to_request(&config()).unwrap();
+    let limits = req
+        .extensions()
+        .get::<crate::body::ResponseLimits>()
+        .unwrap();
+    assert_eq!(limits.success, 8 * 1024 * 1024);
+    assert_eq!(MAX_LISTING_BODY, 8_388_608);
+}
+
+fn meta(pairs: &[(&str, &str)]) -> Result<HeaderMap, Error> {
+    let options = ObjectOptions {
+        metadata: pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        ..ObjectOptions::default()
+    };
+    let mut h = HeaderMap::new();
+    options.apply(&mut h).map(|()| h)
+}
+
+#[test]
+fn metadata_names_are_letters_digits_dash_and_underscore_within_2_kb() {
+    let h = meta(&[("x-cos-meta-Project", "p"), ("a-b_9", "v")]).unwrap();
+    assert_eq!(h["x-cos-meta-project"], "p");
+    assert_eq!(h["x-cos-meta-a-b_9"], "v");
+    for bad in ["", "x-cos-meta-", "a b", "a.b", "ä"] {
+        assert_eq!(
+            meta(&[(bad, "v")]).unwrap_err(),
+            Error::InvalidInput(InvalidInput::MetadataName(
+                bad.strip_prefix("x-cos-meta-").unwrap_or(bad).into()
+            )),
+            "{bad:?}"
+        );
+    }
+    // Counted as the full header name plus the value: "x-cos-meta-" (11) + 1 + value.
+    let value = "v".repeat(2048 - 12);
+    assert!(meta(&[("a", &value)]).is_ok());
+    let over = format!("{value}v");
+    assert_eq!(
+        meta(&[("a", &over)]).unwrap_err(),
+        Error::InvalidInput(InvalidInput::MetadataTooLarge(2049))
+    );
+    assert_eq!(
+        meta(&[("ab", "12"), ("c", "3")]).map(|h| h.len()),
+        Ok(2),
+        "two small fields"
+    );
+    let two = "v".repeat(1100);
+    assert_eq!(
+        meta(&[("ab", &two), ("cd", &two)]).unwrap_err(),
+        Error::InvalidInput(InvalidInput::MetadataTooLarge(2 * (11 + 2 + 1100)))
+    );
+}
+
+#[test]
+fn an_etag_that_is_not_an_md5_is_not_compared() {
+    let sent = crate::checksum::SentDigest {
+        md5: Some([0; 16]),
+        crc64: 0,
+        len: 1,
+    };
+    let zeros = "0".repeat(32);
+    assert_eq!(
+        check_etag(Some(1), &format!("\"{zeros}\""), Some(&sent)),
+        Ok(())
+    );
+    assert_eq!(check_etag(Some(1), &"z".repeat(32), Some(&sent)), Ok(()));
+    assert_eq!(check_etag(Some(1), &"1".repeat(31), Some(&sent)), Ok(()));
+    assert_eq!(check_etag(Some(1), &"1".repeat(32), None), Ok(()));
+    assert_eq!(
+        check_etag(Some(1), &"1".repeat(32), Some(&sent)),
+        Err(Error::Integrity(IntegrityError::Etag {
+            part: Some(1),
+            expected: zeros,
+            actual: "1".repeat(32),
+        }))
+    );
+    assert_eq!(Verified::Both.to_string(), "ETag/MD5 and CRC-64 verified");
+    assert_eq!(Verified::Md5.to_string(), "ETag/MD5 verified");
+    assert_eq!(Verified::Crc64.to_string(), "CRC-64 verified");
+    assert_eq!(Verified::Nothing.to_string(), "not verified");
+}
