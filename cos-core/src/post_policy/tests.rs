@@ -326,3 +326,137 @@ fn condition_json_text_is_pinned() {
     let v: serde_json::Value = serde_json::from_str(&c.to_string()).unwrap();
     assert_eq!(v["f"], serde_json::Value::String(s));
 }
+
+fn plan_error(policy: PostPolicy) -> InvalidInput {
+    invalid(policy.sign(&config(), t(NOW)))
+}
+
+fn keyed() -> PostPolicy {
+    PostPolicy::new(t(NOW + 100)).key("k")
+}
+
+#[test]
+fn the_key_condition_is_checked_like_a_key() {
+    // An empty prefix allows any key; a prefix must itself be a valid key.
+    let any = PostPolicy::new(t(NOW + 100))
+        .key_starts_with("")
+        .sign(&config(), t(NOW))
+        .unwrap();
+    assert_eq!(any.starts_with(), &[] as &[(String, String)]);
+    assert_eq!(any.field("key"), Some("${filename}"));
+    assert!(matches!(
+        plan_error(PostPolicy::new(t(NOW + 100)).key_starts_with("/abs")),
+        InvalidInput::Key { .. }
+    ));
+    assert!(matches!(
+        plan_error(PostPolicy::new(t(NOW + 100)).key("dir/")),
+        InvalidInput::Key { .. }
+    ));
+}
+
+#[test]
+fn a_content_length_range_may_be_a_single_size() {
+    let form = keyed()
+        .content_length_range(5, 5)
+        .sign(&config(), t(NOW))
+        .unwrap();
+    assert_eq!(form.content_length_range(), Some((5, 5)));
+    assert!(matches!(
+        plan_error(keyed().content_length_range(6, 5)),
+        InvalidInput::Parameter {
+            name: "content-length-range",
+            ..
+        }
+    ));
+    // A POST Object takes at most 5 GiB.
+    let post = PostObject::new(keyed().sign(&config(), t(NOW)).unwrap(), "B", "f", "t/p").unwrap();
+    assert!(post.request(5 << 30).is_ok());
+    assert!(post.request((5 << 30) + 1).is_err());
+}
+
+#[test]
+fn a_redirect_must_be_an_http_url() {
+    for bad in ["https://a b", "ftp://h/x", "/relative"] {
+        assert!(
+            matches!(
+                plan_error(keyed().success_action_redirect(bad)),
+                InvalidInput::Parameter {
+                    name: "success_action_redirect",
+                    ..
+                }
+            ),
+            "{bad}"
+        );
+    }
+    for good in ["http://h/x", "https://h/x?y=1"] {
+        assert!(keyed()
+            .success_action_redirect(good)
+            .sign(&config(), t(NOW))
+            .is_ok());
+    }
+}
+
+#[test]
+fn policy_metadata_names_are_checked_and_counted_like_headers() {
+    for bad in ["", "x-cos-meta-", "a b", "a.b"] {
+        assert!(
+            matches!(
+                plan_error(keyed().metadata(bad, "v")),
+                InvalidInput::MetadataName(_)
+            ),
+            "{bad:?}"
+        );
+    }
+    let form = keyed()
+        .metadata("A-b_9", "v")
+        .sign(&config(), t(NOW))
+        .unwrap();
+    assert_eq!(form.field("x-cos-meta-a-b_9"), Some("v"));
+    // "x-cos-meta-a" (12 bytes) + the value: 2,048 bytes pass, 2,049 do not.
+    let value = "v".repeat(2048 - 12);
+    assert!(keyed()
+        .metadata("a", &value)
+        .sign(&config(), t(NOW))
+        .is_ok());
+    assert_eq!(
+        plan_error(keyed().metadata("a", format!("{value}v"))),
+        InvalidInput::MetadataTooLarge(2049)
+    );
+    let half = "v".repeat(1100);
+    assert_eq!(
+        plan_error(keyed().metadata("ab", &half).metadata("cd", &half)),
+        InvalidInput::MetadataTooLarge(2 * (13 + 1100))
+    );
+}
+
+#[test]
+fn extra_fields_need_a_plain_name_that_no_method_owns() {
+    for bad in [
+        "",
+        "a b",
+        "a$b",
+        "a\"b",
+        "a\\b",
+        "policy",
+        "Key",
+        "x-cos-meta-a",
+        "X-Cos-Meta-B",
+    ] {
+        assert!(
+            matches!(
+                plan_error(keyed().field(bad, "v")),
+                InvalidInput::Parameter { name: "field", .. }
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        plan_error(keyed().field("a", "1").field("A", "2")),
+        InvalidInput::Parameter { name: "field", .. }
+    ));
+    let form = keyed()
+        .field("x-cos-traffic-limit", "1048576")
+        .sign(&config(), t(NOW))
+        .unwrap();
+    assert_eq!(form.field("x-cos-traffic-limit"), Some("1048576"));
+}
