@@ -460,3 +460,148 @@ fn extra_fields_need_a_plain_name_that_no_method_owns() {
         .unwrap();
     assert_eq!(form.field("x-cos-traffic-limit"), Some("1048576"));
 }
+
+#[test]
+fn condition_values_may_hold_a_tab_but_no_other_control_character() {
+    let form = keyed()
+        .content_type("text/plain;\tcharset=utf-8")
+        .sign(&config(), t(NOW))
+        .unwrap();
+    assert_eq!(
+        form.field("Content-Type"),
+        Some("text/plain;\tcharset=utf-8")
+    );
+    assert_eq!(
+        plan_error(keyed().metadata("a", "x\ny")),
+        InvalidInput::HeaderValue("x-cos-meta-a".into())
+    );
+    assert_eq!(
+        plan_error(keyed().field_starts_with("x-cos-tag", "\u{7f}")),
+        InvalidInput::HeaderValue("x-cos-tag".into())
+    );
+    assert_eq!(
+        plan_error(keyed().content_type("a\rb")),
+        InvalidInput::HeaderValue("Content-Type".into())
+    );
+}
+
+#[test]
+fn the_form_is_framed_field_by_field_then_the_file_header() {
+    let mut form = keyed()
+        .content_type_starts_with("image/")
+        .sign(&config(), t(NOW))
+        .unwrap();
+    assert_eq!(
+        form.starts_with(),
+        &[("Content-Type".to_string(), "image/".to_string())]
+    );
+    form.set("Content-Type", "image/png");
+    let boundary = PostForm::boundary(255);
+    assert_eq!(boundary, format!("----cos-rs-{}ff", "0".repeat(30)));
+    assert_eq!(
+        PostForm::multipart_content_type(&boundary),
+        format!("multipart/form-data; boundary={boundary}")
+    );
+    let head = form
+        .multipart_head(&boundary, "a\"b\r\n.png", "image/png")
+        .unwrap();
+    let mut want = String::new();
+    for (name, value) in form.fields() {
+        want += &format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        );
+    }
+    want += &format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a%22b%0D%0A.png\"\r\nContent-Type: image/png\r\n\r\n"
+    );
+    assert_eq!(String::from_utf8(head.to_vec()).unwrap(), want);
+    assert_eq!(
+        form.multipart_tail(&boundary),
+        format!("\r\n--{boundary}--\r\n")
+    );
+    let post =
+        PostObject::new(form.clone(), boundary.clone(), "a\"b\r\n.png", "image/png").unwrap();
+    assert_eq!(post.head(), &head);
+    assert_eq!(post.boundary(), boundary);
+    assert_eq!(
+        post.content_length(10),
+        head.len() as u64 + 10 + post.tail().len() as u64
+    );
+}
+
+#[test]
+fn framing_refuses_what_would_break_the_multipart_body() {
+    let form = keyed().sign(&config(), t(NOW)).unwrap();
+    let b = "B0undary";
+    let head = |form: &PostForm, boundary: &str, file: &str, ct: &str| {
+        form.multipart_head(boundary, file, ct).unwrap_err()
+    };
+    // The boundary: 1..=70 characters of a restricted set.
+    assert!(form.multipart_head(&"b".repeat(70), "f", "t/p").is_ok());
+    assert!(form.multipart_head("'()+_,-./:=?", "f", "t/p").is_ok());
+    for bad in [
+        String::new(),
+        "b".repeat(71),
+        "a b".into(),
+        "a;b".into(),
+        "ä".into(),
+    ] {
+        assert!(
+            matches!(
+                head(&form, &bad, "f", "t/p"),
+                Error::InvalidInput(InvalidInput::Parameter {
+                    name: "boundary",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        head(&form, b, "", "t/p"),
+        Error::InvalidInput(InvalidInput::Parameter {
+            name: "filename",
+            ..
+        })
+    ));
+    for ct in ["", "text/plain\r\nX: y"] {
+        assert_eq!(
+            head(&form, b, "f", ct),
+            Error::InvalidInput(InvalidInput::HeaderValue("file Content-Type".into()))
+        );
+    }
+    for name in ["", "a\"b", "a\nb"] {
+        let mut f = form.clone();
+        f.set(name, "v");
+        assert!(
+            matches!(
+                head(&f, b, "f", "t/p"),
+                Error::InvalidInput(InvalidInput::Parameter { name: "field", .. })
+            ),
+            "{name:?}"
+        );
+    }
+    let mut f = form.clone();
+    f.set("x-cos-tag", format!("a--{b}z"));
+    assert!(matches!(
+        head(&f, b, "f", "t/p"),
+        Error::InvalidInput(InvalidInput::Parameter {
+            name: "boundary",
+            ..
+        })
+    ));
+    assert!(matches!(
+        head(&form, b, &format!("--{b}.png"), "t/p"),
+        Error::InvalidInput(InvalidInput::Parameter {
+            name: "boundary",
+            ..
+        })
+    ));
+    // The signature never shows in Debug.
+    let debug = format!("{form:?}");
+    let sig = form.field("q-signature").unwrap();
+    assert!(
+        !debug.contains(sig) && debug.contains("<redacted>"),
+        "{debug}"
+    );
+}
