@@ -290,3 +290,22 @@ pub trait Task {
 pub use crate::auth::sign;
 pub use crate::body::{BodyLimit, BodyTruncated, RequestBody, ResponseLimits};
 pub use crate::date::{corrected, format_http_date, parse_http_date, skew_offset};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advancing_now_moves_both_clocks_forward() {
+        let start = Now {
+            instant: Instant::now(),
+            system: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+        };
+        let later = start.advance(Duration::from_secs(5));
+        assert_eq!(later.instant - start.instant, Duration::from_secs(5));
+        assert_eq!(
+            later.system,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(105)
+        );
+    }
+}

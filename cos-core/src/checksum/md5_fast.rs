@@ -233,6 +233,13 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_the_length_fed_not_the_state() {
+        let mut m = Md5::default();
+        m.update(b"hello");
+        assert_eq!(format!("{m:?}"), "Md5 { len: 5 }");
+    }
+
+    #[test]
     fn rfc_1321_test_suite() {
         for (input, want) in [
             ("", "d41d8cd98f00b204e9800998ecf8427e"),

@@ -341,4 +341,47 @@ mod tests {
         let bad = response(200, &[], "<AccessControlPolicy><AccessControlList><Grant><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>");
         assert!(GetObjectAcl::new("a").parse_response(&bad, None).is_err());
     }
+
+    #[test]
+    fn a_canned_acl_or_a_grant_alone_is_enough() {
+        assert!(PutObjectAcl::new("a")
+            .acl(Acl::Private)
+            .to_request(&config())
+            .is_ok());
+        assert!(PutObjectAcl::new("a")
+            .grant_read("id=\"qcs::cam::uin/1:uin/2\"")
+            .to_request(&config())
+            .is_ok());
+        assert!(matches!(
+            PutObjectAcl::new("a").to_request(&config()),
+            Err(Error::InvalidInput(InvalidInput::Parameter {
+                name: "acl",
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn a_blank_uri_or_id_does_not_name_a_grantee() {
+        let policy = |grantee: &str| {
+            response(
+                200,
+                &[],
+                &format!("<AccessControlPolicy><AccessControlList><Grant><Grantee>{grantee}</Grantee><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>"),
+            )
+        };
+        let out = GetObjectAcl::new("a")
+            .parse_response(&policy("<URI> </URI><ID>qcs::cam::uin/1:uin/2</ID>"), None)
+            .unwrap();
+        assert_eq!(
+            out.grants[0].grantee,
+            Grantee::User {
+                id: "qcs::cam::uin/1:uin/2".into(),
+                display_name: None
+            }
+        );
+        assert!(GetObjectAcl::new("a")
+            .parse_response(&policy("<ID> </ID>"), None)
+            .is_err());
+    }
 }

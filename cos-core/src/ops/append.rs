@@ -350,5 +350,15 @@ mod tests {
             .with_source(1)
             .to_request(&config())
             .is_ok());
+        // 5 GiB exactly, as COS documents.
+        let five_gib = 5 * 1024 * 1024 * 1024;
+        assert!(AppendObject::new("a", five_gib - 2)
+            .with_source(2)
+            .to_request(&config())
+            .is_ok());
+        assert!(AppendObject::new("a", five_gib - 2)
+            .with_source(3)
+            .to_request(&config())
+            .is_err());
     }
 }
