@@ -200,3 +200,70 @@ fn an_etag_that_is_not_an_md5_is_not_compared() {
     assert_eq!(Verified::Crc64.to_string(), "CRC-64 verified");
     assert_eq!(Verified::Nothing.to_string(), "not verified");
 }
+
+#[test]
+fn the_documented_limits() {
+    const GIB: u64 = 1024 * 1024 * 1024;
+    assert_eq!(MAX_COPY_OBJECT_SIZE, 5 * GIB);
+    assert_eq!(MAX_APPEND_OBJECT_SIZE, 5 * GIB);
+    assert_eq!(MAX_PART_SIZE, 5 * GIB);
+    assert_eq!(MAX_PART_NUMBER, 10_000);
+    assert_eq!(crate::post_policy::MAX_POST_SIZE, 5 * GIB);
+    assert_eq!(MAX_CORS_XML_BYTES, 65_536);
+    assert_eq!(MAX_CORS_RULES, 100);
+}
+
+#[test]
+fn an_append_says_what_it_appends_where() {
+    let op = AppendObject::new("logs/a", 7).with_bytes("xyz");
+    assert_eq!((op.key(), op.position(), op.body().len()), ("logs/a", 7, 3));
+}
+
+#[test]
+fn a_copy_source_says_what_it_reads() {
+    let same = CopySource::key("src/a");
+    assert_eq!(
+        (
+            same.source_key(),
+            same.source_bucket(),
+            same.source_version_id()
+        ),
+        ("src/a", None, None)
+    );
+    let other = CopySource::key("b")
+        .bucket("other-1250000000", "ap-beijing")
+        .version_id("v1");
+    assert_eq!(
+        (other.source_bucket(), other.source_version_id()),
+        (Some(("other-1250000000", "ap-beijing")), Some("v1"))
+    );
+    assert_eq!(
+        CopySource::key("b").version_id("").source_version_id(),
+        None
+    );
+}
+
+#[test]
+fn a_copied_part_is_one_byte_up_to_5_gib() {
+    let part = |first: u64, last: u64| {
+        UploadPartCopy::new("big", "u1", 2, CopySource::key("s"))
+            .range(first, last)
+            .to_request(&config())
+    };
+    assert_eq!(
+        UploadPartCopy::new("big", "u1", 2, CopySource::key("s")).part_number(),
+        2
+    );
+    let one = part(7, 7).unwrap();
+    assert_eq!(one.headers()["x-cos-copy-source-range"], "bytes=7-7");
+    let five_gib = 5u64 << 30;
+    assert!(part(10, 10 + five_gib - 1).is_ok());
+    assert_eq!(
+        part(10, 10 + five_gib).unwrap_err(),
+        Error::InvalidInput(InvalidInput::Size {
+            what: "copied part",
+            size: five_gib + 1,
+            limit: "at most 5 GiB",
+        })
+    );
+}
