@@ -566,6 +566,20 @@ mod tests {
                 vec![CorsRule::new().allowed_origin("*").allowed_method("GET"); 101],
                 "at most 100",
             ),
+            (
+                vec![CorsRule::new()
+                    .allowed_origin("*")
+                    .allowed_method("GET")
+                    .allowed_header(" ")],
+                "header name \" \" is not usable",
+            ),
+            (
+                vec![CorsRule::new()
+                    .allowed_origin("*")
+                    .allowed_method("GET")
+                    .expose_header("x-cos-a\n")],
+                "header name \"x-cos-a\\n\" is not usable",
+            ),
         ];
         for (rules, want) in cases {
             let e = PutBucketCors::new(rules).to_request(&config()).unwrap_err();

@@ -286,6 +286,32 @@ mod tests {
     }
 
     #[test]
+    fn a_body_is_not_checked_when_skipped_or_transformed() {
+        let crc = Crc64::checksum(b"123456789").to_string();
+        let h = [
+            ("content-length", "9"),
+            ("x-cos-hash-crc64ecma", crc.as_str()),
+        ];
+        let wrong_body_passes = |get: GetObject| {
+            assert_eq!(get.key(), "a");
+            let GetHead::Body { mut check, .. } = head_of(&GetObjectStream::new(get), 200, &h)
+            else {
+                panic!("a body")
+            };
+            check.update(b"123456780").unwrap();
+            check.finish().is_ok()
+        };
+        assert!(!wrong_body_passes(GetObject::new("a")));
+        assert!(!wrong_body_passes(
+            GetObject::new("a").response_content_type("text/plain")
+        ));
+        assert!(wrong_body_passes(GetObject::new("a").skip_crc64_check()));
+        assert!(wrong_body_passes(
+            GetObject::new("a").response_content_encoding("gzip")
+        ));
+    }
+
+    #[test]
     fn ranges_need_a_consistent_content_range() {
         let get = GetObjectStream::new(GetObject::new("a").range(2, Some(4)));
         let ok = head_of(

@@ -267,3 +267,50 @@ fn a_copied_part_is_one_byte_up_to_5_gib() {
         })
     );
 }
+
+#[test]
+fn deletes_name_a_version_and_take_1_to_1000_keys() {
+    let req = DeleteObject::new("a")
+        .version_id("v1")
+        .to_request(&config())
+        .unwrap();
+    assert_eq!(req.uri().query(), Some("versionId=v1"));
+    let req = DeleteObject::new("a")
+        .version_id("")
+        .to_request(&config())
+        .unwrap();
+    assert_eq!(req.uri().query(), None);
+    let keys = |n: usize| (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>();
+    assert!(DeleteObjects::new(keys(MAX_DELETE_KEYS))
+        .to_request(&config())
+        .is_ok());
+    assert!(DeleteObjects::new(keys(1001))
+        .to_request(&config())
+        .is_err());
+    assert_eq!(MAX_DELETE_KEYS, 1000);
+}
+
+#[test]
+fn a_cors_configuration_may_hold_100_rules_and_64_kib_of_xml() {
+    let rule = || CorsRule::new().allowed_origin("*").allowed_method("GET");
+    assert!(CorsConfiguration::new(vec![rule(); 100]).validate().is_ok());
+    // Pad one header name so that the document is exactly 64 KiB, then one byte more.
+    let sized = |pad: usize| CorsConfiguration::new(vec![rule().allowed_header("h".repeat(pad))]);
+    let base = sized(1).to_xml().len();
+    let exact = sized(1 + 65_536 - base);
+    assert_eq!(exact.to_xml().len(), 65_536);
+    assert!(exact.validate().is_ok());
+    let over = sized(2 + 65_536 - base);
+    let err = over.validate().unwrap_err();
+    assert!(err.contains("65537 bytes"), "{err}");
+    let vary = |v: &str| {
+        CorsConfiguration::from_xml(&format!(
+            "<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule><ResponseVary>{v}</ResponseVary></CORSConfiguration>"
+        ))
+        .map(|c| c.response_vary)
+    };
+    assert_eq!(vary("False"), Ok(Some(false)));
+    assert_eq!(vary("true"), Ok(Some(true)));
+    assert_eq!(vary(""), Ok(None));
+    assert!(vary("maybe").is_err());
+}
