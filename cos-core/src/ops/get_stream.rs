@@ -309,6 +309,39 @@ mod tests {
         assert!(wrong_body_passes(
             GetObject::new("a").response_content_encoding("gzip")
         ));
+        let gzip = [
+            ("content-length", "9"),
+            ("x-cos-hash-crc64ecma", crc.as_str()),
+            ("content-encoding", "gzip"),
+        ];
+        let GetHead::Body { mut check, .. } =
+            head_of(&GetObjectStream::new(GetObject::new("a")), 200, &gzip)
+        else {
+            panic!("a body")
+        };
+        assert_eq!((check.received(), check.expected_len()), (0, 9));
+        check.update(b"123456780").unwrap();
+        assert_eq!(check.received(), 9);
+        check.finish().unwrap();
+    }
+
+    #[test]
+    fn a_success_without_a_usable_length_is_named_as_such() {
+        let get = GetObjectStream::new(GetObject::new("a"));
+        for status in [200, 206] {
+            let Error::UnexpectedResponse(u) = get.error(&response(status, &[], "")) else {
+                panic!("unexpected response expected")
+            };
+            assert!(
+                u.reason.contains("without a usable Content-Length"),
+                "{}",
+                u.reason
+            );
+        }
+        let Error::UnexpectedResponse(u) = get.error(&response(204, &[], "")) else {
+            panic!("unexpected response expected")
+        };
+        assert_eq!(u.reason, "GET Object expects 200 or 206");
     }
 
     #[test]

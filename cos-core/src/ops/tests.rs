@@ -211,6 +211,7 @@ fn the_documented_limits() {
     assert_eq!(crate::post_policy::MAX_POST_SIZE, 5 * GIB);
     assert_eq!(MAX_CORS_XML_BYTES, 65_536);
     assert_eq!(MAX_CORS_RULES, 100);
+    assert_eq!(MAX_ERROR_BODY, 65_536);
 }
 
 #[test]
@@ -313,4 +314,51 @@ fn a_cors_configuration_may_hold_100_rules_and_64_kib_of_xml() {
     assert_eq!(vary("true"), Ok(Some(true)));
     assert_eq!(vary(""), Ok(None));
     assert!(vary("maybe").is_err());
+}
+
+#[test]
+fn a_whole_get_body_is_crc_checked_unless_transformed_skipped_or_partial() {
+    let crc = crate::checksum::Crc64::checksum(b"hello").to_string();
+    let answer = |status: u16, extra: &[(&str, &str)]| {
+        let mut headers = vec![
+            ("content-length", "5"),
+            ("x-cos-hash-crc64ecma", crc.as_str()),
+        ];
+        headers.extend_from_slice(extra);
+        response(status, &headers, "hellO")
+    };
+    let parse = |get: GetObject, r: &http::Response<Bytes>| get.parse_response(r, None);
+    assert!(matches!(
+        parse(GetObject::new("a"), &answer(200, &[])),
+        Err(Error::Integrity(IntegrityError::Crc64 { part: None, .. }))
+    ));
+    assert!(parse(
+        GetObject::new("a").response_content_type("text/plain"),
+        &answer(200, &[])
+    )
+    .is_err());
+    assert!(parse(GetObject::new("a").skip_crc64_check(), &answer(200, &[])).is_ok());
+    assert!(parse(
+        GetObject::new("a").response_content_encoding("gzip"),
+        &answer(200, &[])
+    )
+    .is_ok());
+    assert!(parse(
+        GetObject::new("a"),
+        &answer(200, &[("content-encoding", "gzip")])
+    )
+    .is_ok());
+    let partial = answer(206, &[("content-range", "bytes 0-4/10")]);
+    assert_eq!(parse(GetObject::new("a"), &partial).unwrap().body, "hellO");
+}
+
+#[test]
+fn an_object_type_is_read_in_any_case() {
+    assert_eq!(ObjectType::parse(Some(" Normal ")), ObjectType::Normal);
+    assert_eq!(
+        ObjectType::parse(Some("APPENDABLE")),
+        ObjectType::Appendable
+    );
+    assert_eq!(ObjectType::parse(None), ObjectType::Normal);
+    assert_eq!(ObjectType::parse(Some("x")), ObjectType::Other("x".into()));
 }
