@@ -454,6 +454,32 @@ mod tests {
     }
 
     #[test]
+    fn the_next_marker_wins_unless_empty_and_keys_are_decoded_only_when_url_encoded() {
+        assert_eq!(
+            page(true, Some("z"), &["c", "d"]).continuation().as_deref(),
+            Some("z")
+        );
+        assert_eq!(
+            page(true, Some(""), &["c", "d"]).continuation().as_deref(),
+            Some("d")
+        );
+        assert_eq!(page(false, Some("z"), &["c"]).continuation(), None);
+        assert_eq!(ListObjects::new().marker("m").marker_value(), Some("m"));
+        assert_eq!(ListObjects::new().marker_value(), None);
+        let plain = "<ListBucketResult><Name>b</Name><IsTruncated>false</IsTruncated>\
+                     <Contents><Key>a%41</Key><Size>1</Size></Contents></ListBucketResult>";
+        let out = ListObjects::new()
+            .parse_response(&response(200, &[], plain), None)
+            .unwrap();
+        assert_eq!(out.contents[0].key, "a%41");
+        let out = ListObjects::new()
+            .encoding_type_url()
+            .parse_response(&response(200, &[], plain), None)
+            .unwrap();
+        assert_eq!(out.contents[0].key, "aA");
+    }
+
+    #[test]
     fn non_advancing_marker_is_an_error() {
         let mut p = ListObjectsPages::new(ListObjects::new());
         p.handle(Ok(page(true, Some("b"), &["a", "b"]))).unwrap();

@@ -362,3 +362,32 @@ fn an_object_type_is_read_in_any_case() {
     assert_eq!(ObjectType::parse(None), ObjectType::Normal);
     assert_eq!(ObjectType::parse(Some("x")), ObjectType::Other("x".into()));
 }
+
+#[test]
+fn a_body_less_head_error_keeps_its_ids() {
+    let head = HeadObject::new("docs/a");
+    assert_eq!(head.key(), "docs/a");
+    for (status, code) in [
+        (403, "AccessDenied"),
+        (304, "NotModified"),
+        (404, "NoSuchKey"),
+    ] {
+        let r = response(
+            status,
+            &[("x-cos-request-id", "rid"), ("x-cos-trace-id", "tid")],
+            "",
+        );
+        let e = service(head.parse_response(&r, None).unwrap_err());
+        assert_eq!(
+            e,
+            ServiceError {
+                status,
+                code: code.into(),
+                message: "no error body (HEAD or empty answer)".into(),
+                request_id: Some("rid".into()),
+                trace_id: Some("tid".into()),
+                ..ServiceError::default()
+            }
+        );
+    }
+}
