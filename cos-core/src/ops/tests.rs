@@ -391,3 +391,115 @@ fn a_body_less_head_error_keeps_its_ids() {
         );
     }
 }
+
+#[test]
+fn multipart_operations_say_what_they_send() {
+    let init = InitiateMultipartUpload::new("big").content_type("text/plain");
+    assert_eq!(init.key(), "big");
+    assert_eq!(
+        init.object_options().content_type.as_deref(),
+        Some("text/plain")
+    );
+    let part = UploadPart::new("big", "up-1", 3);
+    assert_eq!(
+        (part.key(), part.upload_id(), part.part_number()),
+        ("big", "up-1", 3)
+    );
+    let parts = vec![CompletedPart {
+        part_number: 1,
+        etag: "\"e\"".into(),
+    }];
+    let complete = CompleteMultipartUpload::new("big", "up-1", parts.clone());
+    assert_eq!(
+        (complete.key(), complete.upload_id(), complete.parts()),
+        ("big", "up-1", parts.as_slice())
+    );
+}
+
+#[test]
+fn a_part_or_a_put_holds_up_to_5_gib() {
+    let five_gib = 5u64 << 30;
+    let part = |len| {
+        UploadPart::new("big", "up-1", 1)
+            .with_source(0, len)
+            .to_request(&config())
+    };
+    assert!(part(five_gib).is_ok());
+    assert!(matches!(
+        part(five_gib + 1),
+        Err(Error::InvalidInput(InvalidInput::Size { what: "part", .. }))
+    ));
+    let put = |len| PutObject::new("a").with_source(len).to_request(&config());
+    assert!(put(five_gib).is_ok());
+    assert!(put(five_gib + 1).is_err());
+    assert_eq!(super::put::MAX_PUT_SIZE, five_gib);
+}
+
+#[test]
+fn an_owner_with_only_a_display_name_is_kept() {
+    let page = |owner: &str| {
+        response(
+            200,
+            &[],
+            &format!("<ListPartsResult><Bucket>b</Bucket><Key>k</Key><UploadId>u</UploadId>{owner}<IsTruncated>false</IsTruncated></ListPartsResult>"),
+        )
+    };
+    let out = ListParts::new("k", "u")
+        .parse_response(
+            &page("<Owner><ID></ID><DisplayName>d</DisplayName></Owner>"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        out.owner,
+        Some(Owner {
+            id: String::new(),
+            display_name: Some("d".into())
+        })
+    );
+    let out = ListParts::new("k", "u")
+        .parse_response(&page("<Owner><ID></ID></Owner>"), None)
+        .unwrap();
+    assert_eq!(out.owner, None);
+}
+
+#[test]
+fn add_meta_md5_stores_the_body_md5() {
+    let req = PutObject::new("a")
+        .with_bytes("hello")
+        .add_meta_md5()
+        .to_request(&config())
+        .unwrap();
+    assert_eq!(
+        req.headers()["x-cos-meta-md5"],
+        "5d41402abc4b2a76b9719d911017c592"
+    );
+    assert_eq!(PutObject::new("a").key(), "a");
+}
+
+#[test]
+fn a_lenient_abort_takes_only_no_such_upload_as_done() {
+    let answer = |status: u16, code: &str| {
+        response(
+            status,
+            &[("x-cos-request-id", "r-1")],
+            &format!("<Error><Code>{code}</Code><Message>m</Message></Error>"),
+        )
+    };
+    let lenient = AbortMultipartUpload::new("k", "u").missing_ok();
+    let out = lenient
+        .parse_response(&answer(404, "NoSuchUpload"), None)
+        .unwrap();
+    assert!(out.already_gone);
+    assert_eq!(out.request_id.as_deref(), Some("r-1"));
+    assert_eq!(
+        lenient
+            .parse_response(&answer(404, "NoSuchKey"), None)
+            .unwrap_err()
+            .code(),
+        Some("NoSuchKey")
+    );
+    assert!(AbortMultipartUpload::new("k", "u")
+        .parse_response(&answer(404, "NoSuchUpload"), None)
+        .is_err());
+}
