@@ -316,6 +316,23 @@ mod tests {
     }
 
     #[test]
+    fn tags_hold_10_keys_of_128_and_values_of_256_characters() {
+        let ten: Tags = (0..10).map(|i| (format!("k{i}"), "v")).collect();
+        assert!(ten.validate().is_ok());
+        assert_eq!((ten.len(), ten.is_empty()), (10, false));
+        assert!(Tags::new().is_empty());
+        assert_eq!(ten.get("k3"), Some("v"));
+        assert_eq!(ten.get("k10"), None);
+        let t = Tags::new().tag("a", "1").tag("b", "2");
+        assert_eq!((t.get("a"), t.get("b")), (Some("1"), Some("2")));
+        assert!(Tags::new()
+            .tag("é".repeat(128), "é".repeat(256))
+            .validate()
+            .is_ok());
+        assert!(Tags::new().tag("k".repeat(129), "v").validate().is_err());
+    }
+
+    #[test]
     fn put_request_and_get_parse() {
         let put = PutObjectTagging::new("a.txt", Tags::new().tag("k", "<v>"));
         let req = put.to_request(&config()).unwrap();

@@ -439,6 +439,14 @@ mod framing_tests {
     fn the_body_is_opened_whole_and_only_the_file_is_digested() {
         let f = framing();
         assert_eq!(f.len(), 13);
+        assert!(!f.is_empty());
+        let nothing = PostFraming {
+            head: Bytes::new(),
+            tail: Bytes::new(),
+            file_len: 0,
+            digest: FileDigest::default(),
+        };
+        assert!(nothing.is_empty());
         assert!(f.open(0, 5).is_err(), "never in ranges");
         assert!(f.open(1, 12).is_err());
         let mut d = f.open(0, 13).unwrap();
