@@ -605,3 +605,23 @@ fn framing_refuses_what_would_break_the_multipart_body() {
         "{debug}"
     );
 }
+
+#[test]
+fn a_redirect_names_the_bucket_key_and_etag_it_stored() {
+    let post = post_object();
+    assert_eq!(post.tail(), format!("\r\n--B--\r\n"));
+    let location =
+        "https://app.example/done?x=1&bucket=examplebucket-1250000000&key=a%2Fb.png&etag=%22e1%22";
+    let out = post
+        .parse_response(&response(303, &[("location", location)], ""), None)
+        .unwrap();
+    assert_eq!(out.status, 303);
+    assert_eq!(out.bucket.as_deref(), Some(BUCKET));
+    assert_eq!(out.key.as_deref(), Some("a/b.png"));
+    assert_eq!(out.etag.as_deref(), Some("\"e1\""));
+    assert_eq!(out.location.as_deref(), Some(location));
+    assert!(matches!(
+        post.parse_response(&response(303, &[], ""), None),
+        Err(Error::UnexpectedResponse(_))
+    ));
+}
