@@ -503,3 +503,17 @@ fn a_lenient_abort_takes_only_no_such_upload_as_done() {
         .parse_response(&answer(404, "NoSuchUpload"), None)
         .is_err());
 }
+
+#[test]
+fn a_body_less_head_error_needs_no_request_id() {
+    for (status, code) in [
+        (403, "AccessDenied"),
+        (404, "NoSuchKey"),
+        (412, "PreconditionFailed"),
+    ] {
+        let e = HeadObject::new("k")
+            .parse_response(&response(status, &[], ""), None)
+            .unwrap_err();
+        assert_eq!((e.code(), e.request_id()), (Some(code), None), "{status}");
+    }
+}
