@@ -517,3 +517,30 @@ fn a_body_less_head_error_needs_no_request_id() {
         assert_eq!((e.code(), e.request_id()), (Some(code), None), "{status}");
     }
 }
+
+#[test]
+fn a_content_md5_set_after_the_body_still_gets_the_etag_checked() {
+    let streamed = PutObject::new("a")
+        .with_source(5)
+        .content_md5("XUFAKrxLKna5cZ2REBfFkg==")
+        .to_request(&config())
+        .unwrap();
+    assert!(
+        matches!(streamed.body(), RequestBody::Source { md5: true, .. }),
+        "{:?}",
+        streamed.body()
+    );
+    let put = PutObject::new("a")
+        .with_bytes("hello")
+        .content_md5("XUFAKrxLKna5cZ2REBfFkg==");
+    let ok = response(200, &[("etag", "\"5d41402abc4b2a76b9719d911017c592\"")], "");
+    assert_eq!(
+        put.parse_response(&ok, None).unwrap().verified,
+        Verified::Md5
+    );
+    let wrong = response(200, &[("etag", "\"00000000000000000000000000000000\"")], "");
+    assert!(matches!(
+        put.parse_response(&wrong, None),
+        Err(Error::Integrity(IntegrityError::Etag { .. }))
+    ));
+}
