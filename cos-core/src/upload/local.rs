@@ -146,6 +146,22 @@ mod tests {
     use std::sync::Mutex;
 
     #[test]
+    fn reports_take_the_options_progress_callbacks_and_show_which_are_set() {
+        let options = crate::upload::UploadOptions::default()
+            .on_progress(|_| {})
+            .on_hash_progress(|_| {});
+        let r = Reports::of(&options);
+        assert!(r.on_progress.is_some() && r.on_hash_progress.is_some());
+        assert!(r.on_paused.is_none());
+        assert_eq!(
+            format!("{r:?}"),
+            "Reports { on_progress: true, on_hash_progress: true, on_paused: false }"
+        );
+        let none = Reports::of(&crate::upload::UploadOptions::default());
+        assert!(none.on_progress.is_none() && none.on_hash_progress.is_none());
+    }
+
+    #[test]
     fn io_outcomes_become_the_answers_the_task_expects() {
         let p = Path::new("/cp.json");
         let missing = || Err(io::Error::from(io::ErrorKind::NotFound));

@@ -686,6 +686,25 @@ fn new_task() -> MultipartUpload {
         .unwrap()
 }
 
+#[test]
+fn a_multipart_upload_names_its_key_part_size_and_upload_id() {
+    let sized = UploadConfig {
+        part_size: Some(5 * MIB),
+        ..upload_config()
+    };
+    let five = MultipartUpload::new(config(), KEY, LEN, sized).unwrap();
+    assert_eq!(five.part_size(), 5 * MIB);
+    let mut task = new_task();
+    assert_eq!(task.key(), KEY);
+    assert_eq!(task.upload_id(), None);
+    let mut h = Harness::new();
+    let part = run_until_sent(&mut h, &mut task, "UploadPart");
+    let id = task.upload_id().expect("initiated").to_string();
+    assert!(!id.is_empty());
+    let query = part.request.uri().query().unwrap_or("").to_string();
+    assert!(query.contains(&format!("uploadId={id}")), "{query}");
+}
+
 fn done(stop: Stop) -> Result<UploadOutcome, Error> {
     match stop {
         Stop::Done(r) => r,
