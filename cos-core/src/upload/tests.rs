@@ -696,6 +696,11 @@ fn a_multipart_upload_names_its_key_part_size_and_upload_id() {
     assert_eq!(five.part_size(), 5 * MIB);
     let mut task = new_task();
     assert_eq!(task.key(), KEY);
+    assert!(!task.is_paused());
+    task.pause();
+    assert!(task.is_paused());
+    task.resume_sending();
+    assert!(!task.is_paused());
     assert_eq!(task.upload_id(), None);
     let mut h = Harness::new();
     let part = run_until_sent(&mut h, &mut task, "UploadPart");
@@ -1868,6 +1873,19 @@ fn stream_push_rules() {
         task.push_part(Bytes::from_static(b"more")).is_err(),
         "nothing after a short part"
     );
+    // Nothing is taken once the upload is cancelled, nor after it ended.
+    let mut h = Harness::new();
+    let mut task = stream_task(3);
+    task.cancel();
+    assert!(task.push_part(source().slice(0..MIB as usize)).is_err());
+    assert!(matches!(
+        done(h.run(&mut task, None)),
+        Err(Error::Cancelled)
+    ));
+    assert!(task.push_part(source().slice(0..MIB as usize)).is_err());
+    let mut task = stream_task(3);
+    task.finish_stream();
+    assert!(task.push_part(source().slice(0..MIB as usize)).is_err());
 }
 
 #[test]
@@ -1905,10 +1923,11 @@ fn stream_too_long_fails_before_part_10001_and_aborts() {
     };
     assert_eq!(pushed, 5, "the fifth push is refused");
     let e = error.unwrap();
+    let five: u64 = chunks[..5].iter().map(|c| c.len() as u64).sum();
     assert!(
         matches!(
             e,
-            Error::InvalidInput(InvalidInputAlias::Size { what: "stream", .. })
+            Error::InvalidInput(InvalidInputAlias::Size { what: "stream", size, .. }) if size == five
         ),
         "{e:?}"
     );
