@@ -817,3 +817,44 @@ fn a_list_parts_marker_at_the_last_part_number_is_still_followed() {
         Some(MAX_PARTS.to_string().as_str())
     );
 }
+
+#[test]
+fn requests_in_flight_together_have_distinct_ids() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let a = run_until_sent(&mut h, &mut task, "UploadPart");
+    let b = run_until_sent(&mut h, &mut task, "UploadPart");
+    assert_ne!(a.id, b.id);
+    assert_ne!(a.request.uri(), b.request.uri());
+}
+
+#[test]
+fn a_cancel_while_head_confirms_a_lost_complete_aborts_nothing() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
+        ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let head = run_until_sent(&mut h, &mut task, "HeadObject");
+    task.cancel();
+    let input = h.deliver(head);
+    task.handle_input(h.now, input);
+    let _ = done(h.run(&mut task, None));
+    assert!(h.sends("AbortMultipartUpload").is_empty());
+    h.assert_object_is_source();
+}
+
+#[test]
+fn a_complete_that_wins_over_a_cancel_is_verified_like_any_other() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    task.cancel();
+    let input = h.deliver(complete);
+    task.handle_input(h.now, input);
+    let out = done(h.run(&mut task, None)).unwrap();
+    assert_eq!(out.crc64, Some(source_crc()));
+    assert!(h.sends("AbortMultipartUpload").is_empty());
+    h.assert_object_is_source();
+}
