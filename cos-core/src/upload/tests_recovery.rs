@@ -826,6 +826,21 @@ fn requests_in_flight_together_have_distinct_ids() {
     let b = run_until_sent(&mut h, &mut task, "UploadPart");
     assert_ne!(a.id, b.id);
     assert_ne!(a.request.uri(), b.request.uri());
+    // A retried control request goes out under a new id, so that a late answer to the first attempt
+    // cannot be taken for the retry's.
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let first = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    task.handle_input(
+        h.now,
+        Input::Failed {
+            id: first.id,
+            error: TransportError::new(TransportErrorKind::Timeout, "read timeout"),
+        },
+    );
+    let retry = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    assert_eq!(retry.attempt, 2);
+    assert_ne!(first.id, retry.id);
 }
 
 #[test]
