@@ -873,3 +873,43 @@ fn a_complete_that_wins_over_a_cancel_is_verified_like_any_other() {
     assert!(h.sends("AbortMultipartUpload").is_empty());
     h.assert_object_is_source();
 }
+
+/// Polls until the task waits, answering its local I/O, and returns the wait's deadline.
+fn poll_until_wait(h: &mut Harness, task: &mut MultipartUpload, now: Now) -> Option<Instant> {
+    loop {
+        match task.poll_output(now) {
+            Output::Wait { until } => return until,
+            Output::Event(_) => {}
+            Output::Io(io) => {
+                let result = h.io(io.request).expect("an answer");
+                task.handle_input(now, Input::Io { id: io.id, result });
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_control_retry_due_while_paused_is_no_timer() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
+        ("CompleteMultipartUpload", 1) => Fault::Error(503, "ServiceUnavailable"),
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let first = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    let input = h.deliver(first);
+    task.handle_input(h.now, input);
+    task.pause();
+    let now = h.now;
+    let due = poll_until_wait(&mut h, &mut task, now).expect("the retry's time");
+    assert!(due > h.now.instant);
+    let at_due = h.now.advance(due - h.now.instant);
+    // Paused at the retry's time: nothing to wake up for (a deadline of `now` would make the driver spin).
+    let until = poll_until_wait(&mut h, &mut task, at_due);
+    assert!(until.map_or(true, |t| t > at_due.instant), "{until:?}");
+    assert!(
+        h.sends("CompleteMultipartUpload").len() == 1,
+        "nothing sent while paused"
+    );
+}
