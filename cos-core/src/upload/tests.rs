@@ -2696,3 +2696,15 @@ fn a_cancel_during_the_search_aborts_the_upload_it_finds() {
 // Recovery paths and input checks (issue 18), in their own file.
 #[path = "tests_recovery.rs"]
 mod recovery;
+
+#[test]
+fn no_checkpoint_is_stored_before_the_upload_has_an_id() {
+    let mut h = Harness::new();
+    // Every answer, the Initiate's included, takes longer than a lease lives.
+    let mut run = Stalled::new(LEASE_TTL + Duration::from_secs(2));
+    let mut task = leased_task("pid 1 run a", 2);
+    run.run(&mut h, &mut task, None).unwrap().unwrap();
+    assert!(!run.stored.is_empty());
+    assert!(run.stored.iter().all(|c| !c.upload_id.is_empty()));
+    h.assert_object_is_source();
+}
