@@ -913,3 +913,13 @@ fn a_control_retry_due_while_paused_is_no_timer() {
         "nothing sent while paused"
     );
 }
+
+#[test]
+fn a_leased_upload_sets_no_renewal_timer_before_it_has_an_id() {
+    let mut h = Harness::new();
+    let mut task = leased_task("pid 1 run a", 2);
+    let _initiate = run_until_sent(&mut h, &mut task, "InitiateMultipartUpload");
+    let now = h.now;
+    // Waiting for the Initiate's answer only: no lease to renew yet, so no timer to wake up for.
+    assert_eq!(poll_until_wait(&mut h, &mut task, now), None);
+}
