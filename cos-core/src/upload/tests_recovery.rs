@@ -841,6 +841,21 @@ fn requests_in_flight_together_have_distinct_ids() {
     let retry = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
     assert_eq!(retry.attempt, 2);
     assert_ne!(first.id, retry.id);
+    // The retry is announced under the operation whose answer was lost.
+    let announced: Vec<(&str, u32)> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RetryScheduled {
+                operation, attempt, ..
+            } => Some((operation, attempt)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        announced.contains(&("CompleteMultipartUpload", 2)),
+        "{announced:?}"
+    );
 }
 
 #[test]
