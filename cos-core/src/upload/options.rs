@@ -335,3 +335,26 @@ impl BatchOptions {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_settings_and_only_whether_callbacks_are_set() {
+        let options = UploadOptions::default()
+            .part_size(8 << 20)
+            .concurrency(3)
+            .on_progress(|_| {});
+        let debug = format!("{options:?}");
+        for field in [
+            "part_size: Some(8388608)",
+            "concurrency: 3",
+            "on_progress: true",
+            "on_hash_progress: false",
+            "verify_md5: false",
+        ] {
+            assert!(debug.contains(field), "{field} missing from {debug}");
+        }
+    }
+}
