@@ -78,6 +78,7 @@ impl Default for UploadOptions {
             on_hash_progress: None,
             guess_content_type: true,
         }
+        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
 
@@ -211,6 +212,7 @@ impl UploadOptions {
             meta_md5,
             verify_md5: self.verify_md5,
         }
+        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
 
@@ -241,6 +243,7 @@ impl FileUpload {
             path: path.into(),
             key: key.into(),
         }
+        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
 
@@ -272,6 +275,7 @@ impl Default for BatchOptions {
             on_file_done: None,
             per_file: None,
         }
+        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
 
@@ -343,11 +347,13 @@ mod tests {
     #[test]
     fn debug_shows_the_settings_and_only_whether_callbacks_are_set() {
         let options = UploadOptions::default()
+            .threshold(12345)
             .part_size(8 << 20)
             .concurrency(3)
             .on_progress(|_| {});
         let debug = format!("{options:?}");
         for field in [
+            "threshold: 12345",
             "part_size: Some(8388608)",
             "concurrency: 3",
             "on_progress: true",
@@ -356,5 +362,6 @@ mod tests {
         ] {
             assert!(debug.contains(field), "{field} missing from {debug}");
         }
+        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
