@@ -78,7 +78,6 @@ impl Default for UploadOptions {
             on_hash_progress: None,
             guess_content_type: true,
         }
-        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
 
@@ -212,7 +211,6 @@ impl UploadOptions {
             meta_md5,
             verify_md5: self.verify_md5,
         }
-        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
 
@@ -243,7 +241,6 @@ impl FileUpload {
             path: path.into(),
             key: key.into(),
         }
-        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
 
@@ -275,7 +272,6 @@ impl Default for BatchOptions {
             on_file_done: None,
             per_file: None,
         }
-        assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
 }
 
