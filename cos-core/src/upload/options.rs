@@ -360,4 +360,29 @@ mod tests {
         }
         assert_eq!(UploadOptions::default().concurrency(0).concurrency, 1);
     }
+
+    #[test]
+    fn every_builder_sets_its_setting() {
+        let object = crate::ops::ObjectOptions {
+            content_type: Some("text/plain".into()),
+            ..Default::default()
+        };
+        let o = UploadOptions::default()
+            .checkpoint("ck.json")
+            .resume_unfinished(false)
+            .object(object.clone())
+            .forbid_overwrite(true)
+            .verify_md5(true)
+            .add_meta_md5(true)
+            .on_hash_progress(|_| {})
+            .guess_content_type(false);
+        assert_eq!(o.checkpoint.as_deref(), Some(Path::new("ck.json")));
+        assert!(!o.resume_unfinished && o.forbid_overwrite && o.verify_md5 && o.add_meta_md5);
+        assert_eq!(o.object, object);
+        assert!(o.on_hash_progress.is_some());
+        assert!(!o.guess_content_type);
+        let d = UploadOptions::default();
+        assert!(d.resume_unfinished && !d.forbid_overwrite && !d.verify_md5 && !d.add_meta_md5);
+        assert!(d.guess_content_type);
+    }
 }
