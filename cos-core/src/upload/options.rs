@@ -385,4 +385,22 @@ mod tests {
         assert!(d.resume_unfinished && !d.forbid_overwrite && !d.verify_md5 && !d.add_meta_md5);
         assert!(d.guess_content_type);
     }
+
+    #[test]
+    fn a_file_gets_a_guessed_type_unless_one_is_given_or_guessing_is_off() {
+        let o = UploadOptions::default();
+        let t = |o: &UploadOptions| {
+            o.for_file(Path::new("a/photo.jpg"))
+                .object
+                .content_type
+                .clone()
+        };
+        assert_eq!(t(&o).as_deref(), Some("image/jpeg"));
+        let given = UploadOptions::default().object(crate::ops::ObjectOptions {
+            content_type: Some("text/plain".into()),
+            ..Default::default()
+        });
+        assert_eq!(t(&given).as_deref(), Some("text/plain"));
+        assert_eq!(t(&UploadOptions::default().guess_content_type(false)), None);
+    }
 }
