@@ -403,4 +403,37 @@ mod tests {
         assert_eq!(t(&given).as_deref(), Some("text/plain"));
         assert_eq!(t(&UploadOptions::default().guess_content_type(false)), None);
     }
+
+    #[test]
+    fn a_batch_uploads_each_file_with_the_batch_options_less_the_checkpoint_or_its_own() {
+        let file = FileUpload::new("a.bin", "k/a.bin");
+        let batch = BatchOptions::default().file_parallel(0).upload(
+            UploadOptions::default()
+                .part_size(5 << 20)
+                .checkpoint("one.json"),
+        );
+        assert_eq!(batch.file_parallel, 1);
+        let o = batch.options_for(&file);
+        assert_eq!((o.part_size, o.checkpoint.clone()), (Some(5 << 20), None));
+        assert_eq!(batch.file_options().part_size, Some(5 << 20));
+        let own = batch
+            .clone()
+            .per_file(|f| UploadOptions::default().checkpoint(format!("{}.ck", f.key)))
+            .on_file_done(|_, _| {});
+        assert_eq!(
+            own.options_for(&file).checkpoint.as_deref(),
+            Some(Path::new("k/a.bin.ck"))
+        );
+        assert!(own.on_file_done.is_some());
+        let debug = format!("{own:?}");
+        for field in [
+            "file_parallel: 1",
+            "on_file_done: true",
+            "per_file: true",
+            "part_size: Some(5242880)",
+        ] {
+            assert!(debug.contains(field), "{field} missing from {debug}");
+        }
+        assert_eq!(BatchOptions::default().file_parallel(3).file_parallel, 3);
+    }
 }

@@ -139,4 +139,32 @@ mod tests {
             "no report after completion"
         );
     }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base instant for virtual time
+    fn reports_come_every_interval_and_once_at_the_total() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut m = ProgressMeter::new(None, t0).with_interval(Duration::from_millis(100));
+        assert!(m.update(1, t0).is_some(), "the first");
+        assert!(m.update(2, ms(99)).is_none());
+        assert!(m.update(3, ms(100)).is_some(), "one interval later");
+        // A stream's total, once known, ends the reports at it.
+        m.set_total(10);
+        let last = m
+            .update(10, ms(101))
+            .expect("the total is reported at once");
+        assert_eq!((last.total, last.percent), (Some(10), Some(1.0)));
+        assert!(m.update(10, ms(500)).is_none(), "nothing after the total");
+        // The speed is measured over the last 3 s only.
+        let mut m = ProgressMeter::new(Some(1 << 40), t0);
+        m.update(0, t0);
+        m.update(1_000_000, ms(1_000));
+        for s in 2..=10u64 {
+            m.update(1_000_000 + (s - 1) * 1000, ms(s * 1000));
+        }
+        let p = m.update(1_000_000 + 10_000, ms(11_000)).unwrap();
+        assert!(p.speed < 2_000.0, "old samples are dropped: {}", p.speed);
+        assert!(p.speed > 500.0, "{}", p.speed);
+    }
 }
