@@ -938,3 +938,25 @@ fn a_leased_upload_sets_no_renewal_timer_before_it_has_an_id() {
     // Waiting for the Initiate's answer only: no lease to renew yet, so no timer to wake up for.
     assert_eq!(poll_until_wait(&mut h, &mut task, now), None);
 }
+
+#[test]
+fn push_part_is_refused_once_the_upload_has_failed() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, _| match op {
+        "InitiateMultipartUpload" => Fault::Error(403, "AccessDenied"),
+        _ => Fault::None,
+    });
+    let mut task = stream_task(3);
+    let c = chunks();
+    task.push_part(c[0].clone()).unwrap();
+    task.push_part(c[1].clone()).unwrap();
+    let init = run_until_sent(&mut h, &mut task, "InitiateMultipartUpload");
+    let input = h.deliver(init);
+    task.handle_input(h.now, input);
+    assert!(
+        task.push_part(c[2].clone()).is_err(),
+        "the failure waits to be polled"
+    );
+    assert!(done(h.run(&mut task, None)).is_err());
+    assert!(task.push_part(c[2].clone()).is_err(), "after the end");
+}
