@@ -23,6 +23,19 @@ fn service(e: Error) -> ServiceError {
     }
 }
 
+/// The error a body-less answer with request id `rid` and trace id `tid` stands for.
+fn body_less(status: u16, code: &str, context: Option<RequestContext>) -> ServiceError {
+    ServiceError {
+        status,
+        code: code.into(),
+        message: "no error body (HEAD or empty answer)".into(),
+        request_id: Some("rid".into()),
+        trace_id: Some("tid".into()),
+        context,
+        ..ServiceError::default()
+    }
+}
+
 #[test]
 fn a_body_less_cos_error_is_named_from_its_status() {
     let cases = [
@@ -39,18 +52,7 @@ fn a_body_less_cos_error_is_named_from_its_status() {
             "",
         ));
         let e = service(error_from_response(&r));
-        assert_eq!(
-            e,
-            ServiceError {
-                status,
-                code: code.into(),
-                message: "no error body (HEAD or empty answer)".into(),
-                request_id: Some("rid".into()),
-                trace_id: Some("tid".into()),
-                context: response_context(&r),
-                ..ServiceError::default()
-            }
-        );
+        assert_eq!(e, body_less(status, code, response_context(&r)));
         assert_eq!(e.context.unwrap().attempt, 2);
     }
     // Without a request id, with a body, or with a success status it is not a COS error.
@@ -378,17 +380,7 @@ fn a_body_less_head_error_keeps_its_ids() {
             "",
         );
         let e = service(head.parse_response(&r, None).unwrap_err());
-        assert_eq!(
-            e,
-            ServiceError {
-                status,
-                code: code.into(),
-                message: "no error body (HEAD or empty answer)".into(),
-                request_id: Some("rid".into()),
-                trace_id: Some("tid".into()),
-                ..ServiceError::default()
-            }
-        );
+        assert_eq!(e, body_less(status, code, None));
     }
 }
 
