@@ -296,6 +296,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a base instant for virtual time
     fn advancing_now_moves_both_clocks_forward() {
         let start = Now {
             instant: Instant::now(),
