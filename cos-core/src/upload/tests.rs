@@ -502,6 +502,16 @@ enum Stop {
 }
 
 impl Harness {
+    /// A harness whose fake COS applies the first Complete but loses its answer (the task confirms with HEAD).
+    fn losing_the_first_complete_answer() -> Self {
+        let mut h = Harness::new();
+        h.faults = Box::new(|op, _, attempt| match (op, attempt) {
+            ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
+            _ => Fault::None,
+        });
+        h
+    }
+
     fn new() -> Self {
         let now = start();
         Harness {
@@ -1118,11 +1128,7 @@ fn etag_mismatch_is_an_integrity_error() {
 
 #[test]
 fn complete_with_lost_answer_is_confirmed_by_head() {
-    let mut h = Harness::new();
-    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
-        ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
-        _ => Fault::None,
-    });
+    let mut h = Harness::losing_the_first_complete_answer();
     let mut task = new_task();
     let out = done(h.run(&mut task, None)).unwrap();
     assert!(out.confirmed_by_head);

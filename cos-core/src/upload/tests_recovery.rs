@@ -362,11 +362,7 @@ fn head_without_crc(h: &mut Harness, task: &mut MultipartUpload) -> Result<Uploa
 
 #[test]
 fn head_without_a_crc_confirms_a_lost_complete_by_etag_and_length() {
-    let mut h = Harness::new();
-    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
-        ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
-        _ => Fault::None,
-    });
+    let mut h = Harness::losing_the_first_complete_answer();
     let mut task = new_task();
     let out = head_without_crc(&mut h, &mut task).unwrap();
     assert!(out.confirmed_by_head);
@@ -565,11 +561,7 @@ fn the_outcome_carries_the_location_complete_reported() {
 
 /// Loses the first Complete answer, then answers the HEAD that should confirm it with these fields.
 fn confirm_with_head(len: u64, etag: &str, crc64: u64) -> (Harness, Result<UploadOutcome, Error>) {
-    let mut h = Harness::new();
-    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
-        ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
-        _ => Fault::None,
-    });
+    let mut h = Harness::losing_the_first_complete_answer();
     let mut task = new_task();
     let head = run_until_sent(&mut h, &mut task, "HeadObject");
     let response = http::Response::builder()
@@ -860,11 +852,7 @@ fn requests_in_flight_together_have_distinct_ids() {
 
 #[test]
 fn a_cancel_while_head_confirms_a_lost_complete_aborts_nothing() {
-    let mut h = Harness::new();
-    h.faults = Box::new(|op, _, attempt| match (op, attempt) {
-        ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
-        _ => Fault::None,
-    });
+    let mut h = Harness::losing_the_first_complete_answer();
     let mut task = new_task();
     let head = run_until_sent(&mut h, &mut task, "HeadObject");
     task.cancel();
