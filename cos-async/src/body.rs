@@ -446,6 +446,76 @@ impl AsyncSource for BodySource {
     }
 }
 
+/// Fills part buffers from a reader or a stream of chunks.
+pub(crate) trait Fill: Send + Unpin {
+    /// Reads into `buf[*filled..]` until it is full (`Ok(false)`) or the source ended (`Ok(true)`).
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> Poll<io::Result<bool>>;
+}
+
+pub(crate) struct ReaderFill<R>(pub(crate) R);
+
+impl<R: AsyncRead + Unpin + Send> Fill for ReaderFill<R> {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> Poll<io::Result<bool>> {
+        while *filled < buf.len() {
+            let mut rb = ReadBuf::new(&mut buf[*filled..]);
+            match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        return Poll::Ready(Ok(true));
+                    }
+                    *filled += n;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(false))
+    }
+}
+
+pub(crate) struct StreamFill<S> {
+    pub(crate) stream: S,
+    pub(crate) leftover: Bytes,
+}
+
+impl<S: futures_core::Stream<Item = io::Result<Bytes>> + Unpin + Send> Fill for StreamFill<S> {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> Poll<io::Result<bool>> {
+        loop {
+            if !self.leftover.is_empty() {
+                let n = self.leftover.len().min(buf.len() - *filled);
+                buf[*filled..*filled + n].copy_from_slice(&self.leftover.split_to(n));
+                *filled += n;
+            }
+            if *filled == buf.len() {
+                return Poll::Ready(Ok(false));
+            }
+            match Pin::new(&mut self.stream).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.leftover = chunk,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(true)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,19 +329,16 @@ impl Client {
                         task.command(c);
                     }
                     Ok(Some(Ok((id, report)))) => task.fetched(id, report),
-                    Ok(Some(Err(e))) => {
-                        break Err(file_error(
-                            &tmp,
-                            std::io::Error::other(format!("a download fetch failed: {e}")),
-                        ))
-                    }
-                    Ok(None) => {
-                        break Err(file_error(&tmp, std::io::Error::other("a fetch vanished")))
-                    }
+                    Ok(Some(Err(e))) => task.local_failure(file_error(
+                        &tmp,
+                        std::io::Error::other(format!("a download fetch failed: {e}")),
+                    )),
+                    Ok(None) => task
+                        .local_failure(file_error(&tmp, std::io::Error::other("a fetch vanished"))),
                 },
                 DownloadStep::StoreCheckpoint(bytes) => {
                     if let Err(e) = crate::transfer::store(&cp_path, &bytes).await {
-                        break Err(file_error(&cp_path, e));
+                        task.local_failure(file_error(&cp_path, e));
                     }
                 }
                 DownloadStep::Progress { done, total } => progress(done, total),
@@ -349,21 +346,23 @@ impl Client {
                     let done = async {
                         file.sync_all().await?;
                         tokio::fs::rename(&tmp, path).await
+                    };
+                    match done.await {
+                        Ok(()) => {
+                            let _ = tokio::fs::remove_file(&cp_path).await;
+                            break Ok(());
+                        }
+                        Err(e) => task.local_failure(file_error(path, e)),
                     }
-                    .await
-                    .map_err(|e| file_error(path, e));
-                    if done.is_ok() {
-                        let _ = tokio::fs::remove_file(&cp_path).await;
-                    }
-                    break done;
                 }
                 DownloadStep::Fail {
                     error,
                     keep_partial,
                 } => {
+                    // Stop the fetches before their file goes.
+                    stop.store(true, Ordering::SeqCst);
+                    fetches.shutdown().await;
                     if !keep_partial {
-                        stop.store(true, Ordering::SeqCst);
-                        fetches.shutdown().await;
                         let _ = tokio::fs::remove_file(&tmp).await;
                         let _ = tokio::fs::remove_file(&cp_path).await;
                     }
@@ -379,9 +378,6 @@ impl Client {
         };
         stop.store(true, Ordering::SeqCst);
         fetches.shutdown().await;
-        if result.is_err() && !options.checkpoint {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
         result.map(|()| task.outcome(&info))
     }
 
@@ -439,7 +435,7 @@ impl Client {
 
 impl Client {
     /// Downloads every file of `files` with [`Client::download_file`], `file_parallel` files at a time
-    /// (at least 1), each with `options`. One result per file, in the order of `files`: a failed file does
+    /// (at least 1, in the order the core's queue starts them: oldest first), each with `options`. One result per file, in the order of `files`: a failed file does
     /// not stop the others.
     pub async fn download_files(
         &self,
@@ -447,27 +443,10 @@ impl Client {
         options: &cos_core::download::DownloadOptions,
         file_parallel: usize,
     ) -> Vec<Result<DownloadOutcome, Error>> {
-        let mut results: Vec<Option<Result<DownloadOutcome, Error>>> =
-            (0..files.len()).map(|_| None).collect();
-        let mut running = tokio::task::JoinSet::new();
-        let mut pending = files.iter().cloned().enumerate();
-        loop {
-            while running.len() < file_parallel.max(1) {
-                let Some((i, f)) = pending.next() else { break };
-                let (client, options) = (self.clone(), options.clone());
-                running.spawn(
-                    async move { (i, client.download_file(&f.key, &f.path, &options).await) },
-                );
-            }
-            match running.join_next().await {
-                Some(Ok((i, r))) => results[i] = Some(r),
-                Some(Err(_)) => {}
-                None => break,
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Cancelled)))
-            .collect()
+        let run = |i: usize| {
+            let (client, f, options) = (self.clone(), files[i].clone(), options.clone());
+            async move { client.download_file(&f.key, &f.path, &options).await }
+        };
+        crate::queue::run_batch(&vec![None; files.len()], file_parallel, run, |_, _| {}).await
     }
 }

@@ -307,6 +307,54 @@ impl<J: Job> Queue<J> {
     }
 }
 
+/// Runs `run(i)` for each of the `lens.len()` items of a batch as tokio tasks, in the order and at most
+/// `parallel` at a time as the core's [`TransferQueue`] starts them, and calls `done(i, &result)` as each
+/// ends. One result per item, in input order; a failing item does not stop the others.
+pub(crate) async fn run_batch<T, F>(
+    lens: &[Option<u64>],
+    parallel: usize,
+    run: impl Fn(usize) -> F,
+    done: impl Fn(usize, &Result<T, Error>),
+) -> Vec<Result<T, Error>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let mut queue: TransferQueue<usize> = TransferQueue::new(parallel.max(1));
+    for (i, len) in lens.iter().enumerate() {
+        queue.add(i, *len);
+    }
+    let mut results: Vec<Option<Result<T, Error>>> = lens.iter().map(|_| None).collect();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while let Some(out) = queue.poll() {
+            let QueueOutput::Start(id) = out else {
+                continue;
+            };
+            let Some(&i) = queue.get(id).map(|t| &t.meta) else {
+                continue;
+            };
+            let f = run(i);
+            running.spawn(async move { (id, i, f.await) });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (id, i, r) = match joined {
+            Ok(x) => x,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => continue,
+        };
+        let _ = queue.finished(id, r.as_ref().map(|_| ()).map_err(Clone::clone));
+        done(i, &r);
+        results[i] = Some(r);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(Error::Cancelled)))
+        .collect()
+}
+
 /// The methods both task lists share, each over its own kind of task.
 macro_rules! task_list_methods {
     ($list:ident, $outcome:ty, $info:ty) => {

@@ -2,7 +2,7 @@
 //! unknown length, batches, and a background task list.
 //!
 //! Every decision (single PUT or multipart, checkpoints and resumption, cleanup, progress throttling,
-//! which file of a batch starts next) is made by the core's [`UploadTask`] and [`UploadQueue`]; this module
+//! which file of a batch starts next) is made by the core's [`UploadTask`] and [`UploadQueue`](cos_core::upload::UploadQueue); this module
 //! only performs what they ask (`LocalIo`: read, store or remove the checkpoint, hash a range, read the
 //! stream) and runs the per-file tasks on tokio.
 //!
@@ -23,20 +23,18 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cos_core::checksum::BodyDigest;
 use cos_core::task::{Command, IoRequest, IoResult};
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
-use cos_core::upload::{QueueOutput, Reports, SourceFingerprint, UploadQueue, UploadTask};
+use cos_core::upload::{Reports, SourceFingerprint, UploadTask};
 use cos_core::Error;
 use futures_core::Stream;
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use crate::body::{AsyncSource, FileSource};
+use crate::body::{AsyncSource, FileSource, Fill, ReaderFill, StreamFill};
 use crate::client::Client;
 
 pub use crate::queue::{TaskInfo, TaskQueue};
@@ -135,76 +133,6 @@ pub(crate) async fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
         f.sync_all().await?;
     }
     tokio::fs::rename(&tmp, path).await
-}
-
-/// Fills part buffers from a reader or a stream of chunks.
-trait Fill: Send + Unpin {
-    /// Reads into `buf[*filled..]` until it is full (`Ok(false)`) or the source ended (`Ok(true)`).
-    fn poll_fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-        filled: &mut usize,
-    ) -> Poll<io::Result<bool>>;
-}
-
-struct ReaderFill<R>(R);
-
-impl<R: AsyncRead + Unpin + Send> Fill for ReaderFill<R> {
-    fn poll_fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-        filled: &mut usize,
-    ) -> Poll<io::Result<bool>> {
-        while *filled < buf.len() {
-            let mut rb = ReadBuf::new(&mut buf[*filled..]);
-            match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    if n == 0 {
-                        return Poll::Ready(Ok(true));
-                    }
-                    *filled += n;
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        Poll::Ready(Ok(false))
-    }
-}
-
-struct StreamFill<S> {
-    stream: S,
-    leftover: Bytes,
-}
-
-impl<S: Stream<Item = io::Result<Bytes>> + Unpin + Send> Fill for StreamFill<S> {
-    fn poll_fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-        filled: &mut usize,
-    ) -> Poll<io::Result<bool>> {
-        loop {
-            if !self.leftover.is_empty() {
-                let n = self.leftover.len().min(buf.len() - *filled);
-                buf[*filled..*filled + n].copy_from_slice(&self.leftover.split_to(n));
-                *filled += n;
-            }
-            if *filled == buf.len() {
-                return Poll::Ready(Ok(false));
-            }
-            match Pin::new(&mut self.stream).poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => self.leftover = chunk,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(None) => return Poll::Ready(Ok(true)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
 }
 
 // ---- the client's transfer methods ----
@@ -336,8 +264,6 @@ impl Client {
         files: Vec<FileUpload>,
         options: &BatchOptions,
     ) -> Vec<Result<UploadOutcome, Error>> {
-        // The core's queue decides which file starts next, as in the blocking client.
-        let mut queue: UploadQueue<usize> = UploadQueue::new(options.file_parallel.max(1));
         // Every file's length in one trip to the blocking pool, not one trip per file.
         let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
         let lens = tokio::task::spawn_blocking(move || {
@@ -345,46 +271,18 @@ impl Client {
             paths.iter().map(len).collect::<Vec<_>>()
         })
         .await
-        .unwrap_or_default();
-        for i in 0..files.len() {
-            queue.add(i, lens.get(i).copied().flatten());
-        }
-        let mut results: Vec<Option<Result<UploadOutcome, Error>>> =
-            files.iter().map(|_| None).collect();
-        let mut running = tokio::task::JoinSet::new();
-        loop {
-            while let Some(out) = queue.poll() {
-                let QueueOutput::Start(id) = out else {
-                    continue;
-                };
-                let Some(&i) = queue.get(id).map(|t| &t.meta) else {
-                    continue;
-                };
-                let (client, file) = (self.clone(), files[i].clone());
-                // The file's own options (per_file), else the batch's less its checkpoint.
-                let upload = options.options_for(&file).into_owned();
-                running.spawn(async move {
-                    let r = client.upload_file(&file.path, &file.key, &upload).await;
-                    (id, i, r)
-                });
-            }
-            let Some(joined) = running.join_next().await else {
-                break;
-            };
-            let (id, i, r) = match joined {
-                Ok(x) => x,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => continue,
-            };
-            let _ = queue.finished(id, r.as_ref().map(|_| ()).map_err(Clone::clone));
+        .unwrap_or_else(|_| vec![None; files.len()]);
+        let run = |i: usize| {
+            let (client, file) = (self.clone(), files[i].clone());
+            // The file's own options (per_file), else the batch's less its checkpoint.
+            let upload = options.options_for(&file).into_owned();
+            async move { client.upload_file(&file.path, &file.key, &upload).await }
+        };
+        let done = |i: usize, r: &Result<UploadOutcome, Error>| {
             if let Some(f) = &options.on_file_done {
-                f(&files[i], &r);
+                f(&files[i], r);
             }
-            results[i] = Some(r);
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Cancelled)))
-            .collect()
+        };
+        crate::queue::run_batch(&lens, options.file_parallel, run, done).await
     }
 }

@@ -217,26 +217,24 @@ impl Client {
                     match rx.recv() {
                         Ok(DownloadMsg::Fetched(id, report)) => task.fetched(id, report),
                         Ok(DownloadMsg::Command(c)) => task.command(c),
-                        Err(_) => {
-                            break Err(file_error(&tmp, io::Error::other("a fetch vanished")))
-                        }
+                        Err(_) => task
+                            .local_failure(file_error(&tmp, io::Error::other("a fetch vanished"))),
                     }
                 }
                 DownloadStep::StoreCheckpoint(bytes) => {
                     if let Err(e) = crate::transfer::store(&cp_path, &bytes) {
-                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                        break Err(file_error(&cp_path, e));
+                        task.local_failure(file_error(&cp_path, e));
                     }
                 }
                 DownloadStep::Progress { done, total } => progress(done, total),
                 DownloadStep::Finish => {
-                    break file
-                        .sync_all()
-                        .and_then(|()| std::fs::rename(&tmp, path))
-                        .map_err(|e| file_error(path, e))
-                        .map(|()| {
+                    match file.sync_all().and_then(|()| std::fs::rename(&tmp, path)) {
+                        Ok(()) => {
                             let _ = std::fs::remove_file(&cp_path);
-                        });
+                            break Ok(());
+                        }
+                        Err(e) => task.local_failure(file_error(path, e)),
+                    }
                 }
                 DownloadStep::Fail {
                     error,
@@ -252,9 +250,6 @@ impl Client {
                 _ => break Err(file_error(&tmp, io::Error::other("unknown download step"))),
             }
         });
-        if result.is_err() && !options.checkpoint {
-            let _ = std::fs::remove_file(&tmp);
-        }
         result.map(|()| task.outcome(&info))
     }
 
@@ -313,7 +308,7 @@ impl Client {
 
 impl Client {
     /// Downloads every file of `files` with [`Client::download_file`], `file_parallel` files at a time
-    /// (at least 1), each with `options`. One result per file, in the order of `files`: a failed file does
+    /// (at least 1, in the order the core's queue starts them: oldest first), each with `options`. One result per file, in the order of `files`: a failed file does
     /// not stop the others.
     pub fn download_files(
         &self,
@@ -321,28 +316,8 @@ impl Client {
         options: &cos_core::download::DownloadOptions,
         file_parallel: usize,
     ) -> Vec<Result<DownloadOutcome, Error>> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results = std::sync::Mutex::new(
-            (0..files.len())
-                .map(|_| None)
-                .collect::<Vec<Option<Result<DownloadOutcome, Error>>>>(),
-        );
-        std::thread::scope(|scope| {
-            for _ in 0..file_parallel.max(1).min(files.len()) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(f) = files.get(i) else { return };
-                    let r = self.download_file(&f.key, &f.path, options);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-                });
-            }
-        });
-        results
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Cancelled)))
-            .collect()
+        let run = |i: usize| self.download_file(&files[i].key, &files[i].path, options);
+        crate::queue::run_batch(&vec![None; files.len()], file_parallel, &run, &|_, _| {})
     }
 }
 

@@ -342,6 +342,53 @@ impl<J: Job> Queue<J> {
     }
 }
 
+/// Runs `run(i)` for each of the `lens.len()` items of a batch on scoped threads, in the order and at most
+/// `parallel` at a time as the core's [`TransferQueue`] starts them, and calls `done(i, &result)` as each
+/// ends. One result per item, in input order; a failing item does not stop the others.
+pub(crate) fn run_batch<T: Send>(
+    lens: &[Option<u64>],
+    parallel: usize,
+    run: &(dyn Fn(usize) -> Result<T, Error> + Sync),
+    done: &dyn Fn(usize, &Result<T, Error>),
+) -> Vec<Result<T, Error>> {
+    let mut queue: TransferQueue<usize> = TransferQueue::new(parallel.max(1));
+    for (i, len) in lens.iter().enumerate() {
+        queue.add(i, *len);
+    }
+    let mut results: Vec<Option<Result<T, Error>>> = lens.iter().map(|_| None).collect();
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        let mut running = 0usize;
+        loop {
+            while let Some(out) = queue.poll() {
+                let QueueOutput::Start(id) = out else {
+                    continue;
+                };
+                let Some(&i) = queue.get(id).map(|t| &t.meta) else {
+                    continue;
+                };
+                let tx = tx.clone();
+                running += 1;
+                scope.spawn(move || {
+                    let _ = tx.send((id, i, run(i)));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((id, i, r)) = rx.recv() else { break };
+            running -= 1;
+            let _ = queue.finished(id, r.as_ref().map(|_| ()).map_err(Clone::clone));
+            done(i, &r);
+            results[i] = Some(r);
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(Error::Cancelled)))
+        .collect()
+}
+
 /// The methods both task lists share, each over its own kind of task.
 macro_rules! task_list_methods {
     ($list:ident, $outcome:ty, $info:ty) => {

@@ -2,7 +2,7 @@
 //!
 //! Every decision (single PUT or multipart, the part plan, retries, checkpoints and resumption, integrity
 //! checks, cleanup, progress throttling, which file of a batch starts next) is made by the core's
-//! [`UploadTask`] and [`UploadQueue`]; this module only performs what they ask (`LocalIo`: read, store
+//! [`UploadTask`] and [`UploadQueue`](cos_core::upload::UploadQueue); this module only performs what they ask (`LocalIo`: read, store
 //! or remove the checkpoint, hash a range, read the stream) and runs threads.
 //!
 //! * [`Client::upload_file`]: one PUT at or below [`UploadOptions::threshold`], else a concurrent multipart
@@ -27,12 +27,11 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use cos_core::checksum::BodyDigest;
 use cos_core::task::{Event, IoRequest, IoResult};
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
-use cos_core::upload::{QueueOutput, Reports, SourceFingerprint, UploadQueue, UploadTask};
+use cos_core::upload::{Reports, SourceFingerprint, UploadTask};
 use cos_core::Error;
 
 use crate::body::{FileSource, NoSource};
@@ -218,54 +217,27 @@ impl Client {
     }
 
     /// Uploads many files, [`BatchOptions::file_parallel`] at a time (the order is decided by the core's
-    /// `UploadQueue`: oldest first). Returns one result per file, in input order; a failing file does not
+    /// [`UploadQueue`](cos_core::upload::UploadQueue): oldest first). Returns one result per file, in input order; a failing file does not
     /// stop the others.
     pub fn upload_files(
         &self,
         files: Vec<FileUpload>,
         options: &BatchOptions,
     ) -> Vec<Result<UploadOutcome, Error>> {
-        let mut queue: UploadQueue<usize> = UploadQueue::new(options.file_parallel.max(1));
-        for (i, f) in files.iter().enumerate() {
-            queue.add(i, fs::metadata(&f.path).ok().map(|m| m.len()));
-        }
-        let mut results: Vec<Option<Result<UploadOutcome, Error>>> =
-            files.iter().map(|_| None).collect();
-        let (tx, rx) = mpsc::channel();
-        std::thread::scope(|scope| {
-            let mut running = 0usize;
-            loop {
-                while let Some(out) = queue.poll() {
-                    let QueueOutput::Start(id) = out else {
-                        continue;
-                    };
-                    let Some(&i) = queue.get(id).map(|t| &t.meta) else {
-                        continue;
-                    };
-                    let (tx, file) = (tx.clone(), &files[i]);
-                    running += 1;
-                    scope.spawn(move || {
-                        let upload = options.options_for(file);
-                        let r = self.upload_file(&file.path, &file.key, &upload);
-                        let _ = tx.send((id, i, r));
-                    });
-                }
-                if running == 0 {
-                    break;
-                }
-                let Ok((id, i, r)) = rx.recv() else { break };
-                running -= 1;
-                let _ = queue.finished(id, r.as_ref().map(|_| ()).map_err(Clone::clone));
-                if let Some(f) = &options.on_file_done {
-                    f(&files[i], &r);
-                }
-                results[i] = Some(r);
+        let lens: Vec<_> = files
+            .iter()
+            .map(|f| fs::metadata(&f.path).ok().map(|m| m.len()))
+            .collect();
+        let run = |i: usize| {
+            let f = &files[i];
+            self.upload_file(&f.path, &f.key, &options.options_for(f))
+        };
+        let done = |i: usize, r: &Result<UploadOutcome, Error>| {
+            if let Some(f) = &options.on_file_done {
+                f(&files[i], r);
             }
-        });
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Cancelled)))
-            .collect()
+        };
+        crate::queue::run_batch(&lens, options.file_parallel, &run, &done)
     }
 
     /// Aborts the upload the checkpoint at `path` names and deletes the checkpoint (the core's

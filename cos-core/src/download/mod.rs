@@ -17,7 +17,9 @@
 //! * [`DownloadStep::Finish`]: everything was fetched and verified (CRC-64 of the ranges combined and
 //!   compared with the object's `x-cos-hash-crc64ecma`): move the temporary file into place and remove
 //!   the checkpoint. [`DownloadStep::Fail`]: give up with this error, keeping or removing the temporary
-//!   file and checkpoint as told. Both come once; then [`DownloadStep::Exit`].
+//!   file and checkpoint as told. Both come once; then [`DownloadStep::Exit`]. A step the driver cannot
+//!   carry out (a checkpoint it cannot store, a rename that fails) is reported with
+//!   [`DownloadTask::local_failure`], and the task says what to keep with the `Fail` that follows.
 //!
 //! * [`DownloadStep::Paused`]: after [`DownloadTask::pause`], once the fetches in flight are reported and
 //!   their ranges stored in the checkpoint: nothing runs until [`DownloadTask::resume`] (which fetches only
@@ -272,7 +274,8 @@ pub enum DownloadStep {
     /// [`DownloadTask::cancel`] (until then every ask answers `Paused`).
     Paused,
     /// Verified: flush the temporary file, rename it to the destination, then remove the checkpoint
-    /// file (if any).
+    /// file (if any). If the flush or the rename fails, report it with [`DownloadTask::local_failure`]
+    /// and ask again (a `Fail` follows).
     Finish,
     /// Failed with `error`. With `keep_partial`, leave the temporary file and the checkpoint for a later
     /// resume; otherwise remove both. The destination is untouched either way.
@@ -329,6 +332,8 @@ pub struct DownloadTask {
     ended: bool,
     /// Paused by the owner: no new fetch is handed out.
     paused: bool,
+    /// [`DownloadStep::Finish`] was handed out: the driver may still fail to carry it out.
+    finishing: bool,
 }
 
 impl DownloadTask {
@@ -391,6 +396,7 @@ impl DownloadTask {
             queue: VecDeque::new(),
             ended: false,
             paused: false,
+            finishing: false,
         };
         if options.checkpoint && temp_len == Some(size) {
             if let Some(cp) =
@@ -518,7 +524,10 @@ impl DownloadTask {
         }
         self.ended = true;
         match self.verify() {
-            Ok(()) => DownloadStep::Finish,
+            Ok(()) => {
+                self.finishing = true;
+                DownloadStep::Finish
+            }
             Err(error) => DownloadStep::Fail {
                 error,
                 keep_partial: false,
@@ -594,6 +603,25 @@ impl DownloadTask {
         self.queue.push_back(DownloadStep::Fail {
             error: Error::Cancelled,
             keep_partial: false,
+        });
+    }
+
+    /// Reports that the driver could not carry out a step of its own: store the checkpoint, create,
+    /// flush or rename the file at [`DownloadStep::Finish`], or collect a fetch. The next step is
+    /// [`DownloadStep::Fail`] with `error`, keeping the temporary file and the checkpoint only when the
+    /// task keeps a checkpoint (a rerun continues from them), then [`DownloadStep::Exit`]. Steps not yet
+    /// taken are dropped. No effect after a `Fail` (the first failure is the one reported).
+    pub fn local_failure(&mut self, error: Error) {
+        if self.ended && !self.finishing {
+            return;
+        }
+        self.ended = true;
+        self.finishing = false;
+        self.paused = false;
+        self.queue.clear();
+        self.queue.push_back(DownloadStep::Fail {
+            error,
+            keep_partial: self.checkpoint,
         });
     }
 

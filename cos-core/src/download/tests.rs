@@ -880,3 +880,59 @@ fn whole_bodies_use_no_attempt_of_the_retry_budget() {
     assert_eq!(fetches.len(), 3);
     assert!(matches!(end, DownloadStep::Finish), "{end:?}");
 }
+
+fn local(msg: &str) -> Error {
+    Error::Source(msg.to_string())
+}
+
+/// A step the driver could not carry out (a checkpoint it could not store, a rename that failed at
+/// `Finish`) ends the download with that error: the partial file is kept for a rerun only when the task
+/// keeps a checkpoint, the first failure is the one reported, and a `Fail` already given stands.
+#[test]
+fn a_local_failure_ends_the_download_keeping_the_partial_file_only_with_a_checkpoint() {
+    let d = data(4500);
+    for checkpoint in [false, true] {
+        // Part-way: a fetch in flight, its late report ignored.
+        let mut t = task(&d, &opts().checkpoint(checkpoint), None, None);
+        let f = next_fetch(&mut t);
+        t.local_failure(local("disk full"));
+        t.local_failure(local("second"));
+        t.fetched(f.id, ok(&d, &f));
+        match t.next_step() {
+            DownloadStep::Fail {
+                error: Error::Source(m),
+                keep_partial,
+            } => assert_eq!((m.as_str(), keep_partial), ("disk full", checkpoint)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(t.next_step(), DownloadStep::Exit));
+
+        // At the end: `Finish` handed out, then the rename fails.
+        let mut t = task(&d, &opts().checkpoint(checkpoint), None, None);
+        let (_, end) = run(&mut t, &d);
+        assert!(matches!(end, DownloadStep::Finish), "{end:?}");
+        t.local_failure(local("rename"));
+        match t.next_step() {
+            DownloadStep::Fail {
+                error: Error::Source(m),
+                keep_partial,
+            } => assert_eq!((m.as_str(), keep_partial), ("rename", checkpoint)),
+            other => panic!("{other:?}"),
+        }
+        t.local_failure(local("again"));
+        assert!(matches!(t.next_step(), DownloadStep::Exit));
+    }
+    // After the task's own `Fail` (cancelled), a local failure changes nothing.
+    let mut t = task(&d, &opts(), None, None);
+    let _ = next_fetch(&mut t);
+    t.cancel();
+    t.local_failure(local("late"));
+    assert!(matches!(
+        t.next_step(),
+        DownloadStep::Fail {
+            error: Error::Cancelled,
+            ..
+        }
+    ));
+    assert!(matches!(t.next_step(), DownloadStep::Exit));
+}

@@ -202,6 +202,48 @@ pub fn a_failed_download_resumes_from_its_checkpoint_with_only_the_missing_range
     assert_eq!(names(&d.0), ["big"]);
 }
 
+/// The last step fails (the destination is a directory, so the rename is refused): without a checkpoint
+/// the temporary file is removed; with one, the fetched bytes are kept and a rerun, once the way is clear,
+/// finishes with no GET at all.
+pub fn a_destination_that_cannot_be_replaced_fails_and_keeps_only_what_a_rerun_can_use<
+    D: Driver,
+>() {
+    let (server, client) = start::<D>();
+    let d = TempDir::new::<D>("dl-rename");
+    let data = pattern(3 * MIB, 9);
+    put(&client, "big", &data);
+    let dest = d.path("big");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("inside"), b"x").unwrap();
+
+    let e = client
+        .download_file("big", &dest, &ranged(), &nothing)
+        .unwrap_err();
+    assert!(e.to_string().contains("big"), "{e}");
+    assert_eq!(names(&d.0), ["big"], "no temporary file left");
+    assert_eq!(std::fs::read(dest.join("inside")).unwrap(), b"x");
+
+    let options = ranged().checkpoint(true);
+    client
+        .download_file("big", &dest, &options, &nothing)
+        .unwrap_err();
+    let (tmp, cp) = (
+        cos_core::download::temp_path(&dest),
+        cos_core::download::checkpoint_path(&dest),
+    );
+    assert!(tmp.exists() && cp.exists(), "{:?}", names(&d.0));
+    assert_eq!(checkpoint_done(&cp), 3 * MIB as u64);
+
+    std::fs::remove_dir_all(&dest).unwrap();
+    let before = gets(&server);
+    let out = client
+        .download_file("big", &dest, &options, &nothing)
+        .unwrap();
+    assert_eq!((gets(&server) - before, out.resumed), (0, 3 * MIB as u64));
+    assert!(std::fs::read(&dest).unwrap() == data);
+    assert_eq!(names(&d.0), ["big"]);
+}
+
 pub fn an_object_changed_during_the_download_is_detected<D: Driver>() {
     let (server, client) = start::<D>();
     let d = TempDir::new::<D>("dl-changed");
