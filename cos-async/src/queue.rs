@@ -317,14 +317,13 @@ pub(crate) async fn run_batch<T, F>(
     done: impl Fn(usize, &Result<T, Error>),
 ) -> Vec<Result<T, Error>>
 where
-    T: Send + 'static,
+    T: Clone + Send + 'static,
     F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
 {
-    let mut queue: TransferQueue<usize> = TransferQueue::new(parallel.max(1));
-    for (i, len) in lens.iter().enumerate() {
-        queue.add(i, *len);
-    }
-    let mut results: Vec<Option<Result<T, Error>>> = lens.iter().map(|_| None).collect();
+    let mut queue: TransferQueue<usize, T> = TransferQueue::new(parallel.max(1));
+    let ids: Vec<TaskId> = (lens.iter().enumerate())
+        .map(|(i, len)| queue.add(i, *len))
+        .collect();
     let mut running = tokio::task::JoinSet::new();
     loop {
         while let Some(out) = queue.poll() {
@@ -345,13 +344,13 @@ where
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => continue,
         };
-        let _ = queue.finished(id, r.as_ref().map(|_| ()).map_err(Clone::clone));
         done(i, &r);
-        results[i] = Some(r);
+        let _ = queue.finished(id, r);
     }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or(Err(Error::Cancelled)))
+    // Each item's outcome, as the core's queue keeps it.
+    let outcome = |id: &TaskId| queue.outcome(*id).ok().flatten().cloned();
+    ids.iter()
+        .map(|id| outcome(id).unwrap_or(Err(Error::Cancelled)))
         .collect()
 }
 

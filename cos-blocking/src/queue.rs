@@ -345,17 +345,16 @@ impl<J: Job> Queue<J> {
 /// Runs `run(i)` for each of the `lens.len()` items of a batch on scoped threads, in the order and at most
 /// `parallel` at a time as the core's [`TransferQueue`] starts them, and calls `done(i, &result)` as each
 /// ends. One result per item, in input order; a failing item does not stop the others.
-pub(crate) fn run_batch<T: Send>(
+pub(crate) fn run_batch<T: Clone + Send>(
     lens: &[Option<u64>],
     parallel: usize,
     run: &(dyn Fn(usize) -> Result<T, Error> + Sync),
     done: &dyn Fn(usize, &Result<T, Error>),
 ) -> Vec<Result<T, Error>> {
-    let mut queue: TransferQueue<usize> = TransferQueue::new(parallel.max(1));
-    for (i, len) in lens.iter().enumerate() {
-        queue.add(i, *len);
-    }
-    let mut results: Vec<Option<Result<T, Error>>> = lens.iter().map(|_| None).collect();
+    let mut queue: TransferQueue<usize, T> = TransferQueue::new(parallel.max(1));
+    let ids: Vec<TaskId> = (lens.iter().enumerate())
+        .map(|(i, len)| queue.add(i, *len))
+        .collect();
     let (tx, rx) = mpsc::channel();
     std::thread::scope(|scope| {
         let mut running = 0usize;
@@ -378,14 +377,14 @@ pub(crate) fn run_batch<T: Send>(
             }
             let Ok((id, i, r)) = rx.recv() else { break };
             running -= 1;
-            let _ = queue.finished(id, r.as_ref().map(|_| ()).map_err(Clone::clone));
             done(i, &r);
-            results[i] = Some(r);
+            let _ = queue.finished(id, r);
         }
     });
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or(Err(Error::Cancelled)))
+    // Each item's outcome, as the core's queue keeps it.
+    let outcome = |id: &TaskId| queue.outcome(*id).ok().flatten().cloned();
+    ids.iter()
+        .map(|id| outcome(id).unwrap_or(Err(Error::Cancelled)))
         .collect()
 }
 
