@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::network::Conn;
 use bytes::Bytes;
-use cos_core::checksum::{BodyDigest, SentDigest};
+use cos_core::checksum::{BodyDigest, Md5Pool, PooledMd5, SentDigest};
 use cos_core::client::{ConnectionSettings, ExchangeHooks};
 use cos_core::config::Timeouts;
 use cos_core::error::{TransportError, TransportErrorKind};
@@ -93,6 +93,8 @@ pub(crate) struct Transport {
     /// Chunk buffers shared by every request of the client, so that a batch of files does not allocate
     /// (and fault in) a fresh buffer for each body.
     pool: ChunkPool,
+    /// The lanes in which the MD5s of bodies sent at once are hashed two at a time.
+    md5s: Md5Pool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -244,6 +246,7 @@ impl Transport {
             client,
             timeouts: s.timeouts.clone(),
             pool: ChunkPool::default(),
+            md5s: Md5Pool::default(),
         }
     }
 
@@ -366,7 +369,7 @@ impl Transport {
                 let both = async {
                     tokio::join!(
                         self.exchange(request, &progress, &limits),
-                        pump(reader, len, md5, tx, &self.pool)
+                        pump(reader, len, md5.then(|| self.md5s.lane()), tx, &self.pool)
                     )
                 };
                 let (response, pumped) = tokio::select! {
@@ -448,16 +451,16 @@ async fn replay(
     Ok((response, sent))
 }
 
-/// Reads `len` bytes of the source in chunks into the request body channel, computing their digest (MD5
-/// only when `md5`, as the request asks; CRC-64 always).
+/// Reads `len` bytes of the source in chunks into the request body channel, computing their CRC-64 and,
+/// with an `md5` lane (the request asks for MD5), handing each chunk to it.
 async fn pump(
     mut reader: SourceReader,
     len: u64,
-    md5: bool,
+    mut md5: Option<PooledMd5>,
     tx: mpsc::Sender<io::Result<Bytes>>,
     pool: &ChunkPool,
 ) -> Result<SentDigest, PumpError> {
-    let mut digest = BodyDigest::with_md5(md5);
+    let mut digest = BodyDigest::with_md5(false);
     let mut remaining = len;
     while remaining > 0 {
         let want = CHUNK.min(usize::try_from(remaining).unwrap_or(CHUNK));
@@ -465,6 +468,9 @@ async fn pump(
             Ok(buf) if buf.is_empty() => Some(source_ended(len - remaining, len)),
             Ok(buf) => {
                 digest.update(&buf);
+                if let Some(lane) = md5.as_mut() {
+                    push_md5(lane, buf.clone()).await;
+                }
                 remaining -= buf.len() as u64;
                 if tx.send(Ok(buf)).await.is_err() {
                     return Err(PumpError::Gone);
@@ -480,7 +486,38 @@ async fn pump(
             return Err(PumpError::Source(msg));
         }
     }
-    Ok(digest.finish())
+    let mut sent = digest.finish();
+    if let Some(lane) = md5 {
+        sent.md5 = Some(finish_md5(lane).await);
+    }
+    Ok(sent)
+}
+
+/// Hands a chunk to an MD5 lane, waiting while the lane's earlier chunk is hashed by another request.
+async fn push_md5(lane: &mut PooledMd5, chunk: Bytes) {
+    let mut chunk = Some(chunk);
+    std::future::poll_fn(|cx| match chunk.take().map(|c| lane.push(c, cx.waker())) {
+        Some(Err(back)) => {
+            chunk = Some(back);
+            Poll::Pending
+        }
+        _ => Poll::Ready(()),
+    })
+    .await
+}
+
+/// The lane's MD5, waiting while another request hashes one of its chunks.
+async fn finish_md5(lane: PooledMd5) -> [u8; 16] {
+    let mut lane = Some(lane);
+    std::future::poll_fn(|cx| match lane.take().map(|l| l.finish(cx.waker())) {
+        Some(Ok(d)) => Poll::Ready(d),
+        Some(Err(back)) => {
+            lane = Some(back);
+            Poll::Pending
+        }
+        None => Poll::Ready([0; 16]),
+    })
+    .await
 }
 
 /// Whether an `io::Error` carries a rustls error (a failed handshake or an untrusted certificate), possibly

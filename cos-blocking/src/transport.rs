@@ -9,8 +9,8 @@
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use cos_core::checksum::{BodyDigest, SentDigest};
+use bytes::{Bytes, BytesMut};
+use cos_core::checksum::{BodyDigest, Md5Pool, PooledMd5, SentDigest};
 use cos_core::client::{ConnectionSettings, ExchangeHooks};
 use cos_core::config::Timeouts;
 use cos_core::error::{TransportError, TransportErrorKind};
@@ -27,6 +27,8 @@ pub(crate) struct Transport {
     /// The agent, or why it could not be set up (an unreadable CA certificate…), reported per request.
     agent: Result<ureq::Agent, String>,
     timeouts: Timeouts,
+    /// The lanes in which the MD5s of bodies sent at once are hashed two at a time.
+    md5s: Md5Pool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -45,6 +47,7 @@ impl Transport {
                 return Transport {
                     agent: Err(e),
                     timeouts: s.timeouts.clone(),
+                    md5s: Md5Pool::default(),
                 }
             }
         };
@@ -69,6 +72,7 @@ impl Transport {
         Transport {
             agent: Ok(ureq::Agent::new_with_config(config)),
             timeouts: s.timeouts.clone(),
+            md5s: Md5Pool::default(),
         }
     }
 
@@ -134,7 +138,7 @@ impl Transport {
                 let len = b.len() as u64;
                 // Read through a rate-checked reader too, so that a slow server is cut off alike.
                 let mut reader =
-                    DigestReader::new(Box::new(io::Cursor::new(b)), len, false, t, started);
+                    DigestReader::new(Box::new(io::Cursor::new(b)), len, None, t, started);
                 let body = ureq::SendBody::from_reader(&mut reader);
                 let r = self.run(parts, body, len, &limits);
                 match (r, reader.failure.take()) {
@@ -146,6 +150,7 @@ impl Transport {
                 let inner = source
                     .open(offset, len)
                     .map_err(|e| source_open_error(offset, len, e))?;
+                let md5 = md5.then(|| self.md5s.lane());
                 let mut reader = DigestReader::new(inner, len, md5, t, started);
                 let sent = self.run(
                     parts,
@@ -156,7 +161,7 @@ impl Transport {
                 match (sent, reader.failure.take()) {
                     (Err(_), Some((kind, msg))) => return Err(TransportError::new(kind, msg)),
                     (Err(e), None) => return Err(e),
-                    (Ok(r), _) => (r, Some(reader.digest.finish())),
+                    (Ok(r), _) => (r, Some(reader.finish())),
                 }
             }
         };
@@ -251,13 +256,14 @@ fn replay(
                 .map_err(|e| source_open_error(*offset, *len, e))?;
             let mut no_rate = Timeouts::default();
             no_rate.min_rate = 0;
-            let mut reader = DigestReader::new(inner, *len, *md5, &no_rate, Instant::now());
+            let md5 = md5.then(|| Md5Pool::default().lane());
+            let mut reader = DigestReader::new(inner, *len, md5, &no_rate, Instant::now());
             let mut buf = Vec::new();
             if let Err(e) = reader.read_to_end(&mut buf) {
                 let msg = reader.failure.take().map_or_else(|| e.to_string(), |f| f.1);
                 return Err(TransportError::new(TransportErrorKind::Body, msg));
             }
-            (Bytes::from(buf), Some(reader.digest.finish()))
+            (Bytes::from(buf), Some(reader.finish()))
         }
     };
     let response = responder.respond(&request, &bytes)?;
@@ -269,6 +275,8 @@ fn replay(
 struct DigestReader<'a> {
     inner: Box<dyn Read + Send + 'a>,
     digest: BodyDigest,
+    /// The body's MD5 lane, when the request asks for MD5, and the bytes not yet handed to it.
+    md5: Option<(PooledMd5, BytesMut)>,
     len: u64,
     remaining: u64,
     /// Why reading stopped: a body error, or a timeout when the server takes the body too slowly.
@@ -278,17 +286,18 @@ struct DigestReader<'a> {
 }
 
 impl<'a> DigestReader<'a> {
-    /// `md5`: compute the body's MD5 too (CRC-64 always), as the request asks.
+    /// `md5`: the lane that computes the body's MD5 too (CRC-64 always), when the request asks for it.
     fn new(
         inner: Box<dyn Read + Send + 'a>,
         len: u64,
-        md5: bool,
+        md5: Option<PooledMd5>,
         timeouts: &Timeouts,
         started: Instant,
     ) -> Self {
         DigestReader {
             inner,
-            digest: BodyDigest::with_md5(md5),
+            digest: BodyDigest::with_md5(false),
+            md5: md5.map(|lane| (lane, BytesMut::new())),
             len,
             remaining: len,
             failure: None,
@@ -324,6 +333,16 @@ impl Read for DigestReader<'_> {
             }
             Ok(n) => {
                 self.digest.update(&buf[..n]);
+                if let Some((lane, staged)) = &mut self.md5 {
+                    // Handed over in chunks of up to MD5_CHUNK: fewer trips to the pool's lock.
+                    if staged.len() + n > MD5_CHUNK && !staged.is_empty() {
+                        push_md5(lane, staged.split().freeze());
+                    }
+                    if staged.is_empty() {
+                        staged.reserve(MD5_CHUNK.max(n));
+                    }
+                    staged.extend_from_slice(&buf[..n]);
+                }
                 self.remaining -= n as u64;
                 Ok(n)
             }
@@ -334,6 +353,54 @@ impl Read for DigestReader<'_> {
             }
         }
     }
+}
+
+impl DigestReader<'_> {
+    /// The digest of the body read, its MD5 once every chunk is hashed.
+    fn finish(&mut self) -> SentDigest {
+        let mut sent = std::mem::replace(&mut self.digest, BodyDigest::new()).finish();
+        if let Some((mut lane, staged)) = self.md5.take() {
+            push_md5(&mut lane, staged.freeze());
+            let waker = thread_waker();
+            sent.md5 = Some(loop {
+                match lane.finish(&waker) {
+                    Ok(d) => break d,
+                    Err(back) => {
+                        lane = back;
+                        std::thread::park();
+                    }
+                }
+            });
+        }
+        sent
+    }
+}
+
+/// Bytes handed to an MD5 lane at a time.
+const MD5_CHUNK: usize = 128 * 1024;
+
+/// Hands a chunk to an MD5 lane, parking while the lane's earlier chunk is hashed by another thread.
+fn push_md5(lane: &mut PooledMd5, mut chunk: Bytes) {
+    if lane.would_hash_alone() {
+        // Another sending thread may be about to hand over a chunk to pair with.
+        std::thread::yield_now();
+    }
+    let waker = thread_waker();
+    while let Err(back) = lane.push(chunk, &waker) {
+        chunk = back;
+        std::thread::park();
+    }
+}
+
+/// A waker that unparks the current thread.
+fn thread_waker() -> std::task::Waker {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())))
 }
 
 /// Whether an `io::Error` carries a rustls error (a failed handshake or an untrusted certificate), possibly
@@ -383,33 +450,33 @@ mod tests {
         let mut r = DigestReader::new(
             Box::new(io::Cursor::new(b"hello world".to_vec())),
             5,
-            true,
+            Some(Md5Pool::default().lane()),
             &t,
             Instant::now(),
         );
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"hello");
-        assert_eq!(r.digest.finish(), BodyDigest::of(b"hello"));
+        assert_eq!(r.finish(), BodyDigest::of(b"hello"));
 
         // Without MD5 asked for, only the CRC-64 and length are computed.
         let mut r = DigestReader::new(
             Box::new(io::Cursor::new(b"hello world".to_vec())),
             5,
-            false,
+            None,
             &t,
             Instant::now(),
         );
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
-        let d = r.digest.finish();
+        let d = r.finish();
         assert_eq!(d.md5, None);
         assert_eq!((d.crc64, d.len), (BodyDigest::of(b"hello").crc64, 5));
 
         let mut r = DigestReader::new(
             Box::new(io::Cursor::new(b"abc".to_vec())),
             5,
-            true,
+            Some(Md5Pool::default().lane()),
             &t,
             Instant::now(),
         );

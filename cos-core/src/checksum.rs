@@ -6,7 +6,9 @@
 use base64::Engine as _;
 
 mod md5_fast;
+mod md5_pool;
 use md5_fast::Md5;
+pub use md5_pool::{Md5Pool, PooledMd5};
 
 /// Incremental CRC-64/XZ (ECMA-182 polynomial, reflected, init and xorout all ones), as COS reports it.
 ///

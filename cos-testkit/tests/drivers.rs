@@ -786,6 +786,7 @@ scenarios!(
         without_a_checkpoint_the_unfinished_upload_is_found_and_parts_are_checked_by_md5,
         add_meta_md5_hashes_the_file_first,
         a_batch_uploads_every_file_even_when_one_fails,
+        md5_on_verifies_every_part_etag_while_parts_in_flight_share_the_hashing,
         faults_are_retried_and_the_object_is_byte_identical,
         streams_end_on_before_and_after_part_boundaries,
         a_failing_reader_is_a_source_error_and_leaves_no_upload,
