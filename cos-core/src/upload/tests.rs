@@ -667,6 +667,37 @@ impl Harness {
 
     /// Delivers or drops whatever is in flight when the task is dropped (a crash): even-numbered requests
     /// reach the server, the others are lost before it.
+    /// Pauses `task` (at step `k` of a test) and drains it: the answers to what is in flight are
+    /// delivered, and nothing new may be sent, until it reports `Paused` (or ends with the last answers).
+    fn pause_and_drain(&mut self, task: &mut MultipartUpload, k: usize) {
+        task.pause();
+        assert!(task.is_paused());
+        for _ in 0..1000 {
+            match task.poll_output(self.now) {
+                Output::Transmit(t) => panic!("step {k}: {} sent while paused", t.operation),
+                Output::Event(Event::Paused) => return,
+                Output::Event(_) => {}
+                Output::Io(io) => {
+                    let result = self.io(io.request).unwrap();
+                    task.handle_input(self.now, Input::Io { id: io.id, result });
+                }
+                Output::Wait { until } => {
+                    if self.in_flight.is_empty() {
+                        let until = until.expect("a timer while paused with nothing in flight");
+                        self.now = self.now.advance(until - self.now.instant);
+                    } else {
+                        let t = self.in_flight.remove(0);
+                        let input = self.deliver(t);
+                        task.handle_input(self.now, input);
+                    }
+                }
+                // Finished while draining (the last answers completed it): fine.
+                Output::Done(r) => return drop(r.unwrap()),
+            }
+        }
+        panic!("step {k}: never paused");
+    }
+
     fn crash(&mut self) {
         for (i, t) in std::mem::take(&mut self.in_flight).into_iter().enumerate() {
             if i % 2 == 0 {
@@ -1397,6 +1428,53 @@ fn find_unfinished_without_digests_resends_and_without_uploads_initiates() {
     assert_eq!(h.sends("InitiateMultipartUpload").len(), 1);
 }
 
+/// Paused at any step of the search for an unfinished upload (List Multipart Uploads, List Parts, the
+/// digests of listed parts), the task sends nothing more, List requests included, until it is resumed;
+/// then it continues the upload it found.
+#[test]
+fn a_task_paused_while_searching_for_an_unfinished_upload_sends_nothing_until_resumed() {
+    let prepared = || {
+        let mut h = Harness::new();
+        let id = h.server.initiate(KEY);
+        for n in [1, 2] {
+            let r = PartPlan::auto(LEN).unwrap().part(n).unwrap();
+            let bytes = source().slice(r.offset as usize..(r.offset + r.len) as usize);
+            h.server.put_part(&id, n, bytes);
+        }
+        let task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+        (h, task, id)
+    };
+    // The steps before the first part is sent: the search.
+    let (mut h, mut task, _) = prepared();
+    let mut search = 0;
+    while h.sends("UploadPart").is_empty() {
+        assert!(matches!(h.run(&mut task, Some(1)), Stop::Step));
+        search += 1;
+    }
+    assert!(search >= 3, "{search} steps");
+    for k in 0..search {
+        let (mut h, mut task, id) = prepared();
+        assert!(matches!(h.run(&mut task, Some(k)), Stop::Step));
+        let sent_before = h.transcript.len();
+        h.pause_and_drain(&mut task, k);
+        h.now = h.now.advance(Duration::from_secs(3600));
+        match task.poll_output(h.now) {
+            Output::Wait { .. } => {}
+            other => panic!("step {k}: {other:?} while paused"),
+        }
+        let sent = h.transcript[sent_before..]
+            .iter()
+            .filter(|l| matches!(l, Line::Send { .. }))
+            .count();
+        assert_eq!(sent, 0, "step {k}: sent while paused");
+        task.resume_sending();
+        let out = done(h.run(&mut task, None)).unwrap();
+        assert_eq!(out.upload_id.as_deref(), Some(id.as_str()), "step {k}");
+        assert!(h.sends("InitiateMultipartUpload").is_empty());
+        h.assert_object_is_source();
+    }
+}
+
 /// Runs the happy path once to count its steps.
 fn step_count() -> usize {
     let mut h = Harness::new();
@@ -1454,44 +1532,12 @@ fn pause_at_every_step_then_continue_or_resume() {
             r.unwrap();
             continue;
         }
-        task.pause();
-        assert!(task.is_paused());
         let sent_before = h
             .transcript
             .iter()
             .filter(|l| matches!(l, Line::Send { .. }))
             .count();
-        // Drain: answers for what is in flight, no new requests, then Paused.
-        let mut paused = false;
-        let mut guard = 0;
-        while !paused {
-            guard += 1;
-            assert!(guard < 1000, "step {k}: never paused");
-            match task.poll_output(h.now) {
-                Output::Transmit(t) => panic!("step {k}: {} sent while paused", t.operation),
-                Output::Event(Event::Paused) => paused = true,
-                Output::Event(_) => {}
-                Output::Io(io) => {
-                    let result = h.io(io.request).unwrap();
-                    task.handle_input(h.now, Input::Io { id: io.id, result });
-                }
-                Output::Wait { until } => {
-                    if h.in_flight.is_empty() {
-                        let until = until.expect("a timer while paused with nothing in flight");
-                        h.now = h.now.advance(until - h.now.instant);
-                    } else {
-                        let t = h.in_flight.remove(0);
-                        let input = h.deliver(t);
-                        task.handle_input(h.now, input);
-                    }
-                }
-                Output::Done(r) => {
-                    // Finished while draining (the last answers completed it): fine.
-                    r.unwrap();
-                    paused = true;
-                }
-            }
-        }
+        h.pause_and_drain(&mut task, k);
         assert!(h.in_flight.is_empty());
         assert_eq!(
             sent_before,
