@@ -22,11 +22,9 @@ const K: [u32; 64] = [
 
 const INIT: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 
-/// Processes one 64-byte block. `k` is [`K`] read through [`std::hint::black_box`]: as constants, LLVM
-/// moves each step's `K[i]` after the boolean function, onto the dependency chain (one more addition per
-/// step, 20 % slower); loaded from memory they stay beside the message word, off the chain.
+/// The sixteen little-endian message words of a block.
 #[inline(always)]
-fn compress(state: &mut [u32; 4], block: &[u8; 64], k: &[u32; 64]) {
+fn words(block: &[u8; 64]) -> [u32; 16] {
     let mut m = [0u32; 16];
     for (i, w) in m.iter_mut().enumerate() {
         *w = u32::from_le_bytes([
@@ -36,6 +34,15 @@ fn compress(state: &mut [u32; 4], block: &[u8; 64], k: &[u32; 64]) {
             block[4 * i + 3],
         ]);
     }
+    m
+}
+
+/// Processes one 64-byte block. `k` is [`K`] read through [`std::hint::black_box`]: as constants, LLVM
+/// moves each step's `K[i]` after the boolean function, onto the dependency chain (one more addition per
+/// step, 20 % slower); loaded from memory they stay beside the message word, off the chain.
+#[inline(always)]
+fn compress(state: &mut [u32; 4], block: &[u8; 64], k: &[u32; 64]) {
+    let m = words(block);
     let [mut a, mut b, mut c, mut d] = *state;
     // One step: a = b + ((a + f(b, c, d) + m[k] + K[i]) <<< s).
     macro_rules! step {
@@ -142,23 +149,10 @@ fn compress(state: &mut [u32; 4], block: &[u8; 64], k: &[u32; 64]) {
     state[3] = state[3].wrapping_add(d);
 }
 
-/// An incremental MD5.
 /// Two independent [`compress`]es, step by step: MD5's steps form one chain of dependent instructions,
 /// so a core runs two chains side by side in about the time of one.
 #[inline(always)]
 fn compress2(s1: &mut [u32; 4], b1: &[u8; 64], s2: &mut [u32; 4], b2: &[u8; 64], k: &[u32; 64]) {
-    let words = |block: &[u8; 64]| {
-        let mut m = [0u32; 16];
-        for (i, w) in m.iter_mut().enumerate() {
-            *w = u32::from_le_bytes([
-                block[4 * i],
-                block[4 * i + 1],
-                block[4 * i + 2],
-                block[4 * i + 3],
-            ]);
-        }
-        m
-    };
     let (m1, m2) = (words(b1), words(b2));
     let [mut a1, mut b1, mut c1, mut d1] = *s1;
     let [mut a2, mut b2, mut c2, mut d2] = *s2;
@@ -327,6 +321,7 @@ fn compress2(s1: &mut [u32; 4], b1: &[u8; 64], s2: &mut [u32; 4], b2: &[u8; 64],
     }
 }
 
+/// An incremental MD5.
 #[derive(Clone)]
 pub(crate) struct Md5 {
     state: [u32; 4],
