@@ -1448,7 +1448,7 @@ fn a_task_paused_while_searching_for_an_unfinished_upload_sends_nothing_until_re
     let (mut h, mut task, _) = prepared();
     let mut search = 0;
     while h.sends("UploadPart").is_empty() {
-        assert!(matches!(h.run(&mut task, Some(1)), Stop::Step));
+        assert!(matches!(h.run(&mut task, Some(search + 1)), Stop::Step));
         search += 1;
     }
     assert!(search >= 3, "{search} steps");
