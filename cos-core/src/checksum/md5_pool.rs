@@ -341,6 +341,87 @@ mod tests {
         assert_eq!(pool.lock().lanes.len(), 0);
     }
 
+    /// A chunk is paired with the ready lane that has the most chunks waiting: never with its own lane,
+    /// never with a lane whose state another caller holds (whatever it has waiting).
+    #[test]
+    fn a_chunk_is_paired_with_another_ready_lane_only() {
+        let waker = Waker::noop();
+        let pool = Md5Pool::default();
+        let (mut a, mut b, mut c) = (pool.lane(), pool.lane(), pool.lane());
+        c.push(Bytes::from_static(b"c1"), waker).unwrap();
+        // c's state is held elsewhere, with two chunks waiting: not a partner.
+        let held = Md5Pool::take_one(&mut pool.lock(), c.id).unwrap();
+        c.push(Bytes::from_static(b"c2"), waker).unwrap();
+        c.push(Bytes::from_static(b"c3"), waker).unwrap();
+        a.push(Bytes::from_static(b"a1"), waker).unwrap();
+        assert_eq!(
+            pool.lock().lanes[&a.id].waiting.len(),
+            1,
+            "no ready partner: waits"
+        );
+        b.push(Bytes::from_static(b"b1"), waker).unwrap();
+        {
+            let lanes = pool.lock();
+            assert!(
+                lanes.lanes[&a.id].waiting.is_empty(),
+                "a's chunk hashed with b's"
+            );
+            assert!(lanes.lanes[&b.id].waiting.is_empty());
+            assert_eq!(
+                lanes.lanes[&c.id].waiting.len(),
+                2,
+                "the held lane is left alone"
+            );
+        }
+        pool.hash((held, None));
+        assert_eq!(hex(a.finish(waker).ok().unwrap()), md5_hex(b"a1"));
+        assert_eq!(hex(b.finish(waker).ok().unwrap()), md5_hex(b"b1"));
+        assert_eq!(hex(c.finish(waker).ok().unwrap()), md5_hex(b"c1c2c3"));
+    }
+
+    /// `would_hash_alone`: only a ready lane with its chunks full and no other ready lane to pair with.
+    #[test]
+    fn would_hash_alone_only_when_full_and_no_other_lane_is_ready() {
+        let waker = Waker::noop();
+        let pool = Md5Pool::default();
+        let (mut a, mut b) = (pool.lane(), pool.lane());
+        assert!(!a.would_hash_alone(), "nothing waiting");
+        a.push(Bytes::from_static(b"1"), waker).unwrap();
+        assert!(!a.would_hash_alone(), "room for one more");
+        a.push(Bytes::from_static(b"2"), waker).unwrap();
+        assert!(a.would_hash_alone(), "full, no partner");
+        assert!(!b.would_hash_alone(), "b has nothing waiting");
+        // b's chunk pairs with a's oldest at once; a has one left.
+        b.push(Bytes::from_static(b"x"), waker).unwrap();
+        assert!(!a.would_hash_alone());
+        a.push(Bytes::from_static(b"3"), waker).unwrap();
+        assert!(a.would_hash_alone());
+        // a's state held elsewhere: the next push is handed back, not hashed alone.
+        let held = Md5Pool::take_one(&mut pool.lock(), a.id).unwrap();
+        a.push(Bytes::from_static(b"4"), waker).unwrap();
+        assert!(!a.would_hash_alone(), "a busy lane");
+        // Meanwhile another lane gets a chunk (no ready partner for it): once a is back, a would pair.
+        let mut c = pool.lane();
+        c.push(Bytes::from_static(b"y"), waker).unwrap();
+        pool.hash((held, None));
+        assert!(!a.would_hash_alone(), "c is ready to pair");
+        assert!(!c.would_hash_alone());
+        assert_eq!(hex(a.finish(waker).ok().unwrap()), md5_hex(b"1234"));
+        assert_eq!(hex(b.finish(waker).ok().unwrap()), md5_hex(b"x"));
+        assert_eq!(hex(c.finish(waker).ok().unwrap()), md5_hex(b"y"));
+    }
+
+    /// Debug names the lanes, never the bytes.
+    #[test]
+    fn debug_shows_lanes_not_bytes() {
+        let pool = Md5Pool::default();
+        let (_a, mut b) = (pool.lane(), pool.lane());
+        b.push(Bytes::from_static(b"secret bytes"), Waker::noop())
+            .unwrap();
+        assert_eq!(format!("{pool:?}"), "Md5Pool { lanes: 2 }");
+        assert_eq!(format!("{b:?}"), "PooledMd5 { lane: 1 }");
+    }
+
     /// A lane whose chunk another caller is hashing hands the next chunk back and registers the waker;
     /// a dropped lane leaves nothing behind, even when its chunk was being hashed.
     #[test]
