@@ -273,31 +273,9 @@ impl Client {
             }
         }
         let info = self.head_object(key).await?;
-        let tmp = temp_path(path);
-        let cp_path = checkpoint_path(path);
-        let saved = if options.checkpoint {
-            tokio::fs::read(&cp_path).await.ok()
-        } else {
-            None
-        };
-        let temp_len = tokio::fs::metadata(&tmp).await.ok().map(|m| m.len());
-        let mut task = DownloadTask::for_client(
-            &self.config(),
-            key,
-            &info,
-            options,
-            saved.as_deref(),
-            temp_len,
-        )?;
-        let file = if task.fresh_temp() {
-            match tokio::fs::File::create(&tmp).await {
-                Ok(f) => f.set_len(task.size()).await.map(|()| f),
-                Err(e) => Err(e),
-            }
-        } else {
-            tokio::fs::OpenOptions::new().write(true).open(&tmp).await
-        }
-        .map_err(|e| file_error(&tmp, e))?;
+        let (tmp, cp_path) = (temp_path(path), checkpoint_path(path));
+        let mut task = DownloadTask::for_client(&self.config(), key, &info, options)?;
+        let mut file = None;
         let stop = Arc::new(AtomicBool::new(false));
         let tmp_shared: Arc<std::path::Path> = Arc::from(tmp.as_path());
         let mut fetches = tokio::task::JoinSet::new();
@@ -336,6 +314,27 @@ impl Client {
                     Ok(None) => task
                         .local_failure(file_error(&tmp, std::io::Error::other("a fetch vanished"))),
                 },
+                DownloadStep::LoadCheckpoint => task.loaded(
+                    tokio::fs::read(&cp_path).await.ok().as_deref(),
+                    tokio::fs::metadata(&tmp).await.ok().map(|m| m.len()),
+                ),
+                DownloadStep::PrepareTemp { create, size } => {
+                    let mut open = tokio::fs::OpenOptions::new();
+                    let opened = async {
+                        let f = open
+                            .write(true)
+                            .create(create)
+                            .truncate(create)
+                            .open(&tmp)
+                            .await?;
+                        f.set_len(size).await?;
+                        Ok::<_, std::io::Error>(f)
+                    };
+                    match opened.await {
+                        Ok(f) => file = Some(f),
+                        Err(e) => task.local_failure(file_error(&tmp, e)),
+                    }
+                }
                 DownloadStep::StoreCheckpoint(bytes) => {
                     if let Err(e) = crate::transfer::store(&cp_path, &bytes).await {
                         task.local_failure(file_error(&cp_path, e));
@@ -344,7 +343,9 @@ impl Client {
                 DownloadStep::Progress { done, total } => progress(done, total),
                 DownloadStep::Finish => {
                     let done = async {
-                        file.sync_all().await?;
+                        if let Some(file) = &file {
+                            file.sync_all().await?;
+                        }
                         tokio::fs::rename(&tmp, path).await
                     };
                     match done.await {

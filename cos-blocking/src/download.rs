@@ -174,28 +174,9 @@ impl Client {
     ) -> Result<DownloadOutcome, Error> {
         use cos_core::download::{checkpoint_path, temp_path, DownloadStep, DownloadTask};
         let info = self.head_object(key)?;
-        let tmp = temp_path(path);
-        let cp_path = checkpoint_path(path);
-        let saved = if options.checkpoint {
-            std::fs::read(&cp_path).ok()
-        } else {
-            None
-        };
-        let temp_len = std::fs::metadata(&tmp).ok().map(|m| m.len());
-        let mut task = DownloadTask::for_client(
-            &self.config(),
-            key,
-            &info,
-            options,
-            saved.as_deref(),
-            temp_len,
-        )?;
-        let file = if task.fresh_temp() {
-            std::fs::File::create(&tmp).and_then(|f| f.set_len(task.size()).map(|()| f))
-        } else {
-            std::fs::OpenOptions::new().write(true).open(&tmp)
-        }
-        .map_err(|e| file_error(&tmp, e))?;
+        let (tmp, cp_path) = (temp_path(path), checkpoint_path(path));
+        let mut task = DownloadTask::for_client(&self.config(), key, &info, options)?;
+        let mut file = None;
         let stop = std::sync::atomic::AtomicBool::new(false);
         let result = std::thread::scope(|scope| loop {
             match task.next_step() {
@@ -221,6 +202,18 @@ impl Client {
                             .local_failure(file_error(&tmp, io::Error::other("a fetch vanished"))),
                     }
                 }
+                DownloadStep::LoadCheckpoint => task.loaded(
+                    std::fs::read(&cp_path).ok().as_deref(),
+                    std::fs::metadata(&tmp).ok().map(|m| m.len()),
+                ),
+                DownloadStep::PrepareTemp { create, size } => {
+                    let mut open = std::fs::OpenOptions::new();
+                    let opened = open.write(true).create(create).truncate(create).open(&tmp);
+                    match opened.and_then(|f| f.set_len(size).map(|()| f)) {
+                        Ok(f) => file = Some(f),
+                        Err(e) => task.local_failure(file_error(&tmp, e)),
+                    }
+                }
                 DownloadStep::StoreCheckpoint(bytes) => {
                     if let Err(e) = crate::transfer::store(&cp_path, &bytes) {
                         task.local_failure(file_error(&cp_path, e));
@@ -228,7 +221,8 @@ impl Client {
                 }
                 DownloadStep::Progress { done, total } => progress(done, total),
                 DownloadStep::Finish => {
-                    match file.sync_all().and_then(|()| std::fs::rename(&tmp, path)) {
+                    let synced = file.as_ref().map_or(Ok(()), std::fs::File::sync_all);
+                    match synced.and_then(|()| std::fs::rename(&tmp, path)) {
                         Ok(()) => {
                             let _ = std::fs::remove_file(&cp_path);
                             break Ok(());

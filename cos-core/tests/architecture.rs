@@ -261,8 +261,9 @@ fn ops_never_name_the_task_module() {
 
 /// What both drivers once wrote twice is decided once in the core (`cos_core::client`,
 /// `cos_core::exchange`, `cos_core::download::FetchTally`, `cos_core::post_policy::PostFraming`,
-/// `cos_core::upload::Reports`, `IoResult::loaded`…): the clock offset learned from events, the retry
-/// seed, credentials handed to tasks, response-body limits, failure wording, which I/O outcome means what.
+/// `cos_core::upload::Reports`, `IoResult::loaded`, `DownloadTask::loaded`…): the clock offset learned
+/// from events, the retry seed, credentials handed to tasks, response-body limits, failure wording, which
+/// I/O outcome means what, whether a download's checkpoint is read and its temporary file made afresh.
 #[test]
 fn drivers_leave_shared_decisions_to_the_core() {
     let forbidden = [
@@ -277,6 +278,8 @@ fn drivers_leave_shared_decisions_to_the_core() {
         "not a file",
         "sent whole",
         "RequestContext",
+        "if options.checkpoint",
+        "fresh_temp",
     ];
     let hits = driver_lines_naming(&forbidden);
     assert!(

@@ -31,19 +31,9 @@ impl DownloadTask {
         key: impl Into<String>,
         info: &ObjectInfo,
         options: &DownloadOptions,
-        saved: Option<&[u8]>,
-        temp_len: Option<u64>,
     ) -> Result<DownloadTask, Error> {
         let retry = config.retry.clone();
-        DownloadTask::new(
-            config.bucket.as_str(),
-            key,
-            info,
-            options,
-            retry,
-            saved,
-            temp_len,
-        )
+        DownloadTask::new(config.bucket.as_str(), key, info, options, retry)
     }
 
     /// The outcome of the finished download of the object whose HEAD answer was `info`.

@@ -5,6 +5,11 @@
 //! what to do next ([`DownloadTask::next_step`]) and reports what happened ([`DownloadTask::fetched`]); it makes
 //! no decision of its own:
 //!
+//! * [`DownloadStep::LoadCheckpoint`] (first, when the task keeps a checkpoint): read the checkpoint file
+//!   ([`checkpoint_path`]) and the temporary file's length ([`temp_path`]); answer with
+//!   [`DownloadTask::loaded`]. The task decides whether they continue this download.
+//! * [`DownloadStep::PrepareTemp`] (before the first fetch): create the temporary file with the object's
+//!   size, or open the one a checkpoint continues.
 //! * [`DownloadStep::Fetch`]: send this GET and write its body at this offset of the temporary file,
 //!   computing the CRC-64 of what was written; report how many bytes were written, their CRC-64 and the
 //!   error, if any. A body cut part-way is continued from where it stopped: the next `Fetch` asks for the
@@ -256,6 +261,18 @@ pub struct FetchReport {
 #[non_exhaustive]
 #[allow(clippy::large_enum_variant)] // one per GET of megabytes: its size does not matter
 pub enum DownloadStep {
+    /// Read the checkpoint file ([`checkpoint_path`]) and the length of the temporary file ([`temp_path`]),
+    /// either of which may be missing, and answer with [`DownloadTask::loaded`]; asked again until then.
+    LoadCheckpoint,
+    /// Before the first fetch: open the temporary file for writing (with `create`, created or truncated;
+    /// otherwise the existing one, which a checkpoint continues) and set its length to `size`. A failure
+    /// is reported with [`DownloadTask::local_failure`].
+    PrepareTemp {
+        /// Create the file afresh (else open it as it is).
+        create: bool,
+        /// The object's size: the file's length.
+        size: u64,
+    },
     /// Send this GET and write its body; report with [`DownloadTask::fetched`].
     Fetch(Fetch),
     /// Replace the checkpoint file with these bytes atomically (temporary file, then rename).
@@ -334,24 +351,21 @@ pub struct DownloadTask {
     paused: bool,
     /// [`DownloadStep::Finish`] was handed out: the driver may still fail to carry it out.
     finishing: bool,
+    /// Waiting for [`DownloadTask::loaded`].
+    loading: bool,
 }
 
 impl DownloadTask {
-    /// Plans the download of `key` in `bucket` from its HEAD answer `info`.
-    ///
-    /// `saved` is the content of the checkpoint file when [`DownloadOptions::checkpoint`] is set and the
-    /// file exists, `temp_len` the length of the temporary file when it exists. The download continues
-    /// from the checkpoint only when it names this object (bucket, key, ETag, size, CRC-64, range size)
-    /// and the temporary file has the object's size; otherwise it starts over
-    /// ([`DownloadTask::fresh_temp`]). Bad options or a bad key fail here, before anything is sent.
+    /// Plans the download of `key` in `bucket` from its HEAD answer `info`. With
+    /// [`DownloadOptions::checkpoint`], the first step is [`DownloadStep::LoadCheckpoint`]; otherwise
+    /// [`DownloadStep::PrepareTemp`] of a fresh file. Bad options or a bad key fail here, before anything
+    /// is sent.
     pub fn new(
         bucket: &str,
         key: impl Into<String>,
         info: &ObjectInfo,
         options: &DownloadOptions,
         retry: RetryPolicy,
-        saved: Option<&[u8]>,
-        temp_len: Option<u64>,
     ) -> Result<DownloadTask, Error> {
         let key = key.into();
         crate::config::validate_key(&key)?;
@@ -397,19 +411,38 @@ impl DownloadTask {
             ended: false,
             paused: false,
             finishing: false,
+            loading: options.checkpoint,
         };
-        if options.checkpoint && temp_len == Some(size) {
+        if !task.loading {
+            task.queue
+                .push_back(DownloadStep::PrepareTemp { create: true, size });
+        }
+        Ok(task)
+    }
+
+    /// Answers [`DownloadStep::LoadCheckpoint`]: `saved` is the checkpoint file's content, `temp_len` the
+    /// temporary file's length (`None` for a file that is missing or cannot be read). The download
+    /// continues from the checkpoint only when it names this object (bucket, key, ETag, size, CRC-64,
+    /// range size) and the temporary file has the object's size; otherwise it starts over
+    /// ([`DownloadTask::fresh_temp`]). No effect unless that step is pending.
+    pub fn loaded(&mut self, saved: Option<&[u8]>, temp_len: Option<u64>) {
+        if !self.loading || self.ended {
+            return;
+        }
+        self.loading = false;
+        if temp_len == Some(self.size) {
             if let Some(cp) =
                 saved.and_then(|b| serde_json::from_slice::<DownloadCheckpoint>(b).ok())
             {
-                task.resume_from(&cp);
+                self.resume_from(&cp);
             }
         }
-        if task.checkpoint {
-            let bytes = task.checkpoint_bytes();
-            task.queue.push_back(DownloadStep::StoreCheckpoint(bytes));
-        }
-        Ok(task)
+        self.queue.push_back(DownloadStep::PrepareTemp {
+            create: self.fresh_temp,
+            size: self.size,
+        });
+        let bytes = self.checkpoint_bytes();
+        self.queue.push_back(DownloadStep::StoreCheckpoint(bytes));
     }
 
     /// Keeps the checkpoint's ranges when it names this object and fits the plan.
@@ -444,8 +477,8 @@ impl DownloadTask {
         self.fresh_temp = false;
     }
 
-    /// Whether the driver must create (or truncate) the temporary file and give it the object's size
-    /// before the first fetch: `false` only when continuing from a checkpoint, whose file is kept.
+    /// Whether the temporary file is made afresh ([`DownloadStep::PrepareTemp`]'s `create`): `false` only
+    /// when continuing from a checkpoint, whose file is kept.
     pub fn fresh_temp(&self) -> bool {
         self.fresh_temp
     }
@@ -502,6 +535,9 @@ impl DownloadTask {
         }
         if self.ended {
             return DownloadStep::Exit;
+        }
+        if self.loading {
+            return DownloadStep::LoadCheckpoint;
         }
         let in_flight = self.pieces.iter().filter(|p| p.in_flight).count();
         if self.paused {

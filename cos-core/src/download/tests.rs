@@ -44,16 +44,34 @@ fn cut(data: &[u8], f: &Fetch, n: u64) -> FetchReport {
 }
 
 fn task(data: &[u8], o: &DownloadOptions, saved: Option<&[u8]>, temp: Option<u64>) -> DownloadTask {
-    DownloadTask::new(
-        "b-1",
-        "k",
-        &info(data),
-        o,
-        RetryPolicy::default(),
-        saved,
-        temp,
-    )
-    .unwrap()
+    let t = DownloadTask::new("b-1", "k", &info(data), o, RetryPolicy::default());
+    begin(t, saved, temp).unwrap()
+}
+
+/// Takes a new task through its first steps as a driver would: `LoadCheckpoint` (when it keeps one),
+/// answered with `saved` and `temp`, then `PrepareTemp`.
+fn begin(
+    t: Result<DownloadTask, Error>,
+    saved: Option<&[u8]>,
+    temp: Option<u64>,
+) -> Result<DownloadTask, Error> {
+    let mut t = t?;
+    let mut step = t.next_step();
+    if let DownloadStep::LoadCheckpoint = step {
+        assert!(
+            matches!(t.next_step(), DownloadStep::LoadCheckpoint),
+            "asked until answered"
+        );
+        t.loaded(saved, temp);
+        step = t.next_step();
+    }
+    match step {
+        DownloadStep::PrepareTemp { create, size } => {
+            assert_eq!((create, size), (t.fresh_temp(), t.size()));
+        }
+        other => panic!("{other:?} before the temporary file"),
+    }
+    Ok(t)
 }
 
 /// Runs the task to its end, answering every fetch with the right bytes; returns the fetches and the end.
@@ -282,20 +300,19 @@ fn empty_objects_and_bad_options() {
     assert_eq!(fetches.len(), 1);
     assert!(matches!(end, DownloadStep::Finish));
     let o = DownloadOptions::default().range_size(0);
-    assert!(DownloadTask::new(
-        "b",
-        "k",
-        &info(b"x"),
-        &o,
-        RetryPolicy::default(),
+    assert!(begin(
+        DownloadTask::new("b", "k", &info(b"x"), &o, RetryPolicy::default()),
         None,
         None
     )
     .is_err());
     let o = DownloadOptions::default();
-    assert!(
-        DownloadTask::new("b", "", &info(b"x"), &o, RetryPolicy::default(), None, None).is_err()
-    );
+    assert!(begin(
+        DownloadTask::new("b", "", &info(b"x"), &o, RetryPolicy::default()),
+        None,
+        None
+    )
+    .is_err());
 }
 
 #[test]
@@ -447,12 +464,8 @@ fn first_fetches(t: &mut DownloadTask) -> Vec<(u64, u64, bool)> {
 fn by_default_up_to_16_mib_is_one_get_and_more_is_fetched_in_8_mib_ranges_4_at_a_time() {
     let new = |size: u64| {
         let o = DownloadOptions::default();
-        DownloadTask::new(
-            "b",
-            "k",
-            &sized(size),
-            &o,
-            RetryPolicy::default(),
+        begin(
+            DownloadTask::new("b", "k", &sized(size), &o, RetryPolicy::default()),
             None,
             None,
         )
@@ -486,8 +499,12 @@ fn an_object_without_etag_is_one_get_whatever_its_size() {
         .body(bytes::Bytes::new())
         .unwrap();
     let info = ObjectInfo::from_headers(&r);
-    let mut t =
-        DownloadTask::new("b", "k", &info, &opts(), RetryPolicy::default(), None, None).unwrap();
+    let mut t = begin(
+        DownloadTask::new("b", "k", &info, &opts(), RetryPolicy::default()),
+        None,
+        None,
+    )
+    .unwrap();
     assert_eq!(t.etag(), "");
     assert_eq!(first_fetches(&mut t), [(0, 5000, false)]);
 }
@@ -601,12 +618,8 @@ fn a_checkpoint_of_an_object_without_etag_is_not_resumed() {
     let info = ObjectInfo::from_headers(&r);
     let o = DownloadOptions::default().checkpoint(true);
     let new = |saved: Option<&[u8]>| {
-        DownloadTask::new(
-            "b",
-            "k",
-            &info,
-            &o,
-            RetryPolicy::default(),
+        begin(
+            DownloadTask::new("b", "k", &info, &o, RetryPolicy::default()),
             saved,
             Some(700),
         )
@@ -712,7 +725,7 @@ fn a_short_clean_body_is_a_failed_attempt() {
         ..RetryPolicy::default()
     };
     let o = DownloadOptions::default();
-    let mut t = DownloadTask::new("b", "k", &info(&d), &o, once, None, None).unwrap();
+    let mut t = begin(DownloadTask::new("b", "k", &info(&d), &o, once), None, None).unwrap();
     let f = next_fetch(&mut t);
     t.fetched(f.id, short(&f));
     loop {
@@ -875,7 +888,12 @@ fn whole_bodies_use_no_attempt_of_the_retry_budget() {
         max_attempts: 1,
         ..RetryPolicy::default()
     };
-    let mut t = DownloadTask::new("b", "k", &info(&d), &opts(), once, None, None).unwrap();
+    let mut t = begin(
+        DownloadTask::new("b", "k", &info(&d), &opts(), once),
+        None,
+        None,
+    )
+    .unwrap();
     let (fetches, end) = run(&mut t, &d);
     assert_eq!(fetches.len(), 3);
     assert!(matches!(end, DownloadStep::Finish), "{end:?}");
@@ -934,5 +952,84 @@ fn a_local_failure_ends_the_download_keeping_the_partial_file_only_with_a_checkp
             ..
         }
     ));
+    assert!(matches!(t.next_step(), DownloadStep::Exit));
+}
+
+/// The local steps come first and in order: `LoadCheckpoint` (only with a checkpoint, asked until
+/// answered), then `PrepareTemp`, then the checkpoint's first store; a temporary file that cannot be
+/// prepared ends the download before any GET, and a cancel while loading ends it at once.
+#[test]
+fn the_temporary_file_is_prepared_before_any_fetch() {
+    let d = data(2500);
+    let new = |o: &DownloadOptions| {
+        DownloadTask::new("b-1", "k", &info(&d), o, RetryPolicy::default()).unwrap()
+    };
+    // A checkpoint that continues the file: opened as it is.
+    let mut t = new(&opts().checkpoint(true));
+    assert!(matches!(t.next_step(), DownloadStep::LoadCheckpoint));
+    let mut first = new(&opts().checkpoint(true));
+    first.loaded(None, None);
+    let DownloadStep::PrepareTemp {
+        create: true,
+        size: 2500,
+    } = first.next_step()
+    else {
+        panic!("a fresh file")
+    };
+    let DownloadStep::StoreCheckpoint(_) = first.next_step() else {
+        panic!()
+    };
+    let DownloadStep::Fetch(f) = first.next_step() else {
+        panic!()
+    };
+    first.fetched(f.id, ok(&d, &f));
+    let saved = first.checkpoint_bytes();
+    t.loaded(Some(&saved), Some(2500));
+    t.loaded(None, None); // answered once: a second answer changes nothing
+    assert!(matches!(
+        t.next_step(),
+        DownloadStep::PrepareTemp {
+            create: false,
+            size: 2500
+        }
+    ));
+    assert_eq!(t.resumed(), 1000);
+    // A temporary file of another length: starts over.
+    let mut t = new(&opts().checkpoint(true));
+    t.loaded(Some(&saved), Some(2499));
+    assert!(matches!(
+        t.next_step(),
+        DownloadStep::PrepareTemp { create: true, .. }
+    ));
+    // No checkpoint: nothing to load.
+    let mut t = new(&opts());
+    t.loaded(Some(&saved), Some(2500));
+    assert!(matches!(
+        t.next_step(),
+        DownloadStep::PrepareTemp { create: true, .. }
+    ));
+    // The file cannot be made: no GET, the failure as told.
+    t.local_failure(local("read-only directory"));
+    match t.next_step() {
+        DownloadStep::Fail {
+            error: Error::Source(m),
+            keep_partial: false,
+        } => assert_eq!(m, "read-only directory"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(t.next_step(), DownloadStep::Exit));
+    assert_eq!(t.requests(), 0);
+    // Cancelled while loading.
+    let mut t = new(&opts().checkpoint(true));
+    assert!(matches!(t.next_step(), DownloadStep::LoadCheckpoint));
+    t.cancel();
+    assert!(matches!(
+        t.next_step(),
+        DownloadStep::Fail {
+            error: Error::Cancelled,
+            ..
+        }
+    ));
+    t.loaded(None, None);
     assert!(matches!(t.next_step(), DownloadStep::Exit));
 }
