@@ -92,6 +92,8 @@ pub(crate) async fn dispatch(ctx: &mut Ctx, op: &'static str) -> Result<Response
         "DeleteObjectTagging" => subres::delete_tagging(ctx, key),
         "PutObjectAcl" => subres::put_acl(ctx, key).await,
         "GetObjectAcl" => subres::get_acl(ctx, key),
+        "PutBucketAcl" => subres::put_bucket_acl(ctx).await,
+        "GetBucketAcl" => subres::get_bucket_acl(ctx),
         "DeleteMultipleObjects" => subres::delete_multiple(ctx).await,
         "PutObjectCopy" => objects::copy_object(ctx, key).await,
         "UploadPartCopy" => objects::upload_part_copy(ctx, key).await,

@@ -161,6 +161,14 @@ fn bucket_operation(r: &RouteInput<'_>) -> &'static str {
         }
         return "PostObject";
     }
+    if r.has("acl") {
+        return match *m {
+            _ if r.other_params(&["acl"]) => UNSUPPORTED,
+            Method::PUT => "PutBucketAcl",
+            Method::GET => "GetBucketAcl",
+            _ => UNSUPPORTED,
+        };
+    }
     if r.other_subresources(&[]) {
         return UNSUPPORTED;
     }

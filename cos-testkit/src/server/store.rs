@@ -110,6 +110,8 @@ pub(crate) struct Upload {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub objects: BTreeMap<String, Object>,
+    /// The bucket's ACL (PUT Bucket ACL): only the `acl`, `grants` and `acl_from_body` fields are used.
+    pub bucket_acl: ObjectAttrs,
     /// By upload id.
     pub uploads: BTreeMap<String, Upload>,
 }
@@ -176,6 +178,9 @@ impl Store {
                 let _ = std::fs::remove_file(e?.path());
             }
             Self::load(d, &mut state, sink)?;
+            if let Ok(bytes) = std::fs::read(d.join("bucket-acl.json")) {
+                state.bucket_acl = serde_json::from_slice(&bytes).unwrap_or_default();
+            }
         }
         Ok(Store {
             dir,
@@ -421,6 +426,14 @@ impl Store {
     }
 
     // ---- persistence of metadata (called with the state lock held) ----
+
+    /// Saves the bucket's ACL (`DIR/bucket-acl.json`), read back by [`Store::open`].
+    pub(crate) fn save_bucket_acl(&self, acl: &ObjectAttrs) -> io::Result<()> {
+        if let Some(d) = &self.dir {
+            write_atomic(d, &d.join("bucket-acl.json"), &serde_json::to_vec(acl)?)?;
+        }
+        Ok(())
+    }
 
     pub(crate) fn save_object(&self, meta: &ObjectMeta) -> io::Result<()> {
         if let Some(d) = &self.dir {

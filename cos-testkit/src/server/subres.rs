@@ -1,5 +1,5 @@
 //! Object sub-resources and per-object options: tagging (`x-cos-tagging`, `?tagging`), ACL (`x-cos-acl`,
-//! `x-cos-grant-*`, `?acl`), server-side encryption (SSE-COS echo, SSE-C key checks) and Delete Multiple
+//! `x-cos-grant-*`, `?acl`; the bucket's too), server-side encryption (SSE-COS echo, SSE-C key checks) and Delete Multiple
 //! Objects (`POST /?delete`).
 
 use base64::Engine as _;
@@ -334,6 +334,41 @@ pub(crate) fn delete_tagging(ctx: &mut Ctx, key: String) -> Result<Response<Body
 /// PUT Object ACL: from `x-cos-acl` / `x-cos-grant-*` headers, or an `<AccessControlPolicy>` body.
 pub(crate) async fn put_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
     object_attrs(ctx, &key)?;
+    let (canned, grants, from_body) = acl_of_request(ctx, "Object").await?;
+    update_attrs(ctx, &key, |a| {
+        a.acl = canned;
+        a.grants = grants;
+        a.acl_from_body = from_body;
+    })?;
+    Ok(respond(200, Body::empty(), &[]))
+}
+
+/// PUT Bucket ACL: as PUT Object ACL, for the bucket.
+pub(crate) async fn put_bucket_acl(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
+    let (acl, grants, acl_from_body) = acl_of_request(ctx, "Bucket").await?;
+    let attrs = ObjectAttrs {
+        acl,
+        grants,
+        acl_from_body,
+        ..ObjectAttrs::default()
+    };
+    ctx.store.save_bucket_acl(&attrs)?;
+    ctx.store.lock().bucket_acl = attrs;
+    Ok(respond(200, Body::empty(), &[]))
+}
+
+/// GET Bucket ACL: as GET Object ACL, for the bucket.
+pub(crate) fn get_bucket_acl(ctx: &mut Ctx) -> Result<Response<Body>, ApiError> {
+    let attrs = ctx.store.lock().bucket_acl.clone();
+    Ok(acl_response(&attrs))
+}
+
+/// The canned ACL, grants, and whether they came from an `AccessControlPolicy` body, of a PUT ACL request
+/// (`what`: `Object` or `Bucket`).
+async fn acl_of_request(
+    ctx: &mut Ctx,
+    what: &str,
+) -> Result<(Option<String>, Pairs, bool), ApiError> {
     let (canned, mut grants) = acl_from_headers(|n| ctx.header(n).filter(|v| !v.is_empty()))?;
     let body = super::ops::read_small_body(ctx, 64 << 10).await?;
     let from_body = !body.iter().all(u8::is_ascii_whitespace);
@@ -360,16 +395,11 @@ pub(crate) async fn put_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>
             grants.push((perm.to_string(), grantee));
         }
     } else if canned.is_none() && grants.is_empty() {
-        return Err(ApiError::invalid(
-            "PUT Object ACL needs x-cos-acl, x-cos-grant-* headers or an AccessControlPolicy body.",
-        ));
+        return Err(ApiError::invalid(format!(
+            "PUT {what} ACL needs x-cos-acl, x-cos-grant-* headers or an AccessControlPolicy body."
+        )));
     }
-    update_attrs(ctx, &key, |a| {
-        a.acl = canned;
-        a.grants = grants;
-        a.acl_from_body = from_body;
-    })?;
-    Ok(respond(200, Body::empty(), &[]))
+    Ok((canned, grants, from_body))
 }
 
 fn grant_xml(grantee: &str, permission: &str) -> String {
@@ -393,7 +423,11 @@ fn grant_xml(grantee: &str, permission: &str) -> String {
 /// GET Object ACL: the owner's FULL_CONTROL (unless a policy body set the whole list), the canned ACL's
 /// group grants, then the explicit grants.
 pub(crate) fn get_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiError> {
-    let attrs = object_attrs(ctx, &key)?;
+    Ok(acl_response(&object_attrs(ctx, &key)?))
+}
+
+/// The `AccessControlPolicy` answer (and `x-cos-acl`) for the ACL in `attrs`.
+fn acl_response(attrs: &ObjectAttrs) -> Response<Body> {
     let mut x = format!(
         "<AccessControlPolicy><Owner>{}{}</Owner><AccessControlList>",
         el("ID", OWNER),
@@ -422,7 +456,7 @@ pub(crate) fn get_acl(ctx: &mut Ctx, key: String) -> Result<Response<Body>, ApiE
             r.headers_mut().insert("x-cos-acl", v);
         }
     }
-    Ok(r)
+    r
 }
 
 /// Delete Multiple Objects: `<Delete><Quiet>…</Quiet><Object><Key>…</Key></Object>…</Delete>`, up to
