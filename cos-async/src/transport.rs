@@ -154,68 +154,34 @@ impl Progress {
         self.last.store(self.stamp(), Ordering::Relaxed);
     }
 
-    /// The next deadline of the exchange and what passing it means.
-    fn deadline(&self, t: &Timeouts, has_body: bool) -> (Option<Instant>, String) {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let last = self.at(load(&self.last).max(1));
-        let idle = (
-            last.checked_add(t.idle),
-            format!("no byte moved for {:?}", t.idle),
-        );
-        let rate = |start: Instant, bytes: u64, what: &str| {
-            (
-                t.rate_deadline(bytes).and_then(|d| start.checked_add(d)),
-                format!(
-                    "{what} below the minimum rate of {} bytes/s ({bytes} bytes)",
-                    t.min_rate
-                ),
-            )
+    /// Where the exchange stands, for the core's [`Timeouts::next_deadline`].
+    fn times(&self, has_body: bool) -> cos_core::config::ExchangeTimes {
+        let at = |a: &AtomicU64| match a.load(Ordering::Relaxed) {
+            0 => None,
+            stamp => Some(self.at(stamp)),
         };
-        let earliest = |a: (Option<Instant>, String), b: (Option<Instant>, String)| match (a.0, b.0)
-        {
-            (Some(x), Some(y)) if y < x => b,
-            (None, Some(_)) => b,
-            _ => a,
-        };
-        let head = load(&self.head);
-        if head != 0 {
-            let received = load(&self.received);
-            return earliest(idle, rate(self.at(head), received, "response body"));
+        cos_core::config::ExchangeTimes {
+            started: self.base,
+            last_byte: at(&self.last),
+            body_sent: at(&self.body_done),
+            head: at(&self.head),
+            sent: self.sent.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+            has_body,
         }
-        let done = load(&self.body_done);
-        if done != 0 || !has_body {
-            let from = if done != 0 {
-                self.at(done)
-            } else {
-                self.base + t.connect
-            };
-            // As with ureq's per-read timeout, nothing arriving for `idle` ends the wait too.
-            return earliest(
-                idle,
-                (
-                    from.checked_add(t.response_head),
-                    format!("no complete response head within {:?}", t.response_head),
-                ),
-            );
-        }
-        // The request body's rate is counted from the connect deadline on (connecting takes no body bytes).
-        earliest(
-            idle,
-            rate(self.base + t.connect, load(&self.sent), "request body"),
-        )
     }
 
     /// Completes with a timeout error once the exchange misses a deadline.
     async fn watchdog(&self, t: &Timeouts, has_body: bool) -> TransportError {
         loop {
-            let (deadline, why) = self.deadline(t, has_body);
-            let Some(deadline) = deadline else {
+            let next = t.next_deadline(&self.times(has_body));
+            let Some(deadline) = next.at else {
                 // No deadline can be represented: wait for the next change of phase.
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
             if Instant::now() >= deadline {
-                return TransportError::new(TransportErrorKind::Timeout, why);
+                return TransportError::new(TransportErrorKind::Timeout, next.reason);
             }
             tokio::time::sleep_until(deadline.into()).await;
         }

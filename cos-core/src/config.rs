@@ -1,6 +1,6 @@
 //! Where requests go and with what identity: bucket, region, endpoint, credentials, retry policy.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::credentials::Credentials;
 use crate::error::{Error, InvalidInput};
@@ -260,6 +260,91 @@ impl Timeouts {
         let millis = (bytes as u128) * 1000 / (self.min_rate as u128);
         self.rate_grace
             .checked_add(Duration::from_millis(u64::try_from(millis).ok()?))
+    }
+}
+
+/// Where one exchange stands, as its driver recorded it, for [`Timeouts::next_deadline`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExchangeTimes {
+    /// When the exchange started (before connecting).
+    pub started: Instant,
+    /// When a byte last moved either way; `None` before the first.
+    pub last_byte: Option<Instant>,
+    /// When the last byte of the request body was sent; `None` before.
+    pub body_sent: Option<Instant>,
+    /// When the response head was complete; `None` before.
+    pub head: Option<Instant>,
+    /// Request body bytes sent so far.
+    pub sent: u64,
+    /// Response body bytes received so far.
+    pub received: u64,
+    /// Whether the request has a body to send.
+    pub has_body: bool,
+}
+
+/// The next deadline of an exchange ([`Timeouts::next_deadline`]) and why passing it ends the exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    /// When; `None` when no deadline can be represented (ask again when the exchange moves on).
+    pub at: Option<Instant>,
+    /// What passing it means, for the timeout error.
+    pub reason: String,
+}
+
+impl Timeouts {
+    /// The earliest deadline that applies to an exchange where it stands: always `idle` after the last
+    /// byte moved (or the start); while the request body is sent, the minimum rate counted from
+    /// `started + connect`; then `response_head` after the body was sent (or, without a body, after
+    /// `started + connect`); once the head arrived, the minimum rate of the response body counted from it.
+    /// A transport that cannot express these per phase (a hyper exchange) waits for this deadline and
+    /// fails with a [`crate::error::TransportErrorKind::Timeout`] carrying `reason` once it passes.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use cos_core::config::{ExchangeTimes, Timeouts};
+    /// let t0 = Instant::now();
+    /// let x = ExchangeTimes { started: t0, last_byte: None, body_sent: None, head: None, sent: 0,
+    ///     received: 0, has_body: false };
+    /// let d = Timeouts::default().next_deadline(&x);
+    /// assert_eq!(d.at, Some(t0 + Duration::from_secs(30)));
+    /// ```
+    pub fn next_deadline(&self, x: &ExchangeTimes) -> Deadline {
+        let idle = Deadline {
+            at: x.last_byte.unwrap_or(x.started).checked_add(self.idle),
+            reason: format!("no byte moved for {:?}", self.idle),
+        };
+        let rate = |start: Instant, bytes: u64, what: &str| Deadline {
+            at: self.rate_deadline(bytes).and_then(|d| start.checked_add(d)),
+            reason: format!(
+                "{what} below the minimum rate of {} bytes/s ({bytes} bytes)",
+                self.min_rate
+            ),
+        };
+        let earliest = |a: Deadline, b: Deadline| match (a.at, b.at) {
+            (Some(x), Some(y)) if y < x => b,
+            (None, Some(_)) => b,
+            _ => a,
+        };
+        let connected = x.started.checked_add(self.connect);
+        if let Some(head) = x.head {
+            return earliest(idle, rate(head, x.received, "response body"));
+        }
+        if x.body_sent.is_some() || !x.has_body {
+            // As with ureq's per-read timeout, nothing arriving for `idle` ends the wait too.
+            let head = Deadline {
+                at: x
+                    .body_sent
+                    .or(connected)
+                    .and_then(|from| from.checked_add(self.response_head)),
+                reason: format!("no complete response head within {:?}", self.response_head),
+            };
+            return earliest(idle, head);
+        }
+        // The request body's rate is counted from the connect deadline on (connecting takes no body bytes).
+        match connected {
+            Some(from) => earliest(idle, rate(from, x.sent, "request body")),
+            None => idle,
+        }
     }
 }
 
@@ -597,6 +682,93 @@ mod tests {
         assert_eq!(t.rate_deadline(0), Some(Duration::from_secs(10)));
         assert_eq!(t.rate_deadline(2_048), Some(Duration::from_secs(12)));
         assert_eq!(t.rate_deadline(512), Some(Duration::from_millis(10_500)));
+    }
+
+    /// The exchange deadlines in virtual time, phase by phase: the earliest applies and says why.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // one real instant as the origin of virtual time
+    fn the_next_deadline_follows_the_exchange_phase_by_phase() {
+        let t = Timeouts::default();
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let mut x = ExchangeTimes {
+            started: t0,
+            last_byte: None,
+            body_sent: None,
+            head: None,
+            sent: 0,
+            received: 0,
+            has_body: true,
+        };
+        // Sending a body: idle (30 s after the start) comes before the rate (connect 10 + grace 10).
+        let d = t.next_deadline(&x);
+        assert_eq!(
+            (d.at, d.reason.as_str()),
+            (
+                Some(s(20)),
+                "request body below the minimum rate of 1024 bytes/s (0 bytes)"
+            )
+        );
+        x.sent = 30 * 1024;
+        x.last_byte = Some(s(15));
+        let d = t.next_deadline(&x);
+        assert_eq!(d.at, Some(s(45)), "idle after the last byte: {}", d.reason);
+        assert_eq!(d.reason, "no byte moved for 30s");
+        x.sent = 100 * 1024;
+        let d = t.next_deadline(&x);
+        assert_eq!(d.at, Some(s(45)), "the rate allows 110 s, idle 45");
+        x.last_byte = Some(s(100));
+        let d = t.next_deadline(&x);
+        assert_eq!(d.at, Some(s(120)), "{}", d.reason);
+        assert!(d.reason.starts_with("request body below"), "{}", d.reason);
+        // Body sent: the response head within 30 s of it (idle from the same byte ties: idle wins).
+        x.body_sent = Some(s(101));
+        x.last_byte = Some(s(101));
+        let d = t.next_deadline(&x);
+        assert_eq!(d.at, Some(s(131)));
+        let quick = Timeouts {
+            response_head: Duration::from_secs(5),
+            ..Timeouts::default()
+        };
+        let d = quick.next_deadline(&x);
+        assert_eq!(
+            (d.at, d.reason.as_str()),
+            (Some(s(106)), "no complete response head within 5s")
+        );
+        // No body: the head is awaited from the connect deadline on.
+        let bodiless = ExchangeTimes {
+            has_body: false,
+            sent: 0,
+            body_sent: None,
+            last_byte: None,
+            ..x
+        };
+        assert_eq!(quick.next_deadline(&bodiless).at, Some(s(15)));
+        // The head arrived: the response body's rate from it, or idle.
+        x.head = Some(s(110));
+        x.last_byte = Some(s(110));
+        x.received = 0;
+        let d = t.next_deadline(&x);
+        assert_eq!(
+            (d.at, d.reason.as_str()),
+            (
+                Some(s(120)),
+                "response body below the minimum rate of 1024 bytes/s (0 bytes)"
+            )
+        );
+        x.received = 1 << 20;
+        x.last_byte = Some(s(125));
+        assert_eq!(t.next_deadline(&x).at, Some(s(155)));
+        // No rate check: idle alone.
+        let unlimited = Timeouts {
+            min_rate: 0,
+            ..Timeouts::default()
+        };
+        x.received = 0;
+        assert_eq!(unlimited.next_deadline(&x).at, Some(s(155)));
+        x.head = None;
+        x.body_sent = None;
+        assert_eq!(unlimited.next_deadline(&x).at, Some(s(155)));
     }
 
     #[test]
