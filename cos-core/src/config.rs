@@ -725,7 +725,10 @@ mod tests {
         x.body_sent = Some(s(101));
         x.last_byte = Some(s(101));
         let d = t.next_deadline(&x);
-        assert_eq!(d.at, Some(s(131)));
+        assert_eq!(
+            (d.at, d.reason.as_str()),
+            (Some(s(131)), "no byte moved for 30s")
+        );
         let quick = Timeouts {
             response_head: Duration::from_secs(5),
             ..Timeouts::default()
@@ -769,6 +772,14 @@ mod tests {
         x.head = None;
         x.body_sent = None;
         assert_eq!(unlimited.next_deadline(&x).at, Some(s(155)));
+        // An idle limit too far to represent: the other deadline still applies.
+        let endless = Timeouts {
+            idle: Duration::MAX,
+            ..Timeouts::default()
+        };
+        x.sent = 0;
+        assert_eq!(endless.next_deadline(&x).at, Some(s(20)));
+        assert_eq!(endless.next_deadline(&bodiless).at, Some(s(40)));
     }
 
     #[test]
