@@ -176,6 +176,7 @@ pub(crate) fn object_error(response: &http::Response<Bytes>) -> Error {
                 message: "no error body (HEAD or empty answer)".into(),
                 request_id: super::request_id(response),
                 trace_id: header(response, "x-cos-trace-id"),
+                context: super::response_context(response),
                 ..Default::default()
             }));
         }
@@ -392,6 +393,18 @@ mod tests {
             assert_eq!(e.status(), Some(404));
             assert!(!e.is_retryable());
         }
+        // The request the answer came from is named in the error, as for every other operation.
+        let context = crate::error::RequestContext {
+            operation: "HeadObject",
+            method: "HEAD".into(),
+            key: "a".into(),
+            attempt: 2,
+        };
+        let mut r = response(404, &[], "");
+        r.extensions_mut().insert(context.clone());
+        let e = HeadObject::new("a").parse_response(&r, None).unwrap_err();
+        assert_eq!(e.code(), Some("NoSuchKey"));
+        assert_eq!(e.context(), Some(&context));
     }
 
     #[test]
