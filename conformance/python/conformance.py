@@ -742,6 +742,22 @@ def bucket_acl_round_trip():
     eq([g["Permission"] for g in grants], ["FULL_CONTROL"], "private: the owner's grant only")
 
 
+def bucket_cors_round_trip():
+    if not LOCAL:
+        return  # a shared bucket's CORS rules are not ours to change
+    client.put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRule": [{
+        "ID": "app", "AllowedOrigin": ["https://app.example.com"], "AllowedMethod": ["PUT", "GET"],
+        "AllowedHeader": ["*"], "ExposeHeader": ["ETag"], "MaxAgeSeconds": 600}]})
+    rules = client.get_bucket_cors(Bucket=BUCKET)["CORSRule"]
+    rules = rules if isinstance(rules, list) else [rules]
+    eq(len(rules), 1, "rules read back")
+    origins = rules[0]["AllowedOrigin"]
+    eq(origins if isinstance(origins, list) else [origins], ["https://app.example.com"], "AllowedOrigin")
+    eq(str(rules[0]["MaxAgeSeconds"]), "600", "MaxAgeSeconds")
+    client.delete_bucket_cors(Bucket=BUCKET)
+    service_error("NoSuchCORSConfiguration", 404, lambda: client.get_bucket_cors(Bucket=BUCKET))
+
+
 def get_object_response_overrides():
     key = k("get/overrides.txt")
     data = rand(100)
@@ -800,6 +816,7 @@ CHECKS = [
     ("put/get/delete_object_tagging round trip; x-cos-tagging-count; a missing key", tagging_round_trip),
     ("put_object_acl public-read then private, read back with get_object_acl", object_acl_round_trip),
     ("get_bucket_acl; put_bucket_acl public-read then private (local server only)", bucket_acl_round_trip),
+    ("put_bucket_cors, get_bucket_cors, delete_bucket_cors (local server only)", bucket_cors_round_trip),
     ("get_object with response-content-type / -disposition / -cache-control / -language", get_object_response_overrides),
 ]
 if MODE == "vhost" and LOCAL:
