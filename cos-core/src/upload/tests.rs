@@ -1448,6 +1448,7 @@ fn a_task_paused_while_searching_for_an_unfinished_upload_sends_nothing_until_re
     let (mut h, mut task, _) = prepared();
     let mut search = 0;
     while h.sends("UploadPart").is_empty() {
+        assert!(search < 100, "no part sent after {search} steps");
         assert!(matches!(h.run(&mut task, Some(search + 1)), Stop::Step));
         search += 1;
     }
