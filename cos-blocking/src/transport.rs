@@ -7,7 +7,7 @@
 //! source or the response.
 
 use std::io::{self, Read};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use cos_core::checksum::{BodyDigest, Md5Pool, PooledMd5, SentDigest};
@@ -212,21 +212,8 @@ fn read_limited(
         if !kept.push(&buf[..n])? {
             return Ok(());
         }
-        if t.below_min_rate(kept.len(), started.elapsed()) {
-            return Err(slow(kept.len(), started.elapsed(), t));
-        }
+        t.check_rate(kept.len(), started.elapsed())?;
     }
-}
-
-fn slow(bytes: u64, elapsed: Duration, t: &Timeouts) -> TransportError {
-    TransportError::new(
-        TransportErrorKind::Timeout,
-        format!(
-            "{bytes} bytes in {:.1} s is below the minimum rate of {} bytes/s",
-            elapsed.as_secs_f64(),
-            t.min_rate
-        ),
-    )
 }
 
 /// A ureq body read error: ureq wraps its own errors (timeouts, protocol) in `io::Error`.
@@ -317,8 +304,7 @@ impl Read for DigestReader<'_> {
         // The rate is counted from the connect deadline on (connecting takes no body bytes).
         let taken = self.len - self.remaining;
         let elapsed = self.started.elapsed().saturating_sub(self.timeouts.connect);
-        if self.timeouts.below_min_rate(taken, elapsed) {
-            let e = slow(taken, elapsed, &self.timeouts);
+        if let Err(e) = self.timeouts.check_rate(taken, elapsed) {
             self.failure = Some((e.kind, e.message.clone()));
             return Err(io::Error::new(io::ErrorKind::TimedOut, e.message));
         }

@@ -251,6 +251,26 @@ impl Timeouts {
         (bytes as u128) < (self.min_rate as u128) * over.as_millis() / 1000
     }
 
+    /// [`Timeouts::below_min_rate`] as the transport error both transports report: a
+    /// [`crate::error::TransportErrorKind::Timeout`] saying how many bytes moved in how long.
+    pub fn check_rate(
+        &self,
+        bytes: u64,
+        elapsed: Duration,
+    ) -> Result<(), crate::error::TransportError> {
+        if !self.below_min_rate(bytes, elapsed) {
+            return Ok(());
+        }
+        Err(crate::error::TransportError::new(
+            crate::error::TransportErrorKind::Timeout,
+            format!(
+                "{bytes} bytes in {:.1} s is below the minimum rate of {} bytes/s",
+                elapsed.as_secs_f64(),
+                self.min_rate
+            ),
+        ))
+    }
+
     /// When, counted from the start of a body, `bytes` stop being enough for the minimum rate: `rate_grace +
     /// bytes / min_rate`; `None` when the rate is not checked.
     pub fn rate_deadline(&self, bytes: u64) -> Option<Duration> {
@@ -780,6 +800,18 @@ mod tests {
         x.sent = 0;
         assert_eq!(endless.next_deadline(&x).at, Some(s(20)));
         assert_eq!(endless.next_deadline(&bodiless).at, Some(s(40)));
+    }
+
+    #[test]
+    fn a_body_below_the_minimum_rate_is_a_timeout_saying_how_slow() {
+        let t = Timeouts::default();
+        assert!(t.check_rate(2_048, Duration::from_secs(12)).is_ok());
+        let e = t.check_rate(2_047, Duration::from_secs(12)).unwrap_err();
+        assert_eq!(e.kind, crate::error::TransportErrorKind::Timeout);
+        assert_eq!(
+            e.message,
+            "2047 bytes in 12.0 s is below the minimum rate of 1024 bytes/s"
+        );
     }
 
     #[test]

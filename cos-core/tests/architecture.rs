@@ -263,7 +263,8 @@ fn ops_never_name_the_task_module() {
 /// `cos_core::exchange`, `cos_core::download::FetchTally`, `cos_core::post_policy::PostFraming`,
 /// `cos_core::upload::Reports`, `IoResult::loaded`, `DownloadTask::loaded`…): the clock offset learned
 /// from events, the retry seed, credentials handed to tasks, response-body limits, failure wording, which
-/// I/O outcome means what, whether a download's checkpoint is read and its temporary file made afresh.
+/// I/O outcome means what, whether a download's checkpoint is read and its temporary file made afresh,
+/// when a body is too slow (`Timeouts::check_rate`, `Timeouts::next_deadline`).
 #[test]
 fn drivers_leave_shared_decisions_to_the_core() {
     let forbidden = [
@@ -280,6 +281,8 @@ fn drivers_leave_shared_decisions_to_the_core() {
         "RequestContext",
         "if options.checkpoint",
         "fresh_temp",
+        "below_min_rate(",
+        "minimum rate",
     ];
     let hits = driver_lines_naming(&forbidden);
     assert!(
