@@ -47,10 +47,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::Crc64;
-use crate::error::{Error, IntegrityError, InvalidInput, TransportError, TransportErrorKind};
+use crate::error::{
+    Error, IntegrityError, InvalidInput, TransportError, TransportErrorKind, UnexpectedResponse,
+};
 use crate::ops::{GetObject, ObjectInfo};
 use crate::retry::{RetryPolicy, Rng};
 use crate::task::Command;
+use crate::upload::plan::MAX_OBJECT_SIZE;
 
 /// Default size above which an object is fetched in ranges.
 pub const DEFAULT_RANGE_THRESHOLD: u64 = 16 << 20;
@@ -60,13 +63,17 @@ pub const DEFAULT_RANGE_SIZE: u64 = 8 << 20;
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 4;
 /// The download checkpoint format this version writes and reads.
 pub const DOWNLOAD_CHECKPOINT_VERSION: u32 = 1;
+/// The most ranges one download is split into: larger objects get larger ranges, so the plan stays small
+/// whatever the object's size.
+pub const MAX_RANGES: u64 = 10_000;
 
 /// How a [`DownloadTask`] splits an object, and whether it keeps a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DownloadOptions {
     /// Objects larger than this are fetched in ranges (default 16 MiB).
     pub threshold: u64,
-    /// The size of one range (default 8 MiB; at least 1).
+    /// The size of one range (default 8 MiB; at least 1), grown for an object that would need more than
+    /// [`MAX_RANGES`] of them.
     pub range_size: u64,
     /// Ranges fetched at once (default 4; at least 1).
     pub concurrency: usize,
@@ -377,6 +384,19 @@ impl DownloadTask {
             .into());
         }
         let size = info.content_length;
+        if size > MAX_OBJECT_SIZE {
+            // No COS object is this large: a plan for it would only exhaust memory.
+            return Err(Error::UnexpectedResponse(Box::new(UnexpectedResponse {
+                status: 200,
+                reason: format!(
+                    "Content-Length {size} is larger than any COS object ({MAX_OBJECT_SIZE} bytes)"
+                ),
+                excerpt: String::new(),
+                request_id: info.request_id.clone(),
+                context: None,
+            })));
+        }
+        let range_size = options.range_size.max(size.div_ceil(MAX_RANGES));
         let etag = info.etag.clone().unwrap_or_default();
         // Ranges need an ETag to pin the object (If-Match); without one, a single GET is the safe choice.
         let ranged = size > options.threshold && !etag.is_empty();
@@ -384,7 +404,7 @@ impl DownloadTask {
         if ranged {
             let mut at = 0;
             while at < size {
-                let len = options.range_size.min(size - at);
+                let len = range_size.min(size - at);
                 pieces.push(Piece::new(at, len));
                 at += len;
             }
@@ -397,7 +417,7 @@ impl DownloadTask {
             size,
             etag,
             crc64: info.crc64,
-            range_size: options.range_size,
+            range_size,
             ranged,
             pieces,
             concurrency: options.concurrency,

@@ -1033,3 +1033,74 @@ fn the_temporary_file_is_prepared_before_any_fetch() {
     t.loaded(None, None);
     assert!(matches!(t.next_step(), DownloadStep::Exit));
 }
+
+/// A HEAD that claims more than any COS object holds is refused before anything is planned (a hostile
+/// `Content-Length` cannot exhaust memory), and the largest real objects are split into at most
+/// `MAX_RANGES` ranges, whatever `range_size` asks for.
+#[test]
+fn a_huge_content_length_is_refused_and_ranges_stay_few() {
+    let o = DownloadOptions::default().range_size(1);
+    for size in [u64::MAX, MAX_OBJECT_SIZE + 1] {
+        let e = DownloadTask::new("b", "k", &sized(size), &o, RetryPolicy::default()).unwrap_err();
+        assert!(matches!(e, Error::UnexpectedResponse(_)), "{e:?}");
+        assert!(e.to_string().contains("larger than any COS object"), "{e}");
+    }
+    let mut t = begin(
+        DownloadTask::new(
+            "b",
+            "k",
+            &sized(MAX_OBJECT_SIZE),
+            &o,
+            RetryPolicy::default(),
+        ),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(t.pieces.len() as u64, MAX_RANGES);
+    let DownloadStep::Fetch(f) = t.next_step() else {
+        panic!()
+    };
+    assert_eq!(f.len, MAX_OBJECT_SIZE / MAX_RANGES);
+    // An object within MAX_RANGES ranges keeps the asked size.
+    let o = DownloadOptions::default().threshold(0).range_size(1000);
+    let t = begin(
+        DownloadTask::new("b", "k", &sized(5_000_000), &o, RetryPolicy::default()),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(t.pieces.len(), 5000);
+    // The checkpoint names the grown range size, so a rerun plans the same ranges and resumes.
+    let o = DownloadOptions::default()
+        .threshold(0)
+        .range_size(1)
+        .checkpoint(true);
+    let size = 3 * MAX_RANGES + 1;
+    let mut t = DownloadTask::new("b", "k", &sized(size), &o, RetryPolicy::default()).unwrap();
+    t.loaded(None, None);
+    let mut first = None;
+    while first.is_none() {
+        if let DownloadStep::Fetch(f) = t.next_step() {
+            first = Some(f);
+        }
+    }
+    let f = first.unwrap();
+    assert_eq!(f.len, 4);
+    t.fetched(
+        f.id,
+        FetchReport {
+            written: f.len,
+            crc64: 7,
+            error: None,
+        },
+    );
+    let saved = t.checkpoint_bytes();
+    let again = begin(
+        DownloadTask::new("b", "k", &sized(size), &o, RetryPolicy::default()),
+        Some(&saved),
+        Some(size),
+    )
+    .unwrap();
+    assert_eq!(again.resumed(), 4);
+}
