@@ -824,6 +824,7 @@ scenarios!(
         a_failed_download_resumes_from_its_checkpoint_with_only_the_missing_ranges,
         a_destination_that_cannot_be_replaced_fails_and_keeps_only_what_a_rerun_can_use,
         an_object_changed_during_the_download_is_detected,
+        a_head_claiming_an_impossible_size_fails_before_any_get,
         progress_reaches_the_total,
         a_batch_downloads_every_file_even_when_one_fails,
         a_queued_download_pauses_resumes_with_only_the_missing_ranges_and_cancels_cleanly,

@@ -75,7 +75,7 @@ impl Recorded {
 
 /// What the server does with a request.
 pub enum Reply {
-    /// Answer with this status, headers and body (`Content-Length` is added).
+    /// Answer with this status, headers and body (`Content-Length` is added, unless a HEAD answer has one).
     Respond {
         /// Status code.
         status: u16,
@@ -252,7 +252,15 @@ fn serve(stream: TcpStream, connection: usize, reqs: &Mutex<Vec<Recorded>>, hand
                 (200, Vec::new(), Vec::new())
             }
         };
-        let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+        let mut out = format!("HTTP/1.1 {status} X\r\n");
+        // A HEAD answer may state the length of a body it does not carry.
+        if method != "HEAD"
+            || !extra
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        {
+            out.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
         if !extra.iter().any(|(n, _)| n.eq_ignore_ascii_case("date")) {
             out.push_str(&format!(
                 "date: {}\r\n",

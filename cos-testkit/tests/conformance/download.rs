@@ -244,6 +244,31 @@ pub fn a_destination_that_cannot_be_replaced_fails_and_keeps_only_what_a_rerun_c
     assert_eq!(names(&d.0), ["big"]);
 }
 
+/// A HEAD claiming more bytes than any COS object holds fails the download before any GET or file.
+pub fn a_head_claiming_an_impossible_size_fails_before_any_get<D: Driver>() {
+    let server = crate::support::MockServer::start(|_, _| {
+        crate::support::Reply::new(
+            200,
+            &[
+                ("content-length", "18446744073709551615"),
+                ("etag", "\"e\""),
+            ],
+            "",
+        )
+    });
+    let client = D::build(server.config(), None);
+    let d = TempDir::new::<D>("dl-huge");
+    let dest = d.path("huge");
+    let e = client
+        .download_file("huge", &dest, &ranged().checkpoint(true), &nothing)
+        .unwrap_err();
+    assert!(matches!(e, Error::UnexpectedResponse(_)), "{e:?}");
+    assert!(e.to_string().contains("larger than any COS object"), "{e}");
+    let methods: Vec<String> = server.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["HEAD"]);
+    assert!(names(&d.0).is_empty(), "no file made");
+}
+
 pub fn an_object_changed_during_the_download_is_detected<D: Driver>() {
     let (server, client) = start::<D>();
     let d = TempDir::new::<D>("dl-changed");
