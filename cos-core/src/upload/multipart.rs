@@ -909,6 +909,12 @@ impl MultipartUpload {
         self.persist = true;
     }
 
+    /// The part numbers List Parts answers kept so far.
+    #[cfg(test)]
+    pub(super) fn listed_numbers(&self) -> Vec<u32> {
+        self.listed.keys().copied().collect()
+    }
+
     #[cfg(test)]
     pub(super) fn set_max_parts(&mut self, n: u32) {
         self.max_parts = n;
@@ -1439,7 +1445,12 @@ impl MultipartUpload {
                 let op = ListParts::new(&self.key, self.upload_id.clone().unwrap_or_default());
                 match op.parse_response(&response, None) {
                     Ok(out) => {
-                        for p in out.parts {
+                        // Part numbers COS cannot have are not kept: the map stays within MAX_PARTS.
+                        for p in out
+                            .parts
+                            .into_iter()
+                            .filter(|p| (1..=MAX_PARTS).contains(&p.part_number))
+                        {
                             self.listed.insert(p.part_number, (p.etag, p.size));
                         }
                         match (out.is_truncated, out.next_part_number_marker) {

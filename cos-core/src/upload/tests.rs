@@ -2486,6 +2486,52 @@ fn list_parts_that_repeat_or_go_back_fail_instead_of_looping() {
     assert_eq!(sent, 1);
 }
 
+/// List Parts answers naming part numbers COS cannot have (0, above 10,000) are not kept, so a hostile
+/// listing cannot grow the task's memory past MAX_PARTS entries.
+#[test]
+fn listed_part_numbers_outside_1_to_10000_are_not_kept() {
+    let mut task = resumed_task();
+    let parts: String = [0u32, 1, 2, MAX_PARTS, MAX_PARTS + 1, u32::MAX]
+        .iter()
+        .map(|n| {
+            format!(
+                "<Part><PartNumber>{n}</PartNumber><ETag>\"e{n}\"</ETag><Size>1</Size>\
+                 <LastModified>x</LastModified></Part>"
+            )
+        })
+        .collect();
+    let page = xml(
+        200,
+        format!(
+            "<ListPartsResult><Bucket>{BUCKET}</Bucket><Key>{KEY}</Key><UploadId>up</UploadId>\
+             <IsTruncated>true</IsTruncated><NextPartNumberMarker>9999</NextPartNumberMarker>\
+             {parts}</ListPartsResult>"
+        ),
+    );
+    let mut now = start();
+    loop {
+        match task.poll_output(now) {
+            Output::Transmit(t) => {
+                assert_eq!(t.operation, "ListParts");
+                task.handle_input(
+                    now,
+                    Input::Response {
+                        id: t.id,
+                        response: page.clone(),
+                        sent: None,
+                    },
+                );
+                break;
+            }
+            Output::Wait { until: Some(t) } => now = now.advance(t - now.instant),
+            Output::Event(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // (The page is truncated, so the listing goes on and the kept parts are still there.)
+    assert_eq!(task.listed_numbers(), [1, 2, MAX_PARTS]);
+}
+
 fn uploads_page(next_key: &str, next_id: &str) -> http::Response<Bytes> {
     xml(
         200,
