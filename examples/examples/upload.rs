@@ -952,6 +952,14 @@ fn run(cli: Cli) -> Result<ExitCode, Usage> {
         ));
     }
     let target = target(&cli, &dest)?;
+    if let (Some(cp), Some(_)) = (&cli.checkpoint, &stdin_key) {
+        // Said, not silently ignored: the user asked for a checkpoint that cannot exist.
+        err_line(&format!(
+            "note: --checkpoint {} does not apply to `-`: standard input cannot be read again, so no \
+             checkpoint is kept and an interrupted upload of it starts over\n",
+            cp.display()
+        ));
+    }
 
     let interrupt = Arc::new(Interrupt {
         reporter: Mutex::new(None),

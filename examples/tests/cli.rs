@@ -425,6 +425,36 @@ fn stdin_and_the_original_dest_form_still_work() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--checkpoint` with `-`: the upload works and the command says that no checkpoint is kept, instead of
+/// pretending one was.
+#[test]
+fn a_checkpoint_for_stdin_is_said_to_not_apply() {
+    let server = Server::builder().start_blocking().unwrap();
+    let dir = temp_dir("stdin-ck");
+    let ck = dir.join("stdin.ckpt");
+    let mut child = at(&server, &dir, "blocking")
+        .args(["--bucket", server.bucket(), "--checkpoint"])
+        .arg(&ck)
+        .args(["-", "from/stdin-ck.txt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"piped").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("does not apply to `-`"), "{err}");
+    assert!(!ck.exists());
+    assert_eq!(
+        server.object("from/stdin-ck.txt").unwrap().data.as_deref(),
+        Some(&b"piped"[..])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Three files, the second refused by the server: exit 1, the others uploaded, the failure named; the
 /// rerun uploads only the failed one.
 #[test]
