@@ -95,7 +95,8 @@ struct Cli {
     /// and file is checked either way). Costs about 1.3 s more CPU per GiB than the CRC-64 alone.
     #[arg(long)]
     verify_md5: bool,
-    /// Checkpoint file of a single FILE's multipart upload (kept until it succeeds).
+    /// Checkpoint file of a single FILE's multipart upload (kept until it succeeds; standard input, `-`,
+    /// cannot be resumed and keeps none, which the command says).
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
     /// Where checkpoints and the list of finished files are kept, so that an interrupted run resumes
