@@ -25,10 +25,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use cos_core::checksum::BodyDigest;
 use cos_core::task::{Command, IoRequest, IoResult};
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
-use cos_core::upload::{Reports, SourceFingerprint, UploadTask};
+use cos_core::upload::{RangeDigest, Reports, SourceFingerprint, UploadTask};
 use cos_core::Error;
 use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -69,7 +68,7 @@ impl LocalIo<'_> {
                 IoResult::removed(tokio::fs::remove_file(p).await)
             }
             (IoRequest::Digest { offset, len }, _) => match self.source {
-                Some(source) => IoResult::digest(Some(digest(source, offset, len).await)),
+                Some(source) => digest(source, offset, len).await,
                 None => IoResult::digest(None),
             },
             (IoRequest::ReadStream { len }, _) => {
@@ -94,28 +93,24 @@ impl LocalIo<'_> {
     }
 }
 
-/// The digest (MD5 included) of `len` bytes of `source` at `offset`.
-async fn digest(
-    source: &dyn AsyncSource,
-    offset: u64,
-    len: u64,
-) -> io::Result<cos_core::checksum::SentDigest> {
-    let mut reader = source.open(offset, len).await?;
-    let mut digest = BodyDigest::with_md5(true);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut done = 0u64;
-    while done < len {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the source ended after {done} of {len} bytes"),
-            ));
+/// The answer to a digest request: `len` bytes of `source` at `offset`, hashed as read.
+async fn digest(source: &dyn AsyncSource, offset: u64, len: u64) -> IoResult {
+    let mut digest = RangeDigest::new(len);
+    let read = async {
+        let mut reader = source.open(offset, len).await?;
+        let mut buf = vec![0u8; 256 * 1024];
+        while digest.remaining() > 0 {
+            match reader.read(&mut buf).await? {
+                0 => break,
+                n => digest.update(&buf[..n]),
+            }
         }
-        digest.update(&buf[..n]);
-        done += n as u64;
+        Ok::<_, io::Error>(())
+    };
+    match read.await {
+        Ok(()) => digest.answer(),
+        Err(e) => IoResult::digest(Some(Err(e))),
     }
-    Ok(digest.finish())
 }
 
 /// Writes `bytes` to a temporary file next to `path`, synced, and renames it over `path`.

@@ -28,10 +28,9 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use cos_core::checksum::BodyDigest;
 use cos_core::task::{Event, IoRequest, IoResult};
 pub use cos_core::upload::{Progress, TaskId, TaskState, UploadOutcome, Waited};
-use cos_core::upload::{Reports, SourceFingerprint, UploadTask};
+use cos_core::upload::{RangeDigest, Reports, SourceFingerprint, UploadTask};
 use cos_core::Error;
 
 use crate::body::{FileSource, NoSource};
@@ -63,9 +62,10 @@ impl LocalIo<'_> {
             (IoRequest::LoadCheckpoint, Some(p)) => IoResult::loaded(p, fs::read(p)),
             (IoRequest::StoreCheckpoint(bytes), Some(p)) => IoResult::done(store(p, &bytes)),
             (IoRequest::RemoveCheckpoint, Some(p)) => IoResult::removed(fs::remove_file(p)),
-            (IoRequest::Digest { offset, len }, _) => {
-                IoResult::digest(self.path.map(|p| digest(p, offset, len)))
-            }
+            (IoRequest::Digest { offset, len }, _) => match self.path {
+                Some(p) => digest(p, offset, len),
+                None => IoResult::digest(None),
+            },
             (IoRequest::ReadStream { len }, _) => IoResult::stream(self.reader.as_mut().map(|r| {
                 let mut chunk = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
                 r.take(len).read_to_end(&mut chunk).map(|_| chunk)
@@ -99,36 +99,30 @@ pub(crate) fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// The digest of `len` bytes of the file from `offset`.
-fn digest(path: &Path, offset: u64, len: u64) -> io::Result<cos_core::checksum::SentDigest> {
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut digest = BodyDigest::with_md5(true);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut done = 0u64;
-    while done < len {
-        let want = buf
-            .len()
-            .min(usize::try_from(len - done).unwrap_or(usize::MAX));
-        match f.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "{} ended after {done} of {len} bytes (did it change?)",
-                        path.display()
-                    ),
-                ))
+/// The answer to a digest request: `len` bytes of the file from `offset`, hashed as read.
+fn digest(path: &Path, offset: u64, len: u64) -> IoResult {
+    fn read(path: &Path, offset: u64, digest: &mut RangeDigest) -> io::Result<()> {
+        let mut f = File::open(path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        while digest.remaining() > 0 {
+            let want = buf
+                .len()
+                .min(usize::try_from(digest.remaining()).unwrap_or(usize::MAX));
+            match f.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => digest.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
-            Ok(n) => {
-                digest.update(&buf[..n]);
-                done += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
         }
+        Ok(())
     }
-    Ok(digest.finish())
+    let mut digest = RangeDigest::new(len);
+    match read(path, offset, &mut digest) {
+        Ok(()) => digest.answer(),
+        Err(e) => IoResult::digest(Some(Err(e))),
+    }
 }
 
 // ---- the client's transfer methods ----

@@ -1,6 +1,7 @@
 //! What both drivers' transfer I/O decides the same way, less the I/O itself: the answer each local
-//! I/O outcome stands for ([`IoResult::loaded`], [`IoResult::removed`]…), which user callback a report
-//! goes to ([`Reports`]), and what a file's metadata means for an upload ([`SourceFingerprint::of_file`]).
+//! I/O outcome stands for ([`IoResult::loaded`], [`IoResult::removed`]…), when a hashed range is whole
+//! ([`RangeDigest`]), which user callback a report goes to ([`Reports`]), and what a file's metadata means
+//! for an upload ([`SourceFingerprint::of_file`]).
 
 use std::io;
 use std::path::Path;
@@ -11,9 +12,67 @@ use bytes::Bytes;
 
 use super::checkpoint::SourceFingerprint;
 use super::options::{ProgressFn, UploadOptions};
-use crate::checksum::SentDigest;
+use crate::checksum::{BodyDigest, SentDigest};
 use crate::error::Error;
 use crate::task::{Event, IoRequest, IoResult};
+
+/// The hash of a source range asked for with [`IoRequest::Digest`] (CRC-64 and MD5), as the driver
+/// reads it: feed it what the source gives until [`RangeDigest::remaining`] is 0 or the source ends, then
+/// [`RangeDigest::answer`] is the request's answer (a source that ended short is a failure).
+///
+/// ```
+/// use cos_core::task::IoResult;
+/// use cos_core::upload::RangeDigest;
+/// let mut d = RangeDigest::new(5);
+/// d.update(b"hello");
+/// assert_eq!(d.remaining(), 0);
+/// assert!(matches!(d.answer(), IoResult::Digest(_)));
+/// let mut short = RangeDigest::new(5);
+/// short.update(b"hel");
+/// assert!(matches!(short.answer(), IoResult::Failed(m) if m.contains("3 of 5")));
+/// ```
+#[derive(Debug)]
+pub struct RangeDigest {
+    digest: BodyDigest,
+    done: u64,
+    len: u64,
+}
+
+impl RangeDigest {
+    /// The hash of a range of `len` bytes.
+    pub fn new(len: u64) -> RangeDigest {
+        RangeDigest {
+            digest: BodyDigest::with_md5(true),
+            done: 0,
+            len,
+        }
+    }
+
+    /// Bytes still to read (the most to feed).
+    pub fn remaining(&self) -> u64 {
+        self.len - self.done
+    }
+
+    /// Hashes the next bytes read (those beyond the range are left out).
+    pub fn update(&mut self, bytes: &[u8]) {
+        let n = bytes
+            .len()
+            .min(usize::try_from(self.remaining()).unwrap_or(usize::MAX));
+        self.digest.update(&bytes[..n]);
+        self.done += n as u64;
+    }
+
+    /// The answer: the digest of the whole range, or a failure when the source ended before it.
+    pub fn answer(self) -> IoResult {
+        if self.done < self.len {
+            return IoResult::Failed(format!(
+                "{} (did the file change?)",
+                crate::exchange::source_ended(self.done, self.len)
+            ));
+        }
+        IoResult::Digest(self.digest.finish())
+    }
+}
 
 impl IoResult {
     /// The answer to [`IoRequest::LoadCheckpoint`] from reading the checkpoint file at `path`: a missing
@@ -144,6 +203,32 @@ mod tests {
     use super::*;
     use crate::upload::Progress;
     use std::sync::Mutex;
+
+    /// A range is hashed in whatever pieces it is read, bytes past it are left out, and a range that
+    /// ends short is a failure naming how much arrived.
+    #[test]
+    fn a_range_digest_covers_exactly_its_range() {
+        let mut d = RangeDigest::new(8);
+        d.update(b"hel");
+        assert_eq!(d.remaining(), 5);
+        d.update(b"lo, world");
+        assert_eq!(d.remaining(), 0);
+        let IoResult::Digest(got) = d.answer() else {
+            panic!("a whole range")
+        };
+        assert_eq!(got, BodyDigest::of(b"hello, w"));
+        assert!(got.md5.is_some());
+        assert!(matches!(RangeDigest::new(0).answer(), IoResult::Digest(d) if d.len == 0));
+        let mut short = RangeDigest::new(8);
+        short.update(b"hello");
+        match short.answer() {
+            IoResult::Failed(m) => assert_eq!(
+                m,
+                "the body source ended after 5 of 8 bytes (did the file change?)"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn reports_take_the_options_progress_callbacks_and_show_which_are_set() {

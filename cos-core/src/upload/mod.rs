@@ -37,7 +37,7 @@ pub use file::{
     derived_checkpoint_name, start_file_upload, start_stream_upload, with_meta_md5,
     CheckpointAfter, FileStart,
 };
-pub use local::{PausedFn, Reports};
+pub use local::{PausedFn, RangeDigest, Reports};
 pub use multipart::{
     MultipartUpload, UploadConfig, UploadOutcome, UploadProgress, DEFAULT_MAX_IN_FLIGHT,
     MAX_LIST_PAGES,
