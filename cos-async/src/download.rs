@@ -318,6 +318,11 @@ impl Client {
                     tokio::fs::read(&cp_path).await.ok().as_deref(),
                     tokio::fs::metadata(&tmp).await.ok().map(|m| m.len()),
                 ),
+                DownloadStep::CheckKept { ranges } => {
+                    let path = tmp.clone();
+                    let crcs = tokio::task::spawn_blocking(move || crcs_of(&path, &ranges)).await;
+                    task.kept(&crcs.unwrap_or_default());
+                }
                 DownloadStep::PrepareTemp { create, size } => {
                     let mut open = tokio::fs::OpenOptions::new();
                     let opened = async {
@@ -450,4 +455,28 @@ impl Client {
         };
         crate::queue::run_batch(&vec![None; files.len()], file_parallel, run, |_, _| {}).await
     }
+}
+
+/// The CRC-64 of each `(offset, len)` range of the file at `path`, `None` for one that cannot be read
+/// (run on a blocking thread: positional reads of a local file).
+fn crcs_of(path: &std::path::Path, ranges: &[(u64, u64)]) -> Vec<Option<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut crc_of = |(offset, len): (u64, u64)| -> std::io::Result<u64> {
+        let f = file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("cannot open"))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut crc = cos_core::checksum::Crc64::new();
+        let mut left = len;
+        while left > 0 {
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            f.read_exact(&mut buf[..n])?;
+            crc.update(&buf[..n]);
+            left -= n as u64;
+        }
+        Ok(crc.finish())
+    };
+    ranges.iter().map(|&r| crc_of(r).ok()).collect()
 }

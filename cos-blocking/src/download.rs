@@ -206,6 +206,7 @@ impl Client {
                     std::fs::read(&cp_path).ok().as_deref(),
                     std::fs::metadata(&tmp).ok().map(|m| m.len()),
                 ),
+                DownloadStep::CheckKept { ranges } => task.kept(&crcs_of(&tmp, &ranges)),
                 DownloadStep::PrepareTemp { create, size } => {
                     let mut open = std::fs::OpenOptions::new();
                     let opened = open.write(true).create(create).truncate(create).open(&tmp);
@@ -313,6 +314,29 @@ impl Client {
         let run = |i: usize| self.download_file(&files[i].key, &files[i].path, options);
         crate::queue::run_batch(&vec![None; files.len()], file_parallel, &run, &|_, _| {})
     }
+}
+
+/// The CRC-64 of each `(offset, len)` range of the file at `path`, `None` for one that cannot be read.
+fn crcs_of(path: &std::path::Path, ranges: &[(u64, u64)]) -> Vec<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut crc_of = |(offset, len): (u64, u64)| -> io::Result<u64> {
+        let f = file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("cannot open"))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut crc = cos_core::checksum::Crc64::new();
+        let mut left = len;
+        while left > 0 {
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            f.read_exact(&mut buf[..n])?;
+            crc.update(&buf[..n]);
+            left -= n as u64;
+        }
+        Ok(crc.finish())
+    };
+    ranges.iter().map(|&r| crc_of(r).ok()).collect()
 }
 
 /// The core's error inside a reader's `io::Error`, or the I/O error as a transport error.

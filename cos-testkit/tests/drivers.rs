@@ -822,6 +822,7 @@ scenarios!(
         a_failed_download_leaves_the_destination_untouched,
         a_body_cut_mid_way_is_continued_from_where_it_stopped,
         a_failed_download_resumes_from_its_checkpoint_with_only_the_missing_ranges,
+        a_kept_range_damaged_on_disk_is_fetched_again,
         a_destination_that_cannot_be_replaced_fails_and_keeps_only_what_a_rerun_can_use,
         an_object_changed_during_the_download_is_detected,
         a_head_claiming_an_impossible_size_fails_before_any_get,

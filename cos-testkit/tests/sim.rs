@@ -88,6 +88,76 @@ fn shard(index: u64) {
     }
 }
 
+/// The download simulation (`cos_testkit::sim::download`): `COS_SIM_DOWNLOAD_SEEDS` seeds (default 4,000)
+/// in two shards; `COS_SIM_DOWNLOAD_SEED=N` replays one with its trace.
+fn download_shard(index: u64) {
+    if let Some(seed) = env_u64("COS_SIM_DOWNLOAD_SEED") {
+        if index == 0 {
+            match sim::download::run(seed, true) {
+                Ok(s) => println!("download seed {seed}: ok {s:?}"),
+                Err(f) => {
+                    for line in &f.trace {
+                        println!("{line}");
+                    }
+                    panic!("{f}\n  replay: COS_SIM_DOWNLOAD_SEED={seed} cargo test -p cos-testkit --test sim -- download --nocapture");
+                }
+            }
+        }
+        return;
+    }
+    let count = env_u64("COS_SIM_DOWNLOAD_SEEDS").unwrap_or(4_000);
+    let t = Instant::now();
+    let mut failures = Vec::new();
+    let mut total = sim::download::DownloadSummary::default();
+    let mut seeds = 0u64;
+    for seed in (0..count).filter(|s| s % 2 == index) {
+        seeds += 1;
+        match sim::download::run(seed, false) {
+            Ok(s) => {
+                total.runs += s.runs;
+                total.gets += s.gets;
+                total.kills += s.kills;
+                total.cuts += s.cuts;
+                total.changes += s.changes;
+            }
+            Err(f) => failures.push(f),
+        }
+    }
+    println!(
+        "download shard {index}: {seeds} seeds in {:.1?}: {} runs, {} GETs, {} kills, {} cut bodies, {} objects replaced",
+        t.elapsed(),
+        total.runs,
+        total.gets,
+        total.kills,
+        total.cuts,
+        total.changes
+    );
+    if !failures.is_empty() {
+        for f in failures.iter().take(10) {
+            eprintln!(
+                "{}: {}\n  replay: COS_SIM_DOWNLOAD_SEED={} cargo test -p cos-testkit --test sim -- download --nocapture",
+                f.seed, f.message, f.seed
+            );
+        }
+        panic!(
+            "{} of {seeds} download seeds broke an invariant (first: seed {}: {})",
+            failures.len(),
+            failures[0].seed,
+            failures[0].message
+        );
+    }
+}
+
+#[test]
+fn download_seeds_shard_0() {
+    download_shard(0);
+}
+
+#[test]
+fn download_seeds_shard_1() {
+    download_shard(1);
+}
+
 #[test]
 fn seeds_shard_0() {
     shard(0);

@@ -8,6 +8,9 @@
 //! * [`DownloadStep::LoadCheckpoint`] (first, when the task keeps a checkpoint): read the checkpoint file
 //!   ([`checkpoint_path`]) and the temporary file's length ([`temp_path`]); answer with
 //!   [`DownloadTask::loaded`]. The task decides whether they continue this download.
+//! * [`DownloadStep::CheckKept`] (when a checkpoint continues the file): compute the CRC-64 of the ranges
+//!   it names as the file holds them now; answer with [`DownloadTask::kept`]. Ranges that differ are
+//!   fetched again.
 //! * [`DownloadStep::PrepareTemp`] (before the first fetch): create the temporary file with the object's
 //!   size, or open the one a checkpoint continues.
 //! * [`DownloadStep::Fetch`]: send this GET and write its body at this offset of the temporary file,
@@ -271,6 +274,14 @@ pub enum DownloadStep {
     /// Read the checkpoint file ([`checkpoint_path`]) and the length of the temporary file ([`temp_path`]),
     /// either of which may be missing, and answer with [`DownloadTask::loaded`]; asked again until then.
     LoadCheckpoint,
+    /// Only when continuing from a checkpoint: read these `(offset, length)` ranges of the temporary file
+    /// and answer with [`DownloadTask::kept`], giving each one's CRC-64 (`None` for one that cannot be
+    /// read); asked again until answered. The bytes a checkpoint names are checked before they are
+    /// trusted, so a file damaged since is fetched again instead of finishing with wrong bytes.
+    CheckKept {
+        /// The ranges the checkpoint names, in order.
+        ranges: Vec<(u64, u64)>,
+    },
     /// Before the first fetch: open the temporary file for writing (with `create`, created or truncated;
     /// otherwise the existing one, which a checkpoint continues) and set its length to `size`. A failure
     /// is reported with [`DownloadTask::local_failure`].
@@ -360,6 +371,8 @@ pub struct DownloadTask {
     finishing: bool,
     /// Waiting for [`DownloadTask::loaded`].
     loading: bool,
+    /// Waiting for [`DownloadTask::kept`].
+    checking: bool,
 }
 
 impl DownloadTask {
@@ -432,6 +445,7 @@ impl DownloadTask {
             paused: false,
             finishing: false,
             loading: options.checkpoint,
+            checking: false,
         };
         if !task.loading {
             task.queue
@@ -444,7 +458,8 @@ impl DownloadTask {
     /// temporary file's length (`None` for a file that is missing or cannot be read). The download
     /// continues from the checkpoint only when it names this object (bucket, key, ETag, size, CRC-64,
     /// range size) and the temporary file has the object's size; otherwise it starts over
-    /// ([`DownloadTask::fresh_temp`]). No effect unless that step is pending.
+    /// ([`DownloadTask::fresh_temp`]). A continued download reports the bytes it keeps as its first
+    /// [`DownloadStep::Progress`]. No effect unless that step is pending.
     pub fn loaded(&mut self, saved: Option<&[u8]>, temp_len: Option<u64>) {
         if !self.loading || self.ended {
             return;
@@ -457,12 +472,52 @@ impl DownloadTask {
                 self.resume_from(&cp);
             }
         }
+        if self.resumed > 0 {
+            self.checking = true;
+        } else {
+            self.prepare();
+        }
+    }
+
+    /// Answers [`DownloadStep::CheckKept`]: `crcs[i]` is the CRC-64 the temporary file now holds for the
+    /// step's `i`-th range (`None`: unreadable). A range that differs from the checkpoint's, and the rest
+    /// of its piece after it, are fetched again. No effect unless that step is pending.
+    pub fn kept(&mut self, crcs: &[Option<u64>]) {
+        if !self.checking || self.ended {
+            return;
+        }
+        self.checking = false;
+        let mut i = 0;
+        for p in &mut self.pieces {
+            let n = p.done.len();
+            let good = p
+                .done
+                .iter()
+                .enumerate()
+                .position(|(j, r)| crcs.get(i + j).copied().flatten() != Some(r.crc64))
+                .unwrap_or(n);
+            p.done.truncate(good);
+            i += n;
+        }
+        self.resumed = self.pieces.iter().map(Piece::covered).sum();
+        self.prepare();
+    }
+
+    /// The steps before the first fetch: the temporary file, the first checkpoint, the kept bytes.
+    fn prepare(&mut self) {
         self.queue.push_back(DownloadStep::PrepareTemp {
             create: self.fresh_temp,
             size: self.size,
         });
         let bytes = self.checkpoint_bytes();
         self.queue.push_back(DownloadStep::StoreCheckpoint(bytes));
+        if self.resumed > 0 {
+            // The bytes kept count from the start (all of them when nothing is left to fetch).
+            self.queue.push_back(DownloadStep::Progress {
+                done: self.resumed,
+                total: self.size,
+            });
+        }
     }
 
     /// Keeps the checkpoint's ranges when it names this object and fits the plan.
@@ -558,6 +613,14 @@ impl DownloadTask {
         }
         if self.loading {
             return DownloadStep::LoadCheckpoint;
+        }
+        if self.checking {
+            let ranges = self
+                .pieces
+                .iter()
+                .flat_map(|p| p.done.iter().map(|r| (r.offset, r.len)))
+                .collect();
+            return DownloadStep::CheckKept { ranges };
         }
         let in_flight = self.pieces.iter().filter(|p| p.in_flight).count();
         if self.paused {

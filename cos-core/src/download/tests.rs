@@ -49,7 +49,8 @@ fn task(data: &[u8], o: &DownloadOptions, saved: Option<&[u8]>, temp: Option<u64
 }
 
 /// Takes a new task through its first steps as a driver would: `LoadCheckpoint` (when it keeps one),
-/// answered with `saved` and `temp`, then `PrepareTemp`.
+/// answered with `saved` and `temp`, `CheckKept` (when it continues), answered as if the file held what
+/// the checkpoint names, then `PrepareTemp`.
 fn begin(
     t: Result<DownloadTask, Error>,
     saved: Option<&[u8]>,
@@ -63,6 +64,15 @@ fn begin(
             "asked until answered"
         );
         t.loaded(saved, temp);
+        step = t.next_step();
+    }
+    if let DownloadStep::CheckKept { ranges } = step {
+        // The file holds what the checkpoint says.
+        let cp: DownloadCheckpoint = serde_json::from_slice(saved.unwrap()).unwrap();
+        let named: Vec<(u64, u64)> = cp.done.iter().map(|r| (r.offset, r.len)).collect();
+        assert_eq!(ranges, named);
+        let crcs: Vec<Option<u64>> = cp.done.iter().map(|r| Some(r.crc64)).collect();
+        t.kept(&crcs);
         step = t.next_step();
     }
     match step {
@@ -454,7 +464,7 @@ fn first_fetches(t: &mut DownloadTask) -> Vec<(u64, u64, bool)> {
             DownloadStep::Fetch(f) => {
                 out.push((f.offset, f.len, f.request.range_value().is_some()))
             }
-            DownloadStep::StoreCheckpoint(_) => {}
+            DownloadStep::StoreCheckpoint(_) | DownloadStep::Progress { .. } => {}
             _ => return out,
         }
     }
@@ -986,11 +996,28 @@ fn the_temporary_file_is_prepared_before_any_fetch() {
     let saved = first.checkpoint_bytes();
     t.loaded(Some(&saved), Some(2500));
     t.loaded(None, None); // answered once: a second answer changes nothing
+                          // The kept bytes are checked first, asked until answered.
+    for _ in 0..2 {
+        let DownloadStep::CheckKept { ranges } = t.next_step() else {
+            panic!("the kept bytes are checked")
+        };
+        assert_eq!(ranges, [(0, 1000)]);
+    }
+    t.kept(&[Some(Crc64::checksum(&d[..1000]))]);
+    t.kept(&[None]); // answered once
     assert!(matches!(
         t.next_step(),
         DownloadStep::PrepareTemp {
             create: false,
             size: 2500
+        }
+    ));
+    assert!(matches!(t.next_step(), DownloadStep::StoreCheckpoint(_)));
+    assert!(matches!(
+        t.next_step(),
+        DownloadStep::Progress {
+            done: 1000,
+            total: 2500
         }
     ));
     assert_eq!(t.resumed(), 1000);
@@ -1103,4 +1130,88 @@ fn a_huge_content_length_is_refused_and_ranges_stay_few() {
     )
     .unwrap();
     assert_eq!(again.resumed(), 4);
+}
+
+/// Bytes a checkpoint names are trusted only once the file is seen to hold them: a range damaged (or
+/// unreadable) since, and the rest of its piece after it, are fetched again, and the download still ends
+/// with the object's bytes; a file that holds everything finishes with progress at the total.
+#[test]
+fn kept_ranges_that_the_file_no_longer_holds_are_fetched_again() {
+    let d = data(2500);
+    let o = opts().checkpoint(true);
+    // A checkpoint naming every byte, the first range in two parts.
+    let mut first = task(&d, &o, None, None);
+    let (_, end) = run(&mut first, &d);
+    assert!(matches!(end, DownloadStep::Finish));
+    let mut cp: DownloadCheckpoint = serde_json::from_slice(&first.checkpoint_bytes()).unwrap();
+    let whole = cp.done[0];
+    let split = |offset: u64, len: u64| DoneRange {
+        offset,
+        len,
+        crc64: Crc64::checksum(&d[offset as usize..(offset + len) as usize]),
+    };
+    cp.done.splice(0..1, [split(0, 300), split(300, 700)]);
+    assert_eq!(whole.len, 1000);
+    let saved = serde_json::to_vec(&cp).unwrap();
+    type Crcs<'a> = &'a dyn Fn(&[(u64, u64)]) -> Vec<Option<u64>>;
+    let start = |crcs: Crcs| {
+        let mut t = DownloadTask::new("b-1", "k", &info(&d), &o, RetryPolicy::default()).unwrap();
+        t.loaded(Some(&saved), Some(2500));
+        let DownloadStep::CheckKept { ranges } = t.next_step() else {
+            panic!("checked")
+        };
+        assert_eq!(ranges, [(0, 300), (300, 700), (1000, 1000), (2000, 500)]);
+        t.kept(&crcs(&ranges));
+        assert!(matches!(
+            t.next_step(),
+            DownloadStep::PrepareTemp { create: false, .. }
+        ));
+        t
+    };
+    let truth = |ranges: &[(u64, u64)]| -> Vec<Option<u64>> {
+        ranges
+            .iter()
+            .map(|&(o, l)| Some(Crc64::checksum(&d[o as usize..(o + l) as usize])))
+            .collect()
+    };
+    // All held: nothing to fetch, progress at the total, finished.
+    let mut t = start(&truth);
+    assert_eq!(t.resumed(), 2500);
+    let mut steps = Vec::new();
+    loop {
+        match t.next_step() {
+            DownloadStep::Finish => break,
+            DownloadStep::Fetch(f) => panic!("fetched {f:?}"),
+            other => steps.push(format!("{other:?}")),
+        }
+    }
+    assert!(
+        steps
+            .last()
+            .unwrap()
+            .starts_with("Progress { done: 2500, total: 2500"),
+        "{steps:?}"
+    );
+    // The first part of range 0 damaged, range 1000.. unreadable: both fetched again, range 2000.. kept.
+    let mut t = start(&|r: &[(u64, u64)]| {
+        let mut c = truth(r);
+        c[0] = c[0].map(|x| x ^ 1);
+        c[2] = None;
+        c
+    });
+    assert_eq!(t.resumed(), 500);
+    let (fetches, end) = run(&mut t, &d);
+    let got: Vec<(u64, u64)> = fetches.iter().map(|f| (f.offset, f.len)).collect();
+    assert_eq!(got, [(0, 1000), (1000, 1000)]);
+    assert!(matches!(end, DownloadStep::Finish));
+    // Only the second part damaged: the first part is kept, the rest of its range fetched.
+    let mut t = start(&|r: &[(u64, u64)]| {
+        let mut c = truth(r);
+        c[1] = Some(0);
+        c
+    });
+    assert_eq!(t.resumed(), 300 + 1000 + 500);
+    let (fetches, _) = run(&mut t, &d);
+    let got: Vec<(u64, u64)> = fetches.iter().map(|f| (f.offset, f.len)).collect();
+    assert_eq!(got, [(300, 700)]);
 }

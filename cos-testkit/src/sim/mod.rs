@@ -24,6 +24,7 @@
 //!
 //! [`run`] plays one seed; [`replay_command`] is the one-line command that replays it.
 
+pub mod download;
 pub mod driver;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

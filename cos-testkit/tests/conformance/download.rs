@@ -202,6 +202,47 @@ pub fn a_failed_download_resumes_from_its_checkpoint_with_only_the_missing_range
     assert_eq!(names(&d.0), ["big"]);
 }
 
+/// A range the checkpoint names but the temporary file no longer holds (a byte changed on disk since) is
+/// fetched again on the rerun; the rest is kept, and the file ends byte-identical.
+pub fn a_kept_range_damaged_on_disk_is_fetched_again<D: Driver>() {
+    use std::io::{Seek, SeekFrom, Write};
+    let server = Server::builder().start_blocking().unwrap();
+    let once = client::<D>(&server, 1);
+    let d = TempDir::new::<D>("dl-damaged");
+    let data = pattern(6 * MIB, 8);
+    put(&once, "big", &data);
+    let dest = d.path("big");
+    let options = ranged().concurrency(1).checkpoint(true);
+    server
+        .faults()
+        .fail_nth("GetObject", 4, Fault::TruncatedBody);
+    for n in 5..25 {
+        server.faults().fail_nth("GetObject", n, Fault::Status(500));
+    }
+    once.download_file("big", &dest, &options, &nothing)
+        .unwrap_err();
+    server.faults().clear();
+    let cp = cos_core::download::checkpoint_path(&dest);
+    assert_eq!(checkpoint_done(&cp), 3 * MIB as u64 + MIB as u64 / 2);
+    // One byte of the second range changes on disk.
+    let tmp = cos_core::download::temp_path(&dest);
+    let mut f = std::fs::OpenOptions::new().write(true).open(&tmp).unwrap();
+    f.seek(SeekFrom::Start(MIB as u64 + 10)).unwrap();
+    f.write_all(&[data[MIB + 10] ^ 0xff]).unwrap();
+    drop(f);
+
+    let client = client::<D>(&server, 4);
+    let before = gets(&server);
+    let out = client
+        .download_file("big", &dest, &options, &nothing)
+        .unwrap();
+    // The second range again, the rest of the fourth, the last two.
+    assert_eq!(gets(&server) - before, 4);
+    assert_eq!(out.resumed, 2 * MIB as u64 + MIB as u64 / 2);
+    assert!(std::fs::read(&dest).unwrap() == data);
+    assert_eq!(names(&d.0), ["big"]);
+}
+
 /// The last step fails (the destination is a directory, so the rename is refused): without a checkpoint
 /// the temporary file is removed; with one, the fetched bytes are kept and a rerun, once the way is clear,
 /// finishes with no GET at all.
