@@ -1106,13 +1106,12 @@ fn a_huge_content_length_is_refused_and_ranges_stay_few() {
     let size = 3 * MAX_RANGES + 1;
     let mut t = DownloadTask::new("b", "k", &sized(size), &o, RetryPolicy::default()).unwrap();
     t.loaded(None, None);
-    let mut first = None;
-    while first.is_none() {
-        if let DownloadStep::Fetch(f) = t.next_step() {
-            first = Some(f);
-        }
-    }
-    let f = first.unwrap();
+    let f = (0..10)
+        .find_map(|_| match t.next_step() {
+            DownloadStep::Fetch(f) => Some(f),
+            _ => None,
+        })
+        .expect("a fetch within the first steps");
     assert_eq!(f.len, 4);
     t.fetched(
         f.id,
