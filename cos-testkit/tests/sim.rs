@@ -225,3 +225,17 @@ fn fixed_bug_find_unfinished_leaves_an_upload() {
         }
     }
 }
+
+/// Fixed core bug (seed 23913, found by running seeds beyond the CI default): a search lists the upload the
+/// killed run was completing and an empty orphan; the late Complete lands, so List Parts of the newest answers
+/// `NoSuchUpload` and the orphan holds no part. The task then fell back to "continue the newest" - the upload
+/// that was just found gone - and failed with `NoSuchUpload`; a vanished candidate is now never the fallback.
+#[test]
+fn fixed_bug_search_falls_back_to_a_vanished_upload() {
+    if let Err(f) = sim::run(23913, true) {
+        for line in &f.trace {
+            println!("{line}");
+        }
+        panic!("{f}");
+    }
+}

@@ -1477,8 +1477,11 @@ impl MultipartUpload {
                     Err(e) if e.code() == Some("NoSuchUpload") => {
                         let all_claimed = from_checkpoint && self.claimed.len() == self.parts.len();
                         if !from_checkpoint {
-                            // The candidate vanished: try the next one.
+                            // The candidate vanished: try the next one (and never fall back to it).
                             self.listed.clear();
+                            if self.newest_candidate == self.upload_id {
+                                self.newest_candidate = None;
+                            }
                             self.upload_id = None;
                             if !self.candidates.is_empty() {
                                 self.try_next_candidate();
