@@ -2532,6 +2532,55 @@ fn listed_part_numbers_outside_1_to_10000_are_not_kept() {
     assert_eq!(task.listed_numbers(), [1, 2, MAX_PARTS]);
 }
 
+/// A search that finds the newest upload gone (List Parts: `NoSuchUpload`, a late Complete landed) and the
+/// other one empty continues the one that exists, never the vanished one (simulation seed 23913).
+#[test]
+fn a_search_never_falls_back_to_an_upload_found_gone() {
+    let mut task = MultipartUpload::find_unfinished(config(), KEY, LEN, upload_config()).unwrap();
+    let mut part_uploads = Vec::new();
+    let (r, _) = answer_all(&mut task, |_, t| {
+        let query = t.request.uri().query().unwrap_or_default().to_string();
+        match t.operation {
+            "ListMultipartUploads" => xml(
+                200,
+                format!(
+                    "<ListMultipartUploadsResult><Bucket>{BUCKET}</Bucket><IsTruncated>false</IsTruncated>\
+                     <Upload><Key>{KEY}</Key><UploadId>gone</UploadId><Initiated>2026-01-01T00:00:02.000Z</Initiated></Upload>\
+                     <Upload><Key>{KEY}</Key><UploadId>empty</UploadId><Initiated>2026-01-01T00:00:01.000Z</Initiated></Upload>\
+                     </ListMultipartUploadsResult>"
+                ),
+            ),
+            "ListParts" if query.contains("uploadId=gone") => xml(
+                404,
+                "<Error><Code>NoSuchUpload</Code><Message>gone</Message><RequestId>r</RequestId></Error>"
+                    .into(),
+            ),
+            "ListParts" => xml(
+                200,
+                format!(
+                    "<ListPartsResult><Bucket>{BUCKET}</Bucket><Key>{KEY}</Key><UploadId>empty</UploadId>\
+                     <IsTruncated>false</IsTruncated></ListPartsResult>"
+                ),
+            ),
+            "UploadPart" => {
+                part_uploads.push(query);
+                xml(
+                    400,
+                    "<Error><Code>InvalidArgument</Code><Message>stop</Message><RequestId>r</RequestId></Error>"
+                        .into(),
+                )
+            }
+            op => panic!("unexpected {op}"),
+        }
+    });
+    assert!(r.is_err());
+    assert!(!part_uploads.is_empty());
+    assert!(
+        part_uploads.iter().all(|q| q.contains("uploadId=empty")),
+        "{part_uploads:?}"
+    );
+}
+
 fn uploads_page(next_key: &str, next_id: &str) -> http::Response<Bytes> {
     xml(
         200,
