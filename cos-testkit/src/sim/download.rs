@@ -33,7 +33,7 @@ use cos_core::task::RequestBody;
 use cos_core::{Config, Error};
 
 use super::{base_bytes, Failure, Rng, MIB};
-use crate::{MemoryServer, Server};
+use crate::MemoryServer;
 
 const KEY: &str = "sim/download.bin";
 /// Runs with faults at most, then clean ones.
@@ -133,18 +133,7 @@ struct Sim {
 pub fn run(seed: u64, trace: bool) -> Result<DownloadSummary, Failure> {
     let mut rng = Rng(seed ^ 0xd0_3e10ad);
     let sc = Scenario::pick(&mut rng);
-    let fail = |m: String| Failure {
-        seed,
-        kind: "invariant",
-        message: m,
-        trace: Vec::new(),
-    };
-    let server = Server::builder()
-        .in_memory(seed)
-        .map_err(|e| fail(format!("server: {e}")))?;
-    let mut config = Config::new(server.bucket(), "ap-guangzhou", server.credentials())
-        .map_err(|e| fail(format!("config: {e}")))?;
-    config.retry.seed = rng.next();
+    let (server, config) = super::in_memory(seed, &mut rng)?;
     let mut sim = Sim {
         seed,
         rng,

@@ -1000,10 +1000,9 @@ impl Sim {
     }
 }
 
-/// Plays one seed; `trace` keeps a log of every step (returned in a [`Failure`], printed by the caller).
-pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
-    let mut rng = Rng(seed ^ 0x51d_c0de);
-    let sc = Scenario::pick(&mut rng);
+/// The in-memory server of seed `seed` and a client configuration for it, with its retry jitter seeded from
+/// `rng`.
+fn in_memory(seed: u64, rng: &mut Rng) -> Result<(MemoryServer, Config), Failure> {
     let fail = |m: String| Failure {
         seed,
         kind: "invariant",
@@ -1016,6 +1015,14 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
     let mut config = Config::new(server.bucket(), "ap-guangzhou", server.credentials())
         .map_err(|e| fail(format!("config: {e}")))?;
     config.retry.seed = rng.next();
+    Ok((server, config))
+}
+
+/// Plays one seed; `trace` keeps a log of every step (returned in a [`Failure`], printed by the caller).
+pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
+    let mut rng = Rng(seed ^ 0x51d_c0de);
+    let sc = Scenario::pick(&mut rng);
+    let (server, config) = in_memory(seed, &mut rng)?;
     let system = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + rng.below(100_000_000));
     let source = base_bytes()[..sc.size as usize].to_vec();
     let kills_left = sc.max_kills;
