@@ -239,3 +239,27 @@ fn fixed_bug_search_falls_back_to_a_vanished_upload() {
         panic!("{f}");
     }
 }
+
+/// Fixed core bugs found beyond the CI default range (`COS_SIM_START=10000 COS_SIM_SEEDS=30000`):
+/// - 24933: the source changed since the checkpoint, and a cancel came before the stale upload's Abort went
+///   out; the task ended at once and removed the checkpoint, leaving the stale upload unfinished. The Abort
+///   is now sent first.
+/// - 20396: with no checkpoint, a cancel before the search for the earlier run's upload began ended the task
+///   at once, leaving that upload; the task now searches and aborts it, as a cancel during the search does.
+/// - 28849: a killed run's late Abort (the user had cancelled it) removed the upload between the resumed
+///   run's List Parts and its first Complete; HEAD found no object and the run failed with `NoSuchUpload`.
+///   The upload was never completed, so the run now starts over.
+/// - 10508, 29176, 31120: the HEAD that confirms a lost Complete kept failing (503s); the run failed with the
+///   Complete's `NoSuchUpload`, which says the upload is gone although the object may be stored. It now fails
+///   with the HEAD's retryable error, and keeps its checkpoint.
+#[test]
+fn fixed_bugs_beyond_the_default_range() {
+    for seed in [24933, 20396, 28849, 10508, 29176, 31120] {
+        if let Err(f) = sim::run(seed, true) {
+            for line in &f.trace {
+                println!("{line}");
+            }
+            panic!("{f}");
+        }
+    }
+}

@@ -16,8 +16,11 @@
 //!    succeeded but lost its answer; or any, in an upload taken over from an earlier run by
 //!    [`resume`](MultipartUpload::resume) or [`find_unfinished`](MultipartUpload::find_unfinished), whose
 //!    Complete may land late) is confirmed with a HEAD: the object is accepted if its ETag ends with
-//!    `-<part count>`, its length matches and its CRC-64 matches. Every success ends with an
-//!    [`Event::Progress`] at the total.
+//!    `-<part count>`, its length matches and its CRC-64 matches. If no object stands there after the
+//!    first Complete of a taken-over upload, that upload was aborted or expired: the upload starts over
+//!    ([`Event::Restarted`]); another object, or none after a retried Complete, fails the task with the
+//!    `NoSuchUpload`; a HEAD that keeps failing fails it with the HEAD's error (the outcome is unknown;
+//!    the checkpoint is kept). Every success ends with an [`Event::Progress`] at the total.
 //!
 //! # Failure and resumption
 //!
@@ -254,11 +257,11 @@ enum Step {
     },
     Upload,
     Complete,
-    /// HEAD the object to see whether a Complete went through after all. When it did not: fail with
-    /// `complete_error`, or (resuming a checkpoint) start the upload over.
+    /// HEAD the object to see whether a Complete went through after all. When it did not: see
+    /// [`Unconfirmed`].
     Head {
         complete_error: Box<Error>,
-        restart: bool,
+        unconfirmed: Unconfirmed,
     },
     /// Stream mode: the whole stream in one PUT.
     SinglePut,
@@ -267,6 +270,18 @@ enum Step {
         reason: Box<Error>,
     },
     Finished,
+}
+
+/// What follows a HEAD that does not confirm a Complete (the object is absent, or is another one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unconfirmed {
+    /// Fail with the Complete's error: our own Complete may have gone through and been overwritten since.
+    Fail,
+    /// Start the upload over when the object is absent (the upload taken over was aborted or expired
+    /// before any Complete landed); fail when another object stands there (it is not ours to replace).
+    RestartIfAbsent,
+    /// Start the upload over either way (a checkpoint's upload found gone before any Complete of this run).
+    Restart,
 }
 
 #[derive(Debug, Default)]
@@ -944,10 +959,12 @@ impl MultipartUpload {
             p.bytes = None;
         }
         match &self.step {
-            // Wait for the answer: an Initiate's id must be aborted; a Complete or PUT may have won; a stale
-            // upload is being aborted anyway.
-            Step::Initiate | Step::Complete | Step::SinglePut | Step::AbortStale { .. }
+            // Wait for the answer: an Initiate's id must be aborted; a Complete or PUT may have won.
+            Step::Initiate | Step::Complete | Step::SinglePut
                 if self.control.in_flight.is_some() => {}
+            // The stale upload a changed source left is aborted (sent now if not yet), then the task ends:
+            // the checkpoint naming it is removed after a cancel, so nothing else would abort it.
+            Step::AbortStale { .. } => {}
             // The object is being confirmed after Complete: nothing left to abort.
             Step::Head { .. } | Step::Finished | Step::Abort { .. } => {}
             // Find the upload this task would have continued, and abort that.
@@ -1301,10 +1318,15 @@ impl MultipartUpload {
             }
             AfterFailure::Fail => match self.step.clone() {
                 // The stale upload could not be aborted: it is left to the bucket's lifecycle rules, and the
-                // new upload does not depend on it.
-                Step::AbortStale { .. } => self.set_step(Step::Initiate),
+                // new upload does not depend on it (none starts after a cancel).
+                Step::AbortStale { .. } => match self.stopping.clone() {
+                    Some(reason) => self.fail(reason),
+                    None => self.set_step(Step::Initiate),
+                },
                 Step::Abort { reason } => self.fail(*reason),
-                Step::Head { complete_error, .. } => self.fail(*complete_error),
+                // Whether the Complete went through is unknown: the HEAD's own error says so (a resume
+                // from the checkpoint, kept after a failure, asks again).
+                Step::Head { .. } => self.fail(error),
                 _ if self.stopping.is_some() && self.searching() => {
                     let reason = self.stopping.clone().expect("stopping");
                     self.fail(reason)
@@ -1503,7 +1525,7 @@ impl MultipartUpload {
                             }
                             self.set_step(Step::Head {
                                 complete_error: Box::new(e),
-                                restart: true,
+                                unconfirmed: Unconfirmed::Restart,
                             });
                         } else {
                             self.restart_upload();
@@ -1526,14 +1548,21 @@ impl MultipartUpload {
                         self.succeed(outcome);
                     }
                     // NoSuchUpload after a Complete of ours whose answer was lost, or of the earlier run this
-                    // upload was taken over from: the object decides.
+                    // upload was taken over from: the object decides. Absent after our first Complete of
+                    // a taken-over upload, the upload was aborted (say a killed run's late cancel) or
+                    // expired, not completed: start over (simulation seed 28849).
                     Err(e)
                         if e.code() == Some("NoSuchUpload")
                             && (self.complete_sent > 1 || self.taken_over) =>
                     {
+                        let unconfirmed = if self.complete_sent == 1 {
+                            Unconfirmed::RestartIfAbsent
+                        } else {
+                            Unconfirmed::Fail
+                        };
                         self.set_step(Step::Head {
                             complete_error: Box::new(e),
-                            restart: false,
+                            unconfirmed,
                         });
                     }
                     Err(e) => match self.stopping.clone() {
@@ -1544,7 +1573,7 @@ impl MultipartUpload {
             }
             Step::Head {
                 complete_error,
-                restart,
+                unconfirmed,
             } => match HeadObject::new(&self.key).parse_response(&response, None) {
                 Ok(info) => {
                     let count = self.parts.len();
@@ -1563,13 +1592,15 @@ impl MultipartUpload {
                         outcome.request_id = info.request_id;
                         outcome.confirmed_by_head = true;
                         self.succeed(outcome);
-                    } else if restart {
+                    } else if unconfirmed == Unconfirmed::Restart {
                         self.restart_upload();
                     } else {
                         self.fail(*complete_error);
                     }
                 }
-                Err(e) if e.status() == Some(404) && restart => self.restart_upload(),
+                Err(e) if e.status() == Some(404) && unconfirmed != Unconfirmed::Fail => {
+                    self.restart_upload()
+                }
                 Err(e) if e.status() == Some(404) => self.fail(*complete_error),
                 Err(e) => self.control_failed(now, HeadObject::NAME, e, date),
             },

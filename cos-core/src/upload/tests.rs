@@ -2719,6 +2719,31 @@ fn a_resumed_run_does_not_confirm_another_object() {
     assert_eq!(h.sends("HeadObject").len(), 1);
 }
 
+/// Simulation seed 28849: the resumed run lists the parts, then the upload is aborted (a killed run's late
+/// cancel) before the run's first Complete, which meets NoSuchUpload; HEAD finds no object. The upload was
+/// not completed, so the run starts over and uploads the file.
+#[test]
+fn a_resumed_run_whose_upload_was_aborted_before_its_complete_starts_over() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let _ = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    drop(task); // kill -9 before the Complete reached the server
+    h.in_flight.clear();
+    let cp: Checkpoint = serde_json::from_str(h.saved.as_ref().unwrap()).unwrap();
+    let old = cp.upload_id.clone();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let mine = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    h.server.uploads.remove(&old);
+    let input = h.deliver(mine);
+    task.handle_input(h.now, input);
+    let out = done(h.run(&mut task, None)).expect("uploaded anew");
+    assert_ne!(out.upload_id.as_deref(), Some(old.as_str()));
+    assert!(!out.confirmed_by_head);
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    assert_eq!(h.sends("InitiateMultipartUpload").len(), 2);
+    h.assert_object_is_source();
+}
+
 /// Seed 115 of the simulation: the killed run's Complete went through (its answer was lost with the
 /// process); the resumed run finds the upload gone, confirms the object with HEAD and succeeds. Its
 /// progress must still end at the total, although no part finished in this run.

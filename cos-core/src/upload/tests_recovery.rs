@@ -112,8 +112,11 @@ fn a_head_404_after_a_lost_complete_answer_fails_with_the_complete_error() {
     assert!(h.sends("InitiateMultipartUpload").len() == 1, "no restart");
 }
 
+/// Whether the lost Complete went through stays unknown, so the task fails with the HEAD's own (retryable)
+/// error, not the Complete's `NoSuchUpload` (which would say the upload is gone when the object may well be
+/// there; simulation seeds 10508, 29176, 31120). The checkpoint is kept: a resume asks again.
 #[test]
-fn a_head_failing_past_the_retry_limit_after_a_lost_complete_fails_with_the_complete_error() {
+fn a_head_failing_past_the_retry_limit_after_a_lost_complete_fails_with_the_head_error() {
     let mut h = Harness::new();
     h.faults = Box::new(|op, _, attempt| match (op, attempt) {
         ("CompleteMultipartUpload", 1) => Fault::LoseAnswer,
@@ -122,8 +125,10 @@ fn a_head_failing_past_the_retry_limit_after_a_lost_complete_fails_with_the_comp
     });
     let mut task = new_task();
     let err = done(h.run(&mut task, None)).unwrap_err();
-    assert_eq!(err.code(), Some("NoSuchUpload"), "{err}");
+    assert_eq!(err.code(), Some("ServiceUnavailable"), "{err}");
+    assert!(err.is_retryable(), "{err}");
     assert_eq!(h.sends("HeadObject").len(), 4);
+    assert!(task.checkpoint().is_some());
 }
 
 #[test]
@@ -680,6 +685,38 @@ fn a_cancel_during_the_stale_abort_starts_no_new_upload() {
         task.handle_input(h.now, input);
         assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
         assert!(h.sends("InitiateMultipartUpload").is_empty());
+    }
+}
+
+/// A cancel before the stale upload's Abort went out still aborts it (the cancel removes the checkpoint that
+/// names it, so nothing else would), whether the Abort succeeds or fails, and starts no new upload
+/// (simulation seed 24933).
+#[test]
+fn a_cancel_before_the_stale_abort_still_aborts_the_stale_upload() {
+    for (fault, aborts, left) in [
+        (Fault::None, 1, false),
+        (Fault::Error(403, "AccessDenied"), 1, true),
+        (Fault::Error(503, "ServiceUnavailable"), 4, true),
+    ] {
+        let mut h = Harness::new();
+        let cp = checkpoint_mid_way(&mut h);
+        let old = cp.upload_id.clone();
+        let changed = SourceFingerprint {
+            mtime_nanos: Some(1),
+            ..fingerprint()
+        };
+        h.transcript.clear();
+        h.faults = Box::new(move |op, _, _| match op {
+            "AbortMultipartUpload" => fault.clone(),
+            _ => Fault::None,
+        });
+        let mut task = MultipartUpload::resume(config(), cp, changed, upload_config()).unwrap();
+        task.cancel();
+        assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+        assert_eq!(h.sends("AbortMultipartUpload").len(), aborts);
+        assert!(h.sends("InitiateMultipartUpload").is_empty());
+        assert!(h.sends("UploadPart").is_empty());
+        assert_eq!(h.server.uploads.contains_key(&old), left);
     }
 }
 

@@ -222,13 +222,33 @@ impl UploadTask {
                     },
                     Err(_) => Stage::Remove(Err(Error::Cancelled)),
                 },
-                None => Stage::End(Err(Error::Cancelled)),
+                None => return self.cancelled_search(),
             };
         } else if self.options.add_meta_md5 && self.meta_md5.is_none() {
             self.stage = Stage::Hash;
         } else {
             self.start(now);
         }
+    }
+
+    /// Cancelled before the upload ran, with no checkpoint naming its upload. With
+    /// [`UploadOptions::resume_unfinished`], a multipart-sized file would have continued an unfinished
+    /// upload found on the server: that one is found and aborted, as a cancel during the search does (an
+    /// earlier run's upload is otherwise left behind). Else the task ends at once.
+    fn cancelled_search(&mut self) {
+        let mut options = self.options.clone();
+        options.add_meta_md5 = false; // nothing is uploaded, so no MD5 is needed
+        let start = options.resume_unfinished.then(|| {
+            let (config, source) = (self.config.clone(), self.source);
+            start_file_upload(config, &self.key, &options, source, None, None, None)
+        });
+        self.stage = match start {
+            Some(Ok(FileStart::Multipart(mut task))) => {
+                task.cancel();
+                Stage::Multipart(task)
+            }
+            _ => Stage::End(Err(Error::Cancelled)),
+        };
     }
 
     fn start(&mut self, now: Now) {
@@ -453,7 +473,7 @@ impl Task for UploadTask {
                     self.io = None;
                     self.stage = Stage::Load { at: None };
                     if self.options.checkpoint.is_none() {
-                        self.stage = Stage::End(Err(Error::Cancelled));
+                        self.cancelled_search();
                     } else if self.saved.is_some() {
                         self.after_load(now);
                     }
@@ -1047,6 +1067,58 @@ mod tests {
         task.handle_command(now, Command::Pause);
         give(&mut task, now, &io, IoResult::Data(None));
         assert_eq!(expect_transmit(&mut task, now).operation, "PutObject");
+    }
+
+    fn answer_xml(task: &mut UploadTask, now: Now, t: &Transmit, body: &str) {
+        let response = http::Response::builder()
+            .status(200)
+            .body(Bytes::from(body.to_string()))
+            .unwrap();
+        let (id, sent) = (t.id, None);
+        task.handle_input(now, Input::Response { id, response, sent });
+    }
+
+    /// A cancel before the upload runs, with no checkpoint: with `resume_unfinished` (the default) the task
+    /// still finds the upload it would have continued (an earlier run's) and aborts it, as a cancel during
+    /// the search does (simulation seed 20396); without it, the task ends at once.
+    #[test]
+    fn a_cancel_before_the_search_aborts_the_upload_it_would_have_continued() {
+        let now = now();
+        let o = UploadOptions::default().add_meta_md5(true);
+        let mut task = UploadTask::file(config(), "k", &o, fp(3 * MIB), "me").unwrap();
+        let io = expect_io(&mut task, now);
+        assert!(matches!(io.request, IoRequest::Digest { .. }));
+        task.handle_command(now, Command::Cancel);
+        let list = expect_transmit(&mut task, now);
+        assert_eq!(list.operation, "ListMultipartUploads");
+        answer_xml(
+            &mut task,
+            now,
+            &list,
+            "<ListMultipartUploadsResult><Bucket>b-1250000000</Bucket><IsTruncated>false</IsTruncated>\
+             <Upload><Key>k</Key><UploadId>u9</UploadId><Initiated>2024-01-01T00:00:00.000Z</Initiated>\
+             </Upload></ListMultipartUploadsResult>",
+        );
+        let parts = expect_transmit(&mut task, now);
+        assert_eq!(parts.operation, "ListParts");
+        answer_xml(
+            &mut task,
+            now,
+            &parts,
+            "<ListPartsResult><Bucket>b-1250000000</Bucket><Key>k</Key><UploadId>u9</UploadId>\
+             <IsTruncated>false</IsTruncated></ListPartsResult>",
+        );
+        let abort = expect_transmit(&mut task, now);
+        assert_eq!(abort.operation, "AbortMultipartUpload");
+        assert!(abort.request.uri().query().unwrap().contains("uploadId=u9"));
+        answer(&mut task, now, &abort, 204);
+        assert!(matches!(done(&mut task, now), Err(Error::Cancelled)));
+
+        let o = o.resume_unfinished(false);
+        let mut task = UploadTask::file(config(), "k", &o, fp(3 * MIB), "me").unwrap();
+        expect_io(&mut task, now);
+        task.handle_command(now, Command::Cancel);
+        assert!(matches!(done(&mut task, now), Err(Error::Cancelled)));
     }
 
     /// A cancel while the file is hashed ends the task at once: nothing is sent, and the upload a
