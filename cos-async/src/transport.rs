@@ -454,7 +454,7 @@ async fn pump(
     }
     let mut sent = digest.finish();
     if let Some(lane) = md5 {
-        sent.md5 = Some(finish_md5(lane).await);
+        sent.md5 = finish_md5(lane).await;
     }
     Ok(sent)
 }
@@ -472,16 +472,17 @@ async fn push_md5(lane: &mut PooledMd5, chunk: Bytes) {
     .await
 }
 
-/// The lane's MD5, waiting while another request hashes one of its chunks.
-async fn finish_md5(lane: PooledMd5) -> [u8; 16] {
+/// The lane's MD5, waiting while another request hashes one of its chunks (`None` only if polled again
+/// after it returned: no digest rather than a made-up one).
+async fn finish_md5(lane: PooledMd5) -> Option<[u8; 16]> {
     let mut lane = Some(lane);
     std::future::poll_fn(|cx| match lane.take().map(|l| l.finish(cx.waker())) {
-        Some(Ok(d)) => Poll::Ready(d),
+        Some(Ok(d)) => Poll::Ready(Some(d)),
         Some(Err(back)) => {
             lane = Some(back);
             Poll::Pending
         }
-        None => Poll::Ready([0; 16]),
+        None => Poll::Ready(None),
     })
     .await
 }

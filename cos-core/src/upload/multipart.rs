@@ -1324,13 +1324,12 @@ impl MultipartUpload {
                     None => self.set_step(Step::Initiate),
                 },
                 Step::Abort { reason } => self.fail(*reason),
-                // Whether the Complete went through is unknown: the HEAD's own error says so (a resume
-                // from the checkpoint, kept after a failure, asks again).
-                Step::Head { .. } => self.fail(error),
                 _ if self.stopping.is_some() && self.searching() => {
                     let reason = self.stopping.clone().expect("stopping");
                     self.fail(reason)
                 }
+                // A HEAD confirming a Complete included: whether the Complete went through is unknown, and
+                // the HEAD's own error says so (a resume from the checkpoint, kept, asks again).
                 _ => self.fail(error),
             },
         }

@@ -175,6 +175,11 @@ fn a_resumed_all_parts_checkpoint_with_another_object_in_place_restarts() {
 fn stale_resume_with_failing_abort(
     fault: Fault,
 ) -> (Harness, String, Result<UploadOutcome, Error>) {
+    stale_resume(fault, false)
+}
+
+/// Runs a stale checkpoint with `fault` on every Abort of the stale upload, cancelled at once if `cancel`.
+fn stale_resume(fault: Fault, cancel: bool) -> (Harness, String, Result<UploadOutcome, Error>) {
     let mut h = Harness::new();
     let cp = checkpoint_mid_way(&mut h);
     let old = cp.upload_id.clone();
@@ -188,6 +193,9 @@ fn stale_resume_with_failing_abort(
         _ => Fault::None,
     });
     let mut task = MultipartUpload::resume(config(), cp, changed, upload_config()).unwrap();
+    if cancel {
+        task.cancel();
+    }
     let r = done(h.run(&mut task, None));
     (h, old, r)
 }
@@ -698,21 +706,8 @@ fn a_cancel_before_the_stale_abort_still_aborts_the_stale_upload() {
         (Fault::Error(403, "AccessDenied"), 1, true),
         (Fault::Error(503, "ServiceUnavailable"), 4, true),
     ] {
-        let mut h = Harness::new();
-        let cp = checkpoint_mid_way(&mut h);
-        let old = cp.upload_id.clone();
-        let changed = SourceFingerprint {
-            mtime_nanos: Some(1),
-            ..fingerprint()
-        };
-        h.transcript.clear();
-        h.faults = Box::new(move |op, _, _| match op {
-            "AbortMultipartUpload" => fault.clone(),
-            _ => Fault::None,
-        });
-        let mut task = MultipartUpload::resume(config(), cp, changed, upload_config()).unwrap();
-        task.cancel();
-        assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+        let (h, old, r) = stale_resume(fault, true);
+        assert_eq!(r.unwrap_err(), Error::Cancelled);
         assert_eq!(h.sends("AbortMultipartUpload").len(), aborts);
         assert!(h.sends("InitiateMultipartUpload").is_empty());
         assert!(h.sends("UploadPart").is_empty());
