@@ -252,9 +252,12 @@ fn fixed_bug_search_falls_back_to_a_vanished_upload() {
 /// - 10508, 29176, 31120: the HEAD that confirms a lost Complete kept failing (503s); the run failed with the
 ///   Complete's `NoSuchUpload`, which says the upload is gone although the object may be stored. It now fails
 ///   with the HEAD's retryable error, and keeps its checkpoint.
+/// - 43777, 56537 (no checkpoint, the source changed): the upload a search found was being completed by the
+///   killed run; its Complete landed while this run re-sent a changed part, which met `NoSuchUpload`, and the
+///   run failed. A taken-over upload found gone mid-way now starts over once its parts in flight are answered.
 #[test]
 fn fixed_bugs_beyond_the_default_range() {
-    for seed in [24933, 20396, 28849, 10508, 29176, 31120] {
+    for seed in [24933, 20396, 28849, 10508, 29176, 31120, 43777, 56537] {
         if let Err(f) = sim::run(seed, true) {
             for line in &f.trace {
                 println!("{line}");

@@ -29,7 +29,9 @@
 //! * [`MultipartUpload::resume`] starts from a [`Checkpoint`]: it lists the upload's parts (List Parts) and
 //!   keeps only those whose ETag and size match the checkpoint; the others are sent again. If the source's
 //!   fingerprint changed, it aborts the stale upload id first and starts a new upload
-//!   ([`Event::Restarted`]); if the upload no longer exists, it starts a new one too.
+//!   ([`Event::Restarted`]); if the upload no longer exists, it starts a new one too. So does an upload
+//!   taken over from an earlier run (a checkpoint or a search) whose part meets `NoSuchUpload` mid-way (that
+//!   run's late Complete or Abort landed), once the parts still in flight are answered.
 //! * [`MultipartUpload::find_unfinished`] does what the official SDKs do without a checkpoint: List Multipart
 //!   Uploads with `prefix=key`, take the newest upload of exactly this key that holds a part of the planned
 //!   size (of the [`MAX_CANDIDATES`] newest; the newest if none does: an upload whose Initiate answer was lost
@@ -354,6 +356,9 @@ pub struct MultipartUpload {
     store_due: bool,
     /// Paused and idle: [`Event::Paused`] follows once the checkpoint is stored.
     pause_to_announce: bool,
+    /// A part of a taken-over upload met `NoSuchUpload`: once the parts in flight are answered (their
+    /// answers no longer count), the upload starts over.
+    restart_when_idle: bool,
     /// Checkpoint stores asked for and not answered yet.
     stores: BTreeSet<RequestId>,
     /// Part digests to ask for (find-unfinished mode): part numbers.
@@ -428,6 +433,7 @@ impl MultipartUpload {
             persist: false,
             store_due: false,
             pause_to_announce: false,
+            restart_when_idle: false,
             stores: BTreeSet::new(),
             digests_due: VecDeque::new(),
             digests: HashMap::new(),
@@ -949,6 +955,7 @@ impl MultipartUpload {
             return;
         }
         self.stopping = Some(reason.clone());
+        self.restart_when_idle = false;
         self.pending.clear();
         self.timers.clear();
         self.in_flight.clear();
@@ -1769,6 +1776,9 @@ impl MultipartUpload {
     }
 
     fn handle_part(&mut self, now: Now, number: u32, input: Input) {
+        if self.restart_when_idle {
+            return; // the upload it was sent to is gone
+        }
         let idx = number as usize - 1;
         let (error, date) = match input {
             // Never emitted Io, so any Io answer is foreign.
@@ -1837,6 +1847,19 @@ impl MultipartUpload {
                     error,
                 });
             }
+            // The upload taken over from an earlier run is gone: that run's late Complete landed (with
+            // parts this run does not have: the source changed) or it was aborted. Start over once the
+            // parts in flight are answered (simulation seed 43777).
+            AfterFailure::Fail
+                if error.code() == Some("NoSuchUpload")
+                    && self.taken_over
+                    && self.stream.is_none() =>
+            {
+                p.state = PartState::Pending;
+                self.restart_when_idle = true;
+                self.pending.clear();
+                self.timers.clear();
+            }
             AfterFailure::Fail => {
                 p.state = PartState::Pending;
                 if self.stream.is_some() {
@@ -1873,6 +1896,13 @@ impl Task for MultipartUpload {
             }
             if self.finished {
                 return Output::Wait { until: None };
+            }
+            if self.restart_when_idle {
+                if !self.in_flight.is_empty() {
+                    return Output::Wait { until: None };
+                }
+                self.restart_when_idle = false;
+                self.restart_upload();
             }
             // Due retry timers: back to pending.
             while let Some(&(at, number)) = self.timers.first() {

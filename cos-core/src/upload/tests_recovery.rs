@@ -980,3 +980,46 @@ fn push_part_is_refused_once_the_upload_has_failed() {
     assert!(done(h.run(&mut task, None)).is_err());
     assert!(task.push_part(c[2].clone()).is_err(), "after the end");
 }
+
+/// Simulation seed 43777: a part of an upload taken over from an earlier run meets `NoSuchUpload` (that run's
+/// late Complete landed with other bytes, or the upload was aborted). The parts in flight are answered first
+/// (nothing more is sent to the vanished upload), then the upload starts over and the file is uploaded. An
+/// upload this run initiated itself still fails: someone else removed it.
+#[test]
+fn a_taken_over_upload_that_vanishes_mid_way_starts_over_once_idle() {
+    let mut h = Harness::new();
+    let cp = checkpoint_mid_way(&mut h);
+    let old = cp.upload_id.clone();
+    h.transcript.clear();
+    let mut task = MultipartUpload::resume(config(), cp, fingerprint(), upload_config()).unwrap();
+    let first = run_until_sent(&mut h, &mut task, "UploadPart");
+    let second = run_until_sent(&mut h, &mut task, "UploadPart");
+    h.server.uploads.remove(&old);
+    let input = h.deliver(first);
+    task.handle_input(h.now, input);
+    // The second part is still in flight: nothing is sent until it is answered.
+    loop {
+        match task.poll_output(h.now) {
+            Output::Event(_) => {}
+            Output::Wait { .. } => break,
+            other => panic!("sent while a part of the vanished upload is in flight: {other:?}"),
+        }
+    }
+    let input = h.deliver(second);
+    task.handle_input(h.now, input);
+    let out = done(h.run(&mut task, None)).expect("uploaded anew");
+    assert_ne!(out.upload_id.as_deref(), Some(old.as_str()));
+    assert!(restarted(&h));
+    assert_eq!(h.sends("InitiateMultipartUpload").len(), 1);
+    h.assert_object_is_source();
+
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let part = run_until_sent(&mut h, &mut task, "UploadPart");
+    h.server.uploads.clear();
+    let input = h.deliver(part);
+    task.handle_input(h.now, input);
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+    assert!(!restarted(&h));
+}
