@@ -89,7 +89,8 @@ fn shard(index: u64) {
 }
 
 /// The download simulation (`cos_testkit::sim::download`): `COS_SIM_DOWNLOAD_SEEDS` seeds (default 4,000)
-/// in two shards; `COS_SIM_DOWNLOAD_SEED=N` replays one with its trace.
+/// from `COS_SIM_DOWNLOAD_START` (default 0) in two shards; `COS_SIM_DOWNLOAD_SEED=N` replays one with its
+/// trace.
 fn download_shard(index: u64) {
     if let Some(seed) = env_u64("COS_SIM_DOWNLOAD_SEED") {
         if index == 0 {
@@ -105,12 +106,13 @@ fn download_shard(index: u64) {
         }
         return;
     }
+    let start = env_u64("COS_SIM_DOWNLOAD_START").unwrap_or(0);
     let count = env_u64("COS_SIM_DOWNLOAD_SEEDS").unwrap_or(4_000);
     let t = Instant::now();
     let mut failures = Vec::new();
     let mut total = sim::download::DownloadSummary::default();
     let mut seeds = 0u64;
-    for seed in (0..count).filter(|s| s % 2 == index) {
+    for seed in (start..start.saturating_add(count)).filter(|s| s % 2 == index) {
         seeds += 1;
         match sim::download::run(seed, false) {
             Ok(s) => {
