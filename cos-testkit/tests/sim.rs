@@ -268,3 +268,63 @@ fn fixed_bugs_beyond_the_default_range() {
         }
     }
 }
+
+/// The stream simulation (`cos_testkit::sim::run_stream`): `COS_SIM_STREAM_SEEDS` seeds (default 4,000) from
+/// `COS_SIM_STREAM_START` in two shards; `COS_SIM_STREAM_SEED=N` replays one with its trace.
+fn stream_shard(index: u64) {
+    if let Some(seed) = env_u64("COS_SIM_STREAM_SEED") {
+        if index == 0 {
+            if let Err(f) = sim::run_stream(seed, true) {
+                for line in &f.trace {
+                    println!("{line}");
+                }
+                panic!("{f}\n  replay: COS_SIM_STREAM_SEED={seed} cargo test -p cos-testkit --test sim -- stream --nocapture");
+            }
+        }
+        return;
+    }
+    let start = env_u64("COS_SIM_STREAM_START").unwrap_or(0);
+    let count = env_u64("COS_SIM_STREAM_SEEDS").unwrap_or(4_000);
+    let t = Instant::now();
+    let mut failures = Vec::new();
+    let (mut seeds, mut runs, mut requests, mut kills) = (0u64, 0u64, 0u64, 0u64);
+    for seed in (start..start.saturating_add(count)).filter(|s| s % 2 == index) {
+        seeds += 1;
+        match sim::run_stream(seed, false) {
+            Ok(s) => {
+                runs += u64::from(s.runs);
+                requests += s.requests;
+                kills += u64::from(s.kills);
+            }
+            Err(f) => failures.push(f),
+        }
+    }
+    println!(
+        "stream shard {index}: {seeds} seeds in {:.1?}: {runs} runs, {requests} requests, {kills} kills",
+        t.elapsed()
+    );
+    if let Some(first) = failures.first() {
+        for f in failures.iter().take(10) {
+            eprintln!(
+                "{}: {}\n  replay: COS_SIM_STREAM_SEED={} cargo test -p cos-testkit --test sim -- stream --nocapture",
+                f.seed, f.message, f.seed
+            );
+        }
+        panic!(
+            "{} of {seeds} stream seeds broke an invariant (first: seed {}: {})",
+            failures.len(),
+            first.seed,
+            first.message
+        );
+    }
+}
+
+#[test]
+fn stream_seeds_shard_0() {
+    stream_shard(0);
+}
+
+#[test]
+fn stream_seeds_shard_1() {
+    stream_shard(1);
+}

@@ -26,6 +26,9 @@
 //!
 //! * A part that still fails after the retry limit **fails the task with its cause, and the upload is not
 //!   aborted**: [`MultipartUpload::checkpoint`] stays valid, and [`MultipartUpload::resume`] continues later.
+//!   A Complete that still fails (5xx, lost answers) may have gone through all the same: a HEAD decides
+//!   first, as after a lost answer, and only an object that does not match fails the task. A stream, which
+//!   cannot be resumed, aborts its upload whenever it fails.
 //! * [`MultipartUpload::resume`] starts from a [`Checkpoint`]: it lists the upload's parts (List Parts) and
 //!   keeps only those whose ETag and size match the checkpoint; the others are sent again. If the source's
 //!   fingerprint changed, it aborts the stale upload id first and starts a new upload
@@ -284,6 +287,9 @@ enum Unconfirmed {
     RestartIfAbsent,
     /// Start the upload over either way (a checkpoint's upload found gone before any Complete of this run).
     Restart,
+    /// The upload is gone (an Abort after a Complete of ours answered `NoSuchUpload`): fail with the error
+    /// that stopped the task; there is nothing left to abort.
+    Gone,
 }
 
 #[derive(Debug, Default)]
@@ -995,6 +1001,17 @@ impl MultipartUpload {
         }
     }
 
+    /// Ends the task with `error` after a Complete that did not go through (or may not have): a file keeps
+    /// its upload for a resume from the checkpoint; a stream, which cannot be resumed, aborts it first (an
+    /// upload the Complete did finish answers the Abort `NoSuchUpload`, which is fine).
+    fn complete_failed(&mut self, error: Error) {
+        if self.stream.is_some() {
+            self.abort_or_finish(error)
+        } else {
+            self.fail(error)
+        }
+    }
+
     fn fail(&mut self, error: Error) {
         self.set_step(Step::Finished);
         self.in_flight.clear();
@@ -1331,12 +1348,25 @@ impl MultipartUpload {
                     None => self.set_step(Step::Initiate),
                 },
                 Step::Abort { reason } => self.fail(*reason),
+                // A Complete that kept failing may have gone through all the same (a lost answer, a 5xx
+                // after the server applied it): the object decides before the task fails.
+                Step::Complete if error.is_retryable() && self.stopping.is_none() => {
+                    self.set_step(Step::Head {
+                        complete_error: Box::new(error),
+                        unconfirmed: Unconfirmed::Fail,
+                    })
+                }
+                // A HEAD confirming a Complete included: whether the Complete went through is unknown, and
+                // the HEAD's own error says so (a resume from the checkpoint, kept, asks again).
+                Step::Head {
+                    unconfirmed: Unconfirmed::Gone,
+                    complete_error,
+                } => self.fail(*complete_error),
+                Step::Complete | Step::Head { .. } => self.complete_failed(error),
                 _ if self.stopping.is_some() && self.searching() => {
                     let reason = self.stopping.clone().expect("stopping");
                     self.fail(reason)
                 }
-                // A HEAD confirming a Complete included: whether the Complete went through is unknown, and
-                // the HEAD's own error says so (a resume from the checkpoint, kept, asks again).
                 _ => self.fail(error),
             },
         }
@@ -1600,14 +1630,19 @@ impl MultipartUpload {
                         self.succeed(outcome);
                     } else if unconfirmed == Unconfirmed::Restart {
                         self.restart_upload();
-                    } else {
+                    } else if unconfirmed == Unconfirmed::Gone {
                         self.fail(*complete_error);
+                    } else {
+                        self.complete_failed(*complete_error);
                     }
+                }
+                Err(e) if e.status() == Some(404) && unconfirmed == Unconfirmed::Gone => {
+                    self.fail(*complete_error)
                 }
                 Err(e) if e.status() == Some(404) && unconfirmed != Unconfirmed::Fail => {
                     self.restart_upload()
                 }
-                Err(e) if e.status() == Some(404) => self.fail(*complete_error),
+                Err(e) if e.status() == Some(404) => self.complete_failed(*complete_error),
                 Err(e) => self.control_failed(now, HeadObject::NAME, e, date),
             },
             Step::SinglePut => {
@@ -1638,6 +1673,14 @@ impl MultipartUpload {
                 );
                 match op.parse_response(&response, None) {
                     Ok(_) => self.fail(*reason),
+                    // Gone after a Complete of ours was sent: it may have gone through (a 5xx or lost
+                    // answer, then a cancel during the retry's backoff), and then it won: the object decides
+                    // (stream simulation seed 5881).
+                    Err(e) if e.code() == Some("NoSuchUpload") && self.complete_sent > 0 => self
+                        .set_step(Step::Head {
+                            complete_error: reason,
+                            unconfirmed: Unconfirmed::Gone,
+                        }),
                     Err(e) if e.code() == Some("NoSuchUpload") => self.fail(*reason),
                     Err(e) => self.control_failed(now, AbortMultipartUpload::NAME, e, date),
                 }

@@ -1023,3 +1023,81 @@ fn a_taken_over_upload_that_vanishes_mid_way_starts_over_once_idle() {
     assert_eq!(err.code(), Some("NoSuchUpload"));
     assert!(!restarted(&h));
 }
+
+/// Every Complete answer is lost (the first attempt was applied): once the retries are spent, the object
+/// decides. It is there and whole, so the upload succeeds instead of reporting a failure for an upload that
+/// went through (the stream simulation's seed 1207: a stream cannot be resumed to find out later).
+#[test]
+fn a_complete_whose_answers_are_all_lost_is_confirmed_by_head() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, _| match op {
+        "CompleteMultipartUpload" => Fault::LoseAnswer,
+        _ => Fault::None,
+    });
+    let mut task = new_task();
+    let out = done(h.run(&mut task, None)).expect("confirmed");
+    assert!(out.confirmed_by_head);
+    assert_eq!(h.sends("CompleteMultipartUpload").len(), 4);
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    h.assert_object_is_source();
+}
+
+/// Every Complete fails with 503 before the server applies it: HEAD finds no object, so a file upload fails
+/// with the Complete's error and keeps its upload for a resume, and a stream (which cannot be resumed)
+/// aborts its upload before failing.
+#[test]
+fn a_complete_failing_past_the_retry_limit_keeps_a_files_upload_and_aborts_a_streams() {
+    let refuse = |op: &str, _: Option<u32>, _: u32| match op {
+        "CompleteMultipartUpload" => Fault::Error(503, "ServiceUnavailable"),
+        _ => Fault::None,
+    };
+    let mut h = Harness::new();
+    h.faults = Box::new(refuse);
+    let mut task = new_task();
+    let err = done(h.run(&mut task, None)).unwrap_err();
+    assert_eq!(err.code(), Some("ServiceUnavailable"));
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    assert!(h.sends("AbortMultipartUpload").is_empty());
+    assert_eq!(h.server.uploads.len(), 1, "kept for a resume");
+    assert!(task.checkpoint().is_some());
+
+    let mut h = Harness::new();
+    h.faults = Box::new(refuse);
+    let mut task = stream_task(2);
+    let err = run_stream(&mut h, &mut task, &chunks(), 2).unwrap_err();
+    assert_eq!(err.code(), Some("ServiceUnavailable"));
+    assert_eq!(h.sends("HeadObject").len(), 1);
+    assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
+    assert!(h.server.uploads.is_empty(), "aborted");
+}
+
+/// A cancel during the backoff before a Complete is retried: the Abort decides. If the first Complete went
+/// through (its answer was lost), the Abort meets `NoSuchUpload` and a HEAD finds the object, so the
+/// Complete won and the upload succeeds (stream simulation seed 5881); if it did not, the upload is
+/// aborted and the task ends `Cancelled` without a HEAD.
+#[test]
+fn a_cancel_while_a_complete_waits_for_its_retry_lets_the_object_decide() {
+    for (fault, won) in [(Fault::LoseAnswer, true), (Fault::Drop, false)] {
+        let mut h = Harness::new();
+        let mut task = new_task();
+        let complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+        h.faults = Box::new(move |op, _, _| match op {
+            "CompleteMultipartUpload" => fault.clone(),
+            _ => Fault::None,
+        });
+        let input = h.deliver(complete);
+        task.handle_input(h.now, input);
+        task.cancel();
+        let r = done(h.run(&mut task, None));
+        assert_eq!(h.sends("CompleteMultipartUpload").len(), 1, "not retried");
+        assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
+        if won {
+            assert!(r.expect("the Complete won").confirmed_by_head);
+            h.assert_object_is_source();
+        } else {
+            assert_eq!(r.unwrap_err(), Error::Cancelled);
+            assert!(h.sends("HeadObject").is_empty());
+            assert!(h.server.uploads.is_empty());
+        }
+    }
+}

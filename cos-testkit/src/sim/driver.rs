@@ -23,6 +23,9 @@ pub enum Start {
     Checkpoint(Vec<u8>),
     /// No checkpoint: continue the newest unfinished upload of the key, if any.
     FindUnfinished,
+    /// The source as a stream of unknown length, read from its start ([`UploadTask::stream`]: no
+    /// checkpoint, no search; a stream that fails is aborted).
+    Stream,
 }
 
 /// The source as the driver sees it now.
@@ -75,6 +78,8 @@ pub struct Upload {
     task: UploadTask,
     /// What the checkpoint file holds for this run's first read.
     checkpoint: Option<Vec<u8>>,
+    /// A stream upload: the bytes of the source read so far.
+    stream_read: Option<u64>,
 }
 
 impl Upload {
@@ -96,6 +101,20 @@ impl Upload {
             Start::Checkpoint(bytes) => (Some(bytes), false),
             Start::FindUnfinished => (None, true),
             Start::Fresh => (None, false),
+            Start::Stream => {
+                let options = UploadOptions {
+                    part_size: Some(part_size),
+                    concurrency: max_in_flight,
+                    ..UploadOptions::default()
+                };
+                let task = UploadTask::stream(config, key, &options)?;
+                let stream_read = Some(0);
+                return Ok(Upload {
+                    task,
+                    checkpoint: None,
+                    stream_read,
+                });
+            }
         };
         let options = UploadOptions {
             threshold: 0, // every simulated source is a multipart upload
@@ -107,7 +126,16 @@ impl Upload {
             ..UploadOptions::default()
         };
         let task = UploadTask::file(config, key, &options, fingerprint, "sim")?;
-        Ok(Upload { task, checkpoint })
+        Ok(Upload {
+            task,
+            checkpoint,
+            stream_read: None,
+        })
+    }
+
+    /// A stream upload: how many bytes of the stream the task has read.
+    pub fn stream_read(&self) -> Option<u64> {
+        self.stream_read
     }
 
     /// The next thing to do. Digests the task asks for are computed from `source` here.
@@ -180,6 +208,13 @@ impl Upload {
                             let r =
                                 d.map_or(IoResult::Failed("short source".into()), IoResult::Digest);
                             (r, None)
+                        }
+                        IoRequest::ReadStream { len } if self.stream_read.is_some() => {
+                            let at = self.stream_read.unwrap_or(0) as usize;
+                            let end = at.saturating_add(len as usize).min(source.bytes.len());
+                            let bytes = source.bytes.get(at..end).unwrap_or(&[]);
+                            self.stream_read = Some(end.max(at) as u64);
+                            (IoResult::Data(Some(Bytes::copy_from_slice(bytes))), None)
                         }
                         other => (IoResult::Failed(format!("not simulated: {other:?}")), None),
                     };

@@ -22,7 +22,10 @@
 //! - progress never goes backwards within a run (unless the upload started over) and ends at the total;
 //! - a run never waits with nothing in flight and no timer; failures are only the faults' errors.
 //!
-//! [`run`] plays one seed; [`replay_command`] is the one-line command that replays it.
+//! [`run`] plays one seed; [`replay_command`] is the one-line command that replays it. [`run_stream`] plays
+//! a seed with the source uploaded as a stream of unknown length instead, with two more invariants: a stream
+//! holds at most `concurrency + 1` parts read and not uploaded, and a failed stream aborts what it started
+//! and never reports a failure for a Complete that went through without asking the object (HEAD).
 
 pub mod download;
 pub mod driver;
@@ -174,6 +177,8 @@ struct Scenario {
     cancel: f64,
     change: f64,
     max_runs: u32,
+    /// The source is uploaded as a stream of unknown length ([`run_stream`]).
+    stream: bool,
 }
 
 impl Scenario {
@@ -204,6 +209,7 @@ impl Scenario {
             cancel: if r.chance(0.1) { 0.01 } else { 0.0 },
             change: if r.chance(0.15) { 0.5 } else { 0.0 },
             max_runs: 8,
+            stream: false,
         }
     }
 }
@@ -275,6 +281,10 @@ struct Sim {
     used_last: BTreeSet<String>,
     /// An earlier run's Abort reached the server during the current run.
     orphan_abort: bool,
+    /// A Complete of the current run was applied (200) by the server.
+    completed_this_run: bool,
+    /// The run whose Complete the server applied last.
+    last_complete_run: Option<u32>,
     /// The current run.
     current_run: u32,
     /// Parts the server holds, by (upload id, number): ETag. Forgotten when the upload ends.
@@ -474,6 +484,10 @@ impl Sim {
                 if op == "AbortMultipartUpload" && run != self.current_run {
                     self.orphan_abort = true;
                 }
+                if op == "CompleteMultipartUpload" {
+                    self.completed_this_run |= run == self.current_run;
+                    self.last_complete_run = Some(run);
+                }
                 if let Some(u) = upload_id {
                     self.server_parts.retain(|(id, _), _| *id != u);
                 }
@@ -609,6 +623,7 @@ impl Sim {
                     Start::Fresh => "fresh",
                     Start::Checkpoint(_) => "from checkpoint",
                     Start::FindUnfinished => "by searching unfinished uploads",
+                    Start::Stream => "a stream",
                 }
             )
         });
@@ -627,10 +642,14 @@ impl Sim {
         self.run_faults = 0;
         self.clean_run = last;
         self.orphan_abort = false;
+        self.completed_this_run = false;
         self.current_run = run;
         let mut inflight: BTreeMap<RequestId, Option<(String, u32)>> = BTreeMap::new();
         let mut parts: BTreeMap<(String, u32), PartSend> = BTreeMap::new();
         let mut used: BTreeSet<String> = BTreeSet::new();
+        // Uploads this run sent an Abort for.
+        let mut aborted: BTreeSet<String> = BTreeSet::new();
+        let mut heads = 0u32;
         let mut last_progress: Option<u64> = None;
         let mut restarted = false;
         let mut paused = false;
@@ -694,6 +713,16 @@ impl Sim {
             };
             self.source = src;
             self.digests = digests;
+            // A stream holds at most `max_in_flight + 1` parts that are read and not yet uploaded.
+            if let Some(read) = up.stream_read() {
+                let held = read.saturating_sub(last_progress.unwrap_or(0));
+                let bound = (self.sc.max_in_flight as u64 + 1) * MIB;
+                if held > bound {
+                    return Err(self.fail(format!(
+                        "run {run}: the stream holds {held} bytes read and not uploaded (at most {bound})"
+                    )));
+                }
+            }
             match out {
                 Out::Send {
                     id,
@@ -707,6 +736,12 @@ impl Sim {
                     // continues only one of them (the others may be someone else's).
                     if let Some(u) = upload_id.as_ref().filter(|_| op != "ListParts") {
                         used.insert(u.clone());
+                        if op == "AbortMultipartUpload" {
+                            aborted.insert(u.clone());
+                        }
+                    }
+                    if op == "HeadObject" {
+                        heads += 1;
                     }
                     let part = match (op, &upload_id) {
                         ("UploadPart", Some(u)) => query_param(request.uri(), "partNumber")
@@ -767,7 +802,8 @@ impl Sim {
                             )));
                         }
                     }
-                    if t != Some(total) || loaded > total {
+                    let total_ok = t == Some(total) || (self.sc.stream && t.is_none());
+                    if !total_ok || loaded > total {
                         return Err(self.fail(format!(
                             "run {run}: progress {loaded}/{t:?}, the total is {total}"
                         )));
@@ -798,7 +834,8 @@ impl Sim {
                             inflight.len()
                         )));
                     }
-                    if self.rng.chance(0.5) {
+                    // A stream cannot be read again: its run goes on after a pause.
+                    if !self.sc.stream && self.rng.chance(0.5) {
                         self.log(|| format!("run {run}: paused, the run ends"));
                         self.used_by_runs.extend(used.iter().cloned());
                         self.used_last = used;
@@ -825,7 +862,32 @@ impl Sim {
                 }
                 Out::Done(r) => {
                     self.log(|| format!("run {run}: done: {r:?}"));
-                    self.used_by_runs.extend(used.iter().cloned());
+                    if self.sc.stream && r.is_err() && self.completed_this_run && heads == 0 {
+                        // A stream cannot be resumed to find out later: a Complete that went through must
+                        // not be reported as a failure without asking the object.
+                        return Err(self.fail(format!(
+                            "run {run}: the stream's Complete went through, but the run failed without a \
+                             HEAD to confirm it: {r:?}"
+                        )));
+                    }
+                    if self.sc.stream && r.is_err() {
+                        // A stream cannot be resumed: a failed or cancelled one aborts what it started (the
+                        // Abort itself may fail under faults, so it is asked to be sent, not to succeed).
+                        let unfinished: BTreeSet<String> = (self.server.multipart_uploads())
+                            .into_iter()
+                            .map(|(_, id)| id)
+                            .collect();
+                        let kept: Vec<&String> = (used.difference(&aborted))
+                            .filter(|id| unfinished.contains(*id))
+                            .collect();
+                        if !kept.is_empty() {
+                            return Err(self.fail(format!(
+                                "run {run}: the stream failed without aborting its uploads {kept:?}"
+                            )));
+                        }
+                    } else {
+                        self.used_by_runs.extend(used.iter().cloned());
+                    }
                     self.used_last = used;
                     if let Ok(o) = &r {
                         if last_progress != Some(total) {
@@ -905,12 +967,13 @@ impl Sim {
     }
 
     fn play(&mut self) -> Result<Summary, Failure> {
-        let mut start = if self.sc.checkpoints {
-            Start::Fresh
-        } else {
-            Start::FindUnfinished
+        let mut start = match (self.sc.stream, self.sc.checkpoints) {
+            (true, _) => Start::Stream,
+            (false, true) => Start::Fresh,
+            (false, false) => Start::FindUnfinished,
         };
         let mut outcome = None;
+        let mut success_run = None;
         for run in 0..self.sc.max_runs {
             let last = run + 1 == self.sc.max_runs;
             self.summary.runs += 1;
@@ -925,7 +988,10 @@ impl Sim {
                         return Err(self.fail(format!("the checkpoint is left after {what}")));
                     }
                     match r {
-                        Ok(o) => outcome = Some(o),
+                        Ok(o) => {
+                            outcome = Some(o);
+                            success_run = Some(run);
+                        }
                         Err(_) => self.summary.cancelled = true,
                     }
                     break;
@@ -934,6 +1000,7 @@ impl Sim {
                 RunEnd::Killed | RunEnd::PausedStop => {}
             }
             start = match (&self.stored, self.sc.checkpoints) {
+                _ if self.sc.stream => Start::Stream,
                 (Some(b), _) => Start::Checkpoint(b.clone()),
                 (None, true) => Start::Fresh,
                 (None, false) => Start::FindUnfinished,
@@ -950,14 +1017,23 @@ impl Sim {
             let Some(obj) = self.server.object(KEY) else {
                 return Err(self.fail("success reported, but the server has no object"));
             };
-            if obj.data.as_deref() != Some(&self.source[..]) {
+            // Each stream run is a new upload: a killed run's Complete still in the network may land after
+            // the last run's success and replace the object with its older bytes (the last writer wins).
+            let replaced_late = self.sc.stream
+                && self
+                    .last_complete_run
+                    .is_some_and(|r| Some(r) != success_run);
+            if replaced_late {
+                let r = self.last_complete_run;
+                self.log(|| format!("the object was replaced by run {r:?}'s late Complete"));
+            } else if obj.data.as_deref() != Some(&self.source[..]) {
                 return Err(self.fail(format!(
                     "the stored object ({} bytes) differs from the source ({} bytes)",
                     obj.size,
                     self.source.len()
                 )));
             }
-            if obj.etag.trim_matches('"') != outcome.etag.trim_matches('"') {
+            if !replaced_late && obj.etag.trim_matches('"') != outcome.etag.trim_matches('"') {
                 return Err(self.fail(format!(
                     "outcome ETag {} but the object's is {}",
                     outcome.etag, obj.etag
@@ -1020,8 +1096,25 @@ fn in_memory(seed: u64, rng: &mut Rng) -> Result<(MemoryServer, Config), Failure
 
 /// Plays one seed; `trace` keeps a log of every step (returned in a [`Failure`], printed by the caller).
 pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
+    play_seed(seed, trace, false)
+}
+
+/// Plays one seed of the stream simulation: the source is uploaded as a stream of unknown length
+/// ([`UploadTask::stream`](cos_core::upload::UploadTask::stream)), with the same faults, kills, pauses,
+/// cancels and source changes as [`run`] (a killed or failed stream starts again from its first byte). Besides
+/// the invariants of the module docs: a stream holds at most `concurrency + 1` parts read and not uploaded,
+/// and a failed or cancelled stream sends an Abort for every upload it started.
+pub fn run_stream(seed: u64, trace: bool) -> Result<Summary, Failure> {
+    play_seed(seed, trace, true)
+}
+
+fn play_seed(seed: u64, trace: bool, stream: bool) -> Result<Summary, Failure> {
     let mut rng = Rng(seed ^ 0x51d_c0de);
-    let sc = Scenario::pick(&mut rng);
+    let mut sc = Scenario::pick(&mut rng);
+    if stream {
+        sc.stream = true;
+        sc.checkpoints = false;
+    }
     let (server, config) = in_memory(seed, &mut rng)?;
     let system = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + rng.below(100_000_000));
     let source = base_bytes()[..sc.size as usize].to_vec();
@@ -1046,6 +1139,8 @@ pub fn run(seed: u64, trace: bool) -> Result<Summary, Failure> {
         used_by_runs: BTreeSet::new(),
         used_last: BTreeSet::new(),
         orphan_abort: false,
+        completed_this_run: false,
+        last_complete_run: None,
         current_run: 0,
         server_parts: BTreeMap::new(),
         summary: Summary::default(),
