@@ -328,3 +328,19 @@ fn stream_seeds_shard_0() {
 fn stream_seeds_shard_1() {
     stream_shard(1);
 }
+
+/// Stream seeds beyond CI's default range: 5881 (a cancel during the backoff before a Complete's retry,
+/// whose first attempt had stored the object: the Abort meets `NoSuchUpload` and a HEAD now finds the
+/// Complete won) and 8520 (a killed run's late Complete replaces the object after the last run's success:
+/// the last writer wins, which the simulation accepts for streams, each run being a new upload).
+#[test]
+fn fixed_stream_seeds_beyond_the_default_range() {
+    for seed in [5881, 8520] {
+        if let Err(f) = sim::run_stream(seed, true) {
+            for line in &f.trace {
+                println!("{line}");
+            }
+            panic!("{f}");
+        }
+    }
+}

@@ -1001,6 +1001,18 @@ impl MultipartUpload {
         }
     }
 
+    /// What follows a HEAD that did not confirm a Complete: the object is `absent`, or another one.
+    fn unconfirmed(&mut self, unconfirmed: Unconfirmed, complete_error: Error, absent: bool) {
+        match unconfirmed {
+            Unconfirmed::Restart => self.restart_upload(),
+            Unconfirmed::RestartIfAbsent if absent => self.restart_upload(),
+            Unconfirmed::Gone => self.fail(complete_error),
+            Unconfirmed::Fail | Unconfirmed::RestartIfAbsent => {
+                self.complete_failed(complete_error)
+            }
+        }
+    }
+
     /// Ends the task with `error` after a Complete that did not go through (or may not have): a file keeps
     /// its upload for a resume from the checkpoint; a stream, which cannot be resumed, aborts it first (an
     /// upload the Complete did finish answers the Abort `NoSuchUpload`, which is fine).
@@ -1628,21 +1640,13 @@ impl MultipartUpload {
                         outcome.request_id = info.request_id;
                         outcome.confirmed_by_head = true;
                         self.succeed(outcome);
-                    } else if unconfirmed == Unconfirmed::Restart {
-                        self.restart_upload();
-                    } else if unconfirmed == Unconfirmed::Gone {
-                        self.fail(*complete_error);
                     } else {
-                        self.complete_failed(*complete_error);
+                        self.unconfirmed(unconfirmed, *complete_error, false);
                     }
                 }
-                Err(e) if e.status() == Some(404) && unconfirmed == Unconfirmed::Gone => {
-                    self.fail(*complete_error)
+                Err(e) if e.status() == Some(404) => {
+                    self.unconfirmed(unconfirmed, *complete_error, true)
                 }
-                Err(e) if e.status() == Some(404) && unconfirmed != Unconfirmed::Fail => {
-                    self.restart_upload()
-                }
-                Err(e) if e.status() == Some(404) => self.complete_failed(*complete_error),
                 Err(e) => self.control_failed(now, HeadObject::NAME, e, date),
             },
             Step::SinglePut => {

@@ -1101,3 +1101,135 @@ fn a_cancel_while_a_complete_waits_for_its_retry_lets_the_object_decide() {
         }
     }
 }
+
+/// Runs a stream upload (every part pushed, the stream finished) until it sends its Complete, and returns
+/// that Complete undelivered.
+fn stream_until_complete(h: &mut Harness, task: &mut MultipartUpload) -> Transmit {
+    let chunks = chunks();
+    let (mut pushed, mut finished) = (0, false);
+    for _ in 0..100_000 {
+        if let Some(i) = (h.in_flight.iter()).position(|t| t.operation == "CompleteMultipartUpload")
+        {
+            return h.in_flight.remove(i);
+        }
+        match task.poll_output(h.now) {
+            Output::Io(io) => {
+                let result = h.io(io.request).unwrap();
+                task.handle_input(h.now, Input::Io { id: io.id, result });
+            }
+            Output::Transmit(t) => h.in_flight.push(t),
+            Output::Event(_) => {}
+            Output::Done(r) => panic!("ended before its Complete: {r:?}"),
+            Output::Wait { until } => {
+                if task.wants_part() && pushed < chunks.len() {
+                    task.push_part(chunks[pushed].clone()).unwrap();
+                    pushed += 1;
+                } else if pushed == chunks.len() && !finished {
+                    task.finish_stream();
+                    finished = true;
+                } else if !h.in_flight.is_empty() {
+                    let t = h.in_flight.remove(0);
+                    let input = h.deliver(t);
+                    task.handle_input(h.now, input);
+                } else if let Some(until) = until {
+                    h.now = h.now.advance(until - h.now.instant);
+                } else {
+                    panic!("stuck");
+                }
+            }
+        }
+    }
+    panic!("no Complete")
+}
+
+/// A cancel while a stream's Complete waits for its retry (the first was refused before the server applied
+/// it), and meanwhile the upload vanished: the Abort meets `NoSuchUpload`, so a HEAD asks whether the
+/// Complete went through. It did not (no object, or someone else's): the stream ends `Cancelled`, with one
+/// Abort and one HEAD, no new upload and no second Abort.
+#[test]
+fn a_cancelled_streams_upload_found_gone_and_not_completed_ends_cancelled() {
+    for someone_elses in [false, true] {
+        let mut h = Harness::new();
+        let mut task = stream_task(2);
+        let complete = stream_until_complete(&mut h, &mut task);
+        h.faults = Box::new(|op, _, _| match op {
+            "CompleteMultipartUpload" => Fault::Drop,
+            _ => Fault::None,
+        });
+        let input = h.deliver(complete);
+        task.handle_input(h.now, input);
+        h.server.uploads.clear();
+        if someone_elses {
+            h.server.objects.insert(
+                KEY.into(),
+                StoredObject {
+                    bytes: Bytes::from_static(b"other"),
+                    etag: "\"abc\"".into(),
+                    crc64: Crc64::checksum(b"other"),
+                },
+            );
+        }
+        task.cancel();
+        let err = done(h.run(&mut task, None)).unwrap_err();
+        assert_eq!(err, Error::Cancelled);
+        assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
+        assert_eq!(h.sends("HeadObject").len(), 1);
+        assert!(
+            h.sends("InitiateMultipartUpload").len() <= 1,
+            "no new upload"
+        );
+    }
+}
+
+/// The same for a file whose first Complete went through, but the HEAD that would confirm it keeps failing:
+/// the task ends with the user's `Cancelled` (nothing is left to abort), not the HEAD's error.
+#[test]
+fn a_cancel_whose_confirming_head_keeps_failing_ends_cancelled() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
+    h.faults = Box::new(|op, _, _| match op {
+        "CompleteMultipartUpload" => Fault::LoseAnswer,
+        "HeadObject" => Fault::Error(503, "ServiceUnavailable"),
+        _ => Fault::None,
+    });
+    let input = h.deliver(complete);
+    task.handle_input(h.now, input);
+    task.cancel();
+    assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+    assert_eq!(h.sends("HeadObject").len(), 4);
+    assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
+}
+
+/// A stream whose Complete is refused for good (a 4xx, not retried, no HEAD) aborts its upload.
+#[test]
+fn a_stream_whose_complete_is_refused_aborts_its_upload() {
+    let mut h = Harness::new();
+    h.faults = Box::new(|op, _, _| match op {
+        "CompleteMultipartUpload" => Fault::Error(400, "InvalidPart"),
+        _ => Fault::None,
+    });
+    let mut task = stream_task(2);
+    let err = run_stream(&mut h, &mut task, &chunks(), 2).unwrap_err();
+    assert_eq!(err.code(), Some("InvalidPart"));
+    assert!(h.sends("HeadObject").is_empty());
+    assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
+    assert!(h.server.uploads.is_empty(), "aborted");
+}
+
+/// A cancel before any Complete, of an upload someone else removed: the Abort's `NoSuchUpload` ends the task
+/// `Cancelled` at once (no Complete of ours could have gone through, so no HEAD).
+#[test]
+fn a_cancel_before_any_complete_of_a_vanished_upload_asks_nothing_more() {
+    let mut h = Harness::new();
+    let mut task = new_task();
+    let part = run_until_sent(&mut h, &mut task, "UploadPart");
+    let input = h.deliver(part);
+    task.handle_input(h.now, input);
+    h.server.uploads.clear();
+    task.cancel();
+    assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
+    assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
+    assert!(h.sends("HeadObject").is_empty());
+    assert!(h.sends("CompleteMultipartUpload").is_empty());
+}
