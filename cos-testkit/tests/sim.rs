@@ -14,6 +14,18 @@ const SHARDS: u64 = 4;
 /// `fixed_bug_*` tests for their seeds.
 const KNOWN: &[&str] = &[];
 
+/// Plays each of `seeds` with `play` (trace kept); a failure prints the trace and fails the test.
+fn replay_fixed(seeds: &[u64], play: fn(u64, bool) -> Result<sim::Summary, sim::Failure>) {
+    for &seed in seeds {
+        if let Err(f) = play(seed, true) {
+            for line in &f.trace {
+                println!("{line}");
+            }
+            panic!("{f}");
+        }
+    }
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -185,12 +197,7 @@ fn seeds_shard_3() {
 /// was instead of reaching the total. `MultipartUpload` now ends every success with `Progress` at the total.
 #[test]
 fn fixed_bug_progress_end() {
-    if let Err(f) = sim::run(115, true) {
-        for line in &f.trace {
-            println!("{line}");
-        }
-        panic!("{f}");
-    }
+    replay_fixed(&[115], sim::run);
 }
 
 /// Fixed core bug (seeds 2007, 7987, 9241): the process is killed after sending Complete, whose answer is
@@ -200,14 +207,7 @@ fn fixed_bug_progress_end() {
 /// was stored and byte-identical. A task that took its upload over from an earlier run now confirms with HEAD.
 #[test]
 fn fixed_bug_complete_no_such_upload_after_resume() {
-    for seed in [2007, 7987, 9241] {
-        if let Err(f) = sim::run(seed, true) {
-            for line in &f.trace {
-                println!("{line}");
-            }
-            panic!("{f}");
-        }
-    }
+    replay_fixed(&[2007, 7987, 9241], sim::run);
 }
 
 /// Fixed core behaviour (seeds 5070, 4919), find-unfinished mode (no checkpoint): a lost Initiate answer
@@ -218,14 +218,7 @@ fn fixed_bug_complete_no_such_upload_after_resume() {
 /// run's upload (4919); the search now finishes and its upload is aborted.
 #[test]
 fn fixed_bug_find_unfinished_leaves_an_upload() {
-    for seed in [5070, 4919] {
-        if let Err(f) = sim::run(seed, true) {
-            for line in &f.trace {
-                println!("{line}");
-            }
-            panic!("{f}");
-        }
-    }
+    replay_fixed(&[5070, 4919], sim::run);
 }
 
 /// Fixed core bug (seed 23913, found by running seeds beyond the CI default): a search lists the upload the
@@ -234,12 +227,7 @@ fn fixed_bug_find_unfinished_leaves_an_upload() {
 /// that was just found gone - and failed with `NoSuchUpload`; a vanished candidate is now never the fallback.
 #[test]
 fn fixed_bug_search_falls_back_to_a_vanished_upload() {
-    if let Err(f) = sim::run(23913, true) {
-        for line in &f.trace {
-            println!("{line}");
-        }
-        panic!("{f}");
-    }
+    replay_fixed(&[23913], sim::run);
 }
 
 /// Fixed core bugs found beyond the CI default range (`COS_SIM_START=10000 COS_SIM_SEEDS=30000`):
@@ -259,14 +247,10 @@ fn fixed_bug_search_falls_back_to_a_vanished_upload() {
 ///   run failed. A taken-over upload found gone mid-way now starts over once its parts in flight are answered.
 #[test]
 fn fixed_bugs_beyond_the_default_range() {
-    for seed in [24933, 20396, 28849, 10508, 29176, 31120, 43777, 56537] {
-        if let Err(f) = sim::run(seed, true) {
-            for line in &f.trace {
-                println!("{line}");
-            }
-            panic!("{f}");
-        }
-    }
+    replay_fixed(
+        &[24933, 20396, 28849, 10508, 29176, 31120, 43777, 56537],
+        sim::run,
+    );
 }
 
 /// The stream simulation (`cos_testkit::sim::run_stream`): `COS_SIM_STREAM_SEEDS` seeds (default 4,000) from
@@ -335,12 +319,5 @@ fn stream_seeds_shard_1() {
 /// the last writer wins, which the simulation accepts for streams, each run being a new upload).
 #[test]
 fn fixed_stream_seeds_beyond_the_default_range() {
-    for seed in [5881, 8520] {
-        if let Err(f) = sim::run_stream(seed, true) {
-            for line in &f.trace {
-                println!("{line}");
-            }
-            panic!("{f}");
-        }
-    }
+    replay_fixed(&[5881, 8520], sim::run_stream);
 }
