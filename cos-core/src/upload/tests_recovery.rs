@@ -1071,6 +1071,20 @@ fn a_complete_failing_past_the_retry_limit_keeps_a_files_upload_and_aborts_a_str
     assert!(h.server.uploads.is_empty(), "aborted");
 }
 
+/// Delivers the held first `complete` under `faults` (kept for the rest of the run), then cancels: the
+/// cancel meets the backoff before the Complete's retry.
+fn cancel_during_complete_backoff(
+    h: &mut Harness,
+    task: &mut MultipartUpload,
+    complete: Transmit,
+    faults: impl FnMut(&'static str, Option<u32>, u32) -> Fault + 'static,
+) {
+    h.faults = Box::new(faults);
+    let input = h.deliver(complete);
+    task.handle_input(h.now, input);
+    task.cancel();
+}
+
 /// A cancel during the backoff before a Complete is retried: the Abort decides. If the first Complete went
 /// through (its answer was lost), the Abort meets `NoSuchUpload` and a HEAD finds the object, so the
 /// Complete won and the upload succeeds (stream simulation seed 5881); if it did not, the upload is
@@ -1081,13 +1095,10 @@ fn a_cancel_while_a_complete_waits_for_its_retry_lets_the_object_decide() {
         let mut h = Harness::new();
         let mut task = new_task();
         let complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
-        h.faults = Box::new(move |op, _, _| match op {
+        cancel_during_complete_backoff(&mut h, &mut task, complete, move |op, _, _| match op {
             "CompleteMultipartUpload" => fault.clone(),
             _ => Fault::None,
         });
-        let input = h.deliver(complete);
-        task.handle_input(h.now, input);
-        task.cancel();
         let r = done(h.run(&mut task, None));
         assert_eq!(h.sends("CompleteMultipartUpload").len(), 1, "not retried");
         assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
@@ -1152,12 +1163,6 @@ fn a_cancelled_streams_upload_found_gone_and_not_completed_ends_cancelled() {
         let mut h = Harness::new();
         let mut task = stream_task(2);
         let complete = stream_until_complete(&mut h, &mut task);
-        h.faults = Box::new(|op, _, _| match op {
-            "CompleteMultipartUpload" => Fault::Drop,
-            _ => Fault::None,
-        });
-        let input = h.deliver(complete);
-        task.handle_input(h.now, input);
         h.server.uploads.clear();
         if someone_elses {
             h.server.objects.insert(
@@ -1169,7 +1174,11 @@ fn a_cancelled_streams_upload_found_gone_and_not_completed_ends_cancelled() {
                 },
             );
         }
-        task.cancel();
+        // The Complete is refused before the server sees it, so only the vanished upload answers the Abort.
+        cancel_during_complete_backoff(&mut h, &mut task, complete, |op, _, _| match op {
+            "CompleteMultipartUpload" => Fault::Drop,
+            _ => Fault::None,
+        });
         let err = done(h.run(&mut task, None)).unwrap_err();
         assert_eq!(err, Error::Cancelled);
         assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
@@ -1188,14 +1197,11 @@ fn a_cancel_whose_confirming_head_keeps_failing_ends_cancelled() {
     let mut h = Harness::new();
     let mut task = new_task();
     let complete = run_until_sent(&mut h, &mut task, "CompleteMultipartUpload");
-    h.faults = Box::new(|op, _, _| match op {
+    cancel_during_complete_backoff(&mut h, &mut task, complete, |op, _, _| match op {
         "CompleteMultipartUpload" => Fault::LoseAnswer,
         "HeadObject" => Fault::Error(503, "ServiceUnavailable"),
         _ => Fault::None,
     });
-    let input = h.deliver(complete);
-    task.handle_input(h.now, input);
-    task.cancel();
     assert_eq!(done(h.run(&mut task, None)).unwrap_err(), Error::Cancelled);
     assert_eq!(h.sends("HeadObject").len(), 4);
     assert_eq!(h.sends("AbortMultipartUpload").len(), 1);
